@@ -1,0 +1,56 @@
+"""The ASGI callable: one object that every server calls for every scope (SPEC §0).
+
+``asgi_ws.app:app`` is what ``uvicorn asgi_ws.app:app`` and
+``hypercorn asgi_ws.app:app`` load.  It is built at import time from the
+``ASGI_WS_*`` environment variables, so a bad value stops the server before it
+listens, with a message that names the variable.  Tests and embedders build
+their own with :func:`create_app`.
+
+This module only dispatches on ``scope["type"]``; each scope type has its own
+module: :mod:`asgi_ws.websocket`, :mod:`asgi_ws.http`, :mod:`asgi_ws.lifespan`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from .http import handle_http
+from .hub import Hub
+from .lifespan import handle_lifespan
+from .settings import Settings
+from .websocket import handle_websocket
+
+if TYPE_CHECKING:
+    from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope
+
+__all__ = ["App", "app", "create_app"]
+
+
+class App:
+    """An ASGI 3 application: ``await app(scope, receive, send)``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings  # every policy value, fixed for the app's life
+        self.hub = Hub(settings.max_connections)  # connections and rooms of this process
+
+    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] == "websocket":
+            await handle_websocket(scope, receive, send, self.settings, self.hub)
+        elif scope["type"] == "http":
+            await handle_http(scope, receive, send, self.hub)
+        elif scope["type"] == "lifespan":
+            await handle_lifespan(scope, receive, send, self.settings)
+        else:
+            # ASGI spec: an app must raise on a scope type it does not know.
+            raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")
+
+
+def create_app(settings: Settings | None = None) -> App:
+    """Build the app from ``settings``, or from the environment when none are given."""
+    settings = Settings.from_env() if settings is None else settings
+    logging.getLogger("asgi_ws").setLevel(settings.python_log_level)
+    return App(settings)
+
+
+app = create_app()

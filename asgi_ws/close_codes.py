@@ -1,0 +1,82 @@
+"""Every way a connection can end or be refused, in one place (SPEC §3).
+
+This module owns the numbers and the words: WebSocket close codes and reasons for
+connections that were accepted, and HTTP statuses and bodies for handshakes that
+were refused.  It does not decide *when* either happens; that is ``policy`` and
+``routing``.
+
+Close codes sit in the private range 4000-4999 because some servers refuse RFC
+codes other than 1000 (daphne raises on 1001, 1008 and 1011).  Each one mirrors
+the HTTP status with the same meaning, a convention the graphql-ws protocol also
+uses: 4400 is "bad request", 4413 "payload too large", and so on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BAD_COUNT",
+    "BAD_ORIGIN",
+    "BAD_ROOM",
+    "IDLE_TIMEOUT",
+    "INTERNAL_ERROR",
+    "MESSAGE_TOO_BIG",
+    "NORMAL",
+    "NOT_FOUND",
+    "RATE_LIMITED",
+    "REJECTED_INTERNAL_ERROR",
+    "SLOW_CONSUMER",
+    "TOO_MANY_CONNECTIONS",
+    "UNSUPPORTED_DATA",
+    "Close",
+    "Rejection",
+]
+
+# RFC 6455 §5.5.1: a close frame's payload is at most 125 bytes, two of which
+# carry the code.  Reasons longer than this are truncated by some servers and
+# rejected by others, so none of ours comes near it.
+MAX_REASON_BYTES = 123
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """How an accepted connection ends: the code and reason of the close frame."""
+
+    code: int
+    reason: str
+
+    def __post_init__(self) -> None:
+        if len(self.reason.encode()) > MAX_REASON_BYTES:
+            raise ValueError(f"close reason longer than {MAX_REASON_BYTES} bytes: {self.reason!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """How a handshake is refused before accept: an HTTP status and a short body.
+
+    ``status`` is sent as is where the server advertises the
+    ``websocket.http.response`` extension.  Elsewhere the app can only send
+    ``websocket.close`` before accept, which every server turns into a 403.
+    """
+
+    status: int
+    body: str
+
+
+# Connections that were accepted (SPEC §3, "what happens").
+NORMAL = Close(1000, "")
+UNSUPPORTED_DATA = Close(4400, "unsupported data")
+IDLE_TIMEOUT = Close(4408, "idle timeout")
+MESSAGE_TOO_BIG = Close(4413, "message too big")
+RATE_LIMITED = Close(4429, "rate limited")
+INTERNAL_ERROR = Close(4500, "internal error")
+SLOW_CONSUMER = Close(4503, "slow consumer")
+
+# Handshakes refused before accept (SPEC §1 last bullet, SPEC §3 last rows).
+BAD_COUNT = Rejection(400, "invalid count: expected an integer from 1 to 1000000")
+BAD_ROOM = Rejection(400, "invalid room name: expected 1-64 characters of [A-Za-z0-9_.-]")
+BAD_ORIGIN = Rejection(403, "origin not allowed")
+NOT_FOUND = Rejection(404, "not found")
+REJECTED_INTERNAL_ERROR = Rejection(500, "internal error")
+TOO_MANY_CONNECTIONS = Rejection(503, "too many connections")

@@ -1,0 +1,128 @@
+"""Who is connected, who is in which room, and fan-out to them (SPEC §3 cap, §4).
+
+The hub owns two things for one process:
+
+- the **connection count**, which :meth:`Hub.admit` checks against
+  ``max_connections`` before a handshake is accepted;
+- **topics**: the chat rooms and the ``/ws_broadcast`` group, each a set of
+  subscribers.  :meth:`Hub.publish` hands one event to every subscriber's
+  outbox and never waits.  A subscriber whose outbox is full is removed and
+  kicked with 4503; the others still get the event.
+
+The event is built once by the publisher and the same object is queued for
+every recipient: a broadcast is encoded once, not once per recipient.
+
+The hub does no I/O and never awaits, so it needs no lock: on one event loop
+nothing can run between its statements.  Sending is each connection's own
+sender task (:mod:`asgi_ws.session`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
+
+from . import close_codes
+
+if TYPE_CHECKING:
+    from asgiref.typing import WebSocketSendEvent
+
+    from .close_codes import Close
+
+__all__ = ["BROADCAST", "Hub", "Subscriber", "Topic", "chat_room"]
+
+
+class Topic(NamedTuple):
+    """A fan-out group: one chat room, or the broadcast group."""
+
+    kind: Literal["chat", "broadcast"]
+    name: str
+
+
+BROADCAST = Topic("broadcast", "all")
+
+
+def chat_room(name: str) -> Topic:
+    """The topic of chat room ``name`` (already validated by :mod:`asgi_ws.routing`)."""
+    return Topic("chat", name)
+
+
+class Subscriber(Protocol):
+    """What the hub needs from a connection."""
+
+    def deliver(self, event: WebSocketSendEvent) -> bool:
+        """Queue ``event`` without waiting; False if the outbox is full."""
+
+    def kick(self, close: Close) -> None:
+        """End the connection soon with ``close``.  Must not wait."""
+
+
+class Hub:
+    """Connection count and topic membership for one process."""
+
+    def __init__(self, max_connections: int) -> None:
+        self.max_connections = max_connections  # SPEC §3 cap, checked by admit()
+        self.connections = 0  # admitted and not yet released
+        self._topics: dict[Topic, set[Subscriber]] = {}  # only non-empty sets are kept
+
+    # Connections
+
+    def admit(self) -> bool:
+        """Count one more connection, unless that would pass the cap."""
+        if self.connections >= self.max_connections:
+            return False
+        self.connections += 1
+        return True
+
+    def release(self) -> None:
+        """Forget one admitted connection.  Call exactly once per successful admit()."""
+        self.connections -= 1
+
+    # Topics
+
+    def join(self, topic: Topic, subscriber: Subscriber) -> None:
+        self._topics.setdefault(topic, set()).add(subscriber)
+
+    def leave(self, topic: Topic, subscriber: Subscriber) -> None:
+        """Remove ``subscriber`` from ``topic``.  Harmless if it is not there."""
+        members = self._topics.get(topic)
+        if members is None:
+            return
+        members.discard(subscriber)
+        if not members:
+            del self._topics[topic]
+
+    def members(self, topic: Topic) -> frozenset[Subscriber]:
+        return frozenset(self._topics.get(topic, ()))
+
+    @property
+    def room_count(self) -> int:
+        """Chat rooms with at least one member (the broadcast group is not a room)."""
+        return sum(1 for topic in self._topics if topic.kind == "chat")
+
+    @property
+    def topic_count(self) -> int:
+        """Topics with at least one member, the broadcast group included."""
+        return len(self._topics)
+
+    def publish(self, topic: Topic, event: WebSocketSendEvent, *, exclude: Subscriber | None = None) -> int:
+        """Queue ``event`` for every member of ``topic`` but ``exclude``.  Returns how many got it.
+
+        Never waits.  Members whose outbox is full are removed from the topic
+        and kicked with 4503 after the loop, so they cannot be kicked twice.
+        """
+        members = self._topics.get(topic)
+        if not members:
+            return 0
+        delivered = 0
+        too_slow = []
+        for member in members:
+            if member is exclude:
+                continue
+            if member.deliver(event):
+                delivered += 1
+            else:
+                too_slow.append(member)
+        for member in too_slow:
+            self.leave(topic, member)
+            member.kick(close_codes.SLOW_CONSUMER)
+        return delivered

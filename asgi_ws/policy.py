@@ -1,0 +1,111 @@
+"""Policy decisions of SPEC §3 as plain functions of plain values.  Pure: no I/O.
+
+- :func:`origin_allowed`: may a browser page from this ``Origin`` connect?
+- :class:`TokenBucket`: has this connection sent too many messages?
+- :func:`message_size`: how many bytes is this message on the wire?
+- :func:`check_message`: what, if anything, ends a connection for this message?
+
+Time is passed in (``now``), never read here, so every decision can be tested
+without an event loop or a clock.  Where each policy is *enforced* is
+:mod:`asgi_ws.session`; the codes and reasons are :mod:`asgi_ws.close_codes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from . import close_codes
+from .close_codes import Close
+
+__all__ = ["TokenBucket", "check_message", "header", "message_size", "origin_allowed"]
+
+
+def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The first value of header ``name`` (lower-case, as ASGI gives names), or None."""
+    for key, value in headers:
+        if key == name:
+            # RFC 9110 §5.5: field values are ASCII in practice; latin-1 never fails.
+            return value.decode("latin-1")
+    return None
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """SPEC §3: no ``Origin`` is allowed, the same host is allowed, and so is the allow-list.
+
+    ``Origin`` is sent by browsers only, and it is what stops a page on another
+    site from opening a socket with the user's cookies (cross-site WebSocket
+    hijacking).  Non-browser clients send none and are let through.
+
+    "Same host" compares the origin's ``host[:port]`` with the ``Host`` header,
+    so a page served by this app can always connect back to it.  ``allowed``
+    adds origins (``https://example.com``, compared without case or trailing
+    slash); ``*`` in it allows any origin.
+    """
+    if origin is None:
+        return True
+    normalised = origin.strip().rstrip("/").lower()
+    if "*" in allowed or normalised in allowed:
+        return True
+    if host is None:
+        return False
+    try:
+        netloc = urlsplit(normalised).netloc
+    except ValueError:  # e.g. an unbalanced "[" in an IPv6 literal
+        return False
+    return netloc != "" and netloc == host.strip().lower()
+
+
+def message_size(text: str | None, data: bytes | None) -> int:
+    """Bytes on the wire: UTF-8 length for text, length for binary.
+
+    A Python ``str`` of n characters encodes to between n and 4n bytes, so the
+    encoding is only done when the answer could matter: see :func:`check_message`.
+    """
+    if text is not None:
+        # surrogatepass: the server decoded this from UTF-8, so it has no lone
+        # surrogates, but a direct ASGI caller could send some; count, don't crash.
+        return len(text.encode("utf-8", "surrogatepass"))
+    if data is not None:
+        return len(data)
+    return 0
+
+
+class TokenBucket:
+    """Rate limit as a token bucket: ``rate`` tokens per second, at most ``burst`` saved.
+
+    Each message takes one token.  A full bucket lets a client send ``burst``
+    messages at once; after that it may send ``rate`` per second, on average,
+    for ever.  ``rate == 0`` turns the limit off.
+    """
+
+    __slots__ = ("_burst", "_rate", "_tokens", "_updated")
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self._rate = rate  # tokens added per second
+        self._burst = float(burst)  # the bucket's size
+        self._tokens = float(burst)  # tokens available; starts full
+        self._updated = now  # when _tokens was last brought up to date
+
+    def allow(self, now: float) -> bool:
+        """Take a token for one message at time ``now``; False if there is none."""
+        if self._rate == 0:
+            return True
+        elapsed = max(0.0, now - self._updated)
+        self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
+        self._updated = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+def check_message(text: str | None, data: bytes | None, max_size: int, bucket: TokenBucket, now: float) -> Close | None:
+    """The close a received message earns, or None to handle it.  Size first, then rate."""
+    # Cheap bound first: a str can't take more than 4 bytes per character.
+    length = len(text) * 4 if text is not None else len(data or b"")
+    if length > max_size and message_size(text, data) > max_size:
+        return close_codes.MESSAGE_TOO_BIG
+    if not bucket.allow(now):
+        return close_codes.RATE_LIMITED
+    return None

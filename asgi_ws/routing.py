@@ -1,0 +1,85 @@
+"""Which WebSocket endpoint a handshake asks for (SPEC §1).  Pure: no I/O.
+
+:func:`resolve` turns the scope's ``path`` and ``query_string`` into a
+:class:`Route`, or into the :class:`~asgi_ws.close_codes.Rejection` that
+answers a bad request before accept.  It does not decide whether the handshake
+is *allowed* (origin, connection cap); that is :mod:`asgi_ws.policy`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from . import close_codes
+from .close_codes import Rejection
+
+__all__ = ["DEFAULT_ROOM", "DEFAULT_STREAM_COUNT", "MAX_STREAM_COUNT", "Endpoint", "Route", "resolve"]
+
+DEFAULT_ROOM = "lobby"
+DEFAULT_STREAM_COUNT = 10_000
+MAX_STREAM_COUNT = 1_000_000
+
+CHAT_PREFIX = "/ws/chat/"
+
+# SPEC §1: 1-64 characters of [A-Za-z0-9_.-].  \Z, not $, so "room\n" fails.
+_ROOM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+# Digits only: int() would also take " 5", "+5", "5_000" and non-ASCII digits.
+_COUNT = re.compile(r"[0-9]{1,7}\Z")
+
+
+class Endpoint(enum.Enum):
+    """The WebSocket endpoints, named after their paths."""
+
+    WS = "/ws"
+    ECHO = "/echo"
+    WS_JSON = "/ws_json"
+    WS_BROADCAST = "/ws_broadcast"
+    CHAT = "/ws/chat"
+    STREAM = "/stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A handshake that names a real endpoint with valid parameters."""
+
+    endpoint: Endpoint
+    room: str = DEFAULT_ROOM  # only meaningful for CHAT
+    count: int = DEFAULT_STREAM_COUNT  # only meaningful for STREAM
+
+
+_EXACT_PATHS = {endpoint.value: endpoint for endpoint in Endpoint}
+
+
+def resolve(path: str, query_string: bytes) -> Route | Rejection:
+    """Route a handshake by the scope's (already percent-decoded) ``path`` and raw query."""
+    endpoint = _EXACT_PATHS.get(path)
+    if endpoint is Endpoint.STREAM:
+        return _stream_route(query_string)
+    if endpoint is not None:
+        return Route(endpoint)
+    if path.startswith(CHAT_PREFIX):
+        # Everything under /ws/chat/ is the chat endpoint, so a bad name is
+        # answered "bad room" (400) rather than "no such path" (404).
+        room = path.removeprefix(CHAT_PREFIX)
+        if _ROOM_NAME.match(room) is None:
+            return close_codes.BAD_ROOM
+        return Route(Endpoint.CHAT, room=room)
+    return close_codes.NOT_FOUND
+
+
+def _stream_route(query_string: bytes) -> Route | Rejection:
+    # latin-1 maps every byte to one character, so decoding never fails; any
+    # non-ASCII byte then fails the digits-only pattern below.
+    params = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    counts = [value for name, value in params if name == "count"]
+    if not counts:
+        return Route(Endpoint.STREAM)
+    if len(counts) > 1 or _COUNT.match(counts[0]) is None:
+        return close_codes.BAD_COUNT
+    count = int(counts[0])
+    if not 1 <= count <= MAX_STREAM_COUNT:
+        return close_codes.BAD_COUNT
+    return Route(Endpoint.STREAM, count=count)

@@ -1,0 +1,200 @@
+"""The one typed settings object, and where its values come from (SPEC §3).
+
+Every policy knob lives on :class:`Settings`.  Each field can be set from an
+``ASGI_WS_*`` environment variable and from a ``--flag`` of ``asgi-ws serve``;
+the flag wins.  A value that does not parse fails at startup with
+:class:`SettingsError`, whose message names the variable or flag and the bad
+value, so nothing runs half-configured.
+
+This module owns parsing and validation.  It does not apply the settings: the
+app reads them once, when it is built (``asgi_ws.app.create_app``).
+
+Why the defaults:
+
+- ``max_message_size`` 64 KiB is below every supported server's own limit
+  (uvicorn and hypercorn default to 16 MiB), so the app, not the server, decides
+  what "too big" means and answers it the same way everywhere: close 4413.
+- ``rate_limit`` 100/s with a burst of 200 is well above what a person typing
+  or a UI sends, and well below what one client needs to starve others.
+- ``idle_timeout`` 300 s: five minutes with no message in either direction
+  means the client has gone quiet for good.  Dead peers are found sooner by the
+  servers' own keepalive pings, which the app never sees.
+- ``outbox_size`` 1024 messages lets a healthy client absorb a burst of a
+  thousand broadcasts; beyond that it is not reading and is closed with 4503.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "add_arguments"]
+
+ENV_PREFIX = "ASGI_WS_"
+
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+_SUPPORTED_BROKERS = ("memory://",)
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used.  The message names both."""
+
+
+# Parsers: raw string in, typed value out, or ValueError saying what was expected.
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("expected a positive integer") from None
+    if value < 1:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("expected a number >= 0 (0 turns it off)") from None
+    if not value >= 0 or value == float("inf"):  # also rejects NaN
+        raise ValueError("expected a number >= 0 (0 turns it off)")
+    return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(_normalise_origin(part) for part in raw.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and "://" not in origin:
+            raise ValueError(f"expected origins like https://example.com or *, got {origin!r}")
+    return origins
+
+
+def _normalise_origin(origin: str) -> str:
+    """Origins compare case-insensitively and without a trailing slash."""
+    return origin.strip().rstrip("/").lower()
+
+
+def _broker(raw: str) -> str:
+    url = raw.strip()
+    if not url.startswith(_SUPPORTED_BROKERS):
+        raise ValueError(f"expected a URL starting with one of {', '.join(_SUPPORTED_BROKERS)}")
+    return url
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().lower()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+def _setting(default: Any, parse: Callable[[str], Any], help: str) -> Any:
+    """A dataclass field that also knows how to parse itself and how to explain itself."""
+    return field(default=default, metadata={"parse": parse, "help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every policy of SPEC §3, typed and validated.  Immutable once built."""
+
+    allowed_origins: tuple[str, ...] = _setting(
+        (), _origins, "comma-separated extra origins allowed to connect; * allows any"
+    )
+    max_message_size: int = _setting(64 * 1024, _positive_int, "largest message accepted, in bytes")
+    rate_limit: float = _setting(100.0, _non_negative_float, "messages per second per connection; 0 turns it off")
+    rate_burst: int = _setting(200, _positive_int, "messages a connection may send at once before the rate applies")
+    idle_timeout: float = _setting(300.0, _non_negative_float, "seconds without a message either way; 0 turns it off")
+    max_connections: int = _setting(10_000, _positive_int, "open WebSocket connections per process")
+    outbox_size: int = _setting(1024, _positive_int, "messages queued for one client before it counts as slow")
+    broker: str = _setting("memory://", _broker, "where rooms and broadcast run: memory://")
+    log_level: str = _setting("info", _log_level, f"one of {', '.join(_LOG_LEVELS)}")
+
+    def __post_init__(self) -> None:
+        # Values built in code (tests, create_app(Settings(...))) pass the same checks
+        # as strings from the environment, through the same parsers.
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            raw = ",".join(value) if isinstance(value, tuple) else str(value)
+            try:
+                spec.metadata["parse"](raw)
+            except ValueError as exc:
+                raise SettingsError(f"{spec.name} = {value!r}: {exc}") from None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``ASGI_WS_*`` variables, defaults for the rest."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            name = env_name(spec.name)
+            if name in environ:
+                values[spec.name] = _parse(spec, environ[name], source=name)
+        return cls(**values)
+
+    @classmethod
+    def from_sources(cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+        """Environment first, then every ``--flag`` given on the command line on top."""
+        settings = cls.from_env(environ)
+        overrides: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            raw = getattr(args, spec.name, None)
+            if raw is not None:
+                overrides[spec.name] = _parse(spec, raw, source=flag_name(spec.name))
+        return dataclasses.replace(settings, **overrides)
+
+    def to_env(self) -> dict[str, str]:
+        """The ``ASGI_WS_*`` variables that rebuild these settings in another process.
+
+        ``asgi-ws serve`` uses this to hand its flags to server worker processes,
+        which import ``asgi_ws.app:app`` and so read the environment.
+        """
+        env = {}
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            env[env_name(spec.name)] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return env
+
+    @property
+    def python_log_level(self) -> int:
+        """``log_level`` as the number the ``logging`` module uses."""
+        level: int = getattr(logging, self.log_level.upper())
+        return level
+
+
+def env_name(field_name: str) -> str:
+    """``max_message_size`` -> ``ASGI_WS_MAX_MESSAGE_SIZE``."""
+    return ENV_PREFIX + field_name.upper()
+
+
+def flag_name(field_name: str) -> str:
+    """``max_message_size`` -> ``--max-message-size``."""
+    return "--" + field_name.replace("_", "-")
+
+
+def _parse(spec: dataclasses.Field[Any], raw: str, *, source: str) -> Any:
+    try:
+        return spec.metadata["parse"](raw)
+    except ValueError as exc:
+        raise SettingsError(f"{source}={raw!r}: {exc}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--flag`` per setting.  Unset flags stay ``None`` so the environment shows through."""
+    group = parser.add_argument_group("app settings (each also read from its ASGI_WS_* variable)")
+    for spec in dataclasses.fields(Settings):
+        default = spec.default
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        group.add_argument(
+            flag_name(spec.name),
+            dest=spec.name,
+            metavar=env_name(spec.name).removeprefix(ENV_PREFIX),
+            default=None,
+            help=f"{spec.metadata['help']} (env {env_name(spec.name)}, default {shown!r})",
+        )

@@ -1,0 +1,325 @@
+"""One WebSocket connection, from handshake to close: the ASGI I/O (SPEC §1, §3).
+
+Theory of operation
+-------------------
+:func:`handle_websocket` is called once per ``websocket`` scope.
+
+1. It waits for ``websocket.connect`` and decides, before accepting, whether
+   the handshake is allowed: the route (404, or 400 for a bad room or count),
+   the ``Origin`` (403) and the connection cap (503).  A refusal is sent with
+   the ``websocket.http.response`` extension where the server advertises it,
+   and as ``websocket.close`` before accept otherwise, which the server turns
+   into a 403.
+2. It accepts, and a :class:`Session` runs the connection as a few tasks in one
+   anyio task group:
+
+   - the **receive loop**, which reads every event, applies the size and rate
+     policies, and answers as the endpoint says (:mod:`asgi_ws.messages`);
+   - the **sender**, on ``/ws_broadcast`` and chat only, which drains the
+     connection's :class:`~asgi_ws.outbox.Outbox` of broadcasts;
+   - the **idle watchdog**, when ``idle_timeout`` is on;
+   - one **push** per ``/stream`` request, run one after another in order.
+
+   On every endpoint exactly one of these sends data frames: the receive loop
+   on the echo endpoints, the sender on the fan-out endpoints, the push on
+   ``/stream``.  So no two tasks ever call ``send`` at once.
+3. Whatever ends the connection (a policy, the watchdog, a full outbox seen by
+   another connection's broadcast, a failed send, the client's disconnect)
+   records *why* in one place and cancels the task group.  The only
+   ``websocket.close`` is sent after the group has stopped, unless the client
+   is already gone.
+
+Portability (SPEC §3, last bullet): ``text`` and ``bytes`` are read with
+``.get(...) is not None``; ``receive()`` is never called after
+``websocket.disconnect``; every ``send()`` may raise once the client is gone,
+and how it raises differs by server, so any exception from ``send()`` means
+"gone"; ``websocket.close`` is always sent before returning after accept;
+nothing required travels in accept headers.
+
+anyio rather than asyncio, so that the same code runs under hypercorn's trio
+worker.  The cost of that choice is measured in ``docs/concurrency.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import monotonic
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from . import close_codes
+from .hub import BROADCAST, Hub, Topic, chat_room
+from .messages import broadcast_text, json_reply, stream_payloads, ws_reply
+from .outbox import Outbox
+from .policy import TokenBucket, check_message, header, origin_allowed
+from .routing import Endpoint, Route, resolve
+
+if TYPE_CHECKING:
+    from asgiref.typing import (
+        ASGIReceiveCallable,
+        ASGISendCallable,
+        ASGISendEvent,
+        WebSocketScope,
+        WebSocketSendEvent,
+    )
+
+    from .close_codes import Close, Rejection
+    from .settings import Settings
+
+__all__ = ["Session", "handle_websocket"]
+
+logger = logging.getLogger(__name__)
+
+# The close frame may have to wait for a client that has stopped reading (the
+# slow-consumer case); after this long the server is left to drop the socket.
+CLOSE_SEND_TIMEOUT = 5.0
+
+# A /stream push yields to the event loop this often.  A server's send() may
+# complete without suspending while the socket buffer has room, and a push of a
+# million messages that never yields would freeze every other connection.
+STREAM_YIELD_EVERY = 64
+
+# Endpoints that answer binary frames; all others close with 4400 (SPEC §1).
+BINARY_ENDPOINTS = frozenset({Endpoint.WS, Endpoint.ECHO})
+
+
+def text_event(text: str) -> WebSocketSendEvent:
+    return {"type": "websocket.send", "bytes": None, "text": text}
+
+
+def bytes_event(data: bytes) -> WebSocketSendEvent:
+    return {"type": "websocket.send", "bytes": data, "text": None}
+
+
+async def handle_websocket(
+    scope: WebSocketScope,
+    receive: ASGIReceiveCallable,
+    send: ASGISendCallable,
+    settings: Settings,
+    hub: Hub,
+) -> None:
+    """Run one ``websocket`` scope to its end.  Never raises."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return  # the client left before the handshake reached the app
+    try:
+        decision = admit(scope, settings)
+    except Exception:
+        logger.exception("error while routing %r", scope.get("path"))
+        decision = close_codes.REJECTED_INTERNAL_ERROR
+    if not isinstance(decision, Route):
+        await refuse(scope, send, decision)
+        return
+    if not hub.admit():
+        await refuse(scope, send, close_codes.TOO_MANY_CONNECTIONS)
+        return
+    try:
+        await Session(decision, settings, hub, send).run(receive)
+    finally:
+        hub.release()
+
+
+def admit(scope: WebSocketScope, settings: Settings) -> Route | Rejection:
+    """The checks that need no shared state: route, then origin."""
+    route = resolve(scope["path"], scope.get("query_string", b""))
+    if not isinstance(route, Route):
+        return route
+    headers = scope.get("headers", ())
+    if not origin_allowed(header(headers, b"origin"), header(headers, b"host"), settings.allowed_origins):
+        return close_codes.BAD_ORIGIN
+    return route
+
+
+async def refuse(scope: WebSocketScope, send: ASGISendCallable, rejection: Rejection) -> None:
+    """Refuse the handshake with ``rejection`` (SPEC §3 "rejected before accept")."""
+    logger.info("refused %s: %d %s", scope.get("path"), rejection.status, rejection.body)
+    extensions = scope.get("extensions") or {}
+    try:
+        if "websocket.http.response" in extensions:
+            body = rejection.body.encode()
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": rejection.status,
+                    "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+        else:
+            # ASGI spec: close before accept makes the server answer 403.  The
+            # code is ignored; 1000 because daphne raises on 1008 and 1011.
+            await send({"type": "websocket.close", "code": 1000, "reason": ""})
+    except Exception as exc:  # the client may already be gone; nothing else to do
+        logger.debug("refusal not delivered: %r", exc)
+
+
+class Session:
+    """An accepted connection: its tasks, its policies, and why it ended."""
+
+    def __init__(self, route: Route, settings: Settings, hub: Hub, send: ASGISendCallable) -> None:
+        now = monotonic()
+        self.route = route  # the endpoint and its parameters
+        self._settings = settings  # read-only policy values
+        self._hub = hub  # the process's rooms and connection count
+        self._asgi_send = send  # the server's send callable
+        self._outbox: Outbox[WebSocketSendEvent] = Outbox(settings.outbox_size)  # broadcasts to send
+        self._bucket = TokenBucket(settings.rate_limit, settings.rate_burst, now)  # the rate limit
+        self._last_activity = now  # monotonic time of the last message either way
+        self._scope = anyio.CancelScope()  # cancelling it stops every task of this session
+        self._push_lock = anyio.Lock()  # /stream pushes run one at a time, in order
+        self._task_group: anyio.abc.TaskGroup | None = None  # set while the tasks run
+        self.close: Close | None = None  # why the session ends; the first reason wins
+        self.peer_gone = False  # the client disconnected or a send failed: no close to send
+        self.client_close_code: int | None = None  # the code in the client's websocket.disconnect
+
+    # Lifecycle
+
+    async def run(self, receive: ASGIReceiveCallable) -> None:
+        """Accept, serve until something ends the connection, then close it."""
+        if not await self._send({"type": "websocket.accept", "subprotocol": None, "headers": []}):
+            return
+        topic = self._topic()
+        try:
+            with self._scope:
+                async with anyio.create_task_group() as task_group:
+                    self._task_group = task_group
+                    if topic is not None:
+                        self._hub.join(topic, self)
+                        task_group.start_soon(self._drain_outbox)
+                    if self._settings.idle_timeout > 0:
+                        task_group.start_soon(self._watch_idle, self._settings.idle_timeout)
+                    await self._receive_loop(receive)
+                    # The receive loop has returned: stop the helper tasks too.
+                    self._scope.cancel()
+        except Exception:
+            logger.exception("error in %s", self.route.endpoint.value)
+            self.close = close_codes.INTERNAL_ERROR
+        finally:
+            if topic is not None:
+                self._hub.leave(topic, self)
+        if not self.peer_gone:
+            close = self.close or close_codes.NORMAL
+            with anyio.move_on_after(CLOSE_SEND_TIMEOUT):
+                await self._send({"type": "websocket.close", "code": close.code, "reason": close.reason})
+
+    def kick(self, close: Close) -> None:
+        """End this session with ``close`` as soon as its tasks next yield.  Never waits.
+
+        Called from the session's own tasks, and from other connections' tasks
+        when a broadcast finds this session's outbox full.
+        """
+        if self.close is None:
+            self.close = close
+        self._scope.cancel()
+
+    def _topic(self) -> Topic | None:
+        if self.route.endpoint is Endpoint.WS_BROADCAST:
+            return BROADCAST
+        if self.route.endpoint is Endpoint.CHAT:
+            return chat_room(self.route.room)
+        return None
+
+    # Receiving
+
+    async def _receive_loop(self, receive: ASGIReceiveCallable) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                # Never receive() again after this (SPEC §3): servers differ on what it does.
+                self.peer_gone = True
+                self.client_close_code = message.get("code")
+                return
+            if message["type"] != "websocket.receive":
+                continue
+            now = monotonic()
+            self._last_activity = now
+            text = message.get("text")
+            data = message.get("bytes")
+            close = check_message(text, data, self._settings.max_message_size, self._bucket, now)
+            if close is None:
+                close = await self._answer(text, data)
+            if close is not None:
+                self.kick(close)
+                return
+
+    async def _answer(self, text: str | None, data: bytes | None) -> Close | None:
+        """Do what the endpoint does with one message (SPEC §1).  A Close ends the session."""
+        endpoint = self.route.endpoint
+        if text is None:
+            if data is None:
+                return None  # a receive event with neither key carries nothing to answer
+            if endpoint not in BINARY_ENDPOINTS:
+                return close_codes.UNSUPPORTED_DATA
+            await self._send(bytes_event(data))
+            return None
+        if endpoint is Endpoint.WS:
+            await self._send(text_event(ws_reply(text)))
+        elif endpoint is Endpoint.ECHO:
+            await self._send(text_event(text))
+        elif endpoint is Endpoint.WS_JSON:
+            await self._send(text_event(json_reply(text)))
+        elif endpoint is Endpoint.WS_BROADCAST:
+            self._hub.publish(BROADCAST, text_event(broadcast_text(text)), exclude=self)
+        elif endpoint is Endpoint.CHAT:
+            self._hub.publish(chat_room(self.route.room), text_event(text))
+        elif endpoint is Endpoint.STREAM:
+            assert self._task_group is not None
+            self._task_group.start_soon(self._push, text)
+        return None
+
+    # Sending
+
+    async def _send(self, event: ASGISendEvent) -> bool:
+        """Send one event; False if the client is gone (and the session is then ending)."""
+        try:
+            await self._asgi_send(event)
+        except Exception as exc:
+            # After a disconnect uvicorn raises ClientDisconnected (an OSError),
+            # other servers RuntimeError or their own types, some nothing at all
+            # (SPEC §3).  Any failure means the same thing here: stop sending.
+            logger.debug("send failed on %s: %r", self.route.endpoint.value, exc)
+            self.peer_gone = True
+            self._scope.cancel()
+            return False
+        self._last_activity = monotonic()
+        return True
+
+    def deliver(self, event: WebSocketSendEvent) -> bool:
+        """Queue a broadcast without waiting (the hub calls this).  False if the outbox is full."""
+        return self._outbox.offer(event)
+
+    async def _drain_outbox(self) -> None:
+        """The sender task: send queued broadcasts, oldest first, until the session ends."""
+        while await self._send(await self._outbox.get()):
+            pass
+
+    async def _push(self, request: str) -> None:
+        """One ``/stream`` request: send its ``count`` messages in order (SPEC §1)."""
+        async with self._push_lock:
+            for number, payload in enumerate(stream_payloads(request, self.route.count), start=1):
+                if not await self._send(text_event(payload)):
+                    return
+                if number % STREAM_YIELD_EVERY == 0:
+                    await anyio.lowlevel.checkpoint()
+
+    # Timers
+
+    async def _watch_idle(self, idle_after: float) -> None:
+        """Close with 4408 once no message has gone either way for ``idle_after`` seconds.
+
+        One timer per connection that wakes only when the deadline may have
+        passed, rather than a timer reset on every message: the hot path just
+        stores a timestamp.
+        """
+        while True:
+            remaining = self._last_activity + idle_after - monotonic()
+            if remaining <= 0:
+                self.kick(close_codes.IDLE_TIMEOUT)
+                return
+            await anyio.sleep(remaining)
