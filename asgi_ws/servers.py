@@ -1,0 +1,106 @@
+"""How to run an ASGI app under each supported server (SPEC §0 server table).
+
+This module owns the command lines: one :class:`Server` per row of the table,
+turning "host, port, workers, keepalive" into the argv of that server's own CLI.
+It starts nothing; :mod:`asgi_ws.cli` runs the command, and the conformance
+harness and the tests start the same commands as subprocesses.
+
+Keepalive is set the same way everywhere it can be, so that dead peers are
+found on every server (the app's idle timeout only counts messages):
+
+=================  ============================  ===========================
+server             ping interval                 pong timeout
+=================  ============================  ===========================
+uvicorn (all ws)   ``--ws-ping-interval``        ``--ws-ping-timeout``
+hypercorn          ``--websocket-ping-interval`` none: hypercorn 0.18 pings
+                                                 but never times out a pong
+daphne             ``--ping-interval``           ``--ping-timeout``
+granian            none: granian 2.x has no      none
+                   WebSocket ping option
+=================  ============================  ===========================
+
+Without a flag hypercorn does not ping at all, which is why it is always passed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass
+
+__all__ = ["SERVERS", "Listen", "Server", "installed_servers"]
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Where and how a server listens: the options every server shares."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    ping_interval: float = 20.0  # seconds between keepalive pings
+    ping_timeout: float = 20.0  # seconds to wait for the pong, where the server can
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """One row of the SPEC §0 table."""
+
+    name: str
+    module: str  # the server's package, run with ``python -m``
+    flags: tuple[str, ...]  # fixed flags that select the implementation or worker
+    requires: tuple[str, ...] = ()  # other packages that implementation needs
+    multi_worker: bool = True  # False: one process only (daphne)
+    pings: bool = True  # False: no keepalive option at all (granian)
+
+    def missing(self) -> list[str]:
+        """The packages this row needs that are not importable here."""
+        return [name for name in (self.module, *self.requires) if importlib.util.find_spec(name) is None]
+
+    def installed(self) -> bool:
+        return not self.missing()
+
+    def command(self, app: str, listen: Listen) -> list[str]:
+        """The argv that serves ``app`` ("module:attr") as ``listen`` says."""
+        if listen.workers > 1 and not self.multi_worker:
+            raise ValueError(f"{self.name} runs a single process; use --workers 1")
+        argv = [sys.executable, "-m", self.module, *self.flags, *self._listen_flags(listen), app]
+        return argv
+
+    def _listen_flags(self, listen: Listen) -> list[str]:
+        interval, timeout = str(listen.ping_interval), str(listen.ping_timeout)
+        if self.module == "uvicorn":
+            return [
+                *("--host", listen.host, "--port", str(listen.port), "--workers", str(listen.workers)),
+                *("--ws-ping-interval", interval, "--ws-ping-timeout", timeout),
+            ]
+        if self.module == "hypercorn":
+            host = f"[{listen.host}]" if ":" in listen.host else listen.host
+            return [
+                *("--bind", f"{host}:{listen.port}", "--workers", str(listen.workers)),
+                *("--websocket-ping-interval", interval),
+            ]
+        if self.module == "daphne":
+            return ["-b", listen.host, "-p", str(listen.port), "--ping-interval", interval, "--ping-timeout", timeout]
+        # granian
+        return ["--host", listen.host, "--port", str(listen.port), "--workers", str(listen.workers)]
+
+
+SERVERS: dict[str, Server] = {
+    server.name: server
+    for server in [
+        Server("uvicorn", "uvicorn", ("--ws", "websockets-sansio"), requires=("websockets",)),
+        Server("uvicorn-websockets", "uvicorn", ("--ws", "websockets"), requires=("websockets",)),
+        Server("uvicorn-wsproto", "uvicorn", ("--ws", "wsproto"), requires=("wsproto",)),
+        Server("hypercorn", "hypercorn", ("--worker-class", "asyncio")),
+        Server("hypercorn-uvloop", "hypercorn", ("--worker-class", "uvloop"), requires=("uvloop",)),
+        Server("hypercorn-trio", "hypercorn", ("--worker-class", "trio"), requires=("trio",)),
+        Server("daphne", "daphne", (), multi_worker=False),
+        Server("granian", "granian", ("--interface", "asgi"), pings=False),
+    ]
+}
+
+
+def installed_servers() -> list[str]:
+    """Names of the servers whose package is importable here."""
+    return [name for name, server in SERVERS.items() if server.installed()]

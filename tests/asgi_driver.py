@@ -1,0 +1,275 @@
+"""Drive the ASGI callable in-process, with no server: the unit tests' client.
+
+:func:`connect` runs one ``websocket`` scope of an app in a task and gives the
+test a :class:`WebSocketDriver` that plays the server's part: it puts receive
+events in (``websocket.connect``, ``websocket.receive``,
+``websocket.disconnect``) and takes the app's send events out.
+
+Every event the app sends is checked against the ASGI WebSocket state machine
+(:data:`TRANSITIONS`).  An event that is not valid in the connection's current
+state, or a ``receive()`` after ``websocket.disconnect``, is recorded in
+``violations``, and :func:`connect` fails the test on exit if there are any.
+So every unit test that uses the driver also checks the app's protocol
+discipline (SPEC §3 last bullet, SPEC §7).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+
+__all__ = ["DENIAL", "TRANSITIONS", "WebSocketDriver", "call_http", "connect", "websocket_scope"]
+
+Event = dict[str, Any]
+ASGIApp = Callable[..., Any]
+
+# The extension that lets an app refuse a handshake with a real HTTP response.
+DENIAL: dict[str, dict[object, object]] = {"websocket.http.response": {}}
+
+# ASGI WebSocket spec, from the app's side: (state, event type) -> next state.
+# "connecting" is before accept, "responding" is mid denial response.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("connecting", "websocket.accept"): "open",
+    ("connecting", "websocket.close"): "refused",
+    ("connecting", "websocket.http.response.start"): "responding",
+    ("responding", "websocket.http.response.body"): "responding",  # "refused" once more_body is false
+    ("open", "websocket.send"): "open",
+    ("open", "websocket.close"): "closed",
+}
+
+# How long a test waits for the app before calling it hung.  Generous on
+# purpose: it only stops a broken test from hanging, it measures nothing.
+PATIENCE = 10.0
+
+
+def websocket_scope(
+    path: str = "/ws",
+    query_string: bytes = b"",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    extensions: dict[str, dict[object, object]] | None = None,
+) -> dict[str, Any]:
+    """A ``websocket`` scope as a server would build it."""
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query_string,
+        "root_path": "",
+        "headers": [(b"host", b"testserver")] if headers is None else headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "subprotocols": [],
+        "extensions": DENIAL if extensions is None else extensions,
+    }
+
+
+class WebSocketDriver:
+    """The server's side of one in-process WebSocket connection."""
+
+    def __init__(self, app: ASGIApp, scope: dict[str, Any]) -> None:
+        self.app = app  # the ASGI callable under test
+        self.scope = scope  # the scope it is called with
+        self.state = "connecting"  # ASGI state, moved by the app's events
+        self.violations: list[str] = []  # protocol errors the app made
+        self.sent: list[Event] = []  # every event the app sent, in order
+        self.disconnect_sent = False  # websocket.disconnect has been given to the app
+        self.app_done = anyio.Event()  # set when the app's call returns
+        self.app_error: BaseException | None = None  # what escaped the app, if anything
+        self.send_gate: anyio.Event | None = None  # while set, the app's send() waits (a client not reading)
+        self.fail_sends: Exception | None = None  # while set, the app's send() raises this
+        self._to_app_in, self._to_app_out = anyio.create_memory_object_stream[Event](math.inf)
+        self._from_app_in, self._from_app_out = anyio.create_memory_object_stream[Event](math.inf)
+
+    # The ASGI callables given to the app
+
+    async def _receive(self) -> Event:
+        if self.disconnect_sent and self._to_app_out.statistics().current_buffer_used == 0:
+            self.violations.append("receive() called after websocket.disconnect")
+        return await self._to_app_out.receive()
+
+    async def _send(self, event: Event) -> None:
+        if self.send_gate is not None:
+            await self.send_gate.wait()
+        if self.fail_sends is not None:
+            raise self.fail_sends
+        self._check(event)
+        self.sent.append(event)
+        self._from_app_in.send_nowait(event)
+
+    def _check(self, event: Event) -> None:
+        kind = event.get("type")
+        next_state = TRANSITIONS.get((self.state, kind))  # type: ignore[arg-type]
+        if next_state is None:
+            self.violations.append(f"{kind} sent in state {self.state}")
+            return
+        if kind == "websocket.http.response.start" and "websocket.http.response" not in (
+            self.scope.get("extensions") or {}
+        ):
+            self.violations.append("denial response without the websocket.http.response extension")
+        if kind == "websocket.send" and (event.get("text") is None) == (event.get("bytes") is None):
+            self.violations.append(f"websocket.send needs exactly one of text and bytes: {event!r}")
+        if kind == "websocket.close" and len((event.get("reason") or "").encode()) > 123:
+            self.violations.append(f"close reason over 123 bytes: {event!r}")
+        if kind == "websocket.http.response.body" and not event.get("more_body", False):
+            next_state = "refused"
+        self.state = next_state
+
+    async def run_app(self) -> None:
+        try:
+            await self.app(self.scope, self._receive, self._send)
+        except Exception as exc:  # recorded, and asserted on by connect()
+            self.app_error = exc
+        finally:
+            self.app_done.set()
+
+    # What a test does
+
+    def put(self, event: Event) -> None:
+        self._to_app_in.send_nowait(event)
+
+    def send_text(self, text: str) -> None:
+        self.put({"type": "websocket.receive", "text": text, "bytes": None})
+
+    def send_bytes(self, data: bytes) -> None:
+        self.put({"type": "websocket.receive", "bytes": data, "text": None})
+
+    def disconnect(self, code: int = 1000) -> None:
+        self.disconnect_sent = True
+        self.put({"type": "websocket.disconnect", "code": code, "reason": ""})
+
+    async def receive(self) -> Event:
+        """The next event the app sent, failing the test if none comes."""
+        with anyio.fail_after(PATIENCE):
+            return await self._from_app_out.receive()
+
+    async def receive_text(self) -> str:
+        event = await self.receive()
+        assert event["type"] == "websocket.send", event
+        assert event.get("text") is not None, event
+        text: str = event["text"]
+        return text
+
+    async def receive_bytes(self) -> bytes:
+        event = await self.receive()
+        assert event["type"] == "websocket.send", event
+        assert event.get("bytes") is not None, event
+        data: bytes = event["bytes"]
+        return data
+
+    async def receive_close(self) -> tuple[int, str]:
+        """Skip data frames until the app's ``websocket.close``; its code and reason."""
+        while True:
+            event = await self.receive()
+            if event["type"] == "websocket.close":
+                return event.get("code", 1000), event.get("reason") or ""
+            assert event["type"] == "websocket.send", event
+
+    async def accept(self) -> None:
+        """Play the handshake and require the app to accept."""
+        self.put({"type": "websocket.connect"})
+        event = await self.receive()
+        assert event["type"] == "websocket.accept", event
+
+    async def refusal(self) -> tuple[int, bytes]:
+        """Play the handshake and require a denial response; its status and body."""
+        self.put({"type": "websocket.connect"})
+        start = await self.receive()
+        assert start["type"] == "websocket.http.response.start", start
+        body = b""
+        while True:
+            event = await self.receive()
+            assert event["type"] == "websocket.http.response.body", event
+            body += event.get("body", b"")
+            if not event.get("more_body", False):
+                return start["status"], body
+
+    def pending(self) -> list[Event]:
+        """Events the app has sent that the test has not taken yet."""
+        events = []
+        while True:
+            try:
+                events.append(self._from_app_out.receive_nowait())
+            except anyio.WouldBlock:
+                return events
+
+    async def wait_app_done(self) -> None:
+        with anyio.fail_after(PATIENCE):
+            await self.app_done.wait()
+
+    def close_streams(self) -> None:
+        for stream in (self._to_app_in, self._to_app_out, self._from_app_in, self._from_app_out):
+            stream.close()
+
+
+@asynccontextmanager
+async def connect(
+    app: ASGIApp,
+    path: str = "/ws",
+    *,
+    query_string: bytes = b"",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    extensions: dict[str, dict[object, object]] | None = None,
+    accept: bool = True,
+) -> AsyncIterator[WebSocketDriver]:
+    """Run one websocket scope of ``app``; accept it unless ``accept=False``.
+
+    On exit the client disconnects if the app has not closed, the app must
+    return, and the test fails if the app raised or broke the protocol.
+    """
+    driver = WebSocketDriver(app, websocket_scope(path, query_string, headers, extensions))
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(driver.run_app)
+        try:
+            if accept:
+                await driver.accept()
+            yield driver
+            if not driver.app_done.is_set() and driver.state in ("connecting", "open") and not driver.disconnect_sent:
+                driver.disconnect()
+            driver.send_gate = None
+            await driver.wait_app_done()
+        finally:
+            task_group.cancel_scope.cancel()
+            driver.close_streams()
+    assert driver.app_error is None, f"the app raised {driver.app_error!r}"
+    assert driver.violations == [], driver.violations
+
+
+async def call_http(app: ASGIApp, path: str, method: str = "GET") -> tuple[int, dict[bytes, bytes], bytes]:
+    """One HTTP request to ``app`` in-process: status, headers, body."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    sent: list[Event] = []
+
+    async def receive() -> Event:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(event: Event) -> None:
+        sent.append(event)
+
+    with anyio.fail_after(PATIENCE):
+        await app(scope, receive, send)
+    start, *bodies = sent
+    assert start["type"] == "http.response.start", start
+    assert all(event["type"] == "http.response.body" for event in bodies), bodies
+    assert not bodies[-1].get("more_body", False)
+    return start["status"], dict(start["headers"]), b"".join(event.get("body", b"") for event in bodies)

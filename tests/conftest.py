@@ -1,0 +1,41 @@
+"""Fixtures shared by every test module.
+
+Unit tests are ``async`` and run under anyio's pytest plugin on *both* of its
+backends, asyncio and trio, because the app must run under hypercorn's trio
+worker as well as on asyncio servers (SPEC §0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from asgi_ws.app import App, create_app
+from asgi_ws.settings import Settings
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
+MakeApp = Callable[..., App]
+
+
+@pytest.fixture
+def make_app() -> MakeApp:
+    """``make_app(rate_limit=0, ...)``: an app with these settings, defaults for the rest."""
+
+    def make(**settings: Any) -> App:
+        return create_app(Settings(**settings))
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: MakeApp) -> App:
+    """An app with the default settings."""
+    return make_app()

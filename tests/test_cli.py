@@ -1,0 +1,91 @@
+"""asgi_ws.cli and asgi_ws.servers: the serve command and the server command lines.
+
+These tests stop at the command line (``--print-command``) or at a refusal.
+Actually running ``asgi-ws serve`` under each server is in
+``tests/integration/test_cli_serve.py``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import pytest
+
+from asgi_ws.cli import main
+from asgi_ws.servers import SERVERS, Listen, installed_servers
+
+
+def printed_command(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
+    assert main(["serve", "--print-command", *argv]) == 0
+    return shlex.split(capsys.readouterr().out)
+
+
+def test_defaults_serve_uvicorn_on_localhost_8000(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = printed_command(capsys)
+    assert argv[:3] == [sys.executable, "-m", "uvicorn"]
+    assert argv[-1] == "asgi_ws.app:app"
+    joined = " ".join(argv)
+    assert "--host 127.0.0.1 --port 8000 --workers 1" in joined
+    assert "--ws websockets-sansio" in joined
+    assert "--ws-ping-interval 20.0 --ws-ping-timeout 20.0" in joined
+
+
+def test_hypercorn_pings_too(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = printed_command(capsys, "--server", "hypercorn", "--port", "9001", "--workers", "3", "--ping-interval", "5")
+    joined = " ".join(argv)
+    assert argv[2] == "hypercorn"
+    assert "--bind 127.0.0.1:9001 --workers 3" in joined
+    assert "--websocket-ping-interval 5.0" in joined
+    assert "--worker-class asyncio" in joined
+
+
+def test_hypercorn_binds_ipv6_in_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "[::1]:8000" in printed_command(capsys, "--server", "hypercorn", "--host", "::1")
+
+
+@pytest.mark.parametrize(("name", "flag"), [("hypercorn-trio", "trio"), ("hypercorn-uvloop", "uvloop")])
+def test_hypercorn_workers(capsys: pytest.CaptureFixture[str], name: str, flag: str) -> None:
+    assert f"--worker-class {flag}" in " ".join(printed_command(capsys, "--server", name))
+
+
+def test_every_server_builds_a_command() -> None:
+    for server in SERVERS.values():
+        argv = server.command("asgi_ws.app:app", Listen(port=1234))
+        assert argv[:3] == [sys.executable, "-m", server.module]
+        assert any("1234" in arg for arg in argv)
+
+
+def test_daphne_refuses_several_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--server", "daphne", "--workers", "2", "--print-command"]) == 2
+    assert "daphne runs a single process" in capsys.readouterr().err
+
+
+def test_bad_setting_flag_fails_with_its_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--idle-timeout", "soon"]) == 2
+    assert "--idle-timeout='soon'" in capsys.readouterr().err
+
+
+def test_bad_setting_variable_fails_with_its_name(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASGI_WS_MAX_CONNECTIONS", "-3")
+    assert main(["serve"]) == 2
+    assert "ASGI_WS_MAX_CONNECTIONS='-3'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--port", "70000"], ["--workers", "0"], ["--server", "tornado"]])
+def test_bad_listen_options_exit_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", *argv])
+    assert exit_info.value.code == 2
+
+
+def test_uvicorn_and_hypercorn_are_installed_for_the_tests() -> None:
+    assert {"uvicorn", "hypercorn", "hypercorn-trio"} <= set(installed_servers())
+
+
+def test_a_missing_server_is_named(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    assert main(["serve", "--server", "granian"]) == 2
+    assert "--server granian needs granian" in capsys.readouterr().err

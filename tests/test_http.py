@@ -1,0 +1,53 @@
+"""asgi_ws.http: /healthz and 404 (SPEC §2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from asgi_ws.app import App
+from tests.asgi_driver import call_http, connect
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_healthz_reports_the_spec_keys(app: App) -> None:
+    status, headers, body = await call_http(app, "/healthz")
+    assert status == 200
+    assert headers[b"content-type"] == b"application/json"
+    assert json.loads(body) == {
+        "status": "ok",
+        "connections": 0,
+        "rooms": 0,
+        "broker": {"kind": "memory", "connected": True},
+    }
+
+
+async def test_healthz_counts_connections_and_rooms(app: App) -> None:
+    async with connect(app, "/ws/chat/a"), connect(app, "/ws/chat/b"), connect(app, "/ws/chat/b"), connect(app, "/ws"):
+        _, _, body = await call_http(app, "/healthz")
+        assert json.loads(body)["connections"] == 4
+        assert json.loads(body)["rooms"] == 2
+    _, _, body = await call_http(app, "/healthz")
+    assert (json.loads(body)["connections"], json.loads(body)["rooms"]) == (0, 0)
+
+
+async def test_head_healthz_has_no_body(app: App) -> None:
+    status, headers, body = await call_http(app, "/healthz", method="HEAD")
+    assert status == 200
+    assert body == b""
+    assert int(headers[b"content-length"]) > 0
+
+
+async def test_other_methods_on_healthz_are_405(app: App) -> None:
+    status, headers, _ = await call_http(app, "/healthz", method="POST")
+    assert status == 405
+    assert headers[b"allow"] == b"GET, HEAD"
+
+
+@pytest.mark.parametrize("path", ["/", "/metrics", "/nope", "/healthz/", "/ws"])
+async def test_everything_else_is_404(app: App, path: str) -> None:
+    status, _, body = await call_http(app, path)
+    assert status == 404
+    assert body == b"not found\n"

@@ -1,0 +1,53 @@
+"""asgi_ws.messages: the exact payload formats of SPEC §1."""
+
+from __future__ import annotations
+
+import json
+
+from asgi_ws.messages import broadcast_text, json_reply, stream_payloads, ws_reply
+
+
+def test_ws_reply() -> None:
+    assert ws_reply("t") == "Message text was: t"
+    assert ws_reply("") == "Message text was: "
+
+
+def test_broadcast_text() -> None:
+    assert broadcast_text("t") == "New message: t"
+
+
+def test_json_reply_wraps_any_json_value() -> None:
+    assert json.loads(json_reply('{"a": 1}')) == {"message": "Received JSON data", "data": {"a": 1}}
+    assert json.loads(json_reply("null")) == {"message": "Received JSON data", "data": None}
+
+
+def test_json_reply_reports_invalid_json() -> None:
+    reply = json.loads(json_reply("{oops"))
+    assert reply["error"] == "invalid_json"
+    assert "line 1 column 2" in reply["detail"]
+
+
+def test_json_reply_survives_deep_nesting() -> None:
+    assert json.loads(json_reply("[" * 100_000))["error"] == "invalid_json"
+    assert json.loads(json_reply("[" * 100_000 + "]" * 100_000))["error"] == "invalid_json"
+
+
+def test_json_reply_does_not_escape_non_ascii() -> None:
+    assert json_reply('"é"') == '{"message": "Received JSON data", "data": "é"}'
+
+
+def test_stream_payloads_plain() -> None:
+    assert list(stream_payloads("go", 3)) == ["1", "2", "3"]
+    assert list(stream_payloads('{"message": 5}', 2)) == ["1", "2"]  # not a string
+    assert list(stream_payloads('["message"]', 2)) == ["1", "2"]  # not an object
+    assert list(stream_payloads("[" * 100_000, 1)) == ["1"]
+
+
+def test_stream_payloads_labelled() -> None:
+    payloads = [json.loads(p) for p in stream_payloads('{"message": "ü"}', 2)]
+    assert payloads == [{"message": "ü - 1", "number": 1}, {"message": "ü - 2", "number": 2}]
+
+
+def test_stream_payloads_is_lazy() -> None:
+    payloads = stream_payloads("go", 1_000_000)
+    assert next(payloads) == "1"

@@ -1,0 +1,74 @@
+"""asgi_ws.routing: paths and query strings to routes or rejections (SPEC §1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from asgi_ws import close_codes
+from asgi_ws.routing import Endpoint, Route, resolve
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint"),
+    [
+        ("/ws", Endpoint.WS),
+        ("/echo", Endpoint.ECHO),
+        ("/ws_json", Endpoint.WS_JSON),
+        ("/ws_broadcast", Endpoint.WS_BROADCAST),
+        ("/ws/chat", Endpoint.CHAT),
+        ("/stream", Endpoint.STREAM),
+    ],
+)
+def test_each_endpoint_has_its_path(path: str, endpoint: Endpoint) -> None:
+    route = resolve(path, b"")
+    assert isinstance(route, Route)
+    assert route.endpoint is endpoint
+
+
+def test_chat_without_a_room_is_the_lobby() -> None:
+    assert resolve("/ws/chat", b"") == Route(Endpoint.CHAT, room="lobby")
+
+
+@pytest.mark.parametrize("room", ["a", "Room_1", "with.dots-and_dashes", "x" * 64, "lobby", "0"])
+def test_valid_room_names(room: str) -> None:
+    assert resolve(f"/ws/chat/{room}", b"") == Route(Endpoint.CHAT, room=room)
+
+
+@pytest.mark.parametrize(
+    "room", ["", "x" * 65, "has space", "semi;colon", "ünï", "a/b", "room\n", "../etc", "a%20b", "*", "<script>"]
+)
+def test_invalid_room_names_are_400(room: str) -> None:
+    assert resolve(f"/ws/chat/{room}", b"") is close_codes.BAD_ROOM
+
+
+@pytest.mark.parametrize("path", ["/", "/nope", "/ws/", "/WS", "/echo/", "/ws/chatroom", "/stream/1", ""])
+def test_unknown_paths_are_404(path: str) -> None:
+    assert resolve(path, b"") is close_codes.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("query", "count"),
+    [(b"", 10_000), (b"count=1", 1), (b"count=1000000", 1_000_000), (b"count=42&other=x", 42), (b"x=1", 10_000)],
+)
+def test_stream_counts(query: bytes, count: int) -> None:
+    assert resolve("/stream", query) == Route(Endpoint.STREAM, count=count)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"count=0",
+        b"count=1000001",
+        b"count=99999999999999999999",
+        b"count=-1",
+        b"count=+5",
+        b"count=",
+        b"count=1.5",
+        b"count=ten",
+        b"count=%D9%A5",  # an Arabic-Indic digit: int() would take it
+        b"count=5&count=6",
+        b"count=\xff",
+    ],
+)
+def test_bad_stream_counts_are_400(query: bytes) -> None:
+    assert resolve("/stream", query) is close_codes.BAD_COUNT

@@ -1,0 +1,118 @@
+"""asgi_ws.settings: environment variables, CLI flags, validation and messages (SPEC §3)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from asgi_ws.settings import Settings, SettingsError, add_arguments
+
+
+def parse_flags(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_defaults_match_the_spec() -> None:
+    settings = Settings()
+    assert settings.allowed_origins == ()
+    assert settings.max_message_size == 64 * 1024
+    assert settings.rate_limit == 100
+    assert settings.rate_burst == 200
+    assert settings.idle_timeout == 300
+    assert settings.max_connections == 10_000
+    assert settings.outbox_size == 1024
+    assert settings.broker == "memory://"
+    assert settings.log_level == "info"
+
+
+def test_every_variable_of_the_contract_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "ASGI_WS_ALLOWED_ORIGINS": "https://a.example, https://B.example/",
+            "ASGI_WS_MAX_MESSAGE_SIZE": "1024",
+            "ASGI_WS_RATE_LIMIT": "2.5",
+            "ASGI_WS_RATE_BURST": "7",
+            "ASGI_WS_IDLE_TIMEOUT": "0.25",
+            "ASGI_WS_MAX_CONNECTIONS": "3",
+            "ASGI_WS_OUTBOX_SIZE": "16",
+            "ASGI_WS_BROKER": "memory://",
+            "ASGI_WS_LOG_LEVEL": "DEBUG",
+        }
+    )
+    assert settings == Settings(
+        allowed_origins=("https://a.example", "https://b.example"),
+        max_message_size=1024,
+        rate_limit=2.5,
+        rate_burst=7,
+        idle_timeout=0.25,
+        max_connections=3,
+        outbox_size=16,
+        broker="memory://",
+        log_level="debug",
+    )
+
+
+def test_unrelated_variables_are_ignored() -> None:
+    assert Settings.from_env({"PATH": "/bin", "ASGI_WS_UNKNOWN": "x"}) == Settings()
+
+
+def test_zero_turns_rate_limit_and_idle_timeout_off() -> None:
+    settings = Settings.from_env({"ASGI_WS_RATE_LIMIT": "0", "ASGI_WS_IDLE_TIMEOUT": "0"})
+    assert settings.rate_limit == 0
+    assert settings.idle_timeout == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("ASGI_WS_MAX_MESSAGE_SIZE", "abc", "positive integer"),
+        ("ASGI_WS_MAX_MESSAGE_SIZE", "0", "positive integer"),
+        ("ASGI_WS_MAX_MESSAGE_SIZE", "-5", "positive integer"),
+        ("ASGI_WS_RATE_LIMIT", "fast", "number >= 0"),
+        ("ASGI_WS_RATE_LIMIT", "-1", "number >= 0"),
+        ("ASGI_WS_RATE_LIMIT", "nan", "number >= 0"),
+        ("ASGI_WS_IDLE_TIMEOUT", "inf", "number >= 0"),
+        ("ASGI_WS_RATE_BURST", "1.5", "positive integer"),
+        ("ASGI_WS_MAX_CONNECTIONS", "", "positive integer"),
+        ("ASGI_WS_OUTBOX_SIZE", "0", "positive integer"),
+        ("ASGI_WS_BROKER", "kafka://x", "memory://"),
+        ("ASGI_WS_LOG_LEVEL", "loud", "debug"),
+        ("ASGI_WS_ALLOWED_ORIGINS", "example.com", "https://example.com"),
+    ],
+)
+def test_bad_variable_names_the_variable_and_the_value(variable: str, value: str, expected: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({variable: value})
+    message = str(error.value)
+    assert message.startswith(f"{variable}={value!r}:")
+    assert expected in message
+
+
+def test_flags_override_the_environment() -> None:
+    args = parse_flags("--max-message-size", "10", "--allowed-origins", "*")
+    settings = Settings.from_sources(args, {"ASGI_WS_MAX_MESSAGE_SIZE": "99", "ASGI_WS_OUTBOX_SIZE": "5"})
+    assert settings.max_message_size == 10
+    assert settings.outbox_size == 5
+    assert settings.allowed_origins == ("*",)
+
+
+def test_bad_flag_names_the_flag() -> None:
+    with pytest.raises(SettingsError, match=r"^--rate-burst='many': expected a positive integer"):
+        Settings.from_sources(parse_flags("--rate-burst", "many"), {})
+
+
+def test_values_built_in_code_are_validated_too() -> None:
+    with pytest.raises(SettingsError, match="outbox_size = 0"):
+        Settings(outbox_size=0)
+
+
+def test_to_env_round_trips() -> None:
+    settings = Settings(allowed_origins=("https://a.example", "*"), rate_limit=0.5, idle_timeout=0, log_level="debug")
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_python_log_level() -> None:
+    assert Settings(log_level="warning").python_log_level == 30

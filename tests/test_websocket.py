@@ -1,0 +1,503 @@
+"""asgi_ws.websocket: every endpoint of SPEC §1 and every policy of SPEC §3, in-process.
+
+Each test drives the ASGI callable directly through :mod:`tests.asgi_driver`,
+which also fails the test if the app sends an event that is invalid for the
+connection's state.  No server, no sockets.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+
+import asgi_ws.websocket
+from asgi_ws.app import App
+from asgi_ws.hub import chat_room
+from tests.asgi_driver import connect
+from tests.conftest import MakeApp
+
+pytestmark = pytest.mark.anyio
+
+
+# /ws
+
+
+async def test_ws_answers_text_with_prefix(app: App) -> None:
+    async with connect(app, "/ws") as ws:
+        ws.send_text("hello")
+        assert await ws.receive_text() == "Message text was: hello"
+
+
+async def test_ws_answers_empty_text(app: App) -> None:
+    async with connect(app, "/ws") as ws:
+        ws.send_text("")
+        assert await ws.receive_text() == "Message text was: "
+
+
+async def test_ws_answers_non_ascii_text(app: App) -> None:
+    async with connect(app, "/ws") as ws:
+        ws.send_text("héllo wörld ✓ 🎉 日本")
+        assert await ws.receive_text() == "Message text was: héllo wörld ✓ 🎉 日本"
+
+
+async def test_ws_echoes_binary_unchanged(app: App) -> None:
+    async with connect(app, "/ws") as ws:
+        ws.send_bytes(b"\x00\xff\x80binary")
+        assert await ws.receive_bytes() == b"\x00\xff\x80binary"
+        ws.send_bytes(b"")
+        assert await ws.receive_bytes() == b""
+
+
+async def test_client_disconnect_ends_the_app_without_a_close(app: App) -> None:
+    async with connect(app, "/ws") as ws:
+        ws.disconnect(1001)
+        await ws.wait_app_done()
+        assert ws.pending() == []
+    assert app.hub.connections == 0
+
+
+async def test_normal_end_is_not_a_close_frame_from_the_app(app: App) -> None:
+    # The client leaves first, so 1000 is the client's; the app sends nothing more.
+    async with connect(app, "/ws") as ws:
+        ws.send_text("a")
+        assert await ws.receive_text() == "Message text was: a"
+        ws.disconnect(1000)
+        await ws.wait_app_done()
+        assert ws.state == "open"
+
+
+# /echo
+
+
+async def test_echo_returns_text_and_bytes_unchanged(app: App) -> None:
+    async with connect(app, "/echo") as ws:
+        for text in ["", "plain", "ünïcödé 🚀", "x" * 1000]:
+            ws.send_text(text)
+            assert await ws.receive_text() == text
+        ws.send_bytes(b"\x01\x02")
+        assert await ws.receive_bytes() == b"\x01\x02"
+
+
+async def test_echo_accepts_a_message_exactly_at_the_size_limit(make_app: MakeApp) -> None:
+    app = make_app(max_message_size=1000)
+    async with connect(app, "/echo") as ws:
+        ws.send_text("é" * 500)  # 1000 bytes of UTF-8
+        assert await ws.receive_text() == "é" * 500
+        ws.send_bytes(b"b" * 1000)
+        assert await ws.receive_bytes() == b"b" * 1000
+
+
+# /ws_json
+
+
+async def test_ws_json_wraps_valid_json(app: App) -> None:
+    async with connect(app, "/ws_json") as ws:
+        for value in [{"a": [1, 2, {"b": None}]}, [], "string", 3.5, None, True, {"ü": "日本"}]:
+            ws.send_text(json.dumps(value))
+            reply = json.loads(await ws.receive_text())
+            assert reply == {"message": "Received JSON data", "data": value}
+
+
+async def test_ws_json_answers_invalid_json_and_stays_open(app: App) -> None:
+    async with connect(app, "/ws_json") as ws:
+        for text in ["{bad", "", "[1,", "nul", "{'single': 1}"]:
+            ws.send_text(text)
+            reply = json.loads(await ws.receive_text())
+            assert reply["error"] == "invalid_json"
+            assert isinstance(reply["detail"], str)
+            assert reply["detail"]
+        ws.send_text('{"still": "open"}')
+        assert json.loads(await ws.receive_text())["data"] == {"still": "open"}
+
+
+async def test_ws_json_answers_json_nested_past_the_recursion_limit(app: App) -> None:
+    async with connect(app, "/ws_json") as ws:
+        ws.send_text("[" * 60_000)
+        reply = json.loads(await ws.receive_text())
+        assert reply["error"] == "invalid_json"
+
+
+async def test_ws_json_keeps_non_ascii_as_is(app: App) -> None:
+    async with connect(app, "/ws_json") as ws:
+        ws.send_text('"日本"')
+        assert await ws.receive_text() == '{"message": "Received JSON data", "data": "日本"}'
+
+
+# Binary on text-only endpoints: close 4400 (SPEC §1, §3)
+
+
+@pytest.mark.parametrize("path", ["/ws_json", "/ws_broadcast", "/ws/chat", "/ws/chat/room1", "/stream"])
+async def test_binary_on_text_endpoint_closes_4400(app: App, path: str) -> None:
+    async with connect(app, path) as ws:
+        ws.send_bytes(b"\x00")
+        assert await ws.receive_close() == (4400, "unsupported data")
+        await ws.wait_app_done()
+
+
+# /ws_broadcast
+
+
+async def test_broadcast_reaches_every_other_client_not_the_sender(app: App) -> None:
+    async with (
+        connect(app, "/ws_broadcast") as a,
+        connect(app, "/ws_broadcast") as b,
+        connect(app, "/ws_broadcast") as c,
+    ):
+        a.send_text("from a")
+        assert await b.receive_text() == "New message: from a"
+        assert await c.receive_text() == "New message: from a"
+        c.send_text("from c")
+        assert await a.receive_text() == "New message: from c"
+        assert await b.receive_text() == "New message: from c"
+        await anyio.wait_all_tasks_blocked()
+        assert a.pending() == []
+        assert c.pending() == []
+
+
+async def test_broadcast_with_one_client_sends_nothing(app: App) -> None:
+    async with connect(app, "/ws_broadcast") as a:
+        a.send_text("anyone?")
+        await anyio.wait_all_tasks_blocked()
+        assert a.pending() == []
+
+
+# /ws/chat and /ws/chat/{room}
+
+
+async def test_chat_reaches_everyone_in_the_room_sender_included(app: App) -> None:
+    async with connect(app, "/ws/chat/r1") as a, connect(app, "/ws/chat/r1") as b:
+        a.send_text("hi ✓")
+        assert await a.receive_text() == "hi ✓"
+        assert await b.receive_text() == "hi ✓"
+
+
+async def test_chat_without_room_is_the_lobby(app: App) -> None:
+    async with connect(app, "/ws/chat") as a, connect(app, "/ws/chat/lobby") as b:
+        a.send_text("lobby message")
+        assert await b.receive_text() == "lobby message"
+
+
+async def test_chat_rooms_are_isolated(app: App) -> None:
+    async with connect(app, "/ws/chat/red") as red, connect(app, "/ws/chat/blue") as blue:
+        red.send_text("red only")
+        assert await red.receive_text() == "red only"
+        await anyio.wait_all_tasks_blocked()
+        assert blue.pending() == []
+        assert app.hub.room_count == 2
+
+
+async def test_chat_keeps_each_senders_order(app: App) -> None:
+    async with connect(app, "/ws/chat/order") as a, connect(app, "/ws/chat/order") as b:
+        for i in range(100):
+            a.send_text(f"a{i}")
+        assert [await b.receive_text() for _ in range(100)] == [f"a{i}" for i in range(100)]
+
+
+async def test_room_membership_ends_with_the_connection(app: App) -> None:
+    async with connect(app, "/ws/chat/temp") as ws:
+        assert app.hub.room_count == 1
+        ws.disconnect()
+        await ws.wait_app_done()
+    assert app.hub.room_count == 0
+    assert app.hub.connections == 0
+
+
+# /stream
+
+
+async def test_stream_pushes_numbers_in_order(app: App) -> None:
+    async with connect(app, "/stream", query_string=b"count=5") as ws:
+        ws.send_text("go")
+        assert [await ws.receive_text() for _ in range(5)] == ["1", "2", "3", "4", "5"]
+
+
+async def test_stream_with_a_json_message_labels_each_push(app: App) -> None:
+    async with connect(app, "/stream", query_string=b"count=3") as ws:
+        ws.send_text('{"message": "tick"}')
+        replies = [json.loads(await ws.receive_text()) for _ in range(3)]
+        assert replies == [{"message": f"tick - {i}", "number": i} for i in (1, 2, 3)]
+
+
+async def test_stream_default_count_is_ten_thousand_complete_and_in_order(app: App) -> None:
+    async with connect(app, "/stream") as ws:
+        ws.send_text("go")
+        assert [await ws.receive_text() for _ in range(10_000)] == [str(i) for i in range(1, 10_001)]
+        await anyio.wait_all_tasks_blocked()
+        assert ws.pending() == []
+
+
+async def test_stream_requests_run_one_after_another(app: App) -> None:
+    async with connect(app, "/stream", query_string=b"count=100") as ws:
+        ws.send_text('{"message": "first"}')
+        ws.send_text('{"message": "second"}')
+        replies = [json.loads(await ws.receive_text())["message"] for _ in range(200)]
+        assert replies == [f"first - {i}" for i in range(1, 101)] + [f"second - {i}" for i in range(1, 101)]
+
+
+async def test_stream_stops_when_the_client_disconnects(app: App) -> None:
+    async with connect(app, "/stream", query_string=b"count=1000000") as ws:
+        ws.send_text("go")
+        assert await ws.receive_text() == "1"
+        ws.disconnect(1001)
+        await ws.wait_app_done()
+    assert len(ws.sent) < 1_000_000
+
+
+# Size limit: close 4413
+
+
+@pytest.mark.parametrize("path", ["/ws", "/echo", "/ws_json", "/ws/chat", "/stream"])
+async def test_text_over_the_size_limit_closes_4413(make_app: MakeApp, path: str) -> None:
+    app = make_app(max_message_size=100)
+    async with connect(app, path) as ws:
+        ws.send_text("é" * 51)  # 51 characters, 102 bytes: the limit is in bytes
+        assert await ws.receive_close() == (4413, "message too big")
+
+
+async def test_binary_over_the_size_limit_closes_4413(make_app: MakeApp) -> None:
+    app = make_app(max_message_size=100)
+    async with connect(app, "/echo") as ws:
+        ws.send_bytes(b"x" * 101)
+        assert await ws.receive_close() == (4413, "message too big")
+
+
+async def test_default_size_limit_is_64_kib(app: App) -> None:
+    async with connect(app, "/echo") as ws:
+        ws.send_text("x" * 65536)
+        assert await ws.receive_text() == "x" * 65536
+        ws.send_text("x" * 65537)
+        assert await ws.receive_close() == (4413, "message too big")
+
+
+# Rate limit: close 4429
+
+
+async def test_flood_past_the_burst_closes_4429(make_app: MakeApp) -> None:
+    app = make_app(rate_limit=1, rate_burst=5)
+    async with connect(app, "/echo") as ws:
+        for i in range(6):
+            ws.send_text(str(i))
+        assert [await ws.receive_text() for _ in range(5)] == ["0", "1", "2", "3", "4"]
+        assert await ws.receive_close() == (4429, "rate limited")
+
+
+async def test_rate_limit_zero_turns_it_off(make_app: MakeApp) -> None:
+    app = make_app(rate_limit=0, rate_burst=1)
+    async with connect(app, "/echo") as ws:
+        for i in range(500):
+            ws.send_text(str(i))
+        assert [await ws.receive_text() for _ in range(500)] == [str(i) for i in range(500)]
+
+
+# Idle timeout: close 4408
+
+
+async def test_idle_connection_closes_4408(make_app: MakeApp) -> None:
+    app = make_app(idle_timeout=0.2)
+    async with connect(app, "/ws") as ws:
+        assert await ws.receive_close() == (4408, "idle timeout")
+
+
+async def test_messages_keep_a_connection_from_idling(make_app: MakeApp) -> None:
+    app = make_app(idle_timeout=0.5)
+    async with connect(app, "/echo") as ws:
+        for i in range(8):
+            ws.send_text(str(i))
+            assert await ws.receive_text() == str(i)
+            await anyio.sleep(0.1)
+        assert ws.state == "open"
+        assert await ws.receive_close() == (4408, "idle timeout")
+
+
+async def test_a_client_reading_an_active_room_is_not_idle(make_app: MakeApp) -> None:
+    app = make_app(idle_timeout=0.5)
+    async with connect(app, "/ws/chat/busy") as talker, connect(app, "/ws/chat/busy") as reader:
+        for i in range(8):
+            talker.send_text(str(i))
+            assert await reader.receive_text() == str(i)
+            await anyio.sleep(0.1)
+        assert reader.state == "open"
+
+
+async def test_idle_timeout_zero_turns_it_off(make_app: MakeApp) -> None:
+    app = make_app(idle_timeout=0)
+    async with connect(app, "/ws") as ws:
+        await anyio.sleep(0.3)
+        assert ws.pending() == []
+
+
+# Slow consumer: close 4503, the others unaffected
+
+
+async def test_full_outbox_closes_that_client_4503_and_others_get_everything(make_app: MakeApp) -> None:
+    app = make_app(outbox_size=8, rate_limit=0)
+    async with (
+        connect(app, "/ws/chat/fan") as talker,
+        connect(app, "/ws/chat/fan") as healthy,
+        connect(app, "/ws/chat/fan") as stuck,
+    ):
+        stuck.send_gate = anyio.Event()  # its send() now blocks: a client that stopped reading
+        for i in range(50):
+            talker.send_text(str(i))
+        assert [await healthy.receive_text() for _ in range(50)] == [str(i) for i in range(50)]
+        assert [await talker.receive_text() for _ in range(50)] == [str(i) for i in range(50)]
+        stuck.send_gate.set()  # let the stuck client's close through
+        assert await stuck.receive_close() == (4503, "slow consumer")
+        await stuck.wait_app_done()
+        assert len(app.hub.members(chat_room("fan"))) == 2
+
+
+async def test_broadcast_never_waits_for_a_slow_client(make_app: MakeApp) -> None:
+    app = make_app(outbox_size=1000, rate_limit=0)
+    async with (
+        connect(app, "/ws_broadcast") as talker,
+        connect(app, "/ws_broadcast") as healthy,
+        connect(app, "/ws_broadcast") as stuck,
+    ):
+        stuck.send_gate = anyio.Event()  # its send() blocks from now on
+        for i in range(100):
+            talker.send_text(str(i))
+        # Everything reaches the healthy client while the stuck one holds its first message.
+        assert [await healthy.receive_text() for _ in range(100)] == [f"New message: {i}" for i in range(100)]
+        assert stuck.pending() == []
+        stuck.send_gate.set()
+        assert [await stuck.receive_text() for _ in range(100)] == [f"New message: {i}" for i in range(100)]
+
+
+# Unexpected error: close 4500
+
+
+async def test_unexpected_error_closes_4500_and_is_logged(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(text: str) -> str:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(asgi_ws.websocket, "ws_reply", broken)
+    async with connect(app, "/ws") as ws:
+        ws.send_text("x")
+        assert await ws.receive_close() == (4500, "internal error")
+    assert "ZeroDivisionError: boom" in caplog.text
+    assert app.hub.connections == 0
+
+
+# Sends that fail after a disconnect (SPEC §3: servers raise different things)
+
+
+@pytest.mark.parametrize("error", [OSError("gone"), RuntimeError("closed"), ConnectionResetError()])
+async def test_failed_send_ends_the_session_quietly(app: App, error: Exception) -> None:
+    async with connect(app, "/echo") as ws:
+        ws.fail_sends = error
+        ws.send_text("x")
+        await ws.wait_app_done()
+    assert app.hub.connections == 0
+
+
+# Rejections before accept
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "status"),
+    [
+        ("/nope", b"", 404),
+        ("/ws/", b"", 404),
+        ("/ws/chat/", b"", 400),
+        ("/ws/chat/bad room", b"", 400),
+        ("/ws/chat/" + "r" * 65, b"", 400),
+        ("/ws/chat/a/b", b"", 400),
+        ("/stream", b"count=0", 400),
+        ("/stream", b"count=1000001", 400),
+        ("/stream", b"count=ten", 400),
+    ],
+)
+async def test_bad_handshakes_get_a_denial_response(app: App, path: str, query: bytes, status: int) -> None:
+    async with connect(app, path, query_string=query, accept=False) as ws:
+        got, body = await ws.refusal()
+        assert got == status
+        assert body
+        await ws.wait_app_done()
+
+
+async def test_without_the_denial_extension_rejection_is_close_before_accept(app: App) -> None:
+    async with connect(app, "/nope", extensions={}, accept=False) as ws:
+        ws.put({"type": "websocket.connect"})
+        event = await ws.receive()
+        assert event["type"] == "websocket.close"
+        await ws.wait_app_done()
+        assert ws.state == "refused"
+
+
+async def test_extensions_none_is_treated_as_no_extensions(app: App) -> None:
+    driver_scope_extensions: dict[str, dict[object, object]] | None = None
+    async with connect(app, "/nope", accept=False) as ws:
+        ws.scope["extensions"] = driver_scope_extensions
+        ws.put({"type": "websocket.connect"})
+        assert (await ws.receive())["type"] == "websocket.close"
+
+
+ORIGIN_CASES = [
+    ([], [(b"host", b"example.com")], True),  # no Origin: not a browser, allowed
+    ([], [(b"host", b"example.com"), (b"origin", b"https://example.com")], True),
+    ([], [(b"host", b"example.com:8000"), (b"origin", b"http://example.com:8000")], True),
+    ([], [(b"host", b"example.com"), (b"origin", b"https://evil.example")], False),
+    ([], [(b"host", b"example.com"), (b"origin", b"null")], False),
+    (["https://app.example"], [(b"host", b"api.example"), (b"origin", b"https://app.example")], True),
+    (["*"], [(b"host", b"example.com"), (b"origin", b"https://anything.example")], True),
+]
+
+
+@pytest.mark.parametrize(("allowed", "headers", "ok"), ORIGIN_CASES)
+async def test_origin_check(
+    make_app: MakeApp, allowed: list[str], headers: list[tuple[bytes, bytes]], ok: bool
+) -> None:
+    app = make_app(allowed_origins=tuple(allowed))
+    async with connect(app, "/ws", headers=headers, accept=False) as ws:
+        if ok:
+            await ws.accept()
+        else:
+            assert await ws.refusal() == (403, b"origin not allowed")
+
+
+async def test_connection_cap_refuses_with_503(make_app: MakeApp) -> None:
+    app = make_app(max_connections=2)
+    async with connect(app, "/ws"), connect(app, "/ws"):
+        async with connect(app, "/ws", accept=False) as third:
+            assert await third.refusal() == (503, b"too many connections")
+        assert app.hub.connections == 2
+    async with connect(app, "/ws"):
+        assert app.hub.connections == 1
+    assert app.hub.connections == 0
+
+
+async def test_connection_cap_without_extension_is_403_close(make_app: MakeApp) -> None:
+    app = make_app(max_connections=1)
+    async with connect(app, "/ws"), connect(app, "/ws", extensions={}, accept=False) as second:
+        second.put({"type": "websocket.connect"})
+        assert (await second.receive())["type"] == "websocket.close"
+
+
+async def test_disconnect_before_connect_is_ignored(app: App) -> None:
+    async with connect(app, "/ws", accept=False) as ws:
+        ws.disconnect()
+        await ws.wait_app_done()
+        assert ws.sent == []
+    assert app.hub.connections == 0
+
+
+async def test_routing_error_is_refused_with_500(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(path: str, query: bytes) -> None:
+        raise ValueError("router bug")
+
+    monkeypatch.setattr(asgi_ws.websocket, "resolve", broken)
+    async with connect(app, "/ws", accept=False) as ws:
+        assert await ws.refusal() == (500, b"internal error")
+
+
+async def test_ignores_unknown_event_types(app: App) -> None:
+    async with connect(app, "/echo") as ws:
+        ws.put({"type": "websocket.unknown"})
+        ws.put({"type": "websocket.receive", "text": None, "bytes": None})
+        ws.send_text("after")
+        assert await ws.receive_text() == "after"
