@@ -501,3 +501,28 @@ async def test_ignores_unknown_event_types(app: App) -> None:
         ws.put({"type": "websocket.receive", "text": None, "bytes": None})
         ws.send_text("after")
         assert await ws.receive_text() == "after"
+
+
+async def test_refusal_to_a_client_already_gone_is_quiet(app: App) -> None:
+    async with connect(app, "/nope", accept=False) as ws:
+        ws.fail_sends = OSError("gone")
+        ws.put({"type": "websocket.connect"})
+        await ws.wait_app_done()
+    assert ws.sent == []
+
+
+async def test_accept_to_a_client_already_gone_is_quiet(app: App) -> None:
+    async with connect(app, "/ws", accept=False) as ws:
+        ws.fail_sends = OSError("gone")
+        ws.put({"type": "websocket.connect"})
+        await ws.wait_app_done()
+    assert app.hub.connections == 0
+
+
+async def test_stream_stops_when_a_send_fails(app: App) -> None:
+    async with connect(app, "/stream", query_string=b"count=1000000") as ws:
+        ws.send_text("go")
+        assert await ws.receive_text() == "1"
+        ws.fail_sends = RuntimeError("Unexpected ASGI message after close")
+        await ws.wait_app_done()
+    assert len(ws.sent) < 1_000_000
