@@ -14,7 +14,7 @@ every recipient: a broadcast is encoded once, not once per recipient.
 
 The hub does no I/O and never awaits, so it needs no lock: on one event loop
 nothing can run between its statements.  Sending is each connection's own
-sender task (:mod:`asgi_ws.session`).
+sender task (:mod:`asgi_ws.websocket`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The formats are part of the contract and are tested to the character.  This
 module builds payloads only; wrapping them in ``websocket.send`` events and
-sending them is :mod:`asgi_ws.session`.
+sending them is :mod:`asgi_ws.websocket`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
 
 Time is passed in (``now``), never read here, so every decision can be tested
 without an event loop or a clock.  Where each policy is *enforced* is
-:mod:`asgi_ws.session`; the codes and reasons are :mod:`asgi_ws.close_codes`.
+:mod:`asgi_ws.websocket`; the codes and reasons are :mod:`asgi_ws.close_codes`.
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ class Session:
         self._bucket = TokenBucket(settings.rate_limit, settings.rate_burst, now)  # the rate limit
         self._last_activity = now  # monotonic time of the last message either way
         self._scope = anyio.CancelScope()  # cancelling it stops every task of this session
-        self._push_lock = anyio.Lock()  # /stream pushes run one at a time, in order
+        self._push_lock: anyio.Lock | None = None  # /stream pushes run one at a time; made on first use
         self._task_group: anyio.abc.TaskGroup | None = None  # set while the tasks run
         self.close: Close | None = None  # why the session ends; the first reason wins
         self.peer_gone = False  # the client disconnected or a send failed: no close to send
@@ -301,6 +301,8 @@ class Session:
 
     async def _push(self, request: str) -> None:
         """One ``/stream`` request: send its ``count`` messages in order (SPEC §1)."""
+        if self._push_lock is None:
+            self._push_lock = anyio.Lock()
         async with self._push_lock:
             for number, payload in enumerate(stream_payloads(request, self.route.count), start=1):
                 if not await self._send(text_event(payload)):
