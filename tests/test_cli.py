@@ -81,7 +81,6 @@ def test_bad_listen_options_exit_2(argv: list[str]) -> None:
     assert exit_info.value.code == 2
 
 
-
 def test_a_missing_server_is_named(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     assert main(["serve", "--server", "granian"]) == 2
