@@ -55,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--server", choices=list(SERVERS), default="uvicorn", help="ASGI server (default uvicorn)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_ranged(int, 0, 65535), default=8000, help="port to bind (default 8000)")
-    serve.add_argument("--workers", type=_ranged(int, 1, 1024), default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--workers",
+        type=_ranged(int, 0, 1024),
+        default=1,
+        help="worker processes (default 1; 0 serves in this process with no supervisor, as hypercorn allows)",
+    )
     serve.add_argument(
         "--ping-interval", type=_ranged(float, 0.1, 86400), default=20.0, help="seconds between keepalive pings"
     )

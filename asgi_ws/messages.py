@@ -3,12 +3,24 @@
 The formats are part of the contract and are tested to the character.  This
 module builds payloads only; wrapping them in ``websocket.send`` events and
 sending them is :mod:`asgi_ws.websocket`.
+
+JSON here is strict RFC 8259 in both directions:
+
+- ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON.  Python's ``json``
+  accepts and writes them by default, and a browser's ``JSON.parse`` then fails
+  on the reply, so they are refused on the way in (``invalid_json``) and can
+  never be written on the way out.
+- ``"\\ud800"`` *is* valid JSON, but decodes to a lone surrogate, which has no
+  UTF-8 encoding, so a text frame cannot carry it raw.  A reply that holds one is
+  written with ``\\u`` escapes instead (``ensure_ascii``), which is still the
+  same JSON value.  Everything else non-ASCII is sent as itself.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["broadcast_text", "json_reply", "stream_payloads", "ws_reply"]
 
@@ -29,16 +41,17 @@ def json_reply(text: str) -> str:
     Invalid JSON is an answer, not a close: the connection stays open.
     """
     try:
-        value = json.loads(text)
-    # JSONDecodeError for bad syntax, RecursionError for "[[[[..." nested past the
-    # interpreter's limit: a 64 KiB message can do that.
+        value = parse_json(text)
+    # JSONDecodeError (a ValueError) for bad syntax, RecursionError for "[[[[..."
+    # nested past the interpreter's limit: a 64 KiB message can do that.
     except (ValueError, RecursionError) as exc:
-        return json.dumps({"error": "invalid_json", "detail": str(exc)})
-    # ensure_ascii=False: non-ASCII comes back as itself, not as \\u escapes.
+        return dump_json({"error": "invalid_json", "detail": str(exc)})
     try:
-        return json.dumps({"message": "Received JSON data", "data": value}, ensure_ascii=False)
-    except (ValueError, RecursionError) as exc:  # lone surrogates; nesting near the limit
-        return json.dumps({"error": "invalid_json", "detail": str(exc)})
+        return dump_json({"message": "Received JSON data", "data": value})
+    # ValueError: a number like 1e999 parses to inf, which JSON cannot write back.
+    # RecursionError: nesting just under the limit, plus our wrapper.
+    except (ValueError, RecursionError) as exc:
+        return dump_json({"error": "invalid_json", "detail": str(exc)})
 
 
 def stream_payloads(request: str, count: int) -> Iterator[str]:
@@ -53,13 +66,41 @@ def stream_payloads(request: str, count: int) -> Iterator[str]:
         for number in range(1, count + 1):
             yield str(number)
     else:
+        ascii_only = not _utf8_safe(label)  # decided once, not per message
         for number in range(1, count + 1):
-            yield json.dumps({"message": f"{label} - {number}", "number": number}, ensure_ascii=False)
+            message = {"message": f"{label} - {number}", "number": number}
+            yield json.dumps(message, ensure_ascii=ascii_only, allow_nan=False)
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads``, refusing the ``NaN`` and ``Infinity`` that RFC 8259 does not allow."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def dump_json(value: Any) -> str:
+    """Compact-enough JSON that a text frame can carry: non-ASCII as itself unless it can't be."""
+    encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return encoded if _utf8_safe(encoded) else json.dumps(value, allow_nan=False)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _utf8_safe(text: str) -> bool:
+    """True unless ``text`` holds a lone surrogate, the one thing UTF-8 cannot encode."""
+    if text.isascii():  # the common case, and much cheaper than encoding
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _stream_label(request: str) -> str | None:
     try:
-        value = json.loads(request)
+        value = parse_json(request)
     except (ValueError, RecursionError):
         return None
     if isinstance(value, dict) and isinstance(value.get("message"), str):

@@ -37,6 +37,10 @@ class Listen:
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Worker processes.  0 means "serve in the started process itself, with no
+    # supervisor", which is what tests want so that one PID is the whole server:
+    # uvicorn and daphne already do that with one worker, but hypercorn 0.18
+    # with --workers 1 spawns a child that a SIGKILL of the parent leaves running.
     workers: int = 1
     ping_interval: float = 20.0  # seconds between keepalive pings
     ping_timeout: float = 20.0  # seconds to wait for the pong, where the server can
@@ -68,22 +72,24 @@ class Server:
         return argv
 
     def _listen_flags(self, listen: Listen) -> list[str]:
-        interval, timeout = str(listen.ping_interval), str(listen.ping_timeout)
+        interval, timeout = f"{listen.ping_interval:g}", f"{listen.ping_timeout:g}"
+        workers = str(max(1, listen.workers))  # 0 is hypercorn's alone; one worker is in-process elsewhere
         if self.module == "uvicorn":
             return [
-                *("--host", listen.host, "--port", str(listen.port), "--workers", str(listen.workers)),
+                *("--host", listen.host, "--port", str(listen.port), "--workers", workers),
                 *("--ws-ping-interval", interval, "--ws-ping-timeout", timeout),
             ]
         if self.module == "hypercorn":
             host = f"[{listen.host}]" if ":" in listen.host else listen.host
             return [
                 *("--bind", f"{host}:{listen.port}", "--workers", str(listen.workers)),
-                *("--websocket-ping-interval", interval),
+                # hypercorn 0.18's flag takes whole seconds only (argparse type=int).
+                *("--websocket-ping-interval", str(max(1, round(listen.ping_interval)))),
             ]
         if self.module == "daphne":
             return ["-b", listen.host, "-p", str(listen.port), "--ping-interval", interval, "--ping-timeout", timeout]
         # granian
-        return ["--host", listen.host, "--port", str(listen.port), "--workers", str(listen.workers)]
+        return ["--host", listen.host, "--port", str(listen.port), "--workers", workers]
 
 
 SERVERS: dict[str, Server] = {

@@ -27,7 +27,8 @@ Theory of operation
    another connection's broadcast, a failed send, the client's disconnect)
    records *why* in one place and cancels the task group.  The only
    ``websocket.close`` is sent after the group has stopped, unless the client
-   is already gone.
+   is already gone.  The connection then stops counting against the cap, and
+   the app reads on until the server reports the disconnect, briefly.
 
 Portability (SPEC §3, last bullet): ``text`` and ``bytes`` are read with
 ``.get(...) is not None``; ``receive()`` is never called after
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
         ASGIReceiveCallable,
         ASGISendCallable,
         ASGISendEvent,
+        WebSocketCloseEvent,
         WebSocketScope,
         WebSocketSendEvent,
     )
@@ -116,10 +118,13 @@ async def handle_websocket(
     if not hub.admit():
         await refuse(scope, send, close_codes.TOO_MANY_CONNECTIONS)
         return
+    session = Session(decision, settings, hub, send)
     try:
-        await Session(decision, settings, hub, send).run(receive)
+        await session.run(receive)
     finally:
         hub.release()
+    if session.close_sent:
+        await drain_until_disconnect(receive)
 
 
 def admit(scope: WebSocketScope, settings: Settings) -> Route | Rejection:
@@ -159,6 +164,25 @@ async def refuse(scope: WebSocketScope, send: ASGISendCallable, rejection: Rejec
         logger.debug("refusal not delivered: %r", exc)
 
 
+async def drain_until_disconnect(receive: ASGIReceiveCallable) -> None:
+    """After the app's close, read and drop events until the server reports the disconnect.
+
+    The close handshake is the server's job, but some servers cannot finish it
+    while received messages sit unread: hypercorn 0.18 holds at most
+    ``max_app_queue_size`` (10) events per connection and stops reading the
+    socket while that queue is full, so after closing a client that flooded
+    (4429) it never reads the client's close reply and the socket stays open.
+    Draining frees the queue.  Bounded, because not every server reports a
+    disconnect after an app's close, and any error just means it is over.
+    """
+    with anyio.move_on_after(CLOSE_SEND_TIMEOUT):
+        try:
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+        except Exception as exc:
+            logger.debug("receive after close failed: %r", exc)
+
+
 class Session:
     """An accepted connection: its tasks, its policies, and why it ended."""
 
@@ -176,6 +200,7 @@ class Session:
         self._task_group: anyio.abc.TaskGroup | None = None  # set while the tasks run
         self.close: Close | None = None  # why the session ends; the first reason wins
         self.peer_gone = False  # the client disconnected or a send failed: no close to send
+        self.close_sent = False  # the app's websocket.close went out
         self.client_close_code: int | None = None  # the code in the client's websocket.disconnect
 
     # Lifecycle
@@ -206,7 +231,8 @@ class Session:
         if not self.peer_gone:
             close = self.close or close_codes.NORMAL
             with anyio.move_on_after(CLOSE_SEND_TIMEOUT):
-                await self._send({"type": "websocket.close", "code": close.code, "reason": close.reason})
+                event: WebSocketCloseEvent = {"type": "websocket.close", "code": close.code, "reason": close.reason}
+                self.close_sent = await self._send(event)
 
     def kick(self, close: Close) -> None:
         """End this session with ``close`` as soon as its tasks next yield.  Never waits.

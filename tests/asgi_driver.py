@@ -85,6 +85,7 @@ class WebSocketDriver:
         self.app_error: BaseException | None = None  # what escaped the app, if anything
         self.send_gate: anyio.Event | None = None  # while set, the app's send() waits (a client not reading)
         self.fail_sends: Exception | None = None  # while set, the app's send() raises this
+        self.answer_close = True  # the client answers the app's close: websocket.disconnect follows
         self._to_app_in, self._to_app_out = anyio.create_memory_object_stream[Event](math.inf)
         self._from_app_in, self._from_app_out = anyio.create_memory_object_stream[Event](math.inf)
 
@@ -100,9 +101,13 @@ class WebSocketDriver:
             await self.send_gate.wait()
         if self.fail_sends is not None:
             raise self.fail_sends
+        state = self.state
         self._check(event)
         self.sent.append(event)
         self._from_app_in.send_nowait(event)
+        if self.answer_close and state == "open" and event["type"] == "websocket.close" and not self.disconnect_sent:
+            # The client answers the close frame, as uvicorn reports at once.
+            self.disconnect(event.get("code", 1000))
 
     def _check(self, event: Event) -> None:
         kind = event.get("type")
@@ -191,6 +196,10 @@ class WebSocketDriver:
             if not event.get("more_body", False):
                 return start["status"], body
 
+    def unread(self) -> int:
+        """Receive events the app has not taken yet."""
+        return self._to_app_out.statistics().current_buffer_used
+
     def pending(self) -> list[Event]:
         """Events the app has sent that the test has not taken yet."""
         events = []
@@ -221,8 +230,8 @@ async def connect(
 ) -> AsyncIterator[WebSocketDriver]:
     """Run one websocket scope of ``app``; accept it unless ``accept=False``.
 
-    On exit the client disconnects if the app has not closed, the app must
-    return, and the test fails if the app raised or broke the protocol.
+    On exit the app is sent ``websocket.disconnect`` if it is still running,
+    it must then return, and the test fails if it raised or broke the protocol.
     """
     driver = WebSocketDriver(app, websocket_scope(path, query_string, headers, extensions))
     async with anyio.create_task_group() as task_group:
@@ -231,7 +240,9 @@ async def connect(
             if accept:
                 await driver.accept()
             yield driver
-            if not driver.app_done.is_set() and driver.state in ("connecting", "open") and not driver.disconnect_sent:
+            # Like a server: the client leaves, or answers the app's close; either way
+            # the app hears websocket.disconnect, once.
+            if not driver.app_done.is_set() and not driver.disconnect_sent:
                 driver.disconnect()
             driver.send_gate = None
             await driver.wait_app_done()

@@ -13,7 +13,21 @@ from typing import Any
 import pytest
 
 from asgi_ws.app import App, create_app
+from asgi_ws.servers import SERVERS
 from asgi_ws.settings import Settings
+
+# Which servers tests/integration runs under (see tests/integration/conftest.py).
+DEFAULT_SERVERS = "uvicorn,hypercorn,hypercorn-trio"
+SERVERS_ENV = "ASGI_WS_TEST_SERVERS"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--servers",
+        default=None,
+        help=f"comma-separated servers for the integration tests, from {', '.join(SERVERS)} "
+        f"(default: ${SERVERS_ENV}, else {DEFAULT_SERVERS})",
+    )
 
 
 @pytest.fixture(params=["asyncio", "trio"])

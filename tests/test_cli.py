@@ -28,7 +28,7 @@ def test_defaults_serve_uvicorn_on_localhost_8000(capsys: pytest.CaptureFixture[
     joined = " ".join(argv)
     assert "--host 127.0.0.1 --port 8000 --workers 1" in joined
     assert "--ws websockets-sansio" in joined
-    assert "--ws-ping-interval 20.0 --ws-ping-timeout 20.0" in joined
+    assert "--ws-ping-interval 20 --ws-ping-timeout 20" in joined
 
 
 def test_hypercorn_pings_too(capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,7 +36,7 @@ def test_hypercorn_pings_too(capsys: pytest.CaptureFixture[str]) -> None:
     joined = " ".join(argv)
     assert argv[2] == "hypercorn"
     assert "--bind 127.0.0.1:9001 --workers 3" in joined
-    assert "--websocket-ping-interval 5.0" in joined
+    assert "--websocket-ping-interval 5" in joined
     assert "--worker-class asyncio" in joined
 
 
@@ -74,7 +74,7 @@ def test_bad_setting_variable_fails_with_its_name(
     assert "ASGI_WS_MAX_CONNECTIONS='-3'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--port", "70000"], ["--workers", "0"], ["--server", "tornado"]])
+@pytest.mark.parametrize("argv", [["--port", "70000"], ["--workers", "-1"], ["--server", "tornado"]])
 def test_bad_listen_options_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", *argv])
@@ -91,3 +91,15 @@ def test_installed_servers_lists_only_importable_ones(monkeypatch: pytest.Monkey
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None if name == "trio" else object())
     assert "hypercorn-trio" not in installed_servers()
     assert "hypercorn" in installed_servers()
+
+
+def test_hypercorn_ping_interval_is_whole_seconds() -> None:
+    argv = SERVERS["hypercorn"].command("app:app", Listen(ping_interval=0.4))
+    assert argv[argv.index("--websocket-ping-interval") + 1] == "1"
+
+
+def test_workers_zero_means_in_process() -> None:
+    hypercorn = SERVERS["hypercorn"].command("app:app", Listen(workers=0))
+    uvicorn = SERVERS["uvicorn"].command("app:app", Listen(workers=0))
+    assert hypercorn[hypercorn.index("--workers") + 1] == "0"
+    assert uvicorn[uvicorn.index("--workers") + 1] == "1"

@@ -51,3 +51,34 @@ def test_stream_payloads_labelled() -> None:
 def test_stream_payloads_is_lazy() -> None:
     payloads = stream_payloads("go", 1_000_000)
     assert next(payloads) == "1"
+
+
+def test_json_reply_refuses_nan_and_infinity() -> None:
+    for text in ["NaN", "[1, Infinity]", '{"x": -Infinity}']:
+        reply = json.loads(json_reply(text))
+        assert reply["error"] == "invalid_json"
+        assert "is not valid JSON" in reply["detail"]
+
+
+def test_json_reply_turns_huge_numbers_into_valid_json_or_an_error() -> None:
+    # 1e999 parses to float("inf"), which must not be written back as Infinity.
+    reply = json_reply("[1e999]")
+    assert "Infinity" not in reply
+    assert json.loads(reply)["error"] == "invalid_json"
+
+
+def test_json_reply_escapes_a_lone_surrogate_so_the_reply_is_utf8() -> None:
+    reply = json_reply('["\\ud800", "é"]')
+    reply.encode()  # would raise on a raw lone surrogate
+    assert json.loads(reply) == {"message": "Received JSON data", "data": ["\ud800", "é"]}
+
+
+def test_stream_label_with_a_lone_surrogate_is_escaped() -> None:
+    payloads = list(stream_payloads('{"message": "\\udc00x"}', 2))
+    for payload in payloads:
+        payload.encode()
+    assert json.loads(payloads[1]) == {"message": "\udc00x - 2", "number": 2}
+
+
+def test_stream_request_with_nan_is_not_a_label() -> None:
+    assert list(stream_payloads('{"message": "m", "x": NaN}', 2)) == ["1", "2"]

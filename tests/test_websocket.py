@@ -526,3 +526,27 @@ async def test_stream_stops_when_a_send_fails(app: App) -> None:
         ws.fail_sends = RuntimeError("Unexpected ASGI message after close")
         await ws.wait_app_done()
     assert len(ws.sent) < 1_000_000
+
+
+async def test_after_its_close_the_app_reads_what_was_queued_until_the_disconnect(make_app: MakeApp) -> None:
+    # hypercorn stops reading a socket while 10 events wait for the app; draining lets it finish the close.
+    app = make_app(rate_limit=1, rate_burst=1)
+    async with connect(app, "/echo") as ws:
+        for i in range(20):
+            ws.send_text(str(i))
+        assert await ws.receive_close() == (4429, "rate limited")
+        await ws.wait_app_done()
+        assert ws.unread() == 0  # the 18 unanswered messages and the disconnect were all read
+    assert app.hub.connections == 0
+
+
+async def test_waiting_for_the_disconnect_after_close_is_bounded(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(asgi_ws.websocket, "CLOSE_SEND_TIMEOUT", 0.2)
+    app = make_app(idle_timeout=0.1)
+    async with connect(app, "/ws") as ws:
+        ws.answer_close = False  # a server that never reports the disconnect
+        assert await ws.receive_close() == (4408, "idle timeout")
+        await ws.wait_app_done()
+    assert app.hub.connections == 0

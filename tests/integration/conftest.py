@@ -1,0 +1,72 @@
+"""Fixtures for the integration tests: which servers to run, and the running servers themselves.
+
+Every test that asks for ``server``, ``start_server`` or ``server_name`` runs once
+per server named by ``--servers`` (comma-separated; ``ASGI_WS_TEST_SERVERS`` when
+the option is not given; all of :data:`DEFAULT_SERVERS` when neither is).
+
+- ``server``: the app with default settings, one process per server name for the
+  whole session.  Most tests use it.
+- ``start_server``: starts the app with special ``ASGI_WS_*`` settings (a tiny
+  connection cap, say) for one test, and stops it after that test.
+
+A requested server that is not installed is an error in every test that needs
+it, never a skip: a run that was asked to cover hypercorn must not pass without
+running hypercorn.
+
+``--servers`` itself is declared in ``tests/conftest.py``, which pytest loads
+before it parses the command line, so the option works with a bare ``pytest``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from asgi_ws.servers import SERVERS
+
+from ..conftest import DEFAULT_SERVERS, SERVERS_ENV
+from .servers import RunningServer, StartServer, run_server
+
+
+def requested_servers(config: pytest.Config) -> list[str]:
+    """The server names to test, from the option, the environment or the default, in that order."""
+    raw = config.getoption("servers", default=None) or os.environ.get(SERVERS_ENV) or DEFAULT_SERVERS
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SERVERS]
+    if unknown or not names:
+        raise pytest.UsageError(f"--servers {raw!r}: expected names from {', '.join(SERVERS)}")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Session scope: pytest orders the tests server by server, so each shared server starts once.
+    if "server_name" in metafunc.fixturenames:
+        metafunc.parametrize("server_name", requested_servers(metafunc.config), scope="session")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The websockets client runs on asyncio, so the async tests do too."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def server(server_name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The app with default settings under ``server_name``, shared by the whole session."""
+    with run_server(server_name, tmp_path_factory.mktemp(server_name)) as running:
+        yield running
+
+
+@pytest.fixture
+def start_server(server_name: str, tmp_path: Path) -> Iterator[StartServer]:
+    """``start_server({"ASGI_WS_...": "..."})`` runs the app with those settings until the test ends."""
+    with ExitStack() as running:
+
+        def start(settings: Mapping[str, str]) -> RunningServer:
+            return running.enter_context(run_server(server_name, tmp_path, settings))
+
+        yield start
