@@ -79,16 +79,16 @@ def serve_command(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         return _fail(str(exc))
     server = SERVERS[args.server]
-    if missing := server.missing():
-        return _fail(f"--server {server.name} needs {', '.join(missing)}: pip install 'asgi-ws[{server.module}]'")
     listen = Listen(args.host, args.port, args.workers, args.ping_interval, args.ping_timeout)
     try:
         argv = server.command(APP, listen)
     except ValueError as exc:
         return _fail(str(exc))
-    if args.print_command:
+    if args.print_command:  # also for a server that is not installed here: it only shows
         print(shlex.join(argv))
         return 0
+    if missing := server.missing():
+        return _fail(f"--server {server.name} needs {', '.join(missing)}: pip install 'asgi-ws[{server.module}]'")
     _note(f"serving ws://{args.host}:{args.port}/ws with {server.name}, broker {settings.broker}")
     if args.workers > 1 and settings.broker.startswith("memory://"):
         _note("with the memory broker each worker has its own rooms: chat reaches only its own worker's clients")
