@@ -75,9 +75,11 @@ __all__ = ["Session", "handle_websocket"]
 
 logger = logging.getLogger(__name__)
 
-# The close frame may have to wait for a client that has stopped reading (the
-# slow-consumer case); after this long the server is left to drop the socket.
-CLOSE_SEND_TIMEOUT = 5.0
+# How long the app waits on either side of its close: for the close frame to go
+# out to a client that may have stopped reading (the slow-consumer case), and for
+# the server to report the disconnect after it.  Then the server is left to drop
+# the socket.
+CLOSE_TIMEOUT = 5.0
 
 # A /stream push yields to the event loop this often.  A server's send() may
 # complete without suspending while the socket buffer has room, and a push of a
@@ -108,7 +110,7 @@ async def handle_websocket(
     if message["type"] != "websocket.connect":
         return  # the client left before the handshake reached the app
     try:
-        decision = admit(scope, settings)
+        decision = check_handshake(scope, settings)
     except Exception:
         logger.exception("error while routing %r", scope.get("path"))
         decision = close_codes.REJECTED_INTERNAL_ERROR
@@ -127,7 +129,7 @@ async def handle_websocket(
         await drain_until_disconnect(receive)
 
 
-def admit(scope: WebSocketScope, settings: Settings) -> Route | Rejection:
+def check_handshake(scope: WebSocketScope, settings: Settings) -> Route | Rejection:
     """The checks that need no shared state: route, then origin."""
     route = resolve(scope["path"], scope.get("query_string", b""))
     if not isinstance(route, Route):
@@ -175,7 +177,7 @@ async def drain_until_disconnect(receive: ASGIReceiveCallable) -> None:
     Draining frees the queue.  Bounded, because not every server reports a
     disconnect after an app's close, and any error just means it is over.
     """
-    with anyio.move_on_after(CLOSE_SEND_TIMEOUT):
+    with anyio.move_on_after(CLOSE_TIMEOUT):
         try:
             while (await receive())["type"] != "websocket.disconnect":
                 pass
@@ -230,7 +232,7 @@ class Session:
                 self._hub.leave(topic, self)
         if not self.peer_gone:
             close = self.close or close_codes.NORMAL
-            with anyio.move_on_after(CLOSE_SEND_TIMEOUT):
+            with anyio.move_on_after(CLOSE_TIMEOUT):
                 event: WebSocketCloseEvent = {"type": "websocket.close", "code": close.code, "reason": close.reason}
                 self.close_sent = await self._send(event)
 

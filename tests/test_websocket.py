@@ -543,7 +543,7 @@ async def test_after_its_close_the_app_reads_what_was_queued_until_the_disconnec
 async def test_waiting_for_the_disconnect_after_close_is_bounded(
     make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(asgi_ws.websocket, "CLOSE_SEND_TIMEOUT", 0.2)
+    monkeypatch.setattr(asgi_ws.websocket, "CLOSE_TIMEOUT", 0.2)
     app = make_app(idle_timeout=0.1)
     async with connect(app, "/ws") as ws:
         ws.answer_close = False  # a server that never reports the disconnect
