@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame, Opcode
 
-from .servers import HOST, RunningServer
+from conformance.launcher import HOST, RunningServer
 
 __all__ = ["RawClient", "refusal", "server_close"]
 

@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 
 from asgi_ws.servers import SERVERS
+from conformance.launcher import RunningServer, StartServer, run_server
 
 from ..conftest import DEFAULT_SERVERS, SERVERS_ENV
-from .servers import RunningServer, StartServer, run_server
 
 
 def requested_servers(config: pytest.Config) -> list[str]:

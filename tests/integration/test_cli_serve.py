@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from conformance.launcher import run_server
+
 from .client import refusal
-from .servers import run_server
 
 pytestmark = [pytest.mark.server, pytest.mark.anyio]
 

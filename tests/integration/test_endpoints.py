@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from conformance.launcher import RunningServer
+
 from .client import server_close
-from .servers import RunningServer
 
 pytestmark = [pytest.mark.server, pytest.mark.anyio]
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .servers import RunningServer
+from conformance.launcher import RunningServer
 
 pytestmark = pytest.mark.server
 

@@ -16,8 +16,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from conformance.launcher import RunningServer, run_server
+
 from .client import server_close
-from .servers import RunningServer, run_server
 
 pytestmark = [pytest.mark.server, pytest.mark.anyio]
 

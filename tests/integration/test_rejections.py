@@ -11,8 +11,9 @@ import anyio.to_thread
 import pytest
 from websockets.asyncio.client import connect
 
+from conformance.launcher import RunningServer, StartServer
+
 from .client import refusal
-from .servers import RunningServer, StartServer
 
 pytestmark = [pytest.mark.server, pytest.mark.anyio]
 

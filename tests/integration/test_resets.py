@@ -14,8 +14,9 @@ from contextlib import ExitStack
 
 import pytest
 
+from conformance.launcher import StartServer
+
 from .client import RawClient
-from .servers import StartServer
 
 pytestmark = pytest.mark.server
 

@@ -1,0 +1,134 @@
+"""What a check is: a named, documented coroutine that drives one server and returns a transcript.
+
+There are two kinds (SPEC §5):
+
+- **scenarios** drive the app under test (``asgi_ws.app:app``, or ``--app``)
+  with real clients and record what the client saw and, where it matters, what
+  the app saw;
+- **probes** drive the small probe app (:mod:`conformance.probe_app`) and record
+  how the server itself implements the raw ASGI protocol.
+
+A check returns a **transcript**: plain JSON data (dicts, lists, strings,
+numbers, booleans, None), already normalised, i.e. free of ports, timestamps,
+addresses and anything else that changes from run to run.  Two servers behave
+the same on a check exactly when their transcripts are equal.
+
+Checks register themselves with :func:`scenario` and :func:`probe`, used as
+decorators.  They run through :mod:`conformance.runner`, which gives each one a
+:class:`Target`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .launcher import HOST, RunningServer
+
+__all__ = [
+    "CHECKS",
+    "Check",
+    "Kind",
+    "Target",
+    "Transcript",
+    "probe",
+    "scenario",
+]
+
+Transcript = dict[str, Any]
+Kind = Literal["scenario", "probe"]
+CheckFunction = Callable[["Target"], Awaitable[Transcript]]
+
+# The header that tags a connection, so that what the app observed can be matched to the check.
+OBSERVE_HEADER = "x-conformance-id"
+OBSERVE_WAIT = 10.0  # seconds to wait for the app's observation of a connection to be written
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One scenario or probe."""
+
+    kind: Kind
+    name: str  # unique across both kinds, kebab-case
+    summary: str  # one sentence: what it shows
+    covers: str  # the SPEC (or ASGI spec) section it covers, e.g. "SPEC §1 /ws"
+    run: CheckFunction
+    settings: Mapping[str, str] = field(default_factory=dict)  # ASGI_WS_* for the app it runs against
+    generic: bool = False  # an echo scenario that runs against any app with --echo-path
+    own_server: bool = False  # the check stops its server, so it gets a server of its own
+    server_flags: Mapping[str, float] = field(default_factory=dict)  # Listen overrides, e.g. ping_interval
+
+
+# Every check, by name, in registration order.
+CHECKS: dict[str, Check] = {}
+
+
+def _register(
+    kind: Kind, name: str, summary: str, covers: str, **options: Any
+) -> Callable[[CheckFunction], CheckFunction]:
+    def decorate(function: CheckFunction) -> CheckFunction:
+        if name in CHECKS:
+            raise ValueError(f"two checks are named {name!r}")
+        CHECKS[name] = Check(kind, name, summary, covers, function, **options)
+        return function
+
+    return decorate
+
+
+def scenario(name: str, summary: str, covers: str, **options: Any) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a scenario (options: settings, generic, own_server, server_flags)."""
+    return _register("scenario", name, summary, covers, **options)
+
+
+def probe(name: str, summary: str, covers: str, **options: Any) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a probe (options: own_server, server_flags)."""
+    return _register("probe", name, summary, covers, **options)
+
+
+@dataclass(slots=True)
+class Target:
+    """What a check gets: the running server, and how to reach the app in it."""
+
+    server: RunningServer  # the process; .terminate() for shutdown checks
+    echo_path: str = "/echo"  # where the app echoes, for generic scenarios
+    observations: Path | None = None  # JSON lines written by conformance.observer, if the app is observed
+    _counter: int = 0  # for connection ids
+
+    @property
+    def host(self) -> str:
+        return HOST
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def url(self, path: str) -> str:
+        return self.server.url(path)
+
+    def connection_id(self) -> str:
+        """A fresh id for :data:`OBSERVE_HEADER`, unique within this server's run."""
+        self._counter += 1
+        return f"c{self._counter}-{time.monotonic_ns()}"
+
+    async def observed(self, connection_id: str) -> dict[str, Any]:
+        """What the app observed on the connection tagged ``connection_id`` (see conformance.observer).
+
+        Waits for the record, which is written when the app's call returns.
+        """
+        if self.observations is None:
+            raise RuntimeError("this target's app is not observed")
+        deadline = time.monotonic() + OBSERVE_WAIT
+        while True:
+            if self.observations.exists():
+                for line in self.observations.read_text().splitlines():
+                    record: dict[str, Any] = json.loads(line)
+                    if record.get("id") == connection_id:
+                        return record
+            if time.monotonic() > deadline:
+                return {"id": connection_id, "missing": "the app wrote no observation for this connection"}
+            await asyncio.sleep(0.05)

@@ -1,0 +1,296 @@
+"""Run an ASGI app under a real server process: start it, wait until it serves, stop it.
+
+One :class:`RunningServer` is one server process (a row of the SPEC §0 table,
+from :data:`asgi_ws.servers.SERVERS`) serving an ASGI app (``asgi_ws.app:app``
+unless told otherwise) on ``127.0.0.1`` and a free port.  The app is configured
+the way its users configure it: ``ASGI_WS_*`` variables in the child's
+environment (SPEC §3).  The conformance harness and the integration tests both
+start servers through :func:`run_server`; nothing else starts one.
+
+Theory of operation of :func:`run_server`:
+
+1. Pick a free port by binding a socket to port 0 and closing it.  Another
+   process may take the port before the server binds it, so a start that fails
+   with "address already in use" is retried on a new port.
+2. Spawn the server with stdout and stderr going to a log file, in this
+   process's environment minus its ``ASGI_WS_*`` variables (a developer's shell
+   must not change what is tested) plus the settings asked for.  The server is
+   started with ``workers=0`` semantics, so that one PID is the whole server.
+3. Poll with ``GET`` on the ready path until any HTTP response comes back: the
+   socket listens and the app has been imported (and, where the server runs
+   lifespan, started).  If the process exits first, or the wait runs out, fail
+   with the tail of the log.
+4. When the ``with`` block ends, however it ends: SIGTERM, a grace period, then
+   SIGKILL, all sent to the child's PID and to nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asgi_ws.servers import SERVERS, Listen, Server
+from asgi_ws.settings import ENV_PREFIX, Settings
+
+__all__ = [
+    "APP",
+    "HOST",
+    "HTTPResult",
+    "RunningServer",
+    "ServerStartError",
+    "StartServer",
+    "free_port",
+    "run_server",
+]
+
+HOST = "127.0.0.1"
+APP = "asgi_ws.app:app"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+READY_TIMEOUT = 20.0  # seconds for a server to answer; a loaded machine can be slow to import
+STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
+START_ATTEMPTS = 3  # each on a new port, in case the port was taken between picking and binding it
+POLL_INTERVAL = 0.1  # seconds between two readiness polls
+HTTP_TIMEOUT = 5.0  # seconds for one HTTP request to the server
+LOG_TAIL_LINES = 40  # lines of the server's log quoted when it fails to start
+
+# Every variable asgi_ws reads, so that a misspelt one fails here instead of being ignored.
+KNOWN_SETTINGS = frozenset(Settings().to_env())
+
+
+class ServerStartError(RuntimeError):
+    """The server could not be started or did not become ready.  The message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPResult:
+    """One plain HTTP response, read to the end."""
+
+    status: int
+    content_type: str | None
+    body: bytes
+
+
+@dataclass(slots=True)
+class RunningServer:
+    """A server process that answers HTTP, and how to reach it."""
+
+    name: str  # a key of asgi_ws.servers.SERVERS
+    port: int  # on HOST
+    log_path: Path  # the process's stdout and stderr
+    process: subprocess.Popen[bytes] | None = None  # set once spawned
+
+    def url(self, path: str) -> str:
+        """The ``ws://`` URL of ``path``, which may carry a query string."""
+        return f"ws://{HOST}:{self.port}{path}"
+
+    @property
+    def origin(self) -> str:
+        """The ``Origin`` a page served by this server sends: the same host, so always allowed."""
+        return f"http://{HOST}:{self.port}"
+
+    def get(self, path: str) -> HTTPResult:
+        """``GET path`` over a new connection, closed before returning."""
+        connection = http.client.HTTPConnection(HOST, self.port, timeout=HTTP_TIMEOUT)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return HTTPResult(response.status, response.getheader("content-type"), response.read())
+        finally:
+            connection.close()
+
+    def health(self) -> dict[str, Any]:
+        """asgi_ws's ``/healthz`` document (SPEC §2)."""
+        document: dict[str, Any] = json.loads(self.get("/healthz").body)
+        return document
+
+    def wait_for_health(self, condition: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+        """Poll ``/healthz`` until ``condition`` holds for its document, and return that document.
+
+        Blocks, so async callers run it in a worker thread.  Raises AssertionError,
+        quoting the last document, if ``timeout`` seconds pass first.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            document = self.health()
+            if condition(document):
+                return document
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: /healthz still {document} after {timeout} s")
+            time.sleep(POLL_INTERVAL)
+
+    def terminate(self, timeout: float = STOP_GRACE) -> int | None:
+        """Send SIGTERM and wait up to ``timeout`` s for the exit; its return code, or None if still running."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self) -> str:
+        return "\n".join(self.log_text().splitlines()[-LOG_TAIL_LINES:])
+
+
+# The type of a ``start_server`` fixture: settings in, a running server out.
+StartServer = Callable[[Mapping[str, str]], RunningServer]
+
+
+@contextlib.contextmanager
+def run_server(
+    name: str,
+    log_dir: Path,
+    settings: Mapping[str, str] | None = None,
+    *,
+    app: str = APP,
+    ready_path: str = "/",
+    via_cli: Sequence[str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    listen: Mapping[str, float] | None = None,
+) -> Iterator[RunningServer]:
+    """Run server ``name`` serving ``app`` with ``ASGI_WS_*`` ``settings`` for the ``with`` block.
+
+    ``via_cli``: start it through ``python -m asgi_ws serve`` with these extra
+    flags, instead of the server's own command line.  ``extra_env``: more
+    environment variables for the child, not checked against asgi_ws's names.
+    ``listen``: overrides of :class:`asgi_ws.servers.Listen`, e.g. ``ping_interval``.
+    """
+    options = Launch(app, ready_path, via_cli, extra_env or {}, listen or {})
+    server = _start(name, log_dir, settings or {}, options)
+    try:
+        yield server
+    finally:
+        assert server.process is not None
+        _stop(server.process)
+
+
+def free_port() -> int:
+    """A port that nothing listens on right now.  It may be taken again before the server binds it."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# Starting and stopping
+
+
+class _PortTaken(Exception):
+    """The server exited because another process bound its port first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """How to start the process, besides which server and which settings."""
+
+    app: str  # "module:attr"
+    ready_path: str  # polled with GET until anything answers
+    via_cli: Sequence[str] | None  # flags for asgi-ws serve, or None for the server's own command
+    extra_env: Mapping[str, str]  # added to the child's environment
+    listen: Mapping[str, float]  # Listen overrides
+
+
+def _start(name: str, log_dir: Path, settings: Mapping[str, str], options: Launch) -> RunningServer:
+    kind = SERVERS[name]
+    missing = kind.missing()
+    if missing:
+        raise ServerStartError(
+            f"server {name!r} cannot run: {', '.join(missing)} not importable by {sys.executable}; "
+            f"install asgi-ws[{kind.module}]"
+        )
+    unknown = sorted(set(settings) - KNOWN_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}; the app reads {sorted(KNOWN_SETTINGS)}")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
+    env.update(settings)
+    env.update(options.extra_env)
+    env["PYTHONUNBUFFERED"] = "1"  # log lines reach the file as they are written
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    for _ in range(START_ATTEMPTS):
+        port = free_port()
+        server = RunningServer(name, port, log_dir / f"{name}-{port}.log")
+        server.process = _spawn(kind, server, env, options)
+        try:
+            _wait_until_ready(server, options.ready_path)
+        except _PortTaken:
+            _stop(server.process)
+            continue
+        except BaseException:
+            _stop(server.process)
+            raise
+        return server
+    raise ServerStartError(f"{name}: the chosen port was taken {START_ATTEMPTS} times in a row")
+
+
+def _spawn(kind: Server, server: RunningServer, env: Mapping[str, str], options: Launch) -> subprocess.Popen[bytes]:
+    # workers=0: one process is the whole server, so stopping its PID stops everything.
+    listen = Listen(HOST, server.port, workers=0, **options.listen)
+    argv = kind.command(options.app, listen)
+    if options.via_cli is not None:
+        # asgi-ws serve execs the server in the same process: the PID stays the server's.
+        flags = ["--host", HOST, "--port", str(server.port), "--workers", "0"]
+        argv = [sys.executable, "-m", "asgi_ws", "serve", "--server", server.name, *flags, *options.via_cli]
+    # The child gets its own copy of the log file's descriptor; ours is closed on leaving the block.
+    with server.log_path.open("wb") as log:
+        return subprocess.Popen(
+            argv,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _wait_until_ready(server: RunningServer, ready_path: str) -> None:
+    """Return once ``GET ready_path`` gets any HTTP response.  Raises _PortTaken or ServerStartError."""
+    assert server.process is not None
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        returncode = server.process.poll()
+        if returncode is not None:
+            if "address already in use" in server.log_text().lower():
+                raise _PortTaken
+            raise ServerStartError(
+                f"{server.name} exited with code {returncode} before it was ready; "
+                f"log {server.log_path} ends with:\n{server.log_tail()}"
+            )
+        # Refused until the server listens; http.client's errors while it starts up.
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            server.get(ready_path)
+            return
+        if time.monotonic() > deadline:
+            raise ServerStartError(
+                f"{server.name} did not answer GET {ready_path} within {READY_TIMEOUT} s; "
+                f"log {server.log_path} ends with:\n{server.log_tail()}"
+            )
+        time.sleep(POLL_INTERVAL)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, up to STOP_GRACE seconds to exit, then SIGKILL.  To this PID only.
+
+    ``terminate`` does nothing if the process has already exited and been reaped.
+    """
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

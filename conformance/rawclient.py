@@ -1,0 +1,225 @@
+"""A WebSocket client that shows the wire: frames in and out exactly as sent.
+
+The ``websockets`` client is what users run and what most scenarios use.  It
+hides what some scenarios must see or do: send a fragmented message or a text
+frame with invalid UTF-8, send a close frame with no code, read the server's
+ping frames, end with a TCP reset instead of a closing handshake, or keep the
+handshake's full HTTP response.  :class:`RawClient` does those.
+
+It is built on the sans-I/O protocol of ``websockets`` (``ClientProtocol``): the
+handshake and the parsing of incoming frames are that library's, tested code.
+Outgoing frames are written either through the protocol (well-formed) or as
+bytes serialized from a :class:`websockets.frames.Frame` straight onto the
+socket, which bypasses every check: that is how malformed frames get out.
+
+Everything is asyncio, bounded by timeouts, and bound to the given host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from websockets.client import ClientProtocol
+from websockets.frames import Close, Frame, Opcode
+from websockets.http11 import Response
+from websockets.typing import Origin, Subprotocol
+from websockets.uri import parse_uri
+
+__all__ = ["Handshake", "RawClient", "Received"]
+
+TIMEOUT = 10.0  # seconds any one read may wait before the scenario counts as hung
+READ_CHUNK = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """The server's answer to the opening handshake."""
+
+    status: int  # 101 when accepted
+    headers: tuple[tuple[str, str], ...]  # lower-case names, in order
+    body: bytes  # the body of a refusal, b"" when accepted
+
+    def header(self, name: str) -> str | None:
+        return next((value for key, value in self.headers if key == name.lower()), None)
+
+
+@dataclass(slots=True)
+class Received:
+    """What came back from the server, frame by frame, until the connection ended."""
+
+    frames: list[Frame] = field(default_factory=list)  # data and control frames, in order
+    eof: bool = False  # the server closed the TCP connection
+
+
+class RawClient:
+    """One WebSocket connection with full control over the frames.
+
+    ``async with RawClient(host, port, "/echo") as ws`` performs the opening
+    handshake (``ws.handshake`` holds the response, accepted or not) and, on
+    exit, closes the socket without a closing handshake unless one was done.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        origin: str | None = None,
+        subprotocols: Sequence[str] = (),
+        extensions_header: str | None = None,
+    ) -> None:
+        self._uri = parse_uri(f"ws://{host}:{port}{path}")  # where to connect
+        self._headers = list(headers)  # extra request headers
+        self._origin = origin  # the Origin header, if any
+        self._subprotocols = list(subprotocols)  # offered in Sec-WebSocket-Protocol
+        self._extensions_header = extensions_header  # a raw Sec-WebSocket-Extensions offer
+        self.protocol = ClientProtocol(
+            self._uri,
+            origin=Origin(origin) if origin else None,
+            subprotocols=[Subprotocol(name) for name in subprotocols] or None,
+            max_size=None,
+        )  # handshake and frame parsing
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.handshake: Handshake | None = None  # set by the opening handshake
+        self.received = Received()  # everything read so far
+
+    # Connection
+
+    async def __aenter__(self) -> RawClient:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.abort()
+
+    async def open(self) -> Handshake:
+        """Connect and perform the opening handshake; the response, whatever its status."""
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(self._uri.host, self._uri.port), TIMEOUT
+        )
+        request = self.protocol.connect()
+        for name, value in self._headers:
+            request.headers[name] = value
+        if self._extensions_header is not None:
+            request.headers["Sec-WebSocket-Extensions"] = self._extensions_header
+        self.protocol.send_request(request)
+        await self._flush()
+        while self.handshake is None and self.protocol.handshake_exc is None:
+            if not await self._read_some():
+                break
+        if self.handshake is None:
+            raise ConnectionError(f"no handshake response: {self.protocol.handshake_exc!r}")
+        return self.handshake
+
+    def reset(self) -> None:
+        """End the TCP connection with RST: no closing handshake, unsent data dropped."""
+        if self._writer is None:
+            return
+        sock = self._writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.abort()
+
+    def abort(self) -> None:
+        """Close the socket now, whatever the state."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    # Sending
+
+    async def send_text(self, text: str) -> None:
+        self.protocol.send_text(text.encode())
+        await self._flush()
+
+    async def send_binary(self, data: bytes) -> None:
+        self.protocol.send_binary(data)
+        await self._flush()
+
+    async def send_frame(self, frame: Frame) -> None:
+        """Write ``frame`` as is: no check of UTF-8, fragmentation or close codes."""
+        await self._write(frame.serialize(mask=True))
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write bytes onto the socket, e.g. half a frame."""
+        await self._write(data)
+
+    async def send_fragmented_text(self, text: str, pieces: int) -> None:
+        """One text message as ``pieces`` frames: TEXT, then CONTINUATIONs."""
+        payload = text.encode()
+        size = max(1, -(-len(payload) // pieces))
+        chunks = [payload[i : i + size] for i in range(0, len(payload), size)] or [b""]
+        for index, chunk in enumerate(chunks):
+            opcode = Opcode.TEXT if index == 0 else Opcode.CONT
+            await self.send_frame(Frame(opcode, chunk, fin=index == len(chunks) - 1))
+
+    async def close(self, code: int | None = 1000, reason: str = "") -> None:
+        """Send a close frame; ``code=None`` sends one with an empty payload (no code)."""
+        payload = b"" if code is None else Close(code, reason).serialize()
+        await self.send_frame(Frame(Opcode.CLOSE, payload))
+
+    # Receiving
+
+    async def next_frame(self, timeout: float = TIMEOUT) -> Frame | None:
+        """The next frame from the server, or None once the connection has ended."""
+        start = len(self.received.frames)
+        async with asyncio.timeout(timeout):
+            while len(self.received.frames) == start:
+                if not await self._read_some():
+                    return None
+        return self.received.frames[start]
+
+    async def read_until_closed(self, timeout: float = TIMEOUT) -> Received:
+        """Read (answering the server's close as the protocol does) until the server ends TCP."""
+        async with asyncio.timeout(timeout):
+            while await self._read_some():
+                pass
+        return self.received
+
+    # Internals
+
+    async def _read_some(self) -> bool:
+        """Read one chunk into the protocol; False at EOF."""
+        assert self._reader is not None
+        data = await asyncio.wait_for(self._reader.read(READ_CHUNK), TIMEOUT)
+        if not data:
+            self.protocol.receive_eof()
+            self.received.eof = True
+            return False
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Response):  # the protocol's first event: the handshake's answer
+                self.handshake = _handshake(event)
+            elif isinstance(event, Frame):
+                self.received.frames.append(event)
+        await self._flush()  # pongs and close replies the protocol queued
+        return True
+
+    async def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                await self._write(data)
+
+    async def _write(self, data: bytes) -> None:
+        if self._writer is None or self._writer.is_closing():
+            return
+        self._writer.write(data)
+        try:
+            await asyncio.wait_for(self._writer.drain(), TIMEOUT)
+        except ConnectionError:
+            pass  # the server has gone; what it sent before is still readable
+
+
+def _handshake(response: Response) -> Handshake:
+    headers = tuple((name.lower(), value) for name, value in response.headers.raw_items())
+    return Handshake(response.status_code, headers, bytes(response.body or b""))

@@ -1,0 +1,119 @@
+"""Run checks against one server: start the right processes, run each check, collect outcomes.
+
+For one server (a row of SPEC §0) the runner starts as few processes as it can:
+
+- one process of the app under test per distinct set of app settings, shared
+  by the scenarios that need those settings;
+- one process of the probe app, shared by the probes;
+- one process of its own for every check marked ``own_server`` (shutdown
+  checks stop their server).
+
+Every app runs wrapped in :mod:`conformance.observer`, so checks can read what
+the app saw.  Each check runs with a time bound; an exception or a timeout is
+an ``error`` outcome with the reason, never a crash of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checks import Check, Target, Transcript
+from .launcher import ServerStartError, run_server
+from .observer import APP_ENV, FILE_ENV
+
+__all__ = ["CHECK_TIMEOUT", "Outcome", "run_checks"]
+
+CHECK_TIMEOUT = 60.0  # seconds one check may take before it is an error
+PROBE_APP = "conformance.probe_app:app"
+OBSERVED_APP = "conformance.observer:app"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One check under one server."""
+
+    check: str
+    server: str
+    transcript: Transcript | None  # None when the check could not finish
+    error: str | None = None  # why it could not
+    seconds: float = 0.0  # how long it took, for the progress output only
+
+
+def run_checks(
+    server: str,
+    checks: Sequence[Check],
+    *,
+    app: str,
+    echo_path: str,
+    work_dir: Path,
+    progress: Callable[[str], None],
+) -> list[Outcome]:
+    """Run ``checks`` under ``server``; one outcome per check, in the order given."""
+    outcomes: dict[str, Outcome] = {}
+    for index, group in enumerate(_groups(checks).values()):
+        target_app = PROBE_APP if group[0].kind == "probe" else app
+        log_dir = work_dir / server / f"group-{index}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        observations = log_dir / "observations.jsonl"
+        env = {APP_ENV: target_app, FILE_ENV: str(observations)}
+        try:
+            with run_server(
+                server,
+                log_dir,
+                group[0].settings,
+                app=OBSERVED_APP,
+                extra_env=env,
+                listen=dict(group[0].server_flags),
+            ) as running:
+                target = Target(running, echo_path, observations)
+                for check in group:
+                    outcomes[check.name] = _run_one(check, server, target, progress)
+        except ServerStartError as exc:
+            for check in group:
+                if check.name not in outcomes:
+                    outcomes[check.name] = Outcome(check.name, server, None, f"server did not start: {exc}")
+                    progress(f"  {server:<20} {check.name:<40} error (server did not start)")
+    return [outcomes[check.name] for check in checks]
+
+
+def _groups(checks: Iterable[Check]) -> dict[tuple[object, ...], list[Check]]:
+    """Checks that can share one server process, keyed by what that process needs."""
+    groups: dict[tuple[object, ...], list[Check]] = {}
+    for check in checks:
+        key: tuple[object, ...] = (
+            check.kind,
+            tuple(sorted(check.settings.items())),
+            tuple(sorted(check.server_flags.items())),
+            check.name if check.own_server else None,
+        )
+        groups.setdefault(key, []).append(check)
+    return groups
+
+
+def _run_one(check: Check, server: str, target: Target, progress: Callable[[str], None]) -> Outcome:
+    started = time.monotonic()
+    try:
+        transcript = asyncio.run(asyncio.wait_for(check.run(target), CHECK_TIMEOUT))
+    except TimeoutError:
+        outcome = Outcome(check.name, server, None, f"timed out after {CHECK_TIMEOUT:g} s")
+    except Exception as exc:
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        outcome = Outcome(check.name, server, None, detail)
+    else:
+        outcome = Outcome(check.name, server, _plain(transcript))
+    outcome = Outcome(outcome.check, server, outcome.transcript, outcome.error, time.monotonic() - started)
+    status = "ok" if outcome.error is None else f"error: {outcome.error.splitlines()[0][:80]}"
+    progress(f"  {server:<20} {check.name:<40} {status} ({outcome.seconds:.1f} s)")
+    return outcome
+
+
+def _plain(transcript: Mapping[str, object]) -> Transcript:
+    """The transcript as JSON would give it back (tuples to lists, keys to strings)."""
+    plain: Transcript = json.loads(json.dumps(transcript, default=str))
+    return plain
