@@ -18,6 +18,7 @@ Everything is asyncio, bounded by timeouts, and bound to the given host.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from collections.abc import Sequence
@@ -170,18 +171,18 @@ class RawClient:
 
     # Receiving
 
-    async def next_frame(self, timeout: float = TIMEOUT) -> Frame | None:
+    async def next_frame(self, within: float = TIMEOUT) -> Frame | None:
         """The next frame from the server, or None once the connection has ended."""
         start = len(self.received.frames)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while len(self.received.frames) == start:
                 if not await self._read_some():
                     return None
         return self.received.frames[start]
 
-    async def read_until_closed(self, timeout: float = TIMEOUT) -> Received:
+    async def read_until_closed(self, within: float = TIMEOUT) -> Received:
         """Read (answering the server's close as the protocol does) until the server ends TCP."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while await self._read_some():
                 pass
         return self.received
@@ -214,10 +215,9 @@ class RawClient:
         if self._writer is None or self._writer.is_closing():
             return
         self._writer.write(data)
-        try:
+        # ConnectionError: the server has gone; what it sent before is still readable.
+        with contextlib.suppress(ConnectionError):
             await asyncio.wait_for(self._writer.drain(), TIMEOUT)
-        except ConnectionError:
-            pass  # the server has gone; what it sent before is still readable
 
 
 def _handshake(response: Response) -> Handshake:
