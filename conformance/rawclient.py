@@ -28,6 +28,7 @@ from types import TracebackType
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
+from websockets.protocol import State
 from websockets.typing import Origin, Subprotocol
 from websockets.uri import parse_uri
 
@@ -54,7 +55,8 @@ class Received:
     """What came back from the server, frame by frame, until the connection ended."""
 
     frames: list[Frame] = field(default_factory=list)  # data and control frames, in order
-    eof: bool = False  # the server closed the TCP connection
+    eof: bool = False  # the server closed the TCP connection (with FIN, or with RST: see reset)
+    reset: bool = False  # the server ended the TCP connection with RST
 
 
 class RawClient:
@@ -91,6 +93,7 @@ class RawClient:
         self._writer: asyncio.StreamWriter | None = None
         self.handshake: Handshake | None = None  # set by the opening handshake
         self.received = Received()  # everything read so far
+        self._next_frame = 0  # index in received.frames of the frame next_frame() returns next
 
     # Connection
 
@@ -165,20 +168,34 @@ class RawClient:
             await self.send_frame(Frame(opcode, chunk, fin=index == len(chunks) - 1))
 
     async def close(self, code: int | None = 1000, reason: str = "") -> None:
-        """Send a close frame; ``code=None`` sends one with an empty payload (no code)."""
+        """Send a close frame; ``code=None`` sends one with an empty payload (no code).
+
+        While the connection is open the frame goes through the protocol, so
+        that it knows the closing handshake has started: it then takes the
+        server's close frame as the reply, instead of answering it with a second
+        close frame of its own (RFC 6455 §5.5.1 allows one).
+        """
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            await self._flush()
+            return
         payload = b"" if code is None else Close(code, reason).serialize()
         await self.send_frame(Frame(Opcode.CLOSE, payload))
 
     # Receiving
 
     async def next_frame(self, within: float = TIMEOUT) -> Frame | None:
-        """The next frame from the server, or None once the connection has ended."""
-        start = len(self.received.frames)
+        """The first frame from the server not returned yet, or None once the connection has ended.
+
+        Frames are handed out one by one even when one read brought several.
+        """
         async with asyncio.timeout(within):
-            while len(self.received.frames) == start:
+            while len(self.received.frames) <= self._next_frame:
                 if not await self._read_some():
                     return None
-        return self.received.frames[start]
+        frame = self.received.frames[self._next_frame]
+        self._next_frame += 1
+        return frame
 
     async def read_until_closed(self, within: float = TIMEOUT) -> Received:
         """Read (answering the server's close as the protocol does) until the server ends TCP."""
@@ -192,19 +209,28 @@ class RawClient:
     async def _read_some(self) -> bool:
         """Read one chunk into the protocol; False at EOF."""
         assert self._reader is not None
-        data = await asyncio.wait_for(self._reader.read(READ_CHUNK), TIMEOUT)
+        try:
+            data = await asyncio.wait_for(self._reader.read(READ_CHUNK), TIMEOUT)
+        except ConnectionResetError:
+            # An RST ends the connection as surely as a FIN; what came before it was read.
+            self.received.reset = True
+            data = b""
         if not data:
             self.protocol.receive_eof()
             self.received.eof = True
+            self._collect_events()  # a refusal without Content-Length ends at EOF (daphne's 403)
             return False
         self.protocol.receive_data(data)
+        self._collect_events()
+        await self._flush()  # pongs and close replies the protocol queued
+        return True
+
+    def _collect_events(self) -> None:
         for event in self.protocol.events_received():
             if isinstance(event, Response):  # the protocol's first event: the handshake's answer
                 self.handshake = _handshake(event)
             elif isinstance(event, Frame):
                 self.received.frames.append(event)
-        await self._flush()  # pongs and close replies the protocol queued
-        return True
 
     async def _flush(self) -> None:
         for data in self.protocol.data_to_send():

@@ -7,6 +7,7 @@ worker as well as on asyncio servers (SPEC §0).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,9 +17,25 @@ from asgi_ws.app import App, create_app
 from asgi_ws.servers import SERVERS
 from asgi_ws.settings import Settings
 
-# Which servers tests/integration runs under (see tests/integration/conftest.py).
+# Which servers the tests that take ``server_name`` run under: tests/integration, tests/conformance.
 DEFAULT_SERVERS = "uvicorn,hypercorn,hypercorn-trio"
 SERVERS_ENV = "ASGI_WS_TEST_SERVERS"
+
+
+def requested_servers(config: pytest.Config) -> list[str]:
+    """The server names to test, from the option, the environment or the default, in that order."""
+    raw = config.getoption("servers", default=None) or os.environ.get(SERVERS_ENV) or DEFAULT_SERVERS
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SERVERS]
+    if unknown or not names:
+        raise pytest.UsageError(f"--servers {raw!r}: expected names from {', '.join(SERVERS)}")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Session scope: pytest orders the tests server by server, so each shared server starts once.
+    if "server_name" in metafunc.fixturenames:
+        metafunc.parametrize("server_name", requested_servers(metafunc.config), scope="session")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -19,33 +19,13 @@ before it parses the command line, so the option works with a bare ``pytest``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from asgi_ws.servers import SERVERS
 from conformance.launcher import RunningServer, StartServer, run_server
-
-from ..conftest import DEFAULT_SERVERS, SERVERS_ENV
-
-
-def requested_servers(config: pytest.Config) -> list[str]:
-    """The server names to test, from the option, the environment or the default, in that order."""
-    raw = config.getoption("servers", default=None) or os.environ.get(SERVERS_ENV) or DEFAULT_SERVERS
-    names = [name.strip() for name in raw.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SERVERS]
-    if unknown or not names:
-        raise pytest.UsageError(f"--servers {raw!r}: expected names from {', '.join(SERVERS)}")
-    return names
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # Session scope: pytest orders the tests server by server, so each shared server starts once.
-    if "server_name" in metafunc.fixturenames:
-        metafunc.parametrize("server_name", requested_servers(metafunc.config), scope="session")
 
 
 @pytest.fixture

@@ -1,0 +1,88 @@
+"""conformance.verdicts: judging transcripts against expected ones and known divergences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance.runner import Outcome
+from conformance.verdicts import (
+    Divergence,
+    DivergenceFileError,
+    judge,
+    load_divergences,
+    load_expected,
+    save_expected,
+    stale,
+    unexplained,
+)
+
+EXPECTED = {"handshake": 101, "frames": ["a"], "close": [1000, ""]}
+KNOWN = Divergence("close-*", ("daphne",), "Daphne sends 1001 on its own.", "daphne/ws_protocol.py")
+
+
+def test_equal_transcripts_are_same() -> None:
+    cell = judge(Outcome("close-normal", "hypercorn", dict(EXPECTED)), EXPECTED, [KNOWN])
+    assert cell.verdict == "same"
+    assert not cell.failing
+
+
+def test_a_difference_without_entry_differs_with_a_diff() -> None:
+    observed = {**EXPECTED, "close": [1001, ""]}
+    cell = judge(Outcome("close-normal", "hypercorn", observed), EXPECTED, [KNOWN])
+    assert cell.verdict == "differs"
+    assert cell.failing
+    assert cell.diff is not None
+    assert "-    1000," in cell.diff
+    assert "+    1001," in cell.diff
+
+
+def test_a_difference_with_a_matching_entry_is_known() -> None:
+    observed = {**EXPECTED, "close": [1001, ""]}
+    cell = judge(Outcome("close-normal", "daphne", observed), EXPECTED, [KNOWN])
+    assert cell.verdict == "known"
+    assert cell.divergence is KNOWN
+    assert not cell.failing
+
+
+def test_errors_fail_unless_explained() -> None:
+    assert judge(Outcome("x", "granian", None, "timed out"), EXPECTED, []).verdict == "error"
+    assert judge(Outcome("close-x", "daphne", None, "timed out"), EXPECTED, [KNOWN]).verdict == "known"
+
+
+def test_no_expected_transcript_fails() -> None:
+    cell = judge(Outcome("new-check", "uvicorn", EXPECTED), None, [])
+    assert cell.verdict == "no baseline"
+    assert unexplained([cell]) == [cell]
+
+
+def test_expected_files_round_trip(tmp_path: Path) -> None:
+    save_expected("autobahn:1.1.1", EXPECTED, tmp_path)
+    assert load_expected("autobahn:1.1.1", tmp_path) == EXPECTED
+    assert load_expected("missing", tmp_path) is None
+
+
+def test_divergence_file_is_validated(tmp_path: Path) -> None:
+    path = tmp_path / "divergences.toml"
+    path.write_text('[[divergence]]\ncheck = "a"\nservers = ["daphne"]\nwhy = """Two\n  lines."""\nsource = "s"\n')
+    assert load_divergences(path, ["daphne"]) == [Divergence("a", ("daphne",), "Two lines.", "s")]
+    with pytest.raises(DivergenceFileError, match="unknown servers"):
+        load_divergences(path, ["uvicorn"])
+    path.write_text('[[divergence]]\ncheck = "a"\nservers = ["daphne"]\n')
+    with pytest.raises(DivergenceFileError, match="missing why, source"):
+        load_divergences(path)
+
+
+def test_stale_entries_are_the_unused_ones() -> None:
+    other = Divergence("z", ("granian",), "Why.", "src")
+    cell = judge(Outcome("close-a", "daphne", {"x": 1}), EXPECTED, [KNOWN, other])
+    assert stale([KNOWN, other], [cell]) == [other]
+
+
+def test_the_committed_divergence_file_is_valid() -> None:
+    from asgi_ws.servers import SERVERS
+
+    for entry in load_divergences(known_servers=SERVERS):
+        assert entry.why.endswith("."), entry
+        assert entry.source, entry
