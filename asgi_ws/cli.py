@@ -92,8 +92,8 @@ def serve_command(args: argparse.Namespace) -> int:
     _note(f"serving ws://{args.host}:{args.port}/ws with {server.name}, broker {settings.broker}")
     if args.workers > 1 and settings.broker.startswith("memory://"):
         _note("with the memory broker each worker has its own rooms: chat reaches only its own worker's clients")
-    if not server.pings:
-        _note(f"{server.name} has no WebSocket keepalive option: --ping-interval is not applied")
+    if server.no_ping is not None:
+        _note(f"keepalive pings are off: {server.no_ping}")
     _note(f"exec {shlex.join(argv)}")
     sys.stderr.flush()
     os.execve(argv[0], argv, {**os.environ, **settings.to_env()})

@@ -8,18 +8,12 @@ harness and the tests start the same commands as subprocesses.
 Keepalive is set the same way everywhere it can be, so that dead peers are
 found on every server (the app's idle timeout only counts messages):
 
-=================  ============================  ===========================
-server             ping interval                 pong timeout
-=================  ============================  ===========================
-uvicorn (all ws)   ``--ws-ping-interval``        ``--ws-ping-timeout``
-hypercorn          ``--websocket-ping-interval`` none: hypercorn 0.18 pings
-                                                 but never times out a pong
-daphne             ``--ping-interval``           ``--ping-timeout``
-granian            none: granian 2.x has no      none
-                   WebSocket ping option
-=================  ============================  ===========================
-
-Without a flag hypercorn does not ping at all, which is why it is always passed.
+- uvicorn, all ws implementations: ``--ws-ping-interval`` and ``--ws-ping-timeout``;
+- hypercorn, asyncio and uvloop workers: ``--websocket-ping-interval``.  Without
+  it hypercorn does not ping at all, and it has no pong timeout;
+- hypercorn's trio worker: no pings, because of a crash (:data:`TRIO_PING_RACE`);
+- daphne: ``--ping-interval`` and ``--ping-timeout``;
+- granian: none, it has no WebSocket ping option.
 """
 
 from __future__ import annotations
@@ -55,7 +49,7 @@ class Server:
     flags: tuple[str, ...]  # fixed flags that select the implementation or worker
     requires: tuple[str, ...] = ()  # other packages that implementation needs
     multi_worker: bool = True  # False: one process only (daphne)
-    pings: bool = True  # False: no keepalive option at all (granian)
+    no_ping: str | None = None  # why keepalive pings are not turned on, where they are not
 
     def missing(self) -> list[str]:
         """The packages this row needs that are not importable here."""
@@ -81,16 +75,23 @@ class Server:
             ]
         if self.module == "hypercorn":
             host = f"[{listen.host}]" if ":" in listen.host else listen.host
-            return [
-                *("--bind", f"{host}:{listen.port}", "--workers", str(listen.workers)),
+            flags = ["--bind", f"{host}:{listen.port}", "--workers", str(listen.workers)]
+            if self.no_ping is None:
                 # hypercorn 0.18's flag takes whole seconds only (argparse type=int).
-                *("--websocket-ping-interval", str(max(1, round(listen.ping_interval)))),
-            ]
+                flags += ["--websocket-ping-interval", str(max(1, round(listen.ping_interval)))]
+            return flags
         if self.module == "daphne":
             return ["-b", listen.host, "-p", str(listen.port), "--ping-interval", interval, "--ping-timeout", timeout]
         # granian
         return ["--host", listen.host, "--port", str(listen.port), "--workers", workers]
 
+
+# hypercorn 0.18's trio worker can crash the whole server when a keepalive ping
+# races with the server closing a connection: TCPServer._close() calls
+# send_eof() without the send lock that protocol_send() holds, so the ping task's
+# send_all() raises trio.BusyResourceError, which nothing catches
+# (hypercorn/trio/tcp_server.py).  No keepalive is safer than that.
+TRIO_PING_RACE = "hypercorn 0.18's trio worker can crash when a ping races a close (see asgi_ws/servers.py)"
 
 SERVERS: dict[str, Server] = {
     server.name: server
@@ -100,9 +101,9 @@ SERVERS: dict[str, Server] = {
         Server("uvicorn-wsproto", "uvicorn", ("--ws", "wsproto"), requires=("wsproto",)),
         Server("hypercorn", "hypercorn", ("--worker-class", "asyncio")),
         Server("hypercorn-uvloop", "hypercorn", ("--worker-class", "uvloop"), requires=("uvloop",)),
-        Server("hypercorn-trio", "hypercorn", ("--worker-class", "trio"), requires=("trio",)),
+        Server("hypercorn-trio", "hypercorn", ("--worker-class", "trio"), requires=("trio",), no_ping=TRIO_PING_RACE),
         Server("daphne", "daphne", (), multi_worker=False),
-        Server("granian", "granian", ("--interface", "asgi"), pings=False),
+        Server("granian", "granian", ("--interface", "asgi"), no_ping="granian 2.x has no WebSocket ping option"),
     ]
 }
 

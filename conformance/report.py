@@ -1,6 +1,6 @@
 """Write the conformance report: Markdown, JSON and, on request, HTML (SPEC §5).
 
-The report is a matrix of checks × servers.  Each cell is one of:
+The report is a matrix of checks by servers.  Each cell is one of:
 
 - ``same``: the transcript equals the expected one;
 - ``known``: a known server divergence, with its sentence and source;
@@ -29,7 +29,7 @@ __all__ = ["Report", "write_html", "write_json", "write_markdown"]
 SYMBOL = {"same": "✓", "known": "≈", "differs": "✗", "error": "!", "no baseline": "?"}
 LEGEND = (
     "✓ same as expected · ≈ known server divergence (explained below) · "
-    "✗ unexplained difference · ! error · ? no expected transcript · – not run"
+    "✗ unexplained difference · ! error · ? no expected transcript · - not run"
 )
 
 
@@ -111,7 +111,7 @@ def write_html(report: Report, path: Path) -> None:
         for server in report.servers:
             cell = by_server.get(server)
             if cell is None:
-                cells.append("<td>–</td>")
+                cells.append("<td>-</td>")
                 continue
             detail = cell.diff or cell.error or (cell.divergence.why if cell.divergence else "")
             cells.append(
@@ -145,7 +145,7 @@ def _matrix(report: Report, kind: str, heading: str) -> list[str]:
     out.append("| check | " + " | ".join(report.servers) + " |")
     out.append("|---|" + "---|" * len(report.servers))
     for name in names:
-        marks = [SYMBOL[table[name][server].verdict] if server in table[name] else "–" for server in report.servers]
+        marks = [SYMBOL[table[name][server].verdict] if server in table[name] else "-" for server in report.servers]
         out.append(f"| `{name}` | " + " | ".join(marks) + " |")
     out += ["", "<details><summary>What each check shows</summary>", ""]
     for name in names:

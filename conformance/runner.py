@@ -57,29 +57,52 @@ def run_checks(
     """Run ``checks`` under ``server``; one outcome per check, in the order given."""
     outcomes: dict[str, Outcome] = {}
     for index, group in enumerate(_groups(checks).values()):
-        target_app = PROBE_APP if group[0].kind == "probe" else app
-        log_dir = work_dir / server / f"group-{index}"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        observations = log_dir / "observations.jsonl"
-        env = {APP_ENV: target_app, FILE_ENV: str(observations)}
-        try:
-            with run_server(
-                server,
-                log_dir,
-                group[0].settings,
-                app=OBSERVED_APP,
-                extra_env=env,
-                listen=dict(group[0].server_flags),
-            ) as running:
-                target = Target(running, echo_path, observations)
-                for check in group:
-                    outcomes[check.name] = _run_one(check, server, target, progress)
-        except ServerStartError as exc:
-            for check in group:
-                if check.name not in outcomes:
+        pending = list(group)
+        attempt = 0
+        while pending:
+            # A server that dies during a check is started again for the checks after it,
+            # and the check that was running when it died says so.
+            attempt += 1
+            log_dir = work_dir / server / f"group-{index}-{attempt}"
+            try:
+                pending = _run_group(server, pending, app, echo_path, log_dir, outcomes, progress)
+            except ServerStartError as exc:
+                for check in pending:
                     outcomes[check.name] = Outcome(check.name, server, None, f"server did not start: {exc}")
                     progress(f"  {server:<20} {check.name:<40} error (server did not start)")
+                pending = []
     return [outcomes[check.name] for check in checks]
+
+
+def _run_group(
+    server: str,
+    group: Sequence[Check],
+    app: str,
+    echo_path: str,
+    log_dir: Path,
+    outcomes: dict[str, Outcome],
+    progress: Callable[[str], None],
+) -> list[Check]:
+    """Run ``group`` on one server process; the checks left to run if that process died."""
+    first = group[0]
+    observations = log_dir / "observations.jsonl"
+    env = {APP_ENV: PROBE_APP if first.kind == "probe" else app, FILE_ENV: str(observations)}
+    with run_server(
+        server, log_dir, first.settings, app=OBSERVED_APP, extra_env=env, listen=dict(first.server_flags)
+    ) as running:
+        target = Target(running, echo_path, observations)
+        for position, check in enumerate(group):
+            outcome = _run_one(check, server, target, progress)
+            assert running.process is not None
+            died = running.process.poll() is not None and not check.own_server
+            if died:
+                why = f"the server process exited ({running.process.returncode}) during this check"
+                outcome = Outcome(outcome.check, server, outcome.transcript, why, outcome.seconds)
+                progress(f"  {server:<20} {check.name:<40} {why}; starting it again")
+            outcomes[check.name] = outcome
+            if died:
+                return list(group[position + 1 :])
+    return []
 
 
 def _groups(checks: Iterable[Check]) -> dict[tuple[object, ...], list[Check]]:
@@ -99,11 +122,11 @@ def _groups(checks: Iterable[Check]) -> dict[tuple[object, ...], list[Check]]:
 def _run_one(check: Check, server: str, target: Target, progress: Callable[[str], None]) -> Outcome:
     started = time.monotonic()
     try:
-        transcript = asyncio.run(asyncio.wait_for(check.run(target), CHECK_TIMEOUT))
-    except TimeoutError:
+        transcript = asyncio.run(_bounded(check, target))
+    except _CheckTimedOut:
         outcome = Outcome(check.name, server, None, f"timed out after {CHECK_TIMEOUT:g} s")
-    except Exception as exc:
-        detail = "".join(traceback.format_exception_only(exc)).strip()
+    except Exception as exc:  # including a check's own shorter timeouts, reported with their place
+        detail = "".join(traceback.format_exception_only(exc)).strip() + _where(exc)
         outcome = Outcome(check.name, server, None, detail)
     else:
         outcome = Outcome(check.name, server, _plain(transcript))
@@ -111,6 +134,28 @@ def _run_one(check: Check, server: str, target: Target, progress: Callable[[str]
     status = "ok" if outcome.error is None else f"error: {outcome.error.splitlines()[0][:80]}"
     progress(f"  {server:<20} {check.name:<40} {status} ({outcome.seconds:.1f} s)")
     return outcome
+
+
+def _where(exc: BaseException) -> str:
+    """`` at file:line`` of the innermost frame in the harness, so a bare TimeoutError says where."""
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if "/conformance/" in frame.filename]
+    if not frames:
+        return ""
+    return f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
+
+
+class _CheckTimedOut(Exception):
+    """The whole check ran past CHECK_TIMEOUT (as opposed to a timeout inside it)."""
+
+
+async def _bounded(check: Check, target: Target) -> Transcript:
+    async with asyncio.timeout(CHECK_TIMEOUT) as bound:
+        try:
+            return await check.run(target)
+        except TimeoutError:
+            if bound.expired():
+                raise _CheckTimedOut from None
+            raise
 
 
 def _plain(transcript: Mapping[str, object]) -> Transcript:

@@ -59,13 +59,18 @@ class DivergenceFileError(ValueError):
 class Divergence:
     """A server behaviour that differs from the expected transcript, explained."""
 
-    check: str  # a check name, or an fnmatch pattern such as "autobahn:6.4.*"
+    checks: tuple[str, ...]  # check names, or fnmatch patterns such as "autobahn:6.4.*"
     servers: tuple[str, ...]  # the servers it applies to
     why: str  # one sentence
     source: str  # server file and behaviour, or an issue URL
 
+    @property
+    def check(self) -> str:
+        """The checks, as one label."""
+        return ", ".join(self.checks)
+
     def covers(self, check: str, server: str) -> bool:
-        return server in self.servers and fnmatch.fnmatchcase(check, self.check)
+        return server in self.servers and any(fnmatch.fnmatchcase(check, pattern) for pattern in self.checks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +111,17 @@ def load_divergences(path: Path = DIVERGENCES, known_servers: Iterable[str] | No
     data = tomllib.loads(path.read_text())
     entries = []
     for number, raw in enumerate(data.get("divergence", []), start=1):
-        where = f"{path.name} entry {number} ({raw.get('check', '?')})"
-        missing = [key for key in ("check", "servers", "why", "source") if not raw.get(key)]
+        checks = raw.get("checks", [raw["check"]] if "check" in raw else [])
+        where = f"{path.name} entry {number} ({', '.join(checks) or '?'})"
+        missing = [key for key in ("servers", "why", "source") if not raw.get(key)]
+        if not checks:
+            missing.insert(0, "check")
         if missing:
             raise DivergenceFileError(f"{where}: missing {', '.join(missing)}")
         servers = tuple(raw["servers"])
         if known_servers is not None and (unknown := set(servers) - set(known_servers)):
             raise DivergenceFileError(f"{where}: unknown servers {sorted(unknown)}")
-        entries.append(Divergence(raw["check"], servers, " ".join(raw["why"].split()), raw["source"]))
+        entries.append(Divergence(tuple(checks), servers, " ".join(raw["why"].split()), raw["source"]))
     return entries
 
 

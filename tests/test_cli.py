@@ -49,6 +49,12 @@ def test_hypercorn_workers(capsys: pytest.CaptureFixture[str], name: str, flag: 
     assert f"--worker-class {flag}" in " ".join(printed_command(capsys, "--server", name))
 
 
+def test_hypercorn_trio_does_not_ping(capsys: pytest.CaptureFixture[str]) -> None:
+    # hypercorn 0.18's trio worker can crash when a ping races a close: see TRIO_PING_RACE.
+    assert "--websocket-ping-interval" not in printed_command(capsys, "--server", "hypercorn-trio")
+    assert "--websocket-ping-interval" in printed_command(capsys, "--server", "hypercorn-uvloop")
+
+
 def test_every_server_builds_a_command() -> None:
     for server in SERVERS.values():
         argv = server.command("asgi_ws.app:app", Listen(port=1234))

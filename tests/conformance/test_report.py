@@ -10,7 +10,7 @@ from conformance.runner import Outcome
 from conformance.verdicts import Divergence, judge
 
 EXPECTED = {"close": [1000, ""]}
-ENTRY = Divergence("check-b", ("daphne",), "Daphne closes with 1001.", "daphne/server.py")
+ENTRY = Divergence(("check-b",), ("daphne",), "Daphne closes with 1001.", "daphne/server.py")
 
 
 def sample_report() -> Report:
@@ -37,7 +37,7 @@ def test_markdown_has_matrix_known_divergence_and_unexplained(tmp_path: Path) ->
     write_markdown(sample_report(), path)
     text = path.read_text()
     assert "| `check-b` | ✓ | ≈ |" in text
-    assert "| `check-c` | – | ! |" in text
+    assert "| `check-c` | - | ! |" in text
     assert "Daphne closes with 1001." in text
     assert "Source: daphne/server.py" in text
     assert "timed out after 60 s" in text

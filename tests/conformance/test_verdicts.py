@@ -19,7 +19,7 @@ from conformance.verdicts import (
 )
 
 EXPECTED = {"handshake": 101, "frames": ["a"], "close": [1000, ""]}
-KNOWN = Divergence("close-*", ("daphne",), "Daphne sends 1001 on its own.", "daphne/ws_protocol.py")
+KNOWN = Divergence(("close-*",), ("daphne",), "Daphne sends 1001 on its own.", "daphne/ws_protocol.py")
 
 
 def test_equal_transcripts_are_same() -> None:
@@ -66,7 +66,7 @@ def test_expected_files_round_trip(tmp_path: Path) -> None:
 def test_divergence_file_is_validated(tmp_path: Path) -> None:
     path = tmp_path / "divergences.toml"
     path.write_text('[[divergence]]\ncheck = "a"\nservers = ["daphne"]\nwhy = """Two\n  lines."""\nsource = "s"\n')
-    assert load_divergences(path, ["daphne"]) == [Divergence("a", ("daphne",), "Two lines.", "s")]
+    assert load_divergences(path, ["daphne"]) == [Divergence(("a",), ("daphne",), "Two lines.", "s")]
     with pytest.raises(DivergenceFileError, match="unknown servers"):
         load_divergences(path, ["uvicorn"])
     path.write_text('[[divergence]]\ncheck = "a"\nservers = ["daphne"]\n')
@@ -74,8 +74,18 @@ def test_divergence_file_is_validated(tmp_path: Path) -> None:
         load_divergences(path)
 
 
+def test_one_entry_can_cover_several_checks(tmp_path: Path) -> None:
+    path = tmp_path / "divergences.toml"
+    path.write_text('[[divergence]]\nchecks = ["a-*", "b"]\nservers = ["daphne"]\nwhy = "W."\nsource = "s"\n')
+    (entry,) = load_divergences(path)
+    assert entry.covers("a-1", "daphne")
+    assert entry.covers("b", "daphne")
+    assert not entry.covers("c", "daphne")
+    assert not entry.covers("b", "granian")
+
+
 def test_stale_entries_are_the_unused_ones() -> None:
-    other = Divergence("z", ("granian",), "Why.", "src")
+    other = Divergence(("z",), ("granian",), "Why.", "src")
     cell = judge(Outcome("close-a", "daphne", {"x": 1}), EXPECTED, [KNOWN, other])
     assert stale([KNOWN, other], [cell]) == [other]
 

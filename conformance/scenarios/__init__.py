@@ -1,0 +1,25 @@
+"""The app scenarios of SPEC §5: the app under test driven by real clients, one transcript each.
+
+Importing this package registers every scenario with :mod:`conformance.checks`.
+One module per area:
+
+- :mod:`.endpoints`: every WebSocket endpoint of SPEC §1, answered as its table says;
+- :mod:`.rejections`: handshakes refused before accept (unknown path, room, count, origin, cap);
+- :mod:`.policies`: what ends an accepted connection (SPEC §3: 1000, 4408, 4413, 4429, 4503);
+- :mod:`.wire`: empty, unicode and fragmented messages, control frames, client closes, resets;
+- :mod:`.load`: many clients at once, and resets among them;
+- :mod:`.shutdown`: SIGTERM with open sockets.
+
+:mod:`.helpers` holds what they share.  Scenarios marked ``generic`` need only
+an echo endpoint (``--echo-path``) and run against any ASGI app.
+
+Scenarios run in the order they register, so the import order below matters:
+:mod:`.wire` comes last, so that its last scenario (invalid UTF-8, on which
+hypercorn's trio worker can crash) is the last one its server process runs.
+"""
+
+from __future__ import annotations
+
+from . import endpoints, load, policies, rejections, shutdown, wire
+
+__all__ = ["endpoints", "load", "policies", "rejections", "shutdown", "wire"]
