@@ -125,7 +125,10 @@ class Target:
         deadline = time.monotonic() + OBSERVE_WAIT
         while True:
             if self.observations.exists():
-                for line in self.observations.read_text().splitlines():
+                # Only whole lines: the server may be appending one right now.
+                for line in self.observations.read_text().splitlines(keepends=True):
+                    if not line.endswith("\n"):
+                        break
                     record: dict[str, Any] = json.loads(line)
                     if record.get("id") == connection_id:
                         return record

@@ -21,7 +21,8 @@ Theory of operation of :func:`run_server`:
    lifespan, started).  If the process exits first, or the wait runs out, fail
    with the tail of the log.
 4. When the ``with`` block ends, however it ends: SIGTERM, a grace period, then
-   SIGKILL, all sent to the child's PID and to nothing else.
+   SIGKILL, sent to the child's PID and to its process group (a session of its
+   own, whose id is that PID), and to nothing else.
 """
 
 from __future__ import annotations
@@ -248,6 +249,8 @@ def _spawn(kind: Server, server: RunningServer, env: Mapping[str, str], options:
         argv = [sys.executable, "-m", "asgi_ws", "serve", "--server", server.name, *flags, *options.via_cli]
     # The child gets its own copy of the log file's descriptor; ours is closed on leaving the block.
     with server.log_path.open("wb") as log:
+        # A session of its own, so that a server with helper processes (granian runs a
+        # worker beside its main process) can be killed as a whole: its group is its PID.
         return subprocess.Popen(
             argv,
             cwd=REPO_ROOT,
@@ -255,6 +258,7 @@ def _spawn(kind: Server, server: RunningServer, env: Mapping[str, str], options:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -284,8 +288,10 @@ def _wait_until_ready(server: RunningServer, ready_path: str) -> None:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, up to STOP_GRACE seconds to exit, then SIGKILL.  To this PID only.
+    """SIGTERM to the server's PID, up to STOP_GRACE seconds to exit, then SIGKILL.
 
+    The SIGKILL goes to the server's process group, whose id is the server's
+    PID (see _spawn), so that no helper process it started outlives it.
     ``terminate`` does nothing if the process has already exited and been reaped.
     """
     process.terminate()
@@ -294,3 +300,5 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)  # helpers left behind, if any

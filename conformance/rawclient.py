@@ -89,8 +89,7 @@ class RawClient:
             subprotocols=[Subprotocol(name) for name in subprotocols] or None,
             max_size=None,
         )  # handshake and frame parsing
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._sock: socket.socket | None = None  # non-blocking, driven by the loop's sock_* calls
         self.handshake: Handshake | None = None  # set by the opening handshake
         self.received = Received()  # everything read so far
         self._next_frame = 0  # index in received.frames of the frame next_frame() returns next
@@ -108,9 +107,10 @@ class RawClient:
 
     async def open(self) -> Handshake:
         """Connect and perform the opening handshake; the response, whatever its status."""
-        self._reader, self._writer = await asyncio.wait_for(
-            asyncio.open_connection(self._uri.host, self._uri.port), TIMEOUT
-        )
+        loop = asyncio.get_running_loop()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setblocking(False)
+        await asyncio.wait_for(loop.sock_connect(self._sock, (self._uri.host, self._uri.port)), TIMEOUT)
         request = self.protocol.connect()
         for name, value in self._headers:
             request.headers[name] = value
@@ -127,18 +127,16 @@ class RawClient:
 
     def reset(self) -> None:
         """End the TCP connection with RST: no closing handshake, unsent data dropped."""
-        if self._writer is None:
+        if self._sock is None:
             return
-        sock = self._writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.abort()
 
     def abort(self) -> None:
         """Close the socket now, whatever the state."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     # Sending
 
@@ -208,9 +206,13 @@ class RawClient:
 
     async def _read_some(self) -> bool:
         """Read one chunk into the protocol; False at EOF."""
-        assert self._reader is not None
+        # The loop's sock_recv, not a StreamReader: a reader that saw an RST raises it
+        # before handing over data it had already buffered, such as the close frame
+        # that came just before the RST.  Here every byte read is returned first.
+        if self._sock is None:
+            return False
         try:
-            data = await asyncio.wait_for(self._reader.read(READ_CHUNK), TIMEOUT)
+            data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(self._sock, READ_CHUNK), TIMEOUT)
         except ConnectionResetError:
             # An RST ends the connection as surely as a FIN; what came before it was read.
             self.received.reset = True
@@ -238,12 +240,11 @@ class RawClient:
                 await self._write(data)
 
     async def _write(self, data: bytes) -> None:
-        if self._writer is None or self._writer.is_closing():
+        if self._sock is None:
             return
-        self._writer.write(data)
         # ConnectionError: the server has gone; what it sent before is still readable.
         with contextlib.suppress(ConnectionError):
-            await asyncio.wait_for(self._writer.drain(), TIMEOUT)
+            await asyncio.wait_for(asyncio.get_running_loop().sock_sendall(self._sock, data), TIMEOUT)
 
 
 def _handshake(response: Response) -> Handshake:

@@ -1,11 +1,11 @@
 """Judge outcomes: same as expected, differs, known server divergence, or error (SPEC §5).
 
-Every check has an **expected transcript** in ``conformance/expected/<name>.json``:
-what the contract says the check must show.  For scenarios that is SPEC §1 and
-§3; for probes it is the ASGI spec where it is explicit, and uvicorn's
-behaviour (the reference implementation) where it is silent.  The files are
-recorded with ``python -m conformance --update-expected uvicorn`` and reviewed
-like code.
+Every check has an **expected transcript** in ``conformance/expected/<name>.json``.
+For scenarios it is what SPEC §1 and §3 say the app does, as seen through
+uvicorn (websockets-sansio), the reference server.  For probes it is simply
+uvicorn's behaviour: probes record how servers differ from each other, and
+uvicorn is the one they are all compared with.  The files are recorded with
+``python -m conformance --update-expected uvicorn`` and reviewed like code.
 
 A server whose transcript differs from the expected one is a **known server
 divergence** when ``conformance/divergences.toml`` has an entry for that check

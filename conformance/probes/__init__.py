@@ -1,0 +1,26 @@
+"""The server probes (SPEC §5): how each server implements the raw ASGI WebSocket protocol.
+
+Importing this package registers the probes with :func:`conformance.checks.probe`.
+They all run against :mod:`conformance.probe_app`, whose paths each do one
+thing the ASGI spec leaves open or servers get wrong, and they record, as
+normalised transcripts, what the client saw on the wire and what the app saw.
+Comparing the transcripts between servers gives the "ASGI WebSocket server
+divergence matrix".
+
+Modules, in the order of a connection's life:
+
+- :mod:`.handshake`: the scope, refusing before accept, app failures around
+  accept, subprotocols, accept headers, permessage-deflate;
+- :mod:`.messages`: receive event shapes, the server's size limit, invalid UTF-8;
+- :mod:`.closing`: close codes and reasons in both directions;
+- :mod:`.lifecycle`: send and receive after a disconnect, keepalive pings,
+  SIGTERM with an open socket.
+
+:mod:`._support` holds the clients and the views they share.
+"""
+
+from __future__ import annotations
+
+from . import closing, handshake, lifecycle, messages
+
+__all__ = ["closing", "handshake", "lifecycle", "messages"]

@@ -1,0 +1,136 @@
+"""Probes of the closing handshake: close codes and reasons, in both directions.
+
+App to client: the app sends ``websocket.close`` with a code and reason, some
+of which RFC 6455 §7.4 forbids on the wire (1005, 1006 and 1015 are for
+reporting only; codes under 1000 and from 5000 up are invalid) or which do not
+fit in a close frame (a reason longer than 123 bytes).  The ASGI spec says
+nothing about them, so servers pass them through, rewrite them, or raise.  The
+client here is :func:`~._support.read_close_leniently`, which reports the bytes
+as they arrived.
+
+Client to app: what ``websocket.disconnect`` holds for a close frame with a code
+and reason, and for one with no code at all (RFC 6455 §7.1.5: "1005").
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from ..checks import Target, Transcript, probe
+from ._support import (
+    app_report,
+    app_view,
+    read_close_leniently,
+    received_after_connect,
+    wire_closing_view,
+    wire_connect,
+    wire_open_ready,
+)
+
+__all__: list[str] = []  # probes register themselves; nothing to import
+
+LONG_REASON = "é" * 100  # 200 bytes of UTF-8; a server cutting at byte 123 would split a character
+
+
+async def _app_close(target: Target, code: int | None, reason: str | None) -> Transcript:
+    """The app closes with ``code`` and ``reason`` (absent keys when None): the wire, and the app's side."""
+    query = {key: str(value) for key, value in (("code", code), ("reason", reason)) if value is not None}
+    client, connection_id = await read_close_leniently(target, f"/close?{urlencode(query)}")
+    app = await app_view(target, connection_id)
+    return {
+        "client": client,
+        "app": {
+            "send_errors": app.get("send_errors"),
+            "received": received_after_connect(app),
+            **await app_report(target, connection_id),
+        },
+    }
+
+
+@probe(
+    "probe-app-close-code-reason",
+    "The app closes with 4000 and reason 'probe reason': the client's close frame, the app's next receive.",
+    "ASGI WebSocket: close code and reason",
+)
+async def app_close_code_reason(target: Target) -> Transcript:
+    return await _app_close(target, 4000, "probe reason")
+
+
+@probe(
+    "probe-app-close-no-code",
+    "The app sends websocket.close with no code key (the spec's default is 1000): the client's close frame.",
+    "ASGI WebSocket: close code default",
+)
+async def app_close_no_code(target: Target) -> Transcript:
+    return await _app_close(target, None, None)
+
+
+@probe(
+    "probe-app-close-long-reason",
+    "The app closes with 4000 and a 200-byte reason, more than a close frame holds: what is sent.",
+    "RFC 6455 §5.5 (control frames carry at most 125 bytes); ASGI WebSocket: close reason",
+)
+async def app_close_long_reason(target: Target) -> Transcript:
+    return await _app_close(target, 4000, LONG_REASON)
+
+
+# Codes an app might send.  1001, 1008 and 1011 are valid; the others the RFC forbids on the wire.
+APP_CLOSE_CODES = {
+    999: "below the range of close codes",
+    1001: "going away: valid, but some servers refuse it",
+    1005: "'no status received': for reporting only, never sent",
+    1006: "'abnormal closure': for reporting only, never sent",
+    1008: "policy violation: valid, but some servers refuse it",
+    1011: "internal error: valid, but some servers refuse it",
+    1015: "'TLS handshake failure': for reporting only, never sent",
+    5000: "above the range of close codes",
+}
+
+
+def _register_app_close_code(code: int, meaning: str) -> None:
+    async def app_close_code(target: Target) -> Transcript:
+        return await _app_close(target, code, None)
+
+    probe(
+        f"probe-app-close-code-{code}",
+        f"The app closes with code {code} ({meaning}): what the client receives, whether send() raised.",
+        "RFC 6455 §7.4; ASGI WebSocket: close code",
+    )(app_close_code)
+
+
+for _code, _meaning in APP_CLOSE_CODES.items():
+    _register_app_close_code(_code, _meaning)
+
+
+async def _client_close(target: Target, code: int | None, reason: str) -> Transcript:
+    """The client closes with ``code`` and ``reason`` (no code: an empty close frame): what the app gets."""
+    async with wire_connect(target, "/hold") as (client, connection_id):
+        failure = await wire_open_ready(client)
+        if failure is not None:
+            return failure
+        await client.send_close(code, reason)
+        client_view = await wire_closing_view(client, answer=False)
+    app = await app_view(target, connection_id)
+    return {
+        "client": client_view,
+        # The observer's summary of the disconnect (code, reason), then its shape as the app reported it.
+        "app": {"received": received_after_connect(app), **await app_report(target, connection_id)},
+    }
+
+
+@probe(
+    "probe-client-close-code-reason",
+    "The client closes with 4001 and 'client reason': the code and reason keys of websocket.disconnect.",
+    "ASGI WebSocket: disconnect code and reason",
+)
+async def client_close_code_reason(target: Target) -> Transcript:
+    return await _client_close(target, 4001, "client reason")
+
+
+@probe(
+    "probe-client-close-no-code",
+    "The client sends a close frame with no code: the code in websocket.disconnect (RFC 6455: 1005).",
+    "RFC 6455 §7.1.5; ASGI WebSocket: disconnect code",
+)
+async def client_close_no_code(target: Target) -> Transcript:
+    return await _client_close(target, None, "")

@@ -1,0 +1,146 @@
+"""Probes of the opening handshake: the scope, refusals, app failures around accept, and what accept carries.
+
+Refusing before accept is where servers differ most visibly: the ASGI spec asks
+for an HTTP 403 on ``websocket.close`` before accept, lets a server offer the
+``websocket.http.response`` extension for any other response, and leaves the
+response to an app that raises or returns early to the server.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..checks import Target, Transcript, probe
+from ._support import app_report, app_view, closing_view, connect, handshake_view, next_text, only
+
+__all__: list[str] = []  # probes register themselves; nothing to import
+
+
+@probe(
+    "probe-scope",
+    "The websocket scope: which keys the server sets, the type of each, and the values that do not vary.",
+    "ASGI WebSocket: connection scope",
+)
+async def scope(target: Target) -> Transcript:
+    async with connect(target, "/scope?probe=1", subprotocols=["a", "b"]) as (client, _):
+        handshake = await handshake_view(client)
+        if handshake["status"] != 101:
+            return {"handshake": handshake}
+        text = await next_text(client)
+    if text is None:
+        return {"handshake": handshake, "scope": "no description received"}
+    described: dict[str, Any] = json.loads(text)
+    return described
+
+
+async def _refusal(target: Target, path: str) -> Transcript:
+    """Connect to ``path``: the handshake response, and if the server accepted anyway, how it then ended."""
+    async with connect(target, path) as (client, connection_id):
+        view = await handshake_view(client)
+        if view["status"] == 101:
+            view["then"] = await closing_view(client)
+    return {"client": view, "app": await app_view(target, connection_id)}
+
+
+@probe(
+    "probe-close-before-accept",
+    "The app sends websocket.close (code 4003) before accept: what the client gets instead of 101.",
+    "ASGI WebSocket: close, sent before accept (spec: HTTP 403)",
+)
+async def close_before_accept(target: Target) -> Transcript:
+    return await _refusal(target, "/close-before-accept")
+
+
+@probe(
+    "probe-denial-response",
+    "The app refuses with websocket.http.response (400, two body chunks): advertised, and what arrives.",
+    "ASGI WebSocket: websocket.http.response extension",
+)
+async def denial_response(target: Target) -> Transcript:
+    async with connect(target, "/deny") as (client, connection_id):
+        view = await handshake_view(client)
+        if view["status"] == 101:
+            view["then"] = await closing_view(client)
+    return {
+        "client": view,
+        "app": {"probe": await app_report(target, connection_id), **await app_view(target, connection_id)},
+    }
+
+
+@probe(
+    "probe-raise-before-accept",
+    "The app raises before accept: what the client gets.",
+    "ASGI: application exceptions; WebSocket handshake",
+)
+async def raise_before_accept(target: Target) -> Transcript:
+    return await _refusal(target, "/raise-before-accept")
+
+
+@probe(
+    "probe-return-before-accept",
+    "The app returns before accept without sending anything: what the client gets.",
+    "ASGI WebSocket: handshake",
+)
+async def return_before_accept(target: Target) -> Transcript:
+    return await _refusal(target, "/return-before-accept")
+
+
+@probe(
+    "probe-raise-after-accept",
+    "The app raises on an open connection: the close code the client gets, or none.",
+    "ASGI: application exceptions; WebSocket close",
+)
+async def raise_after_accept(target: Target) -> Transcript:
+    return await _refusal(target, "/raise-after-accept")
+
+
+@probe(
+    "probe-return-after-accept",
+    "The app returns after accept without sending websocket.close: the close code the client gets, or none.",
+    "ASGI WebSocket: close",
+)
+async def return_after_accept(target: Target) -> Transcript:
+    return await _refusal(target, "/return-after-accept")
+
+
+@probe(
+    "probe-subprotocol",
+    "The client offers subprotocols a and b, the app accepts b: what the scope held and the response says.",
+    "ASGI WebSocket: scope subprotocols, accept subprotocol",
+)
+async def subprotocol(target: Target) -> Transcript:
+    async with connect(target, "/subprotocol", subprotocols=["a", "b"]) as (client, _):
+        handshake = await handshake_view(client)
+        text = await next_text(client) if handshake["status"] == 101 else None
+    return {
+        "status": handshake["status"],
+        "response": only(handshake.get("headers", {}), "sec-websocket-protocol"),
+        "app saw": json.loads(text) if text is not None else None,
+    }
+
+
+@probe(
+    "probe-accept-headers",
+    "The app accepts with an extra header x-probe: 1: whether the 101 response carries it.",
+    "ASGI WebSocket: accept headers",
+)
+async def accept_headers(target: Target) -> Transcript:
+    async with connect(target, "/accept-headers") as (client, _):
+        handshake = await handshake_view(client)
+    return {"status": handshake["status"], "x-probe": handshake.get("headers", {}).get("x-probe")}
+
+
+@probe(
+    "probe-permessage-deflate",
+    "The client offers permessage-deflate with client_max_window_bits: whether the server accepts it.",
+    "RFC 7692; ASGI WebSocket: extensions are the server's",
+)
+async def permessage_deflate(target: Target) -> Transcript:
+    offer = "permessage-deflate; client_max_window_bits"
+    async with connect(target, "/hold", extensions_header=offer) as (client, _):
+        handshake = await handshake_view(client)
+    return {
+        "status": handshake["status"],
+        "sec-websocket-extensions": handshake.get("headers", {}).get("sec-websocket-extensions"),
+    }

@@ -1,0 +1,149 @@
+"""Probes of a connection's life after the handshake: sends and receives after a disconnect, keepalive, shutdown.
+
+These are the places where the ASGI spec says least.  It does not say whether
+``send()`` after the client has gone raises (and with what), nor what a
+``receive()`` after ``websocket.disconnect`` does, nor how a server closes open
+sockets when it is told to stop.  SPEC §3's portability rules exist because of
+what these probes show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from websockets.frames import Opcode
+
+from ..checks import Target, Transcript, probe
+from ..rawclient import RawClient
+from ._support import (
+    app_report,
+    app_view,
+    closing_view,
+    connect,
+    open_ready,
+    received_after_connect,
+    wire_closing_view,
+    wire_connect,
+    wire_open_ready,
+)
+
+__all__: list[str] = []  # probes register themselves; nothing to import
+
+PING_WINDOW = 3.0  # seconds the keepalive probes listen for a ping
+AT_ONCE = 0.5  # seconds: a ping this soon after accept was sent on accept, not after an interval
+SHUTDOWN_WAIT = 15.0  # seconds the client waits for the server to end the connection after SIGTERM
+
+
+async def _after_client_close(target: Target, path: str) -> Transcript:
+    """The client closes with 1000 once the app says ``ready``; what the client got and what the app reports."""
+    async with wire_connect(target, path) as (client, connection_id):
+        failure = await wire_open_ready(client)
+        if failure is not None:
+            return failure
+        await client.send_close(1000)
+        client_view = await wire_closing_view(client, answer=False)
+    app = await app_view(target, connection_id)
+    return {
+        "client": client_view,
+        "app": {"send_errors": app.get("send_errors"), **await app_report(target, connection_id)},
+    }
+
+
+@probe(
+    "probe-send-after-disconnect-unseen",
+    "The client closes; the app, not having received the disconnect yet, sends a message and a close.",
+    "ASGI WebSocket: send after the connection closed (spec 2.4+: raise an IOError subclass)",
+)
+async def send_after_disconnect_unseen(target: Target) -> Transcript:
+    return await _after_client_close(target, "/send-after-disconnect?seen=0")
+
+
+@probe(
+    "probe-send-after-disconnect-seen",
+    "The app receives websocket.disconnect, then sends a message and a close: did send() raise, with what?",
+    "ASGI WebSocket: send after disconnect",
+)
+async def send_after_disconnect_seen(target: Target) -> Transcript:
+    return await _after_client_close(target, "/send-after-disconnect?seen=1")
+
+
+@probe(
+    "probe-receive-after-disconnect",
+    "The app calls receive() again after websocket.disconnect: returned event, exception, or blocked (2 s).",
+    "ASGI WebSocket: receive after disconnect (unspecified)",
+)
+async def receive_after_disconnect(target: Target) -> Transcript:
+    return await _after_client_close(target, "/receive-after-disconnect")
+
+
+async def _pinged(target: Target) -> Transcript:
+    """Whether the server pings an idle connection at once (hypercorn does), and within :data:`PING_WINDOW`."""
+    async with connect(target, "/hold") as (client, _):
+        failure = await open_ready(client)
+        if failure is not None:
+            return failure
+        at_once = await _ping_within(client, AT_ONCE)
+        later = at_once or await _ping_within(client, PING_WINDOW - AT_ONCE)
+        await client.close(1000)
+    return {f"pinged within {AT_ONCE:g} s": at_once, f"pinged within {PING_WINDOW:g} s": later}
+
+
+async def _ping_within(client: RawClient, seconds: float) -> bool:
+    """Read for up to ``seconds``: has a ping arrived since the handshake (including before ``ready``)?"""
+
+    def pinged() -> bool:
+        return any(frame.opcode is Opcode.PING for frame in client.received.frames)
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while not pinged() and await client.next_frame(seconds) is not None:
+                pass
+    return pinged()
+
+
+@probe(
+    "probe-keepalive-default",
+    "With the launcher's default flags (20 s interval where the server has one): a ping within 3 s?",
+    "Server keepalive (asgi_ws.servers.Listen)",
+)
+async def keepalive_default(target: Target) -> Transcript:
+    return await _pinged(target)
+
+
+@probe(
+    "probe-keepalive-1s",
+    "With a 1 s ping interval requested through the server's flags: does a ping come within 3 s?",
+    "Server keepalive (asgi_ws.servers.Listen)",
+    server_flags={"ping_interval": 1.0},
+)
+async def keepalive_1s(target: Target) -> Transcript:
+    return await _pinged(target)
+
+
+@probe(
+    "probe-sigterm",
+    "SIGTERM with one idle open socket: what the client gets, what the app gets, whether the server exits.",
+    "SPEC §4 (open sockets at shutdown are closed by the server); ASGI lifespan",
+    own_server=True,
+)
+async def sigterm(target: Target) -> Transcript:
+    async with connect(target, "/hold") as (client, connection_id):
+        failure = await open_ready(client)
+        if failure is not None:
+            return failure
+        reading = asyncio.create_task(closing_view(client, SHUTDOWN_WAIT))
+        exit_code = await asyncio.to_thread(target.server.terminate)
+        client_view = await reading
+    app = await app_view(target, connection_id)
+    if "missing" in app:  # the app's call never returned: the process ended under it
+        app_side: dict[str, Any] = {"observed": "the app's call never returned"}
+    else:
+        report = await app_report(target, connection_id)
+        app_side = {"received": received_after_connect(app), "app_error": app["app_error"], **report}
+    return {
+        "client": client_view,
+        "app": app_side,
+        "server": {"exited": exit_code is not None, "exit code": exit_code},
+    }

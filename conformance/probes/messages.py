@@ -1,0 +1,153 @@
+"""Probes of data messages: the shape of receive events, the server's own size limit, invalid UTF-8.
+
+The probe app has no size limit of its own, so the size probes find the
+server's: the largest message it delivers with its default settings, and what
+it does with a larger one.  The sizes bracket 1 MiB, daphne's default
+(``--websocket-max-message-size``), and 16 MiB, the default of uvicorn
+(``--ws-max-size``) and hypercorn (``websocket_max_message_size``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from websockets.frames import Frame, Opcode
+
+from ..checks import Target, Transcript, probe
+from ..probe_app import CLIENT_WAIT
+from ._support import (
+    READ_WAIT,
+    app_report,
+    app_view,
+    closing_view,
+    connect,
+    handshake_view,
+    next_text,
+    open_ready,
+    received_after_connect,
+    wire_closing_view,
+    wire_connect,
+)
+from ._wire import close_view
+
+__all__: list[str] = []  # probes register themselves; nothing to import
+
+MIB = 1024 * 1024
+SIZE_WAIT = 30.0  # seconds for the server to take in a big message and answer; pure-Python parsers are slow
+
+
+@probe(
+    "probe-receive-shapes",
+    "The keys of websocket.receive for text, bytes, empty text and empty bytes, and which are None or absent.",
+    "ASGI WebSocket: receive event",
+)
+async def receive_shapes(target: Target) -> Transcript:
+    messages: list[tuple[str, str | bytes]] = [
+        ("text", "hé"),
+        ("bytes", b"\x00\x01"),
+        ("empty text", ""),
+        ("empty bytes", b""),
+    ]
+    shapes: dict[str, Any] = {}
+    async with connect(target, "/shapes") as (client, _):
+        handshake = await handshake_view(client)
+        if handshake["status"] != 101:
+            return {"handshake": handshake}
+        for name, payload in messages:
+            if isinstance(payload, str):
+                await client.send_text(payload)
+            else:
+                await client.send_binary(payload)
+            reply = await next_text(client)
+            shapes[name] = json.loads(reply) if reply is not None else "no answer"
+        await client.close(1000)
+    return shapes
+
+
+@probe(
+    "probe-send-shapes",
+    "The app sends empty text, empty bytes, and messages with the other key None: which frames arrive?",
+    "ASGI WebSocket: send event (exactly one of text and bytes is not None)",
+)
+async def send_shapes(target: Target) -> Transcript:
+    async with connect(target, "/send-shapes") as (client, connection_id):
+        handshake = await handshake_view(client)
+        if handshake["status"] != 101:
+            return {"handshake": handshake}
+        client_view = await closing_view(client)
+    return {"client": client_view, "app": await app_report(target, connection_id)}
+
+
+async def _send_size(target: Target, size: int) -> Transcript:
+    """Send one text message of ``size`` bytes: did the app get all of it, or how did the server refuse it?
+
+    The message goes out in chunks while the client reads, so a server that
+    refuses it early is heard as soon as it speaks (see :mod:`._wire`).
+    """
+    async with wire_connect(target, "/size") as (client, connection_id):
+        status = await client.open(READ_WAIT)
+        if status != 101:
+            return {"handshake": status}
+        sending = asyncio.create_task(client.send(Frame(Opcode.TEXT, b"a" * size).serialize(mask=True)))
+        first = await client.read_frame(SIZE_WAIT)
+        sending.cancel()
+        if first is not None and first[0] == Opcode.TEXT:  # the app's answer, {"length": ...}
+            delivered = json.loads(first[1])["length"] == size
+            await client.send_close(1000)
+            return {"delivered": delivered, "client": await wire_closing_view(client)}
+        close = close_view(first[1]) if first is not None and first[0] == Opcode.CLOSE else None
+        if close is not None:
+            await client.send_close(1000)
+        ended = client.ended or await client.read_to_end(READ_WAIT)
+    app = await app_view(target, connection_id)
+    return {
+        "delivered": False,
+        "client": {"close": close, "end": "closed" if ended else "still open"},
+        # The app waits CLIENT_WAIT seconds for each event; a server may tell it later (legacy uvicorn: 10 s).
+        f"app received within {CLIENT_WAIT:g} s": received_after_connect(app),
+    }
+
+
+# (probe name, size, what it shows)
+SIZES = [
+    ("probe-size-1mib", MIB, "1 MiB, exactly daphne's default limit"),
+    ("probe-size-1mib-plus-1", MIB + 1, "one byte over 1 MiB"),
+    ("probe-size-16mib", 16 * MIB, "16 MiB, exactly uvicorn's and hypercorn's default limit"),
+    ("probe-size-16mib-plus-1", 16 * MIB + 1, "one byte over 16 MiB"),
+]
+
+
+def _register_size(name: str, size: int, meaning: str) -> None:
+    async def send_size(target: Target) -> Transcript:
+        return await _send_size(target, size)
+
+    probe(
+        name,
+        f"One text message of {meaning}: delivered whole, or refused with which close code?",
+        "Server defaults: message size limit (the probe app sets none)",
+    )(send_size)
+
+
+for _name, _size, _meaning in SIZES:
+    _register_size(_name, _size, _meaning)
+
+
+@probe(
+    "probe-invalid-utf8",
+    "The client sends a text frame of b'\\xff\\xfe': what it gets back, and what the app receives.",
+    "RFC 6455 §8.1 (fail with 1007); ASGI WebSocket: receive text",
+)
+async def invalid_utf8(target: Target) -> Transcript:
+    async with connect(target, "/hold") as (client, connection_id):
+        failure = await open_ready(client)
+        if failure is not None:
+            return failure
+        await client.send_frame(Frame(Opcode.TEXT, b"\xff\xfe"))
+        client_view = await closing_view(client)
+    app = await app_view(target, connection_id)
+    return {
+        "client": client_view,
+        "app": {"received": received_after_connect(app), **await app_report(target, connection_id)},
+    }
