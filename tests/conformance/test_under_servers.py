@@ -1,0 +1,39 @@
+"""Every conformance scenario and probe under each server of ``--servers``, judged as the report judges it.
+
+This is how ``tox -e py311-uvicorn`` (say) runs "the tests and the scenarios for
+one server" (SPEC §5): the whole check suite runs once per server, then each
+check is its own test, which passes when the verdict is "same" or a known
+server divergence and fails with the diff otherwise.  Autobahn is not run here;
+``python -m conformance`` runs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance import probes, scenarios  # noqa: F401  (importing registers the checks)
+from conformance.checks import CHECKS
+from conformance.launcher import APP
+from conformance.runner import run_checks
+from conformance.verdicts import Cell, judge, load_divergences, load_expected
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="session")
+def verdicts(server_name: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Cell]:
+    """Run every check under ``server_name`` once; each check's verdict, by name."""
+    work_dir: Path = tmp_path_factory.mktemp(f"conformance-{server_name}")
+    outcomes = run_checks(
+        server_name, list(CHECKS.values()), app=APP, echo_path="/echo", work_dir=work_dir, progress=lambda line: None
+    )
+    divergences = load_divergences()
+    return {outcome.check: judge(outcome, load_expected(outcome.check), divergences) for outcome in outcomes}
+
+
+@pytest.mark.parametrize("check", list(CHECKS))
+def test_check(verdicts: dict[str, Cell], check: str) -> None:
+    cell = verdicts[check]
+    assert not cell.failing, f"{cell.verdict} under {cell.server}:\n{cell.diff or cell.error}"
