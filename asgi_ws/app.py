@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from .broker import create_broker
 from .http import handle_http
 from .hub import Hub
 from .lifespan import handle_lifespan
@@ -32,7 +33,7 @@ class App:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings  # every policy value, fixed for the app's life
-        self.hub = Hub(settings.max_connections)  # connections and rooms of this process
+        self.hub = Hub(settings.max_connections, create_broker(settings))  # connections and rooms
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] == "websocket":
@@ -40,7 +41,7 @@ class App:
         elif scope["type"] == "http":
             await handle_http(scope, receive, send, self.hub)
         elif scope["type"] == "lifespan":
-            await handle_lifespan(scope, receive, send, self.settings)
+            await handle_lifespan(scope, receive, send, self.settings, self.hub)
         else:
             # ASGI spec: an app must raise on a scope type it does not know.
             raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")

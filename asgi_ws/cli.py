@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
+from .broker import redact
 from .servers import SERVERS, Listen
 from .settings import Settings, SettingsError, add_arguments
 
@@ -87,9 +88,11 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.print_command:  # also for a server that is not installed here: it only shows
         print(shlex.join(argv))
         return 0
+    if server.no_redis is not None and not settings.broker.startswith("memory://"):
+        return _fail(f"--server {server.name} cannot use the broker {redact(settings.broker)}: {server.no_redis}")
     if missing := server.missing():
         return _fail(f"--server {server.name} needs {', '.join(missing)}: pip install 'asgi-ws[{server.module}]'")
-    _note(f"serving ws://{args.host}:{args.port}/ws with {server.name}, broker {settings.broker}")
+    _note(f"serving ws://{args.host}:{args.port}/ws with {server.name}, broker {redact(settings.broker)}")
     if args.workers > 1 and settings.broker.startswith("memory://"):
         _note("with the memory broker each worker has its own rooms: chat reaches only its own worker's clients")
     if server.no_ping is not None:

@@ -23,12 +23,13 @@ TEXT = b"text/plain; charset=utf-8"
 
 
 def health(hub: Hub) -> dict[str, Any]:
-    """SPEC §2: the ``/healthz`` document."""
+    """SPEC §2: the ``/healthz`` document.  Degraded while the broker cannot reach other processes."""
+    broker = hub.broker.state()
     return {
-        "status": "ok",
+        "status": "ok" if broker["connected"] else "degraded",
         "connections": hub.connections,
         "rooms": hub.room_count,
-        "broker": {"kind": "memory", "connected": True},
+        "broker": broker,
     }
 
 

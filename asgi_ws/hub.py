@@ -12,6 +12,13 @@ The hub owns two things for one process:
 The event is built once by the publisher and the same object is queued for
 every recipient: a broadcast is encoded once, not once per recipient.
 
+Other processes are the **broker**'s business (:mod:`asgi_ws.broker`).  The
+hub serves its own clients directly, passes each published message to the
+broker for the rest, and takes the other processes' messages back through
+:meth:`Hub.deliver_remote`.  A topic's member set doubles as its reference
+count: the broker is told to subscribe when a topic gets its first member here
+and to unsubscribe when it loses its last.
+
 The hub does no I/O and never awaits, so it needs no lock: on one event loop
 nothing can run between its statements.  Sending is each connection's own
 sender task (:mod:`asgi_ws.websocket`).
@@ -19,31 +26,19 @@ sender task (:mod:`asgi_ws.websocket`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import close_codes
+from .broker import MemoryBroker
+from .topics import BROADCAST, Topic, chat_room
 
 if TYPE_CHECKING:
     from asgiref.typing import WebSocketSendEvent
 
+    from .broker import Broker
     from .close_codes import Close
 
 __all__ = ["BROADCAST", "Hub", "Subscriber", "Topic", "chat_room"]
-
-
-class Topic(NamedTuple):
-    """A fan-out group: one chat room, or the broadcast group."""
-
-    kind: Literal["chat", "broadcast"]
-    name: str
-
-
-BROADCAST = Topic("broadcast", "all")
-
-
-def chat_room(name: str) -> Topic:
-    """The topic of chat room ``name`` (already validated by :mod:`asgi_ws.routing`)."""
-    return Topic("chat", name)
 
 
 class Subscriber(Protocol):
@@ -59,9 +54,10 @@ class Subscriber(Protocol):
 class Hub:
     """Connection count and topic membership for one process."""
 
-    def __init__(self, max_connections: int) -> None:
+    def __init__(self, max_connections: int, broker: Broker | None = None) -> None:
         self.max_connections = max_connections  # SPEC §3 cap, checked by admit()
         self.connections = 0  # admitted and not yet released
+        self.broker: Broker = MemoryBroker() if broker is None else broker  # the other processes
         self._topics: dict[Topic, set[Subscriber]] = {}  # only non-empty sets are kept
 
     # Connections
@@ -80,7 +76,11 @@ class Hub:
     # Topics
 
     def join(self, topic: Topic, subscriber: Subscriber) -> None:
-        self._topics.setdefault(topic, set()).add(subscriber)
+        members = self._topics.get(topic)
+        if members is None:
+            members = self._topics[topic] = set()
+            self.broker.subscribe(topic)  # first member in this process
+        members.add(subscriber)
 
     def leave(self, topic: Topic, subscriber: Subscriber) -> None:
         """Remove ``subscriber`` from ``topic``.  Harmless if it is not there."""
@@ -90,6 +90,7 @@ class Hub:
         members.discard(subscriber)
         if not members:
             del self._topics[topic]
+            self.broker.unsubscribe(topic)  # last member in this process
 
     def members(self, topic: Topic) -> frozenset[Subscriber]:
         return frozenset(self._topics.get(topic, ()))
@@ -104,8 +105,21 @@ class Hub:
         """Topics with at least one member, the broadcast group included."""
         return len(self._topics)
 
-    def publish(self, topic: Topic, event: WebSocketSendEvent, *, exclude: Subscriber | None = None) -> int:
-        """Queue ``event`` for every member of ``topic`` but ``exclude``.  Returns how many got it.
+    def publish(self, topic: Topic, text: str, *, exclude: Subscriber | None = None) -> int:
+        """Send ``text`` to every member of ``topic`` but ``exclude``, here and in other processes.
+
+        Returns how many members of this process got it.  Never waits.
+        """
+        delivered = self._fan_out(topic, {"type": "websocket.send", "bytes": None, "text": text}, exclude)
+        self.broker.publish(topic, text)
+        return delivered
+
+    def deliver_remote(self, topic: Topic, text: str) -> None:
+        """A message another process published: its clients were served there, ours are served here."""
+        self._fan_out(topic, {"type": "websocket.send", "bytes": None, "text": text}, None)
+
+    def _fan_out(self, topic: Topic, event: WebSocketSendEvent, exclude: Subscriber | None) -> int:
+        """Queue ``event`` for every local member of ``topic`` but ``exclude``.
 
         Never waits.  Members whose outbox is full are removed from the topic
         and kicked with 4503 after the loop, so they cannot be kicked twice.

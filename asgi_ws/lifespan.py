@@ -1,8 +1,21 @@
 """The ``lifespan`` scope: startup and shutdown of the process (SPEC §4, "Lifespan").
 
-The in-memory hub needs no start or stop, so today both phases only report
-success.  Servers that do not speak lifespan (daphne) never call this, which is
-why nothing the app needs is created here: the hub is built with the app.
+Startup starts the broker and shutdown stops it.  The broker's tasks live
+inside this scope's coroutine, which the server keeps running from startup to
+shutdown, so they end with the process's life cycle and never outlive it.
+
+- The memory broker has nothing to start.
+- The Redis broker tries to connect once, for at most a few seconds.  If Redis
+  is unreachable the app still starts, degraded (``/healthz`` says so), and the
+  broker keeps retrying in the background: a missing Redis must not stop chat
+  inside one process, and it must not hang startup.
+- A broker that can never work here, such as Redis under trio, fails startup
+  with ``lifespan.startup.failed`` and a message that says why.  Servers then
+  refuse to start, which is better than a server that mysteriously never
+  delivers across processes.
+
+Servers that do not speak lifespan (daphne) never call this, so with them the
+broker never starts; ``asgi-ws serve`` refuses that combination.
 """
 
 from __future__ import annotations
@@ -10,9 +23,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from .broker import BrokerError, redact
+
 if TYPE_CHECKING:
     from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, LifespanScope
 
+    from .hub import Hub
     from .settings import Settings
 
 __all__ = ["handle_lifespan"]
@@ -21,15 +37,20 @@ logger = logging.getLogger(__name__)
 
 
 async def handle_lifespan(
-    scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable, settings: Settings
+    scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable, settings: Settings, hub: Hub
 ) -> None:
-    """Answer ``lifespan.startup`` and ``lifespan.shutdown``, then return."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            logger.info("startup: broker %s", settings.broker)
+    """Answer ``lifespan.startup``, run the broker until ``lifespan.shutdown``, then return."""
+    message = await receive()
+    if message["type"] != "lifespan.startup":  # pragma: no cover - the ASGI spec sends startup first
+        return
+    logger.info("startup: broker %s", redact(settings.broker))
+    try:
+        async with hub.broker.running(hub.deliver_remote):
             await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            logger.info("shutdown")
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+            await receive()  # the process runs; this returns at lifespan.shutdown
+    except BrokerError as exc:
+        logger.error("startup failed: %s", exc)
+        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+        return
+    logger.info("shutdown: broker stopped")
+    await send({"type": "lifespan.shutdown.complete"})

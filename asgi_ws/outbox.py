@@ -51,6 +51,12 @@ class Outbox(Generic[T]):
             self._wakeup = None
         return True
 
+    def clear(self) -> int:
+        """Drop every queued item.  Returns how many there were."""
+        dropped = len(self._items)
+        self._items.clear()
+        return dropped
+
     async def get(self) -> T:
         """The oldest item, waiting for one if the queue is empty."""
         while not self._items:

@@ -50,6 +50,7 @@ class Server:
     requires: tuple[str, ...] = ()  # other packages that implementation needs
     multi_worker: bool = True  # False: one process only (daphne)
     no_ping: str | None = None  # why keepalive pings are not turned on, where they are not
+    no_redis: str | None = None  # why the redis:// broker cannot run under this server, where it cannot
 
     def missing(self) -> list[str]:
         """The packages this row needs that are not importable here."""
@@ -93,6 +94,11 @@ class Server:
 # (hypercorn/trio/tcp_server.py).  No keepalive is safer than that.
 TRIO_PING_RACE = "hypercorn 0.18's trio worker can crash when a ping races a close (see asgi_ws/servers.py)"
 
+# The Redis broker (SPEC §4) is started by the lifespan scope and uses redis-py's
+# asyncio client.
+TRIO_NO_REDIS = "it runs trio, and redis-py's client needs asyncio: use --server hypercorn or hypercorn-uvloop"
+NO_LIFESPAN = "it does not run the ASGI lifespan protocol, which starts the broker: use uvicorn or hypercorn"
+
 SERVERS: dict[str, Server] = {
     server.name: server
     for server in [
@@ -101,8 +107,15 @@ SERVERS: dict[str, Server] = {
         Server("uvicorn-wsproto", "uvicorn", ("--ws", "wsproto"), requires=("wsproto",)),
         Server("hypercorn", "hypercorn", ("--worker-class", "asyncio")),
         Server("hypercorn-uvloop", "hypercorn", ("--worker-class", "uvloop"), requires=("uvloop",)),
-        Server("hypercorn-trio", "hypercorn", ("--worker-class", "trio"), requires=("trio",), no_ping=TRIO_PING_RACE),
-        Server("daphne", "daphne", (), multi_worker=False),
+        Server(
+            "hypercorn-trio",
+            "hypercorn",
+            ("--worker-class", "trio"),
+            requires=("trio",),
+            no_ping=TRIO_PING_RACE,
+            no_redis=TRIO_NO_REDIS,
+        ),
+        Server("daphne", "daphne", (), multi_worker=False, no_redis=NO_LIFESPAN),
         Server("granian", "granian", ("--interface", "asgi"), no_ping="granian 2.x has no WebSocket ping option"),
     ]
 }

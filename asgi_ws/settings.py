@@ -32,13 +32,13 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "add_arguments"]
 
 ENV_PREFIX = "ASGI_WS_"
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-_SUPPORTED_BROKERS = ("memory://",)
 
 
 class SettingsError(ValueError):
@@ -83,8 +83,18 @@ def _normalise_origin(origin: str) -> str:
 
 def _broker(raw: str) -> str:
     url = raw.strip()
-    if not url.startswith(_SUPPORTED_BROKERS):
-        raise ValueError(f"expected a URL starting with one of {', '.join(_SUPPORTED_BROKERS)}")
+    expected = "expected memory:// or redis://host:port/db (rediss:// for TLS)"
+    parts = urlsplit(url)
+    if url == "memory://":
+        return url
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(expected)
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError(f"{expected}: the port is not a number from 0 to 65535") from None
+    if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+        raise ValueError(f"{expected}: the database must be a number, not {parts.path.strip('/')!r}")
     return url
 
 
@@ -113,7 +123,9 @@ class Settings:
     idle_timeout: float = _setting(300.0, _non_negative_float, "seconds without a message either way; 0 turns it off")
     max_connections: int = _setting(10_000, _positive_int, "open WebSocket connections per process")
     outbox_size: int = _setting(1024, _positive_int, "messages queued for one client before it counts as slow")
-    broker: str = _setting("memory://", _broker, "where rooms and broadcast run: memory://")
+    broker: str = _setting(
+        "memory://", _broker, "where rooms and broadcast run: memory:// (one process) or redis://host:port/db"
+    )
     log_level: str = _setting("info", _log_level, f"one of {', '.join(_LOG_LEVELS)}")
 
     def __post_init__(self) -> None:

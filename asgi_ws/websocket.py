@@ -293,9 +293,9 @@ class Session:
         elif endpoint is Endpoint.WS_JSON:
             await self._send(text_event(json_reply(text)))
         elif endpoint is Endpoint.WS_BROADCAST:
-            self._hub.publish(BROADCAST, text_event(broadcast_text(text)), exclude=self)
+            self._hub.publish(BROADCAST, broadcast_text(text), exclude=self)
         elif endpoint is Endpoint.CHAT:
-            self._hub.publish(chat_room(self.route.room), text_event(text))
+            self._hub.publish(chat_room(self.route.room), text)
         elif endpoint is Endpoint.STREAM:
             assert self._task_group is not None
             self._task_group.start_soon(self._push, text)

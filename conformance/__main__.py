@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
+import platform
 import shlex
 import sys
 import time
@@ -43,6 +45,7 @@ from .verdicts import (
     judge,
     load_divergences,
     load_expected,
+    load_reference_notes,
     save_expected,
     stale,
 )
@@ -84,10 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.monotonic()
-    command = "python -m conformance " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = _command_line(argv if argv is not None else sys.argv[1:])
     try:
         servers = _servers(args.servers)
         divergences = load_divergences(known_servers=SERVERS)
+        reference_notes = load_reference_notes()
     except (ValueError, DivergenceFileError) as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return 2
@@ -139,12 +143,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if set(entry.servers) <= ran and any(entry.covers(check.name, entry.servers[0]) for check in checks)
     ]
     report = Report(command, installed, _versions(installed), skipped, cells, divergences, autobahn, notes)
+    report.reference_notes, report.ran_on = reference_notes, _ran_on()
     _write(report, args, say)
     failing = report.failing
     say(f"done: {len(cells)} cells, {len(failing)} unexplained, in {time.monotonic() - started:.0f} s")
     for cell in failing:
         say(f"  {cell.verdict}: {cell.check} under {cell.server}")
     return 1 if failing else 0
+
+
+def _command_line(argv: Sequence[str]) -> str:
+    """The command as the report shows it: without --out, which only says where this copy was written."""
+    shown: list[str] = []
+    skip_next = False
+    for arg in argv:
+        if skip_next:
+            skip_next = False
+        elif arg == "--out":
+            skip_next = True
+        elif not arg.startswith("--out="):
+            shown.append(arg)
+    return " ".join(["python -m conformance", shlex.join(shown)]).rstrip()
 
 
 def _servers(raw: str | None) -> list[str]:
@@ -170,6 +189,14 @@ def _select(args: argparse.Namespace) -> list[Check]:
         if any(fnmatch.fnmatchcase(check.name, pattern) for pattern in patterns):
             selected.append(check)
     return selected
+
+
+def _ran_on() -> str:
+    """When and on what the run happened, for the published matrix."""
+    return (
+        f"{time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
+    )
 
 
 def _versions(servers: Sequence[str]) -> dict[str, str]:

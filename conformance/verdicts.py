@@ -35,10 +35,12 @@ __all__ = [
     "Cell",
     "Divergence",
     "DivergenceFileError",
+    "ReferenceNote",
     "Verdict",
     "judge",
     "load_divergences",
     "load_expected",
+    "load_reference_notes",
     "save_expected",
     "unexplained",
 ]
@@ -71,6 +73,15 @@ class Divergence:
 
     def covers(self, check: str, server: str) -> bool:
         return server in self.servers and any(fnmatch.fnmatchcase(check, pattern) for pattern in self.checks)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceNote:
+    """Where the reference itself departs from RFC 6455, so that "same" is not read as "correct"."""
+
+    checks: tuple[str, ...]  # the checks whose expected transcripts carry the departure
+    why: str  # one sentence: what the reference does, and what the RFC says
+    source: str  # the reference's file and function
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +134,19 @@ def load_divergences(path: Path = DIVERGENCES, known_servers: Iterable[str] | No
             raise DivergenceFileError(f"{where}: unknown servers {sorted(unknown)}")
         entries.append(Divergence(tuple(checks), servers, " ".join(raw["why"].split()), raw["source"]))
     return entries
+
+
+def load_reference_notes(path: Path = DIVERGENCES) -> list[ReferenceNote]:
+    """Read the ``[[reference]]`` entries: what the expected transcripts get wrong, and why they stay."""
+    if not path.exists():
+        return []
+    notes = []
+    for number, raw in enumerate(tomllib.loads(path.read_text()).get("reference", []), start=1):
+        missing = [key for key in ("checks", "why", "source") if not raw.get(key)]
+        if missing:
+            raise DivergenceFileError(f"{path.name} reference note {number}: missing {', '.join(missing)}")
+        notes.append(ReferenceNote(tuple(raw["checks"]), " ".join(raw["why"].split()), raw["source"]))
+    return notes
 
 
 def judge(outcome: Outcome, expected: Transcript | None, divergences: Sequence[Divergence]) -> Cell:

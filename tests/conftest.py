@@ -8,7 +8,8 @@ worker as well as on asyncio servers (SPEC §0).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ import pytest
 from asgi_ws.app import App, create_app
 from asgi_ws.servers import SERVERS
 from asgi_ws.settings import Settings
+
+from .redis_server import RedisServer
 
 # Which servers the tests that take ``server_name`` run under: tests/integration, tests/conformance.
 DEFAULT_SERVERS = "uvicorn,hypercorn,hypercorn-trio"
@@ -39,6 +42,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-redis",
+        action="store_true",
+        help="run without redis-server: the Redis broker tests are skipped, and the summary says so. "
+        "Without this flag a missing redis-server fails those tests.",
+    )
     parser.addoption(
         "--servers",
         default=None,
@@ -70,3 +79,19 @@ def make_app() -> MakeApp:
 def app(make_app: MakeApp) -> App:
     """An app with the default settings."""
     return make_app()
+
+
+@pytest.fixture
+def redis_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free port for this test, which the test may kill and restart."""
+    if request.config.getoption("no_redis"):
+        pytest.skip("--no-redis was given: the Redis broker tests did not run")
+    try:
+        server = RedisServer(tmp_path)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

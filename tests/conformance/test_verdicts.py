@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 import pytest
 
+from conformance import probes, scenarios  # noqa: F401  (importing registers the checks)
+from conformance.checks import CHECKS
 from conformance.runner import Outcome
 from conformance.verdicts import (
     Divergence,
     DivergenceFileError,
+    ReferenceNote,
     judge,
     load_divergences,
     load_expected,
+    load_reference_notes,
     save_expected,
     stale,
     unexplained,
@@ -96,3 +101,19 @@ def test_the_committed_divergence_file_is_valid() -> None:
     for entry in load_divergences(known_servers=SERVERS):
         assert entry.why.endswith("."), entry
         assert entry.source, entry
+
+
+def test_reference_notes_load_and_need_every_key(tmp_path: Path) -> None:
+    path = tmp_path / "divergences.toml"
+    path.write_text('[[reference]]\nchecks = ["a"]\nwhy = """Two\n lines."""\nsource = "s"\n')
+    assert load_reference_notes(path) == [ReferenceNote(("a",), "Two lines.", "s")]
+    path.write_text('[[reference]]\nchecks = ["a"]\n')
+    with pytest.raises(DivergenceFileError, match="reference note 1: missing why, source"):
+        load_reference_notes(path)
+
+
+def test_the_shipped_reference_notes_name_real_checks() -> None:
+    for note in load_reference_notes():
+        assert note.why.endswith("."), note
+        for pattern in note.checks:
+            assert fnmatch.filter(CHECKS, pattern), pattern

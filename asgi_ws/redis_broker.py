@@ -1,0 +1,280 @@
+"""The Redis pub/sub broker: rooms and broadcast across processes and servers (SPEC §4).
+
+Per process, while :meth:`RedisBroker.running` is entered (the lifespan scope):
+
+- **one subscriber connection**, subscribed to one channel per topic that has
+  a member in this process (``asgi-ws:chat:<room>``, ``asgi-ws:broadcast``).
+  The hub's member sets are the reference counts: it calls ``subscribe`` on a
+  topic's first member and ``unsubscribe`` after its last;
+- **one publish connection**, fed by a bounded queue, so a chat message never
+  waits for Redis.  One task publishes the queue in order, in pipelined
+  batches, which keeps each sender's messages in order;
+- the **envelope** of :mod:`asgi_ws.broker`, whose ``node`` lets this process
+  skip its own messages when Redis hands them back: its local clients were
+  already served by the hub.
+
+Delivery is at most once, as Redis pub/sub is: a message published while a
+process is disconnected from Redis never reaches that process.
+
+**Outages.**  One supervisor task owns the connections.  When Redis goes away
+it marks the broker disconnected (``/healthz`` turns ``degraded``), drops what
+cannot be published, and reconnects with exponential backoff from 1 s to 30 s.
+After a reconnect it subscribes to every live topic again and counts one
+reconnect.  Local delivery never depends on Redis, so chat inside one process
+goes on throughout.  An unexpected exception in the supervisor's tasks is a bug:
+it is logged with its traceback, shown in ``/healthz`` as ``last_error``, and the
+supervisor starts over rather than dying silently.
+
+redis-py's client is asyncio-only, so this broker refuses to start on any other
+event loop (hypercorn's trio worker) with :class:`~asgi_ws.broker.BrokerError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import redis.asyncio as redis
+from redis.asyncio.client import PubSub
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from .broker import BrokerError, Deliver, decode_envelope, encode_envelope, new_node_id, redact, topic_to_wire
+from .outbox import Outbox
+from .topics import Topic
+
+__all__ = ["RedisBroker"]
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_PREFIX = "asgi-ws:"  # every channel this app uses starts with it
+MIN_BACKOFF = 1.0  # seconds before the first reconnect attempt (SPEC §4)
+MAX_BACKOFF = 30.0  # the cap of the doubling delay (SPEC §4)
+CONNECT_TIMEOUT = 2.0  # one attempt to reach Redis; startup never waits longer than this
+COMMAND_TIMEOUT = 5.0  # a publish batch or a subscribe that takes longer means Redis is gone
+POLL_INTERVAL = 5.0  # the listener wakes this often when idle, so health checks can run
+HEALTH_CHECK_INTERVAL = 10.0  # an idle subscriber connection is pinged this often
+PUBLISH_QUEUE = 10_000  # messages waiting for the publish connection before new ones are dropped
+PUBLISH_BATCH = 512  # messages per pipelined round trip
+
+
+class RedisBroker:
+    """Redis pub/sub for one process.  See the module docstring for the design."""
+
+    kind = "redis"
+
+    def __init__(self, url: str, *, node: str | None = None, min_backoff: float = MIN_BACKOFF) -> None:
+        self.url = url  # redis://host:port/db, as configured
+        self.node = node or new_node_id()  # this process, in every envelope it publishes
+        self.connected = False  # both connections up and every wanted channel subscribed
+        self.reconnects = 0  # successful connections after the first one (SPEC §4 counter)
+        self.published = 0  # envelopes Redis accepted from this process
+        self.received = 0  # envelopes from other processes handed to the hub
+        self.dropped = 0  # messages not published: Redis down, or the publish queue full
+        self.invalid = 0  # messages on our channels that were not a valid envelope
+        self.last_error: str | None = None  # why the last connection ended, for /healthz
+        self._min_backoff = min_backoff
+        self._wanted: set[str] = set()  # channels of the topics with a member here
+        self._wanted_changed: anyio.Event | None = None  # set when _wanted changes while connected
+        self._outgoing: Outbox[tuple[str, bytes]] = Outbox(PUBLISH_QUEUE)  # (channel, envelope)
+        self._deliver: Deliver | None = None
+        self._supervising = False  # the supervisor task is alive
+
+    # The Broker interface
+
+    @asynccontextmanager
+    async def running(self, deliver: Deliver) -> AsyncIterator[None]:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise BrokerError(
+                f"the broker {redact(self.url)} needs asyncio (redis-py's client is asyncio-only), "
+                "and this server runs another event loop, such as hypercorn -k trio: "
+                "use -k asyncio or -k uvloop, or the memory:// broker"
+            ) from None
+        self._deliver = deliver
+        async with anyio.create_task_group() as tasks:
+            first_attempt = anyio.Event()
+            tasks.start_soon(self._supervise, first_attempt)
+            await first_attempt.wait()  # connected, or failed once and retrying: never hangs startup
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+        self.connected = False
+        logger.info("redis broker stopped: published=%d received=%d", self.published, self.received)
+
+    def subscribe(self, topic: Topic) -> None:
+        self._wanted.add(channel(topic))
+        self._wake_subscriptions()
+
+    def unsubscribe(self, topic: Topic) -> None:
+        self._wanted.discard(channel(topic))
+        self._wake_subscriptions()
+
+    def publish(self, topic: Topic, text: str) -> None:
+        if not self.connected or not self._outgoing.offer((channel(topic), encode_envelope(self.node, topic, text))):
+            self.dropped += 1
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "connected": self.connected,
+            "url": redact(self.url),
+            "node": self.node,
+            "subscriptions": len(self._wanted),
+            "reconnects": self.reconnects,
+            "published": self.published,
+            "received": self.received,
+            "dropped": self.dropped,
+            "invalid": self.invalid,
+            "supervisor": "running" if self._supervising else "stopped",
+            "last_error": self.last_error,
+        }
+
+    # The supervisor: connect, serve, and reconnect with backoff
+
+    async def _supervise(self, first_attempt: anyio.Event) -> None:
+        self._supervising = True
+        delay = self._min_backoff
+        ever_connected = False
+        try:
+            while True:
+                try:
+                    await self._session(first_attempt, reconnect=ever_connected)
+                except Exception as exc:  # every failure is reported, then retried
+                    self.last_error = describe(exc)
+                    if is_connection_error(exc):
+                        logger.warning("redis broker %s: %s; retrying in %.0f s", _state(self), self.last_error, delay)
+                    else:
+                        logger.exception("redis broker failed unexpectedly; restarting in %.0f s", delay)
+                ever_connected = ever_connected or self.connected
+                if self.connected:
+                    delay = self._min_backoff  # a working connection resets the backoff
+                self.connected = False
+                self.dropped += self._outgoing.clear()  # at most once: no late delivery after an outage
+                first_attempt.set()
+                await anyio.sleep(delay)
+                delay = next_backoff(delay)
+        finally:
+            self._supervising = False
+
+    async def _session(self, first_attempt: anyio.Event, *, reconnect: bool) -> None:
+        """One connection to Redis, from connect to failure.  Never returns normally."""
+        client = redis.Redis.from_url(
+            self.url,
+            retry=Retry(NoBackoff(), 0),  # the supervisor does the retrying, visibly
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_keepalive=True,
+            health_check_interval=HEALTH_CHECK_INTERVAL,
+        )
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            with anyio.fail_after(CONNECT_TIMEOUT + COMMAND_TIMEOUT):
+                await client.ping()
+                await pubsub.connect()  # type: ignore[no-untyped-call]
+                subscribed = set(self._wanted)
+                if subscribed:
+                    await pubsub.subscribe(*subscribed)
+            self.connected = True
+            self.last_error = None
+            if reconnect:
+                self.reconnects += 1
+                logger.info("redis broker reconnected to %s; resubscribed %d rooms", redact(self.url), len(subscribed))
+            else:
+                logger.info("redis broker connected to %s as node %s", redact(self.url), self.node)
+            first_attempt.set()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._keep_subscriptions, pubsub, subscribed)
+                tasks.start_soon(self._publish_queued, client)
+                await self._listen(pubsub)
+        finally:
+            # Close both connections even when the app is shutting down (cancelled).
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CONNECT_TIMEOUT):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await client.aclose()
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        """Hand every other process's message to the hub, in the order Redis delivers them."""
+        assert self._deliver is not None
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_INTERVAL)
+            if message is None or message["type"] != "message":
+                continue
+            envelope = decode_envelope(message["data"])
+            if envelope is None:
+                self.invalid += 1
+                logger.warning("redis broker: dropped a message on %r that is not a v1 envelope", message["channel"])
+            elif envelope.node != self.node:  # our own messages were delivered locally already
+                self.received += 1
+                self._deliver(envelope.topic, envelope.text)
+
+    async def _keep_subscriptions(self, pubsub: PubSub, subscribed: set[str]) -> None:
+        """Follow the hub: SUBSCRIBE new topics, UNSUBSCRIBE empty ones."""
+        while True:
+            self._wanted_changed = anyio.Event()
+            if self._wanted == subscribed:
+                await self._wanted_changed.wait()
+                continue
+            new, gone = self._wanted - subscribed, subscribed - self._wanted
+            with anyio.fail_after(COMMAND_TIMEOUT):
+                if new:
+                    await pubsub.subscribe(*new)
+                if gone:
+                    await pubsub.unsubscribe(*gone)
+            subscribed |= new
+            subscribed -= gone
+
+    async def _publish_queued(self, client: redis.Redis) -> None:
+        """Publish the queue in order, in pipelined batches."""
+        while True:
+            batch = [await self._outgoing.get()]
+            while len(self._outgoing) and len(batch) < PUBLISH_BATCH:
+                batch.append(await self._outgoing.get())
+            pipe = client.pipeline(transaction=False)
+            for channel_name, envelope in batch:
+                pipe.publish(channel_name, envelope)
+            try:
+                with anyio.fail_after(COMMAND_TIMEOUT):
+                    await pipe.execute()
+            except BaseException:
+                self.dropped += len(batch)
+                raise
+            self.published += len(batch)
+
+    def _wake_subscriptions(self) -> None:
+        if self._wanted_changed is not None:
+            self._wanted_changed.set()
+
+
+def next_backoff(delay: float) -> float:
+    """The wait after ``delay``: doubled, up to MAX_BACKOFF (1, 2, 4, 8, 16, 30, 30 ... s)."""
+    return min(delay * 2, MAX_BACKOFF)
+
+
+def channel(topic: Topic) -> str:
+    """The Redis channel of ``topic``."""
+    return CHANNEL_PREFIX + topic_to_wire(topic)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Redis went away or never answered: expected in an outage, retried without a traceback."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_connection_error(inner) for inner in exc.exceptions)
+    return isinstance(exc, RedisError | OSError | TimeoutError)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for logs and /healthz; the first real error inside exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _state(broker: RedisBroker) -> str:
+    return "lost its connection" if broker.connected else f"cannot reach {redact(broker.url)}"

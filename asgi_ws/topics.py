@@ -1,0 +1,27 @@
+"""Topics: the groups a message is published to (SPEC §1 chat and /ws_broadcast).
+
+A topic is one chat room or the broadcast group.  The hub keeps the members of
+each topic in this process; the broker carries a topic's messages to the other
+processes (SPEC §4).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+__all__ = ["BROADCAST", "Topic", "chat_room"]
+
+
+class Topic(NamedTuple):
+    """A fan-out group: one chat room, or the broadcast group."""
+
+    kind: Literal["chat", "broadcast"]
+    name: str
+
+
+BROADCAST = Topic("broadcast", "all")
+
+
+def chat_room(name: str) -> Topic:
+    """The topic of chat room ``name`` (already validated by :mod:`asgi_ws.routing`)."""
+    return Topic("chat", name)
