@@ -17,8 +17,7 @@ import pytest
 from asgi_ws.app import App, create_app
 from asgi_ws.servers import SERVERS
 from asgi_ws.settings import Settings
-
-from .redis_server import RedisServer
+from conformance.redis_server import RedisServer
 
 # Which servers the tests that take ``server_name`` run under: tests/integration, tests/conformance.
 DEFAULT_SERVERS = "uvicorn,hypercorn,hypercorn-trio"

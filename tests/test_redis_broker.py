@@ -23,8 +23,7 @@ from asgi_ws.http import health
 from asgi_ws.hub import BROADCAST, Topic, chat_room
 from asgi_ws.redis_broker import MIN_BACKOFF, RedisBroker, channel, next_backoff
 from asgi_ws.settings import Settings
-
-from .redis_server import RedisServer
+from conformance.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 

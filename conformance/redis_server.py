@@ -1,4 +1,4 @@
-"""A real ``redis-server`` for the tests: started on a free port, killed and restarted at will.
+"""A real ``redis-server`` for tests and benchmarks: started on a free port, killed and restarted at will.
 
 The broker tests need to take Redis away and bring it back on the same port, so
 this wraps one ``redis-server`` process (the Debian package's binary) with
@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conformance.launcher import HOST, free_port
+from .launcher import HOST, free_port
 
 __all__ = ["MISSING", "RedisServer"]
 
