@@ -109,3 +109,15 @@ def test_workers_zero_means_in_process() -> None:
     uvicorn = SERVERS["uvicorn"].command("app:app", Listen(workers=0))
     assert hypercorn[hypercorn.index("--workers") + 1] == "0"
     assert uvicorn[uvicorn.index("--workers") + 1] == "1"
+
+
+@pytest.mark.parametrize(("name", "why"), [("hypercorn-trio", "needs asyncio"), ("daphne", "lifespan")])
+def test_servers_that_cannot_run_the_redis_broker_refuse_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, name: str, why: str
+) -> None:
+    monkeypatch.setattr("os.execve", lambda *args: pytest.fail("the server was started"))
+    assert main(["serve", "--server", name, "--broker", "redis://:secret@127.0.0.1:6379/0"]) == 2
+    error = capsys.readouterr().err
+    assert f"--server {name} cannot use the broker redis://:***@127.0.0.1:6379/0" in error
+    assert why in error
+    assert "secret" not in error
