@@ -201,18 +201,21 @@ class RedisBroker:
 
     async def _listen(self, pubsub: PubSub) -> None:
         """Hand every other process's message to the hub, in the order Redis delivers them."""
-        assert self._deliver is not None
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_INTERVAL)
-            if message is None or message["type"] != "message":
-                continue
-            envelope = decode_envelope(message["data"])
-            if envelope is None:
-                self.invalid += 1
-                logger.warning("redis broker: dropped a message on %r that is not a v1 envelope", message["channel"])
-            elif envelope.node != self.node:  # our own messages were delivered locally already
-                self.received += 1
-                self._deliver(envelope.topic, envelope.text)
+            if message is not None and message["type"] == "message":
+                self.on_message(message["channel"], message["data"])
+
+    def on_message(self, channel_name: bytes | str, raw: bytes) -> None:
+        """One message from Redis: deliver it unless it is ours or not an envelope at all."""
+        assert self._deliver is not None
+        envelope = decode_envelope(raw)
+        if envelope is None:
+            self.invalid += 1
+            logger.warning("redis broker: dropped a message on %r that is not a v1 envelope", channel_name)
+        elif envelope.node != self.node:  # our own messages were delivered locally already
+            self.received += 1
+            self._deliver(envelope.topic, envelope.text)
 
     async def _keep_subscriptions(self, pubsub: PubSub, subscribed: set[str]) -> None:
         """Follow the hub: SUBSCRIBE new topics, UNSUBSCRIBE empty ones."""

@@ -21,6 +21,7 @@ from asgi_ws.broker import (
     topic_to_wire,
 )
 from asgi_ws.hub import BROADCAST, Topic, chat_room
+from asgi_ws.redis_broker import RedisBroker
 from asgi_ws.settings import Settings, SettingsError
 
 TEXTS = ["", "hi", "héllo ☃ 🎉", '{"json": "inside"}', "\ud800 lone surrogate", "x" * 70_000]
@@ -129,3 +130,15 @@ async def test_the_memory_broker_is_always_connected_and_does_nothing() -> None:
         broker.unsubscribe(BROADCAST)
     assert delivered == []
     assert broker.state() == {"kind": "memory", "connected": True}
+
+
+def test_a_process_skips_its_own_messages_and_takes_the_others() -> None:
+    """Node-id dedup: what Redis hands back to the publisher was already delivered locally."""
+    delivered: list[tuple[Topic, str]] = []
+    broker = RedisBroker("redis://127.0.0.1:1/0", node="me")
+    broker._deliver = lambda topic, text: delivered.append((topic, text))
+    broker.on_message(b"asgi-ws:chat:r", encode_envelope("me", chat_room("r"), "mine"))
+    broker.on_message(b"asgi-ws:chat:r", encode_envelope("other", chat_room("r"), "theirs"))
+    broker.on_message(b"asgi-ws:chat:r", b"garbage")
+    assert delivered == [(chat_room("r"), "theirs")]
+    assert (broker.received, broker.invalid) == (1, 1)
