@@ -12,13 +12,14 @@ module: :mod:`asgi_ws.websocket`, :mod:`asgi_ws.http`, :mod:`asgi_ws.lifespan`.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
+from . import logs
 from .broker import create_broker
 from .http import handle_http
 from .hub import Hub
 from .lifespan import handle_lifespan
+from .metrics import Metrics
 from .settings import Settings
 from .websocket import handle_websocket
 
@@ -34,12 +35,13 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings  # every policy value, fixed for the app's life
         self.hub = Hub(settings.max_connections, create_broker(settings))  # connections and rooms
+        self.metrics = Metrics(self.hub.broker.state)  # what /metrics shows, for this app only
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] == "websocket":
-            await handle_websocket(scope, receive, send, self.settings, self.hub)
+            await handle_websocket(scope, receive, send, self.settings, self.hub, self.metrics)
         elif scope["type"] == "http":
-            await handle_http(scope, receive, send, self.hub)
+            await handle_http(scope, receive, send, self.hub, self.metrics)
         elif scope["type"] == "lifespan":
             await handle_lifespan(scope, receive, send, self.settings, self.hub)
         else:
@@ -50,7 +52,7 @@ class App:
 def create_app(settings: Settings | None = None) -> App:
     """Build the app from ``settings``, or from the environment when none are given."""
     settings = Settings.from_env() if settings is None else settings
-    logging.getLogger("asgi_ws").setLevel(settings.python_log_level)
+    logs.configure(settings.python_log_level, settings.log_format)
     return App(settings)
 
 

@@ -62,6 +62,7 @@ class Rejection:
 
     status: int
     body: str
+    reason: str  # a short name for logs and metrics labels, e.g. "bad_room"
 
 
 # Connections that were accepted (SPEC §3, "what happens").
@@ -74,9 +75,9 @@ INTERNAL_ERROR = Close(4500, "internal error")
 SLOW_CONSUMER = Close(4503, "slow consumer")
 
 # Handshakes refused before accept (SPEC §1 last bullet, SPEC §3 last rows).
-BAD_COUNT = Rejection(400, "invalid count: expected an integer from 1 to 1000000")
-BAD_ROOM = Rejection(400, "invalid room name: expected 1-64 characters of [A-Za-z0-9_.-]")
-BAD_ORIGIN = Rejection(403, "origin not allowed")
-NOT_FOUND = Rejection(404, "not found")
-REJECTED_INTERNAL_ERROR = Rejection(500, "internal error")
-TOO_MANY_CONNECTIONS = Rejection(503, "too many connections")
+BAD_COUNT = Rejection(400, "invalid count: expected an integer from 1 to 1000000", "bad_count")
+BAD_ROOM = Rejection(400, "invalid room name: expected 1-64 characters of [A-Za-z0-9_.-]", "bad_room")
+BAD_ORIGIN = Rejection(403, "origin not allowed", "bad_origin")
+NOT_FOUND = Rejection(404, "not found", "not_found")
+REJECTED_INTERNAL_ERROR = Rejection(500, "internal error", "internal_error")
+TOO_MANY_CONNECTIONS = Rejection(503, "too many connections", "too_many_connections")

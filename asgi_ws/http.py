@@ -1,25 +1,44 @@
-"""Plain HTTP requests: ``/healthz``, and 404 for everything else (SPEC §2).
+"""Plain HTTP requests: the demo page, ``/healthz``, ``/metrics``, and 404 (SPEC §2).
 
-This module owns the ``http`` scope.  The health document is built by
-:func:`health`, a pure function of the hub, so it can be tested without a
-server.  ``GET /`` (the demo page) and ``GET /metrics`` are not served yet and
-answer 404 like any other unknown path.
+This module owns the ``http`` scope.  Every response is small and complete, so
+each is sent as one ``http.response.start`` and one body event.  No endpoint
+takes a request body, so none is read.
+
+- ``GET /``: the demo page, one self-contained HTML file
+  (``asgi_ws/static/index.html``: vanilla JS, no external resources), read
+  once and served from memory.  Its script connects back to the host that
+  served it, so the origin check of SPEC §3 lets it in on every server.
+- ``GET /healthz``: the document :func:`health` builds, a pure function of
+  the hub; 503 while the broker is disconnected.
+- ``GET /metrics``: the Prometheus text format (:mod:`asgi_ws.metrics`).
 """
 
 from __future__ import annotations
 
 import json
+from importlib import resources
 from typing import TYPE_CHECKING, Any
+
+from .metrics import CONTENT_TYPE as METRICS
 
 if TYPE_CHECKING:
     from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
 
     from .hub import Hub
+    from .metrics import Metrics
 
-__all__ = ["handle_http", "health"]
+__all__ = ["DEMO_PAGE", "handle_http", "health"]
 
 JSON = b"application/json"
 TEXT = b"text/plain; charset=utf-8"
+HTML = b"text/html; charset=utf-8"
+
+DEMO_PAGE = resources.files("asgi_ws").joinpath("static/index.html").read_bytes()
+# The page's own inline script and style, WebSockets to its own origin, and nothing else.
+DEMO_PAGE_POLICY = (
+    b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 def health(hub: Hub) -> dict[str, Any]:
@@ -33,12 +52,20 @@ def health(hub: Hub) -> dict[str, Any]:
     }
 
 
-async def handle_http(scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable, hub: Hub) -> None:
-    """Answer one HTTP request.  The request body, if any, is not read: no endpoint takes one."""
-    if scope["path"] != "/healthz":
+async def handle_http(
+    scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable, hub: Hub, metrics: Metrics
+) -> None:
+    """Answer one HTTP request."""
+    path = scope["path"]
+    if path not in ("/", "/healthz", "/metrics"):
         await respond(send, scope, 404, TEXT, b"not found\n")
     elif scope["method"] not in ("GET", "HEAD"):
         await respond(send, scope, 405, TEXT, b"method not allowed\n", [(b"allow", b"GET, HEAD")])
+    elif path == "/":
+        headers = [(b"content-security-policy", DEMO_PAGE_POLICY), (b"x-content-type-options", b"nosniff")]
+        await respond(send, scope, 200, HTML, DEMO_PAGE, headers)
+    elif path == "/metrics":
+        await respond(send, scope, 200, METRICS, metrics.render())
     else:
         document = health(hub)
         status = 200 if document["status"] == "ok" else 503

@@ -24,6 +24,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .broker import BrokerError, redact
+from .logs import log_event
 
 if TYPE_CHECKING:
     from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, LifespanScope
@@ -43,14 +44,14 @@ async def handle_lifespan(
     message = await receive()
     if message["type"] != "lifespan.startup":  # pragma: no cover - the ASGI spec sends startup first
         return
-    logger.info("startup: broker %s", redact(settings.broker))
+    log_event(logger, logging.INFO, "startup", broker=redact(settings.broker))
     try:
         async with hub.broker.running(hub.deliver_remote):
             await send({"type": "lifespan.startup.complete"})
             await receive()  # the process runs; this returns at lifespan.shutdown
     except BrokerError as exc:
-        logger.error("startup failed: %s", exc)
+        log_event(logger, logging.ERROR, "startup_failed", error=str(exc))
         await send({"type": "lifespan.startup.failed", "message": str(exc)})
         return
-    logger.info("shutdown: broker stopped")
+    log_event(logger, logging.INFO, "shutdown")
     await send({"type": "lifespan.shutdown.complete"})

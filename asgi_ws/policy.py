@@ -63,6 +63,8 @@ def message_size(text: str | None, data: bytes | None) -> int:
     encoding is only done when the answer could matter: see :func:`check_message`.
     """
     if text is not None:
+        if text.isascii():  # one byte per character, and no need to encode
+            return len(text)
         # surrogatepass: the server decoded this from UTF-8, so it has no lone
         # surrogates, but a direct ASGI caller could send some; count, don't crash.
         return len(text.encode("utf-8", "surrogatepass"))

@@ -45,6 +45,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from .broker import BrokerError, Deliver, decode_envelope, encode_envelope, new_node_id, redact, topic_to_wire
+from .logs import log_event
 from .outbox import Outbox
 from .topics import Topic
 
@@ -107,7 +108,7 @@ class RedisBroker:
             finally:
                 tasks.cancel_scope.cancel()
         self.connected = False
-        logger.info("redis broker stopped: published=%d received=%d", self.published, self.received)
+        log_event(logger, logging.INFO, "broker_stopped", published=self.published, received=self.received)
 
     def subscribe(self, topic: Topic) -> None:
         self._wanted.add(channel(topic))
@@ -150,7 +151,10 @@ class RedisBroker:
                 except Exception as exc:  # every failure is reported, then retried
                     self.last_error = describe(exc)
                     if is_connection_error(exc):
-                        logger.warning("redis broker %s: %s; retrying in %.0f s", _state(self), self.last_error, delay)
+                        event = "broker_disconnected" if self.connected else "broker_unreachable"
+                        log_event(
+                            logger, logging.WARNING, event, url=redact(self.url), error=self.last_error, retry_in=delay
+                        )
                     else:
                         logger.exception("redis broker failed unexpectedly; restarting in %.0f s", delay)
                 ever_connected = ever_connected or self.connected
@@ -185,9 +189,9 @@ class RedisBroker:
             self.last_error = None
             if reconnect:
                 self.reconnects += 1
-                logger.info("redis broker reconnected to %s; resubscribed %d rooms", redact(self.url), len(subscribed))
+                log_event(logger, logging.INFO, "broker_reconnected", url=redact(self.url), rooms=len(subscribed))
             else:
-                logger.info("redis broker connected to %s as node %s", redact(self.url), self.node)
+                log_event(logger, logging.INFO, "broker_connected", url=redact(self.url), node=self.node)
             first_attempt.set()
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._keep_subscriptions, pubsub, subscribed)
@@ -212,7 +216,7 @@ class RedisBroker:
         envelope = decode_envelope(raw)
         if envelope is None:
             self.invalid += 1
-            logger.warning("redis broker: dropped a message on %r that is not a v1 envelope", channel_name)
+            log_event(logger, logging.WARNING, "broker_invalid_message", channel=_text(channel_name))
         elif envelope.node != self.node:  # our own messages were delivered locally already
             self.received += 1
             self._deliver(envelope.topic, envelope.text)
@@ -279,5 +283,5 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _state(broker: RedisBroker) -> str:
-    return "lost its connection" if broker.connected else f"cannot reach {redact(broker.url)}"
+def _text(name: bytes | str) -> str:
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else name

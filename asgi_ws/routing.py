@@ -16,7 +16,15 @@ from urllib.parse import parse_qsl
 from . import close_codes
 from .close_codes import Rejection
 
-__all__ = ["DEFAULT_ROOM", "DEFAULT_STREAM_COUNT", "MAX_STREAM_COUNT", "Endpoint", "Route", "resolve"]
+__all__ = [
+    "DEFAULT_ROOM",
+    "DEFAULT_STREAM_COUNT",
+    "MAX_STREAM_COUNT",
+    "Endpoint",
+    "Route",
+    "endpoint_label",
+    "resolve",
+]
 
 DEFAULT_ROOM = "lobby"
 DEFAULT_STREAM_COUNT = 10_000
@@ -39,6 +47,11 @@ class Endpoint(enum.Enum):
     WS_BROADCAST = "/ws_broadcast"
     CHAT = "/ws/chat"
     STREAM = "/stream"
+
+    @property
+    def label(self) -> str:
+        """The name in logs and metrics: ``ws``, ``echo``, ``ws_json``, ``ws_broadcast``, ``chat``, ``stream``."""
+        return self.name.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,18 @@ def resolve(path: str, query_string: bytes) -> Route | Rejection:
             return close_codes.BAD_ROOM
         return Route(Endpoint.CHAT, room=room)
     return close_codes.NOT_FOUND
+
+
+def endpoint_label(path: str) -> str:
+    """The endpoint label of ``path`` even when the handshake is refused; ``unknown`` for no endpoint.
+
+    A fixed set of values, never the path itself: room names and other paths
+    would make a metrics label grow without bound.
+    """
+    endpoint = _EXACT_PATHS.get(path)
+    if endpoint is not None:
+        return endpoint.label
+    return Endpoint.CHAT.label if path.startswith(CHAT_PREFIX) else "unknown"
 
 
 def _stream_route(query_string: bytes) -> Route | Rejection:

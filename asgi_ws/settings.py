@@ -39,6 +39,7 @@ __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "add_arguments"]
 ENV_PREFIX = "ASGI_WS_"
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LOG_FORMATS = ("text", "json")  # key=value lines, or one JSON object per line
 
 
 class SettingsError(ValueError):
@@ -98,6 +99,13 @@ def _broker(raw: str) -> str:
     return url
 
 
+def _log_format(raw: str) -> str:
+    log_format = raw.strip().lower()
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}")
+    return log_format
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().lower()
     if level not in _LOG_LEVELS:
@@ -127,6 +135,7 @@ class Settings:
         "memory://", _broker, "where rooms and broadcast run: memory:// (one process) or redis://host:port/db"
     )
     log_level: str = _setting("info", _log_level, f"one of {', '.join(_LOG_LEVELS)}")
+    log_format: str = _setting("text", _log_format, "text (key=value) or json, one line per event")
 
     def __post_init__(self) -> None:
         # Values built in code (tests, create_app(Settings(...))) pass the same checks

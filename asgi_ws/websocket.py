@@ -53,10 +53,11 @@ import anyio.lowlevel
 
 from . import close_codes
 from .hub import BROADCAST, Hub, Topic, chat_room
+from .logs import log_event
 from .messages import broadcast_text, json_reply, stream_payloads, ws_reply
 from .outbox import Outbox
-from .policy import TokenBucket, check_message, header, origin_allowed
-from .routing import Endpoint, Route, resolve
+from .policy import TokenBucket, check_message, header, message_size, origin_allowed
+from .routing import Endpoint, Route, endpoint_label, resolve
 
 if TYPE_CHECKING:
     from asgiref.typing import (
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
     )
 
     from .close_codes import Close, Rejection
+    from .metrics import ConnectionMetrics, Metrics
     from .settings import Settings
 
 __all__ = ["Session", "handle_websocket"]
@@ -104,6 +106,7 @@ async def handle_websocket(
     send: ASGISendCallable,
     settings: Settings,
     hub: Hub,
+    metrics: Metrics,
 ) -> None:
     """Run one ``websocket`` scope to its end.  Never raises."""
     message = await receive()
@@ -114,19 +117,50 @@ async def handle_websocket(
     except Exception:
         logger.exception("error while routing %r", scope.get("path"))
         decision = close_codes.REJECTED_INTERNAL_ERROR
+    if isinstance(decision, Route) and not hub.admit():
+        decision = close_codes.TOO_MANY_CONNECTIONS
     if not isinstance(decision, Route):
+        label = endpoint_label(scope["path"])
+        metrics.rejected(label, decision.reason)
+        log_event(
+            logger,
+            logging.INFO,
+            "rejected",
+            endpoint=label,
+            status=decision.status,
+            reason=decision.reason,
+            client=_client(scope),
+        )
         await refuse(scope, send, decision)
         return
-    if not hub.admit():
-        await refuse(scope, send, close_codes.TOO_MANY_CONNECTIONS)
-        return
-    session = Session(decision, settings, hub, send)
+    session = Session(decision, settings, hub, send, metrics.connection(decision.endpoint.label))
+    log_event(logger, logging.DEBUG, "connected", endpoint=decision.endpoint.label, client=_client(scope))
+    started = monotonic()
     try:
         await session.run(receive)
     finally:
         hub.release()
+    code, by = session.ended_with()
+    log_event(
+        logger,
+        logging.DEBUG,
+        "disconnected",
+        endpoint=decision.endpoint.label,
+        client=_client(scope),
+        code=code,
+        by=by,
+        seconds=round(monotonic() - started, 3),
+        received=session.received,
+        sent=session.sent,
+    )
     if session.close_sent:
         await drain_until_disconnect(receive)
+
+
+def _client(scope: WebSocketScope) -> str:
+    """``host:port`` of the client, as the server reports it, for the logs."""
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
 def check_handshake(scope: WebSocketScope, settings: Settings) -> Route | Rejection:
@@ -142,7 +176,6 @@ def check_handshake(scope: WebSocketScope, settings: Settings) -> Route | Reject
 
 async def refuse(scope: WebSocketScope, send: ASGISendCallable, rejection: Rejection) -> None:
     """Refuse the handshake with ``rejection`` (SPEC §3 "rejected before accept")."""
-    logger.info("refused %s: %d %s", scope.get("path"), rejection.status, rejection.body)
     extensions = scope.get("extensions") or {}
     try:
         if "websocket.http.response" in extensions:
@@ -188,9 +221,12 @@ async def drain_until_disconnect(receive: ASGIReceiveCallable) -> None:
 class Session:
     """An accepted connection: its tasks, its policies, and why it ended."""
 
-    def __init__(self, route: Route, settings: Settings, hub: Hub, send: ASGISendCallable) -> None:
+    def __init__(
+        self, route: Route, settings: Settings, hub: Hub, send: ASGISendCallable, stats: ConnectionMetrics
+    ) -> None:
         now = monotonic()
         self.route = route  # the endpoint and its parameters
+        self._stats = stats  # this connection's counters in /metrics
         self._settings = settings  # read-only policy values
         self._hub = hub  # the process's rooms and connection count
         self._asgi_send = send  # the server's send callable
@@ -204,6 +240,8 @@ class Session:
         self.peer_gone = False  # the client disconnected or a send failed: no close to send
         self.close_sent = False  # the app's websocket.close went out
         self.client_close_code: int | None = None  # the code in the client's websocket.disconnect
+        self.received = 0  # messages from the client
+        self.sent = 0  # messages to the client
 
     # Lifecycle
 
@@ -211,6 +249,23 @@ class Session:
         """Accept, serve until something ends the connection, then close it."""
         if not await self._send({"type": "websocket.accept", "subprotocol": None, "headers": []}):
             return
+        self._stats.opened()
+        try:
+            await self._serve(receive)
+        finally:
+            self._stats.closed(*self.ended_with())
+
+    def ended_with(self) -> tuple[int | None, str]:
+        """How the connection ended: the close code, and who closed ("app" or "client").
+
+        The client's code is the one in its ``websocket.disconnect``; None if it
+        vanished without a disconnect (a send failed first).
+        """
+        if self.peer_gone:
+            return self.client_close_code, "client"
+        return (self.close or close_codes.NORMAL).code, "app"
+
+    async def _serve(self, receive: ASGIReceiveCallable) -> None:
         topic = self._topic()
         try:
             with self._scope:
@@ -244,6 +299,8 @@ class Session:
         """
         if self.close is None:
             self.close = close
+            if close is close_codes.SLOW_CONSUMER:
+                self._stats.slow_consumer()
         self._scope.cancel()
 
     def _topic(self) -> Topic | None:
@@ -269,6 +326,9 @@ class Session:
             self._last_activity = now
             text = message.get("text")
             data = message.get("bytes")
+            self.received += 1
+            self._stats.messages_in.inc()
+            self._stats.bytes_in.inc(message_size(text, data))
             close = check_message(text, data, self._settings.max_message_size, self._bucket, now)
             if close is None:
                 close = await self._answer(text, data)
@@ -316,6 +376,10 @@ class Session:
             self._scope.cancel()
             return False
         self._last_activity = monotonic()
+        if event["type"] == "websocket.send":
+            self.sent += 1
+            self._stats.messages_out.inc()
+            self._stats.bytes_out.inc(message_size(event.get("text"), event.get("bytes")))
         return True
 
     def deliver(self, event: WebSocketSendEvent) -> bool:

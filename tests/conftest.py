@@ -42,6 +42,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
+        "--no-browser",
+        action="store_true",
+        help="run without Chromium: the demo page tests are skipped, and the summary says so. "
+        "Without this flag a missing chromium fails those tests.",
+    )
+    parser.addoption(
         "--no-redis",
         action="store_true",
         help="run without redis-server: the Redis broker tests are skipped, and the summary says so. "

@@ -46,8 +46,35 @@ async def test_other_methods_on_healthz_are_405(app: App) -> None:
     assert headers[b"allow"] == b"GET, HEAD"
 
 
-@pytest.mark.parametrize("path", ["/", "/metrics", "/nope", "/healthz/", "/ws"])
+@pytest.mark.parametrize("path", ["/nope", "/healthz/", "/ws", "/index.html", "/metrics/"])
 async def test_everything_else_is_404(app: App, path: str) -> None:
     status, _, body = await call_http(app, path)
     assert status == 404
     assert body == b"not found\n"
+
+
+async def test_the_demo_page_is_one_self_contained_html_file(app: App) -> None:
+    status, headers, body = await call_http(app, "/")
+    assert status == 200
+    assert headers[b"content-type"] == b"text/html; charset=utf-8"
+    page = body.decode()
+    assert page.startswith("<!doctype html>")
+    # No CDN, no external fonts or scripts: every URL the page could load is its own.
+    assert "http://" not in page
+    assert "https://" not in page
+    assert "<link" not in page
+    assert "src=" not in page
+    # It connects back to the host that served it, so the origin check passes (SPEC §3).
+    assert "location.host" in page
+    policy = headers[b"content-security-policy"].decode()
+    assert "default-src 'none'" in policy
+    assert "connect-src 'self'" in policy
+
+
+@pytest.mark.parametrize("path", ["/", "/metrics"])
+async def test_the_page_and_the_metrics_take_head_and_refuse_post(app: App, path: str) -> None:
+    status, headers, body = await call_http(app, path, method="HEAD")
+    assert (status, body) == (200, b"")
+    assert int(headers[b"content-length"]) > 0
+    status, _, _ = await call_http(app, path, method="POST")
+    assert status == 405

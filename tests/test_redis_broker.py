@@ -132,7 +132,7 @@ async def test_garbage_on_a_channel_is_counted_and_skipped(
         assert inbox.texts() == ["valid"]
         assert broker.invalid == 1
         assert broker.connected
-    assert "not a v1 envelope" in caplog.text
+    assert "broker_invalid_message" in caplog.text
 
 
 async def test_unreachable_redis_at_startup_starts_degraded_without_hanging(redis_server: RedisServer) -> None:
