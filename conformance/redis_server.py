@@ -86,3 +86,11 @@ class RedisServer:
             sock.sendall(b"PING\r\n")
             return sock.recv(64).startswith(b"+PONG")
         return False
+
+    def subscribers(self, channel: str) -> int:
+        """How many connections Redis has subscribed to ``channel`` (PUBSUB NUMSUB)."""
+        import redis  # the redis extra; only the Redis tests and benchmarks call this
+
+        with redis.Redis(host=HOST, port=self.port) as client:
+            ((_, count),) = client.pubsub_numsub(channel)
+            return int(count)

@@ -63,10 +63,8 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
 
 
 def subscribers(server: RedisServer, topic: Topic) -> int:
-    """How many connections Redis has subscribed to ``topic``'s channel."""
-    with redis.Redis(host="127.0.0.1", port=server.port) as client:
-        ((_, count),) = client.pubsub_numsub(channel(topic))
-        return int(count)
+    """How many connections (processes, workers) Redis has subscribed to ``topic``'s channel."""
+    return server.subscribers(channel(topic))
 
 
 @asynccontextmanager

@@ -1,10 +1,13 @@
-"""Plain HTTP under every server (SPEC §2): the ``/healthz`` document and 404 for the rest."""
+"""Plain HTTP under every server (SPEC §2): the demo page, ``/healthz``, ``/metrics``, and 404 for the rest."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conformance.launcher import RunningServer
 
@@ -26,3 +29,55 @@ def test_healthz_has_the_spec_keys(server: RunningServer) -> None:
 @pytest.mark.parametrize("path", ["/nope", "/healthz/", "/ws"])
 def test_unknown_http_path_is_404(server: RunningServer, path: str) -> None:
     assert server.get(path).status == 404
+
+
+def test_the_demo_page_is_served(server: RunningServer) -> None:
+    response = server.get("/")
+    assert response.status == 200
+    assert response.content_type == "text/html; charset=utf-8"
+    assert b"<title>asgi-ws demo</title>" in response.body
+
+
+def scrape(server: RunningServer) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    response = server.get("/metrics")
+    assert response.status == 200
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.body.decode())
+        for sample in family.samples
+    }
+
+
+@pytest.mark.anyio
+async def test_metrics_count_a_known_workload(server: RunningServer) -> None:
+    """Scrape, run a workload, scrape again: the deltas are the workload (SPEC §2)."""
+    before = scrape(server)
+    async with connect(server.url("/ws_json")) as ws:
+        for number in range(5):
+            await ws.send(json.dumps({"n": number}))
+            assert json.loads(await ws.recv())["data"] == {"n": number}
+        await ws.send(b"binary is refused here")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    async with connect(server.url("/ws/chat/metrics")) as a, connect(server.url("/ws/chat/metrics")) as b:
+        await a.send("hello")
+        assert await a.recv() == await b.recv() == "hello"
+    with pytest.raises(InvalidStatus):
+        async with connect(server.url("/nope")):
+            pass
+    after = scrape(server)
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, frozenset(labels.items()))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta("asgi_ws_messages_received_total", endpoint="ws_json") == 6
+    assert delta("asgi_ws_messages_sent_total", endpoint="ws_json") == 5
+    assert delta("asgi_ws_received_bytes_total", endpoint="ws_json") == 5 * len('{"n": 0}') + 22
+    assert delta("asgi_ws_closes_total", endpoint="ws_json", code="4400", by="app") == 1
+    assert delta("asgi_ws_messages_received_total", endpoint="chat") == 1
+    assert delta("asgi_ws_messages_sent_total", endpoint="chat") == 2
+    assert delta("asgi_ws_rejections_total", endpoint="unknown", reason="not_found") == 1
+    # Every connection of the workload has ended, whichever side closed it.
+    assert delta("asgi_ws_connections", endpoint="ws_json") == 0
+    assert delta("asgi_ws_connections", endpoint="chat") == 0

@@ -28,7 +28,6 @@ from typing import Any
 
 import anyio
 import pytest
-import redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from asgi_ws.hub import BROADCAST, Topic, chat_room
@@ -196,6 +195,7 @@ async def test_redis_killed_and_restarted_under_live_chat(deployment: Deployment
         deployment.redis.kill()
         down = await deployment.wait_for_health(lambda document: document["status"] == "degraded")
         assert all(document["broker"]["connected"] is False for document in down)
+        assert [process.get("/healthz").status for process in deployment.processes] == [503, 503]
 
         # Local delivery goes on without Redis.
         await a1.send("during the outage")
@@ -207,6 +207,10 @@ async def test_redis_killed_and_restarted_under_live_chat(deployment: Deployment
             lambda document: document["status"] == "ok" and document["broker"]["reconnects"] >= 1
         )
         assert all(document["broker"]["reconnects"] == 1 for document in up)
+        assert [process.get("/healthz").status for process in deployment.processes] == [200, 200]
+        metrics = deployment.a.get("/metrics").body.decode()
+        assert 'asgi_ws_broker_reconnects_total{kind="redis"} 1.0' in metrics
+        assert 'asgi_ws_broker_connected{kind="redis"} 1.0' in metrics
         await deployment.wait_until_subscribed(chat_room(ROOM))
 
         # Across processes again, without restarting either.  b1's next message is this one:
@@ -312,8 +316,6 @@ async def test_asgi_ws_serve_with_two_workers_shares_rooms_through_redis(
 MAX_CLIENTS_TO_REACH_BOTH_WORKERS = 40
 
 
-def subscribers(redis_server: RedisServer, topic: Topic) -> int:
-    """How many connections (here: worker processes) Redis has subscribed to ``topic``'s channel."""
-    with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
-        ((_, count),) = client.pubsub_numsub(channel(topic))
-        return int(count)
+def subscribers(server: RedisServer, topic: Topic) -> int:
+    """How many connections (processes, workers) Redis has subscribed to ``topic``'s channel."""
+    return server.subscribers(channel(topic))
