@@ -66,8 +66,10 @@ def test_echo_json_and_the_close_codes(browser: Browser, server: RunningServer) 
     page.click("#echo-send-binary")
     expect(page.locator("#echo-log")).to_contain_text("← binary, 14 bytes: 68 65 6c 6c 6f")
 
-    page.select_option("#echo-path", "/echo")  # the page closes /ws itself: 1000 with its reason
-    expect(page.locator("#echo-log")).to_contain_text("closed 1000 “page closed it” on /ws")
+    # The page closes /ws itself with 1000 and a reason; the browser reports the server's reply.
+    # daphne replies 1000 without the reason (docs/server-divergences.md, echo-client-close-4000).
+    page.select_option("#echo-path", "/echo")
+    expect(page.locator("#echo-log")).to_contain_text(re.compile(r"closed 1000( “page closed it”)? on /ws"))
     page.click("#echo-send-text")
     expect(page.locator("#echo-log")).to_contain_text("← hello, browser")
 
