@@ -17,6 +17,9 @@ metric                                 type     labels                      what
 ``asgi_ws_broker_connected``           gauge    kind                        1 while the broker reaches other processes
 ``asgi_ws_broker_reconnects_total``    counter  kind                        broker reconnects after an outage
 ``asgi_ws_broker_dropped_total``       counter  kind                        messages for other processes lost
+``asgi_ws_event_loop_tasks``           gauge                                all live tasks of the event loop
+``asgi_ws_app_tasks``                  gauge                                live tasks running asgi_ws code (leak check)
+``process_*``                          various                              prometheus_client's: RSS, open fds, CPU
 =====================================  =======  ==========================  ============================================
 
 ``endpoint`` is the endpoint's name (``ws``, ``echo``, ``ws_json``,
@@ -39,9 +42,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from .runtime import app_task_count, task_count
 
 __all__ = ["CONTENT_TYPE", "ConnectionMetrics", "Metrics"]
 
@@ -88,6 +93,13 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_BrokerCollector(broker_state))
+        Gauge(
+            "asgi_ws_event_loop_tasks", "Live tasks of the event loop serving the app.", registry=self.registry
+        ).set_function(task_count)
+        Gauge(
+            "asgi_ws_app_tasks", "Live tasks running asgi_ws code (0 when idle, memory broker).", registry=self.registry
+        ).set_function(app_task_count)
+        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, process_open_fds, ...
 
     def connection(self, endpoint: str) -> ConnectionMetrics:
         """The counters of one accepted connection, labels resolved once."""
