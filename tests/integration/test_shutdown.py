@@ -1,0 +1,84 @@
+"""SIGTERM with 100 open connections (SPEC §4 "Lifespan", §7 clean shutdown).
+
+The server process gets SIGTERM while 100 clients (chat and echo, all in use)
+are connected.  Then:
+
+- the process exits within its grace period (STOP_GRACE);
+- every client sees its connection end: a close frame, or at least the end of
+  TCP; none is left hanging;
+- the app logs no error and no warning (the ``asgi_ws`` logger's lines; the
+  servers' own tracebacks about cancelled tasks are theirs, and shown in the
+  conformance report);
+- lifespan shutdown runs to the end, with the broker closed: the Redis broker
+  where the server can run it, the memory broker under trio.
+
+hypercorn's trio worker, serving in-process as the tests run it, installs no
+SIGTERM handler: the process dies at once, without lifespan shutdown.  That is
+the server's behaviour, recorded by the ``probe-sigterm`` and
+``shutdown-*`` checks in docs/server-divergences.md, so it is not tested here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from asgi_ws.servers import SERVERS
+from conformance.launcher import run_server
+from conformance.redis_server import RedisServer
+
+pytestmark = [pytest.mark.server, pytest.mark.anyio]
+
+CLIENTS = 100
+STOP_GRACE = 15.0  # seconds: uvicorn closes at once; hypercorn waits its graceful_timeout (3 s) first
+PATIENCE = 30.0
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_sigterm_with_100_open_connections(server_name: str, redis_server: RedisServer, tmp_path: Path) -> None:
+    if server_name == "hypercorn-trio":
+        pytest.skip("hypercorn -k trio --workers 0 has no SIGTERM handler; see docs/server-divergences.md")
+    broker = redis_server.url if SERVERS[server_name].no_redis is None else "memory://"
+    with run_server(server_name, tmp_path, {"ASGI_WS_BROKER": broker}) as server:
+        await anyio.to_thread.run_sync(server.wait_for_health, lambda document: document["status"] == "ok", PATIENCE)
+        clients: list[ClientConnection] = []
+        for number in range(CLIENTS):
+            path = "/ws/chat/shutdown" if number % 2 else "/echo"
+            clients.append(await connect(server.url(path)))
+        await clients[1].send("everyone here?")  # a chat message: reaches the 50 chat clients
+        for number, ws in enumerate(clients):
+            if number % 2 == 0:
+                await ws.send("ping")
+            assert await ws.recv() in ("ping", "everyone here?")
+
+        exit_code = await anyio.to_thread.run_sync(server.terminate, STOP_GRACE)
+        endings = [await how_it_ended(ws) for ws in clients]
+        log = server.log_text()
+
+    assert exit_code is not None, f"{server_name} still running {STOP_GRACE} s after SIGTERM"
+    assert all(ending != "still open" for ending in endings), endings
+    app_lines = [line for line in log.splitlines() if "logger=asgi_ws" in line]
+    assert [line for line in app_lines if "level=error" in line or "level=warning" in line] == []
+    assert any("event=shutdown" in line for line in app_lines), log[-2000:]
+    if broker != "memory://":
+        assert any("event=broker_stopped" in line for line in app_lines)
+    print(f"\n{server_name}: exit code {exit_code}; clients saw {sorted(set(endings))}")
+
+
+async def how_it_ended(ws: ClientConnection) -> str:
+    """``close <code>`` if a close frame came, ``end of TCP`` if not, ``still open`` if neither in time."""
+    with anyio.move_on_after(PATIENCE):
+        try:
+            while True:
+                await ws.recv()
+        except ConnectionClosed as closed:
+            return f"close {closed.rcvd.code}" if closed.rcvd is not None else "end of TCP"
+    return "still open"
