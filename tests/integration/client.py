@@ -99,6 +99,20 @@ class RawClient:
         """Send one complete text frame, masked as a client must (RFC 6455 §5.3)."""
         self._sock.sendall(_text_frame(text))
 
+    def send_raw_text(self, payload: bytes) -> None:
+        """Send one text frame whose payload is ``payload`` as is, valid UTF-8 or not."""
+        self._sock.sendall(Frame(Opcode.TEXT, payload).serialize(mask=True))
+
+    def read_until_closed(self) -> bool:
+        """Read until the server ends the TCP connection: True, or False if it stays open SOCKET_TIMEOUT."""
+        try:
+            while True:
+                self._receive()
+        except ConnectionError:
+            return True
+        except TimeoutError:
+            return False
+
     def send_half_text(self, text: str) -> None:
         """Send the first half of a text frame and nothing more: the server is left mid-message."""
         frame = _text_frame(text)
