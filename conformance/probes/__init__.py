@@ -10,7 +10,7 @@ divergence matrix".
 Modules, in the order of a connection's life:
 
 - :mod:`.handshake`: the scope, refusing before accept, app failures around
-  accept, subprotocols, accept headers, permessage-deflate;
+  accept, subprotocols, accept headers, permessage-deflate, a handshake that never ends;
 - :mod:`.messages`: receive event shapes, the server's size limit, invalid UTF-8;
 - :mod:`.closing`: close codes and reasons in both directions;
 - :mod:`.lifecycle`: send and receive after a disconnect, keepalive pings,

@@ -8,6 +8,8 @@ response to an app that raises or returns early to the server.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -144,3 +146,38 @@ async def permessage_deflate(target: Target) -> Transcript:
         "status": handshake["status"],
         "sec-websocket-extensions": handshake.get("headers", {}).get("sec-websocket-extensions"),
     }
+
+
+SLOWLORIS_WAIT = 8.0  # seconds: past hypercorn's 5 s keep-alive timeout, with room for a loaded machine
+SLOWLORIS_TRICKLE = 0.5  # seconds between two header lines
+
+
+@probe(
+    "probe-slowloris",
+    "A handshake whose header lines trickle in and never end: whether the server ends it within 8 s, and how.",
+    "SPEC §7 slowloris (the server's job: the app never sees an unfinished handshake)",
+)
+async def slowloris(target: Target) -> Transcript:
+    reader, writer = await asyncio.open_connection(target.host, target.port)
+    try:
+        writer.write(f"GET /hold HTTP/1.1\r\nHost: {target.host}\r\nUpgrade: websocket\r\n".encode())
+        received = b""
+        ended = False
+        deadline = asyncio.get_running_loop().time() + SLOWLORIS_WAIT
+        while not ended and asyncio.get_running_loop().time() < deadline:
+            with contextlib.suppress(ConnectionError):
+                writer.write(b"X-Slow: 1\r\n")  # one more header line, never the blank line that ends them
+                await writer.drain()
+            try:
+                chunk = await asyncio.wait_for(reader.read(4096), SLOWLORIS_TRICKLE)
+            except TimeoutError:
+                continue
+            except ConnectionError:
+                ended = True
+                continue
+            received += chunk
+            ended = chunk == b""
+    finally:
+        writer.close()
+    status_line = received.split(b"\r\n", 1)[0].decode("latin-1") if received else None
+    return {"ended by the server within 8 s": ended, "response": status_line}
