@@ -17,11 +17,19 @@ SIGTERM handler: the process dies at once, without lifespan shutdown, and the
 clients see TCP end without a close frame.  That is the server's behaviour,
 recorded by the ``probe-sigterm`` and ``shutdown-*`` checks in
 docs/server-divergences.md; under it, this test checks exactly that instead.
+
+hypercorn's asyncio worker on Python 3.12 and later never exits on SIGTERM
+while a WebSocket is open: its shutdown awaits ``Server.wait_closed()``, which
+since Python 3.12.1 waits for every open connection, so its graceful timeout is
+never reached (https://github.com/pgjones/hypercorn/issues/308).  There the
+test checks that the process is still running after the grace period, so that
+it notices when hypercorn fixes it.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 from pathlib import Path
 
 import anyio
@@ -60,7 +68,17 @@ async def test_sigterm_with_100_open_connections(server_name: str, redis_server:
             assert await ws.recv() in ("ping", "everyone here?")
 
         exit_code = await anyio.to_thread.run_sync(server.terminate, STOP_GRACE)
-        endings = [await how_it_ended(ws) for ws in clients]
+        if hangs_on_sigterm(server_name):
+            assert exit_code is None, "hypercorn exited on SIGTERM: hypercorn#308 is fixed, update this test"
+            return  # the launcher's SIGKILL ends it
+        endings: list[str] = [""] * len(clients)
+
+        async def record(number: int, ws: ClientConnection) -> None:
+            endings[number] = await how_it_ended(ws)
+
+        async with anyio.create_task_group() as readers:  # all at once: PATIENCE in all, not per client
+            for number, ws in enumerate(clients):
+                readers.start_soon(record, number, ws)
         log = server.log_text()
 
     assert exit_code is not None, f"{server_name} still running {STOP_GRACE} s after SIGTERM"
@@ -75,6 +93,11 @@ async def test_sigterm_with_100_open_connections(server_name: str, redis_server:
     assert any("event=shutdown" in line for line in app_lines), log[-2000:]
     if broker != "memory://":
         assert any("event=broker_stopped" in line for line in app_lines)
+
+
+def hangs_on_sigterm(server_name: str) -> bool:
+    """hypercorn's asyncio worker on Python 3.12+ (see the module docstring)."""
+    return server_name in ("hypercorn", "hypercorn-uvloop") and sys.version_info >= (3, 12)
 
 
 async def how_it_ended(ws: ClientConnection) -> str:
