@@ -119,6 +119,7 @@ async def handle_websocket(
         decision = close_codes.REJECTED_INTERNAL_ERROR
     if isinstance(decision, Route) and not hub.admit():
         decision = close_codes.TOO_MANY_CONNECTIONS
+    client = _client(scope)
     if not isinstance(decision, Route):
         label = endpoint_label(scope["path"])
         metrics.rejected(label, decision.reason)
@@ -129,12 +130,12 @@ async def handle_websocket(
             endpoint=label,
             status=decision.status,
             reason=decision.reason,
-            client=_client(scope),
+            client=client,
         )
         await refuse(scope, send, decision)
         return
     session = Session(decision, settings, hub, send, metrics.connection(decision.endpoint.label))
-    log_event(logger, logging.DEBUG, "connected", endpoint=decision.endpoint.label, client=_client(scope))
+    log_event(logger, logging.DEBUG, "connected", endpoint=decision.endpoint.label, client=client)
     started = monotonic()
     try:
         await session.run(receive)
@@ -146,7 +147,7 @@ async def handle_websocket(
         logging.DEBUG,
         "disconnected",
         endpoint=decision.endpoint.label,
-        client=_client(scope),
+        client=client,
         code=code,
         by=by,
         seconds=round(monotonic() - started, 3),

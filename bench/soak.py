@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from conformance.launcher import HOST, RunningServer, run_server
@@ -178,11 +177,7 @@ async def _drain(broadcaster: object) -> None:
 
 
 def rss(server: RunningServer) -> float:
-    for family in text_string_to_metric_families(server.get("/metrics").body.decode()):
-        for sample in family.samples:
-            if sample.name == "process_resident_memory_bytes":
-                return sample.value
-    raise RuntimeError("no process_resident_memory_bytes in /metrics")
+    return server.metrics().value("process_resident_memory_bytes")
 
 
 def raise_fd_limit(needed: int) -> int:

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from asgi_ws.servers import SERVERS, Listen, Server
 from asgi_ws.settings import ENV_PREFIX, Settings
 
@@ -48,6 +50,7 @@ __all__ = [
     "APP",
     "HOST",
     "HTTPResult",
+    "MetricSamples",
     "RunningServer",
     "ServerStartError",
     "StartServer",
@@ -116,6 +119,10 @@ class RunningServer:
         document: dict[str, Any] = json.loads(self.get("/healthz").body)
         return document
 
+    def metrics(self) -> MetricSamples:
+        """asgi_ws's ``/metrics`` page (SPEC §2), parsed."""
+        return MetricSamples.parse(self.get("/metrics").body.decode())
+
     def wait_for_health(self, condition: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
         """Poll ``/healthz`` until ``condition`` holds for its document, and return that document.
 
@@ -146,6 +153,26 @@ class RunningServer:
 
     def log_tail(self) -> str:
         return "\n".join(self.log_text().splitlines()[-LOG_TAIL_LINES:])
+
+
+class MetricSamples(dict[tuple[str, frozenset[tuple[str, str]]], float]):
+    """A Prometheus text page as ``{(sample name, labels): value}``."""
+
+    @classmethod
+    def parse(cls, text: str) -> MetricSamples:
+        return cls(
+            ((sample.name, frozenset(sample.labels.items())), sample.value)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        )
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sample ``name`` with exactly these labels; 0 if the page has none (a counter not yet used)."""
+        return self.get((name, frozenset(labels.items())), 0.0)
+
+    def total(self, name: str) -> float:
+        """The sum of ``name`` over all its label sets."""
+        return sum(value for (sample, _), value in self.items() if sample == name)
 
 
 # The type of a ``start_server`` fixture: settings in, a running server out.

@@ -4,32 +4,27 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from asgi_ws.app import App
+from conformance.launcher import MetricSamples
 from tests.asgi_driver import DENIAL, call_http, connect
 
 from .conftest import MakeApp
 
 pytestmark = pytest.mark.anyio
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+Samples = MetricSamples
 
 
 async def scrape(app: App) -> Samples:
     status, headers, body = await call_http(app, "/metrics")
     assert status == 200
     assert headers[b"content-type"].startswith(b"text/plain; version=0.0.4")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(body.decode())
-        for sample in family.samples
-    }
+    return MetricSamples.parse(body.decode())
 
 
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    key = (name, frozenset(labels.items()))
-    return after.get(key, 0.0) - before.get(key, 0.0)
+    return after.value(name, **labels) - before.value(name, **labels)
 
 
 async def test_an_echo_session_counts_messages_bytes_the_connection_and_its_close(app: App) -> None:

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Frame, Opcode
 
@@ -118,42 +117,32 @@ async def settled(server: RunningServer, baseline: dict[str, float] | None = Non
     with anyio.move_on_after(PATIENCE):
         while True:
             health = await anyio.to_thread.run_sync(server.health)
-            metrics = await anyio.to_thread.run_sync(scrape, server)
+            metrics = await anyio.to_thread.run_sync(server.metrics)
             state = {
                 "connections": health["connections"],
                 "rooms": health["rooms"],
-                "tasks": metrics["asgi_ws_app_tasks"],
-                "all tasks": metrics["asgi_ws_event_loop_tasks"],
-                "rss": metrics["process_resident_memory_bytes"],
+                "tasks": metrics.value("asgi_ws_app_tasks"),
+                "all tasks": metrics.value("asgi_ws_event_loop_tasks"),
+                "rss": metrics.value("process_resident_memory_bytes"),
             }
             server_settled = (
                 baseline is None
                 or state["all tasks"] <= baseline["all tasks"] + SERVER_TASKS_SLACK
                 or anyio.current_time() > server_deadline
             )
-            if state["connections"] == 0 and state["rooms"] == 0 and sum(gauges(metrics)) == 0 and server_settled:
+            if (
+                state["connections"] == 0
+                and state["rooms"] == 0
+                and metrics.total("asgi_ws_connections") == 0
+                and server_settled
+            ):
                 # Give tasks that are finishing (a close handshake's last steps) a moment, then read again.
                 await anyio.sleep(1.0)
-                again = await anyio.to_thread.run_sync(scrape, server)
-                if again["asgi_ws_app_tasks"] == state["tasks"]:
+                again = await anyio.to_thread.run_sync(server.metrics)
+                if again.value("asgi_ws_app_tasks") == state["tasks"]:
                     return state
             await anyio.sleep(0.2)
     return state
-
-
-def scrape(server: RunningServer) -> dict[str, float]:
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(server.get("/metrics").body.decode()):
-        for sample in family.samples:
-            if sample.name == "asgi_ws_connections":
-                samples[f"connections:{sample.labels['endpoint']}"] = sample.value
-            else:
-                samples[sample.name] = sample.value
-    return samples
-
-
-def gauges(metrics: dict[str, float]) -> list[float]:
-    return [value for name, value in metrics.items() if name.startswith("connections:")]
 
 
 async def storm(server: RunningServer, seed: int) -> Storm:
