@@ -27,9 +27,14 @@ metric                                 type     labels                      what
 never the raw path, whose room names and query strings would make the label
 set grow without bound.
 
-The hot path pays for labels once per connection: :meth:`Metrics.connection`
-resolves a connection's label children when it is accepted.  The broker's
-figures are read from the broker when the page is scraped.
+The four traffic counters (messages and bytes, each way) cost the hot path one
+integer addition each: every connection counts in plain attributes of its
+:class:`ConnectionMetrics`, and the totals are summed when the page is scraped,
+from the connections still open plus what ended connections left behind.  A
+``prometheus_client`` ``Counter.inc`` takes a lock and checks its labels on
+every call, which was a third of the app's own cost per echoed message
+(``bench/RESULTS.md``, P2).  The broker's figures are read from the broker at
+scrape time too.
 
 Several worker processes: each process has its own numbers, and a scrape is
 answered by whichever worker the kernel hands the connection to.  Scrape each
@@ -62,18 +67,8 @@ class Metrics:
         self.connections = Gauge(
             "asgi_ws_connections", "Open WebSocket connections.", per_endpoint, registry=self.registry
         )
-        self.messages_received = Counter(
-            "asgi_ws_messages_received", "Messages received from clients.", per_endpoint, registry=self.registry
-        )
-        self.messages_sent = Counter(
-            "asgi_ws_messages_sent", "Messages sent to clients.", per_endpoint, registry=self.registry
-        )
-        self.bytes_received = Counter(
-            "asgi_ws_received_bytes", "Payload bytes received (text as UTF-8).", per_endpoint, registry=self.registry
-        )
-        self.bytes_sent = Counter(
-            "asgi_ws_sent_bytes", "Payload bytes sent (text as UTF-8).", per_endpoint, registry=self.registry
-        )
+        self.traffic = _TrafficCollector()
+        self.registry.register(self.traffic)
         self.closes = Counter(
             "asgi_ws_closes",
             "Connections ended, by close code and by who closed: app, or client (code from its disconnect).",
@@ -102,7 +97,7 @@ class Metrics:
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, process_open_fds, ...
 
     def connection(self, endpoint: str) -> ConnectionMetrics:
-        """The counters of one accepted connection, labels resolved once."""
+        """The counters of one accepted connection."""
         return ConnectionMetrics(self, endpoint)
 
     def rejected(self, endpoint: str, reason: str) -> None:
@@ -114,29 +109,66 @@ class Metrics:
 
 
 class ConnectionMetrics:
-    """One connection's view of :class:`Metrics`: bound label children, so the hot path is one ``inc``."""
+    """One connection's counters.  The hot path adds to the four public attributes, nothing more."""
 
-    __slots__ = ("_closes", "_endpoint", "_metrics", "bytes_in", "bytes_out", "messages_in", "messages_out")
+    __slots__ = ("_metrics", "bytes_in", "bytes_out", "endpoint", "messages_in", "messages_out")
 
     def __init__(self, metrics: Metrics, endpoint: str) -> None:
         self._metrics = metrics
-        self._endpoint = endpoint
-        self.messages_in = metrics.messages_received.labels(endpoint)
-        self.messages_out = metrics.messages_sent.labels(endpoint)
-        self.bytes_in = metrics.bytes_received.labels(endpoint)
-        self.bytes_out = metrics.bytes_sent.labels(endpoint)
-        self._closes = metrics.closes
+        self.endpoint = endpoint  # the label value
+        self.messages_in = 0  # messages from the client
+        self.messages_out = 0  # messages to the client
+        self.bytes_in = 0  # their payload bytes (text as UTF-8)
+        self.bytes_out = 0
 
     def opened(self) -> None:
-        self._metrics.connections.labels(self._endpoint).inc()
+        self._metrics.connections.labels(self.endpoint).inc()
+        self._metrics.traffic.open.add(self)
 
     def closed(self, code: int | None, by: str) -> None:
         """The connection ended with ``code`` (None: the client vanished without one)."""
-        self._metrics.connections.labels(self._endpoint).dec()
-        self._closes.labels(self._endpoint, "none" if code is None else str(code), by).inc()
+        self._metrics.connections.labels(self.endpoint).dec()
+        self._metrics.closes.labels(self.endpoint, "none" if code is None else str(code), by).inc()
+        self._metrics.traffic.retire(self)
 
     def slow_consumer(self) -> None:
-        self._metrics.slow_consumer_drops.labels(self._endpoint).inc()
+        self._metrics.slow_consumer_drops.labels(self.endpoint).inc()
+
+
+# (metric name, help, ConnectionMetrics attribute)
+_TRAFFIC = (
+    ("asgi_ws_messages_received", "Messages received from clients.", "messages_in"),
+    ("asgi_ws_messages_sent", "Messages sent to clients.", "messages_out"),
+    ("asgi_ws_received_bytes", "Payload bytes received (text as UTF-8).", "bytes_in"),
+    ("asgi_ws_sent_bytes", "Payload bytes sent (text as UTF-8).", "bytes_out"),
+)
+
+
+class _TrafficCollector(Collector):
+    """The traffic counters, summed per endpoint at scrape time."""
+
+    def __init__(self) -> None:
+        self.open: set[ConnectionMetrics] = set()  # connections whose counts are still moving
+        self._ended: dict[str, list[int]] = {}  # endpoint -> totals of ended connections, in _TRAFFIC order
+
+    def retire(self, connection: ConnectionMetrics) -> None:
+        """Fold an ended connection's counts into the totals and stop tracking it."""
+        self.open.discard(connection)
+        totals = self._ended.setdefault(connection.endpoint, [0] * len(_TRAFFIC))
+        for index, (_, _, attribute) in enumerate(_TRAFFIC):
+            totals[index] += getattr(connection, attribute)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        totals = {endpoint: list(values) for endpoint, values in self._ended.items()}
+        for connection in list(self.open):
+            row = totals.setdefault(connection.endpoint, [0] * len(_TRAFFIC))
+            for index, (_, _, attribute) in enumerate(_TRAFFIC):
+                row[index] += getattr(connection, attribute)
+        for index, (name, documentation, _) in enumerate(_TRAFFIC):
+            family = CounterMetricFamily(name, documentation, labels=["endpoint"])
+            for endpoint, row in sorted(totals.items()):
+                family.add_metric([endpoint], float(row[index]))
+            yield family
 
 
 class _BrokerCollector(Collector):

@@ -13,7 +13,12 @@ There is no "put and wait" on purpose: the only producers are broadcasts, and a
 broadcast that waited for one client would stall every other client behind it.
 
 The one awaitable here is an :class:`anyio.Event`, so the outbox runs on
-asyncio and on trio alike (hypercorn's trio worker, SPEC §0).
+asyncio and on trio alike (hypercorn's trio worker, SPEC §0).  An idle sender
+waits on a fresh Event every time it is woken, since anyio Events cannot be
+reset; ``anyio.Event()`` finds the running backend on every call, so the
+outbox keeps the backend's own Event class from its first one and makes the
+others from that.  That is a sixth of what a wake-up costs the sender
+(``docs/concurrency.md``).
 """
 
 from __future__ import annotations
@@ -31,12 +36,13 @@ T = TypeVar("T")
 class Outbox(Generic[T]):
     """FIFO of at most ``capacity`` items, one consumer, any number of producers."""
 
-    __slots__ = ("_capacity", "_items", "_wakeup")
+    __slots__ = ("_capacity", "_event_class", "_items", "_wakeup")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity  # items held before offer() refuses
         self._items: deque[T] = deque()  # queued, oldest first
         self._wakeup: anyio.Event | None = None  # set when an item arrives for a waiting get()
+        self._event_class: type[anyio.Event] | None = None  # the running backend's Event, once known
 
     def __len__(self) -> int:
         return len(self._items)
@@ -60,6 +66,10 @@ class Outbox(Generic[T]):
     async def get(self) -> T:
         """The oldest item, waiting for one if the queue is empty."""
         while not self._items:
-            self._wakeup = anyio.Event()
+            if self._event_class is None:
+                self._wakeup = anyio.Event()
+                self._event_class = type(self._wakeup)
+            else:
+                self._wakeup = self._event_class()
             await self._wakeup.wait()
         return self._items.popleft()

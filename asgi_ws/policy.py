@@ -59,14 +59,12 @@ def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...
 def message_size(text: str | None, data: bytes | None) -> int:
     """Bytes on the wire: UTF-8 length for text, length for binary.
 
-    A Python ``str`` of n characters encodes to between n and 4n bytes, so the
-    encoding is only done when the answer could matter: see :func:`check_message`.
+    Computed once per message: the size limit and the byte counters of
+    ``/metrics`` both use it.
     """
     if text is not None:
         if text.isascii():  # one byte per character, and no need to encode
             return len(text)
-        # surrogatepass: the server decoded this from UTF-8, so it has no lone
-        # surrogates, but a direct ASGI caller could send some; count, don't crash.
         return len(text.encode("utf-8", "surrogatepass"))
     if data is not None:
         return len(data)
@@ -90,23 +88,25 @@ class TokenBucket:
         self._updated = now  # when _tokens was last brought up to date
 
     def allow(self, now: float) -> bool:
-        """Take a token for one message at time ``now``; False if there is none."""
+        """Take a token for one message at time ``now``; False if there is none.
+
+        Called for every message, so plain comparisons rather than min() and max().
+        """
         if self._rate == 0:
             return True
-        elapsed = max(0.0, now - self._updated)
-        self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
-        self._updated = now
+        if now > self._updated:  # a clock that went backwards adds nothing
+            tokens = self._tokens + (now - self._updated) * self._rate
+            self._tokens = tokens if tokens < self._burst else self._burst
+            self._updated = now
         if self._tokens < 1.0:
             return False
         self._tokens -= 1.0
         return True
 
 
-def check_message(text: str | None, data: bytes | None, max_size: int, bucket: TokenBucket, now: float) -> Close | None:
-    """The close a received message earns, or None to handle it.  Size first, then rate."""
-    # Cheap bound first: a str can't take more than 4 bytes per character.
-    length = len(text) * 4 if text is not None else len(data or b"")
-    if length > max_size and message_size(text, data) > max_size:
+def check_message(size: int, max_size: int, bucket: TokenBucket, now: float) -> Close | None:
+    """The close a received message of ``size`` bytes earns, or None to handle it.  Size first, then rate."""
+    if size > max_size:
         return close_codes.MESSAGE_TOO_BIG
     if not bucket.allow(now):
         return close_codes.RATE_LIMITED

@@ -10,24 +10,29 @@ Theory of operation
    the ``websocket.http.response`` extension where the server advertises it,
    and as ``websocket.close`` before accept otherwise, which the server turns
    into a 403.
-2. It accepts, and a :class:`Session` runs the connection as a few tasks in one
-   anyio task group:
+2. It accepts, and a :class:`Session` runs the connection inside one anyio
+   cancel scope:
 
    - the **receive loop**, which reads every event, applies the size and rate
-     policies, and answers as the endpoint says (:mod:`asgi_ws.messages`);
-   - the **sender**, on ``/ws_broadcast`` and chat only, which drains the
-     connection's :class:`~asgi_ws.outbox.Outbox` of broadcasts;
-   - the **idle watchdog**, when ``idle_timeout`` is on;
-   - one **push** per ``/stream`` request, run one after another in order.
+     policies, and answers as the endpoint says (:mod:`asgi_ws.messages`).  On
+     the echo endpoints (``/ws``, ``/echo``, ``/ws_json``) it is all there is:
+     one task, the one the server called the app in;
+   - the **sender**, on ``/ws_broadcast`` and chat only, a second task in a
+     task group, which drains the connection's
+     :class:`~asgi_ws.outbox.Outbox` of broadcasts;
+   - one **push** per ``/stream`` request, also in the task group, run one
+     after another in order.
 
    On every endpoint exactly one of these sends data frames: the receive loop
    on the echo endpoints, the sender on the fan-out endpoints, the push on
-   ``/stream``.  So no two tasks ever call ``send`` at once.
-3. Whatever ends the connection (a policy, the watchdog, a full outbox seen by
-   another connection's broadcast, a failed send, the client's disconnect)
-   records *why* in one place and cancels the task group.  The only
-   ``websocket.close`` is sent after the group has stopped, unless the client
-   is already gone.  The connection then stops counting against the cap, and
+   ``/stream``.  So no two tasks ever call ``send`` at once.  The idle timeout
+   is the cancel scope's deadline, moved on as messages pass
+   (:meth:`Session._active`): an idle connection costs a timer, not a task.
+3. Whatever ends the connection (a policy, the idle deadline, a full outbox
+   seen by another connection's broadcast, a failed send, the client's
+   disconnect) records *why* in one place and cancels the scope.  The only
+   ``websocket.close`` is sent after everything in it has stopped, unless the
+   client is already gone.  The connection then stops counting against the cap, and
    the app reads on until the server reports the disconnect, briefly.
 
 Portability (SPEC §3, last bullet): ``text`` and ``bytes`` are read with
@@ -44,6 +49,7 @@ worker.  The cost of that choice is measured in ``docs/concurrency.md``.
 from __future__ import annotations
 
 import logging
+import math
 from time import monotonic
 from typing import TYPE_CHECKING
 
@@ -52,6 +58,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from . import close_codes
+from .close_codes import Close
 from .hub import BROADCAST, Hub, Topic, chat_room
 from .logs import log_event
 from .messages import broadcast_text, json_reply, stream_payloads, ws_reply
@@ -69,7 +76,7 @@ if TYPE_CHECKING:
         WebSocketSendEvent,
     )
 
-    from .close_codes import Close, Rejection
+    from .close_codes import Rejection
     from .metrics import ConnectionMetrics, Metrics
     from .settings import Settings
 
@@ -90,6 +97,12 @@ STREAM_YIELD_EVERY = 64
 
 # Endpoints that answer binary frames; all others close with 4400 (SPEC §1).
 BINARY_ENDPOINTS = frozenset({Endpoint.WS, Endpoint.ECHO})
+
+# Endpoints whose connections join a topic and are sent broadcasts (SPEC §4).
+FAN_OUT_ENDPOINTS = frozenset({Endpoint.WS_BROADCAST, Endpoint.CHAT})
+
+# How late the idle close may come, as a fraction of idle_timeout: 1/16 (see Session._active).
+IDLE_SLACK = 16
 
 
 def text_event(text: str) -> WebSocketSendEvent:
@@ -222,37 +235,73 @@ async def drain_until_disconnect(receive: ASGIReceiveCallable) -> None:
 class Session:
     """An accepted connection: its tasks, its policies, and why it ended."""
 
+    __slots__ = (
+        "_asgi_send",
+        "_bucket",
+        "_hub",
+        "_idle_after",
+        "_idle_refresh_at",
+        "_max_size",
+        "_outbox",
+        "_push_lock",
+        "_scope",
+        "_stats",
+        "_task_group",
+        "client_close_code",
+        "close",
+        "close_sent",
+        "peer_gone",
+        "route",
+    )
+
     def __init__(
         self, route: Route, settings: Settings, hub: Hub, send: ASGISendCallable, stats: ConnectionMetrics
     ) -> None:
         now = monotonic()
         self.route = route  # the endpoint and its parameters
         self._stats = stats  # this connection's counters in /metrics
-        self._settings = settings  # read-only policy values
         self._hub = hub  # the process's rooms and connection count
         self._asgi_send = send  # the server's send callable
-        self._outbox: Outbox[WebSocketSendEvent] = Outbox(settings.outbox_size)  # broadcasts to send
+        self._max_size = settings.max_message_size  # SPEC §3 size limit, in bytes
         self._bucket = TokenBucket(settings.rate_limit, settings.rate_burst, now)  # the rate limit
-        self._last_activity = now  # monotonic time of the last message either way
+        # Broadcasts waiting to be sent; only the fan-out endpoints receive any.
+        self._outbox: Outbox[WebSocketSendEvent] | None = (
+            Outbox(settings.outbox_size) if route.endpoint in FAN_OUT_ENDPOINTS else None
+        )
+        self._idle_after = settings.idle_timeout  # seconds; 0 is off
+        self._idle_refresh_at = now if settings.idle_timeout > 0 else math.inf  # see _active()
         self._scope = anyio.CancelScope()  # cancelling it stops every task of this session
         self._push_lock: anyio.Lock | None = None  # /stream pushes run one at a time; made on first use
-        self._task_group: anyio.abc.TaskGroup | None = None  # set while the tasks run
+        self._task_group: anyio.abc.TaskGroup | None = None  # set while helper tasks may be started
         self.close: Close | None = None  # why the session ends; the first reason wins
         self.peer_gone = False  # the client disconnected or a send failed: no close to send
         self.close_sent = False  # the app's websocket.close went out
         self.client_close_code: int | None = None  # the code in the client's websocket.disconnect
-        self.received = 0  # messages from the client
-        self.sent = 0  # messages to the client
+
+    @property
+    def received(self) -> int:
+        """Messages from the client."""
+        return self._stats.messages_in
+
+    @property
+    def sent(self) -> int:
+        """Messages to the client."""
+        return self._stats.messages_out
 
     # Lifecycle
 
     async def run(self, receive: ASGIReceiveCallable) -> None:
         """Accept, serve until something ends the connection, then close it."""
-        if not await self._send({"type": "websocket.accept", "subprotocol": None, "headers": []}):
+        if not await self._send_control({"type": "websocket.accept", "subprotocol": None, "headers": []}):
             return
         self._stats.opened()
         try:
             await self._serve(receive)
+            if not self.peer_gone:
+                close = self.close or close_codes.NORMAL
+                with anyio.move_on_after(CLOSE_TIMEOUT):
+                    event: WebSocketCloseEvent = {"type": "websocket.close", "code": close.code, "reason": close.reason}
+                    self.close_sent = await self._send_control(event)
         finally:
             self._stats.closed(*self.ended_with())
 
@@ -267,30 +316,36 @@ class Session:
         return (self.close or close_codes.NORMAL).code, "app"
 
     async def _serve(self, receive: ASGIReceiveCallable) -> None:
+        """Run the receive loop (and the helper tasks, where the endpoint has any) until the scope ends.
+
+        Never raises: an unexpected error becomes close 1011.
+        """
         topic = self._topic()
         try:
             with self._scope:
-                async with anyio.create_task_group() as task_group:
-                    self._task_group = task_group
-                    if topic is not None:
-                        self._hub.join(topic, self)
-                        task_group.start_soon(self._drain_outbox)
-                    if self._settings.idle_timeout > 0:
-                        task_group.start_soon(self._watch_idle, self._settings.idle_timeout)
+                if self._idle_after > 0:
+                    self._active(monotonic())  # starts the idle deadline
+                if topic is None and self.route.endpoint is not Endpoint.STREAM:
+                    # Echo endpoints: the receive loop is the only task.
                     await self._receive_loop(receive)
-                    # The receive loop has returned: stop the helper tasks too.
-                    self._scope.cancel()
+                else:
+                    async with anyio.create_task_group() as task_group:
+                        self._task_group = task_group
+                        if topic is not None:
+                            self._hub.join(topic, self)
+                            task_group.start_soon(self._drain_outbox)
+                        await self._receive_loop(receive)
+                        # The receive loop has returned: stop the helper tasks too.
+                        self._scope.cancel()
+            if self._scope.cancelled_caught and self.close is None and not self.peer_gone:
+                # Nothing else cancelled the scope, so its deadline passed: idle (see _active).
+                self.close = close_codes.IDLE_TIMEOUT
         except Exception:
             logger.exception("error in %s", self.route.endpoint.value)
             self.close = close_codes.INTERNAL_ERROR
         finally:
             if topic is not None:
                 self._hub.leave(topic, self)
-        if not self.peer_gone:
-            close = self.close or close_codes.NORMAL
-            with anyio.move_on_after(CLOSE_TIMEOUT):
-                event: WebSocketCloseEvent = {"type": "websocket.close", "code": close.code, "reason": close.reason}
-                self.close_sent = await self._send(event)
 
     def kick(self, close: Close) -> None:
         """End this session with ``close`` as soon as its tasks next yield.  Never waits.
@@ -314,46 +369,56 @@ class Session:
     # Receiving
 
     async def _receive_loop(self, receive: ASGIReceiveCallable) -> None:
+        stats = self._stats
         while True:
             message = await receive()
-            if message["type"] == "websocket.disconnect":
-                # Never receive() again after this (SPEC §3): servers differ on what it does.
-                self.peer_gone = True
-                self.client_close_code = message.get("code")
-                return
             if message["type"] != "websocket.receive":
+                if message["type"] == "websocket.disconnect":
+                    # Never receive() again after this (SPEC §3): servers differ on what it does.
+                    self.peer_gone = True
+                    self.client_close_code = message.get("code")
+                    return
                 continue
             now = monotonic()
-            self._last_activity = now
+            if now >= self._idle_refresh_at:
+                self._active(now)
             text = message.get("text")
             data = message.get("bytes")
-            self.received += 1
-            self._stats.messages_in.inc()
-            self._stats.bytes_in.inc(message_size(text, data))
-            close = check_message(text, data, self._settings.max_message_size, self._bucket, now)
-            if close is None:
-                close = await self._answer(text, data)
-            if close is not None:
-                self.kick(close)
+            size = message_size(text, data)
+            stats.messages_in += 1
+            stats.bytes_in += size
+            outcome: WebSocketSendEvent | Close | None = check_message(size, self._max_size, self._bucket, now)
+            if outcome is None:
+                outcome = self._answer(text, data)
+            if outcome is None:
+                continue
+            if isinstance(outcome, Close):
+                self.kick(outcome)
+                return
+            # An echo endpoint's reply.  The echo itself is the same size as the message.
+            if not await self._send_message(outcome, size if self.route.endpoint is Endpoint.ECHO else None):
                 return
 
-    async def _answer(self, text: str | None, data: bytes | None) -> Close | None:
-        """Do what the endpoint does with one message (SPEC §1).  A Close ends the session."""
+    def _answer(self, text: str | None, data: bytes | None) -> WebSocketSendEvent | Close | None:
+        """What the endpoint does with one message (SPEC §1): a reply to send, a Close, or nothing.
+
+        Never waits: the fan-out endpoints hand the message to the hub, and a
+        ``/stream`` request starts a push task.
+        """
         endpoint = self.route.endpoint
         if text is None:
             if data is None:
                 return None  # a receive event with neither key carries nothing to answer
             if endpoint not in BINARY_ENDPOINTS:
                 return close_codes.UNSUPPORTED_DATA
-            await self._send(bytes_event(data))
-            return None
+            return bytes_event(data)
+        if endpoint is Endpoint.ECHO:
+            return text_event(text)
         if endpoint is Endpoint.WS:
-            await self._send(text_event(ws_reply(text)))
-        elif endpoint is Endpoint.ECHO:
-            await self._send(text_event(text))
-        elif endpoint is Endpoint.WS_JSON:
-            await self._send(text_event(json_reply(text)))
-        elif endpoint is Endpoint.WS_BROADCAST:
+            return text_event(ws_reply(text))
+        if endpoint is Endpoint.WS_JSON:
+            return text_event(json_reply(text))
+        if endpoint is Endpoint.WS_BROADCAST:
             self._hub.publish(BROADCAST, broadcast_text(text), exclude=self)
         elif endpoint is Endpoint.CHAT:
             self._hub.publish(chat_room(self.route.room), text)
@@ -364,32 +429,48 @@ class Session:
 
     # Sending
 
-    async def _send(self, event: ASGISendEvent) -> bool:
-        """Send one event; False if the client is gone (and the session is then ending)."""
+    async def _send_message(self, event: WebSocketSendEvent, size: int | None = None) -> bool:
+        """Send one data frame and count it (``size`` if the caller knows it); False if the client is gone."""
         try:
             await self._asgi_send(event)
         except Exception as exc:
-            # After a disconnect uvicorn raises ClientDisconnected (an OSError),
-            # other servers RuntimeError or their own types, some nothing at all
-            # (SPEC §3).  Any failure means the same thing here: stop sending.
-            logger.debug("send failed on %s: %r", self.route.endpoint.value, exc)
-            self.peer_gone = True
-            self._scope.cancel()
-            return False
-        self._last_activity = monotonic()
-        if event["type"] == "websocket.send":
-            self.sent += 1
-            self._stats.messages_out.inc()
-            self._stats.bytes_out.inc(message_size(event.get("text"), event.get("bytes")))
+            return self._send_failed(exc)
+        stats = self._stats
+        stats.messages_out += 1
+        stats.bytes_out += message_size(event["text"], event["bytes"]) if size is None else size
+        if self._idle_refresh_at != math.inf:
+            now = monotonic()
+            if now >= self._idle_refresh_at:
+                self._active(now)
         return True
+
+    async def _send_control(self, event: ASGISendEvent) -> bool:
+        """Send accept or close; False if the client is gone."""
+        try:
+            await self._asgi_send(event)
+        except Exception as exc:
+            return self._send_failed(exc)
+        return True
+
+    def _send_failed(self, exc: Exception) -> bool:
+        # After a disconnect uvicorn raises ClientDisconnected (an OSError),
+        # other servers RuntimeError or their own types, some nothing at all
+        # (SPEC §3).  Any failure means the same thing here: stop sending.
+        logger.debug("send failed on %s: %r", self.route.endpoint.value, exc)
+        self.peer_gone = True
+        self._scope.cancel()
+        return False
 
     def deliver(self, event: WebSocketSendEvent) -> bool:
         """Queue a broadcast without waiting (the hub calls this).  False if the outbox is full."""
+        assert self._outbox is not None, "only fan-out endpoints join topics"
         return self._outbox.offer(event)
 
     async def _drain_outbox(self) -> None:
         """The sender task: send queued broadcasts, oldest first, until the session ends."""
-        while await self._send(await self._outbox.get()):
+        assert self._outbox is not None
+        get = self._outbox.get
+        while await self._send_message(await get()):
             pass
 
     async def _push(self, request: str) -> None:
@@ -398,23 +479,25 @@ class Session:
             self._push_lock = anyio.Lock()
         async with self._push_lock:
             for number, payload in enumerate(stream_payloads(request, self.route.count), start=1):
-                if not await self._send(text_event(payload)):
+                if not await self._send_message(text_event(payload)):
                     return
                 if number % STREAM_YIELD_EVERY == 0:
                     await anyio.lowlevel.checkpoint()
 
-    # Timers
+    # The idle timeout
 
-    async def _watch_idle(self, idle_after: float) -> None:
-        """Close with 4408 once no message has gone either way for ``idle_after`` seconds.
+    def _active(self, now: float) -> None:
+        """A message went one way or the other at ``now``: push the idle deadline back.
 
-        One timer per connection that wakes only when the deadline may have
-        passed, rather than a timer reset on every message: the hot path just
-        stores a timestamp.
+        The deadline is the session's cancel scope's own, so an idle connection
+        costs one timer and no task.  Moving a deadline reschedules that timer,
+        which is too dear to do for every message, so it is moved at most once
+        per ``idle_after / IDLE_SLACK`` seconds, and set that much later than
+        strictly needed: a connection is closed between ``idle_after`` and
+        ``idle_after * (1 + 1/IDLE_SLACK)`` seconds after its last message,
+        never before.  The hot path compares ``now`` with ``_idle_refresh_at``.
         """
-        while True:
-            remaining = self._last_activity + idle_after - monotonic()
-            if remaining <= 0:
-                self.kick(close_codes.IDLE_TIMEOUT)
-                return
-            await anyio.sleep(remaining)
+        slack = self._idle_after / IDLE_SLACK
+        # Deadlines are in the event loop's clock, which on trio is not time.monotonic().
+        self._scope.deadline = anyio.current_time() + self._idle_after + slack
+        self._idle_refresh_at = now + slack

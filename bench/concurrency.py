@@ -62,9 +62,9 @@ from asgi_ws.outbox import Outbox
 from asgi_ws.settings import Settings
 
 try:
-    from bench.floor_echo import app as floor_echo
+    from bench.peers.raw_asgi import app as floor_echo
 except ModuleNotFoundError:  # run as a script: bench/ is on sys.path, the repository root is not
-    from floor_echo import app as floor_echo  # type: ignore[import-not-found,no-redef]
+    from peers.raw_asgi import app as floor_echo  # type: ignore[import-not-found,no-redef]
 
 Event = dict[str, Any]
 Receive = Callable[[], Awaitable[Event]]
@@ -401,7 +401,7 @@ async def in_process_round(results: Results, sizes: Sizes) -> None:
 # Over the wire: uvicorn as a real process, the websockets client here.
 
 WIRE_APPS = {
-    "floor (minimal raw echo)": ("floor_echo:app", BENCH_DIR, {}),
+    "floor (minimal raw echo)": ("peers.raw_asgi:app", BENCH_DIR, {}),
     "asgi_ws, policies on": ("asgi_ws.app:app", ROOT, POLICIES_ON.to_env()),
 }
 WIRE = "uvicorn --ws websockets-sansio"

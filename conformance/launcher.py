@@ -36,7 +36,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,6 +190,7 @@ def run_server(
     via_cli: Sequence[str] | None = None,
     extra_env: Mapping[str, str] | None = None,
     listen: Mapping[str, float] | None = None,
+    cpus: Collection[int] | None = None,
 ) -> Iterator[RunningServer]:
     """Run server ``name`` serving ``app`` with ``ASGI_WS_*`` ``settings`` for the ``with`` block.
 
@@ -197,8 +198,10 @@ def run_server(
     flags, instead of the server's own command line.  ``extra_env``: more
     environment variables for the child, not checked against asgi_ws's names.
     ``listen``: overrides of :class:`asgi_ws.servers.Listen`, e.g. ``ping_interval``.
+    ``cpus``: pin the server, and every process and thread it starts, to these
+    CPUs (the benchmarks keep it off the load generator's).
     """
-    options = Launch(app, ready_path, via_cli, extra_env or {}, listen or {})
+    options = Launch(app, ready_path, via_cli, extra_env or {}, listen or {}, frozenset(cpus or ()))
     server = _start(name, log_dir, settings or {}, options)
     try:
         yield server
@@ -231,6 +234,7 @@ class Launch:
     via_cli: Sequence[str] | None  # flags for asgi-ws serve, or None for the server's own command
     extra_env: Mapping[str, str]  # added to the child's environment
     listen: Mapping[str, float]  # Listen overrides
+    cpus: frozenset[int]  # CPU affinity of the child; empty: wherever the OS puts it
 
 
 def _start(name: str, log_dir: Path, settings: Mapping[str, str], options: Launch) -> RunningServer:
@@ -286,6 +290,8 @@ def _spawn(kind: Server, server: RunningServer, env: Mapping[str, str], options:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # Set in the child before exec, so that threads and workers it starts inherit it.
+            preexec_fn=(lambda: os.sched_setaffinity(0, options.cpus)) if options.cpus else None,
         )
 
 

@@ -72,13 +72,13 @@ def test_rate_zero_turns_the_bucket_off() -> None:
 
 def test_check_message_size_comes_before_rate() -> None:
     bucket = TokenBucket(rate=1, burst=1, now=0.0)
-    assert check_message("x" * 11, None, 10, bucket, 0.0) is close_codes.MESSAGE_TOO_BIG
-    assert check_message("x" * 10, None, 10, bucket, 0.0) is None
-    assert check_message("x", None, 10, bucket, 0.0) is close_codes.RATE_LIMITED
-    assert check_message(None, b"x" * 11, 10, bucket, 0.0) is close_codes.MESSAGE_TOO_BIG
+    assert check_message(message_size("x" * 11, None), 10, bucket, 0.0) is close_codes.MESSAGE_TOO_BIG
+    assert check_message(message_size("x" * 10, None), 10, bucket, 0.0) is None
+    assert check_message(message_size("x", None), 10, bucket, 0.0) is close_codes.RATE_LIMITED
+    assert check_message(message_size(None, b"x" * 11), 10, bucket, 0.0) is close_codes.MESSAGE_TOO_BIG
 
 
 def test_check_message_counts_bytes_not_characters() -> None:
     bucket = TokenBucket(rate=0, burst=1, now=0.0)
-    assert check_message("é" * 5, None, 10, bucket, 0.0) is None
-    assert check_message("é" * 6, None, 10, bucket, 0.0) is close_codes.MESSAGE_TOO_BIG
+    assert check_message(message_size("é" * 5, None), 10, bucket, 0.0) is None
+    assert check_message(message_size("é" * 6, None), 10, bucket, 0.0) is close_codes.MESSAGE_TOO_BIG

@@ -1,0 +1,314 @@
+"""The load generator: WebSocket clients cheap enough that the server, not they, sets the pace.
+
+Every client is a :mod:`picows` connection (the protocol in Cython) on uvloop,
+driven by callbacks rather than coroutines: a reply arriving sends the next
+message from inside ``on_ws_frame``, with no task switch on the client side.
+The benchmark process runs all of them on one CPU of its own, and each
+measurement reports the share of that CPU it used (``client_cpu``): near 1.0
+means the load generator was the bottleneck and the figure is not the server's.
+
+The workloads (SPEC §6):
+
+- :func:`echo` round trips per second on N connections, each with one message
+  in flight;
+- :func:`stream`: one request, then the time until all ``count`` messages of
+  the stream are in;
+- :func:`fan_out`: listeners in one chat room and a publisher that keeps a
+  fixed number of messages in flight, deliveries per second; optionally with
+  one more member that never reads (:func:`stalled_client`);
+- :func:`idle`: many open connections that do nothing, for memory per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import resource
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+__all__ = [
+    "Measured",
+    "Tally",
+    "echo",
+    "fan_out",
+    "idle",
+    "raise_fd_limit",
+    "stalled_client",
+    "stream",
+]
+
+CONNECTS_AT_ONCE = 100  # handshakes in flight while opening many connections
+FRAME_LIMIT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """What one run of a workload gave: a rate, and how busy the load generator was."""
+
+    rate: float  # round trips, messages or deliveries per second
+    client_cpu: float  # CPU seconds the load generator used per wall second (1.0 = saturated)
+    done: bool = True  # False if the workload ran out of time before it finished
+    server_growth: float = 0.0  # bytes the server's resident memory grew by during the run, where measured
+
+
+class Tally:
+    """A count shared by many connections, with a wake-up when it reaches a mark."""
+
+    __slots__ = ("count", "mark", "reached")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mark = 0  # wake whoever waits once count >= mark
+        self.reached = asyncio.Event()
+
+    def add(self) -> None:
+        self.count += 1
+        if self.count >= self.mark:
+            self.reached.set()
+
+    async def wait_for(self, mark: int, seconds: float) -> bool:
+        """Wait until ``count >= mark``; False if ``seconds`` pass first."""
+        if self.count >= mark:
+            return True
+        self.mark = mark
+        self.reached.clear()
+        try:
+            await asyncio.wait_for(self.reached.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
+class Client(WSListener):  # type: ignore[misc]  # picows is a compiled module without type stubs
+    """One connection.  Counts data frames into a :class:`Tally`; ``reply`` makes it an echo client."""
+
+    def __init__(self, tally: Tally, reply: bytes | None = None) -> None:
+        super().__init__()
+        self.tally = tally
+        self.reply = reply  # sent back on every data frame while ``replying``
+        self.replying = False
+        self.transport: WSTransport | None = None
+        self.close_code: int | None = None
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+            self.tally.add()
+            if self.replying:
+                transport.send(WSMsgType.TEXT, self.reply)
+        elif kind is WSMsgType.CLOSE:
+            self.close_code = frame.get_close_code()
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def send(self, payload: bytes) -> None:
+        assert self.transport is not None
+        self.transport.send(WSMsgType.TEXT, payload)
+
+
+@asynccontextmanager
+async def connections(url: str, count: int, tally: Tally, reply: bytes | None = None) -> AsyncIterator[list[Client]]:
+    """Open ``count`` clients to ``url`` (at most CONNECTS_AT_ONCE handshakes at a time), close them after."""
+    gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
+
+    async def open_one() -> Client:
+        async with gate:
+            _, client = await ws_connect(
+                lambda: Client(tally, reply), url, max_frame_size=FRAME_LIMIT, websocket_handshake_timeout=30
+            )
+            assert isinstance(client, Client)
+            return client
+
+    tasks = [asyncio.ensure_future(open_one()) for _ in range(count)]
+    try:
+        clients = await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                task.result().transport.disconnect()  # type: ignore[union-attr]
+        raise
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            if client.transport is not None and not client.transport.is_disconnected:
+                client.transport.send_close()
+                client.transport.disconnect()
+        await asyncio.gather(*(c.transport.wait_disconnected() for c in clients if c.transport is not None))
+
+
+class CpuMeter:
+    """Wall time and this process's CPU time over a window."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+
+    def elapsed(self) -> tuple[float, float]:
+        """(wall seconds, CPU share) since the meter started."""
+        wall = time.perf_counter() - self.wall
+        return wall, (time.process_time() - self.cpu) / wall if wall > 0 else 0.0
+
+
+async def echo(url: str, connections_: int, seconds: float, payload: bytes, warmup: float = 0.5) -> Measured:
+    """Round trips per second: every connection keeps one message in flight for ``seconds``."""
+    tally = Tally()
+    async with connections(url, connections_, tally, reply=payload) as clients:
+        for client in clients:
+            client.replying = True
+            client.send(payload)
+        await asyncio.sleep(warmup)
+        start, meter = tally.count, CpuMeter()
+        await asyncio.sleep(seconds)
+        trips = tally.count - start
+        wall, cpu = meter.elapsed()
+        for client in clients:
+            client.replying = False
+        # Let the last replies in before closing, so that no server logs a broken send.
+        await tally.wait_for(tally.count + 1, 1.0)
+    return Measured(trips / wall, cpu)
+
+
+async def stream(url: str, count: int, repeats: int, limit: float = 120.0) -> Measured:
+    """Messages per second of ``repeats`` streams of ``count``, one after the other on one connection."""
+    tally = Tally()
+    async with connections(url, 1, tally) as (client,):
+        # One stream first, not counted: the connection and the server's code paths warm up.
+        client.send(b"go")
+        if not await tally.wait_for(count, limit):
+            return Measured(0.0, 0.0, done=False)
+        meter, start = CpuMeter(), tally.count
+        for round_ in range(1, repeats + 1):
+            client.send(b"go")
+            if not await tally.wait_for(start + round_ * count, limit):
+                return Measured(0.0, 0.0, done=False)
+        wall, cpu = meter.elapsed()
+    return Measured(count * repeats / wall, cpu)
+
+
+async def fan_out(
+    url: str,
+    listeners: int,
+    messages: int,
+    payload: bytes,
+    *,
+    window: int = 8,
+    stalled: bool = False,
+    limit: float = 60.0,
+) -> Measured:
+    """Deliveries per second to ``listeners`` members of one room, the publisher ``window`` messages ahead.
+
+    The publisher is a member too (chat sends to everyone, the sender
+    included), so each message makes ``listeners + 1`` deliveries.  It sends
+    message *i* only once message *i - window* has reached everyone.  With
+    ``stalled``, one more member joins first and never reads; its deliveries
+    are not counted, and a server that waits for it stops the run after
+    ``limit`` seconds, which then counts what arrived until then (``done`` False).
+    """
+    tally = Tally()
+    members = listeners + 1
+    async with maybe_stalled(url, stalled), connections(url, members, tally) as clients:
+        publisher = clients[0]
+        await _until_in_room(publisher, tally, members)
+        meter, start = CpuMeter(), tally.count
+        deadline = time.monotonic() + limit
+        done = True
+        for number in range(messages):
+            if number >= window:
+                mark = start + (number - window + 1) * members
+                if not await tally.wait_for(mark, max(0.0, deadline - time.monotonic())):
+                    done = False
+                    break
+            publisher.send(payload)
+        if done:
+            done = await tally.wait_for(start + messages * members, max(0.0, deadline - time.monotonic()))
+        delivered = tally.count - start
+        wall, cpu = meter.elapsed()
+    return Measured(delivered / wall, cpu, done)
+
+
+async def _until_in_room(publisher: Client, tally: Tally, members: int) -> None:
+    """Send "hello" until one reaches every member: all have joined the room."""
+    for _ in range(100):
+        before = tally.count
+        publisher.send(b"hello")
+        if await tally.wait_for(before + members, 0.2):
+            return
+    raise RuntimeError(f"{members} members never all received one message: did they all join the room?")
+
+
+@asynccontextmanager
+async def maybe_stalled(url: str, stalled: bool) -> AsyncIterator[None]:
+    """With ``stalled``: a member that never reads for the ``with`` block (see :func:`stalled_client`)."""
+    if not stalled:
+        yield
+        return
+    sock = await stalled_client(url)
+    try:
+        yield
+    finally:
+        sock.close()
+
+
+async def stalled_client(url: str, receive_buffer: int = 4096, segment: int = 1460) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads.
+
+    It looks to the server like a client across a real network: a small
+    receive buffer, and Ethernet-sized segments instead of loopback's 64 KiB
+    ones, which is what the kernel sizes the server's send buffer by.  Without
+    that, loopback lets the server write about a megabyte to a client that
+    never reads before anything in the server notices.
+    """
+    parts = urlsplit(url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, segment)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (parts.hostname, parts.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = await loop.sock_recv(sock, 1)  # byte by byte: not one byte of the first frames is read
+        if not chunk:
+            raise ConnectionError(f"{url}: closed during the handshake")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(f"{url}: {head.splitlines()[0].decode()}")
+    return sock
+
+
+async def idle(url: str, count: int, measure: Callable[[], float], settle: float = 1.0) -> float:
+    """Open ``count`` connections that stay silent, wait ``settle`` s, and return ``measure()`` meanwhile."""
+    async with connections(url, count, Tally()):
+        await asyncio.sleep(settle)
+        return measure()
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Raise this process's open-file limit to ``needed`` (children inherit it), or fail clearly."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise SystemExit(f"bench: needs {needed} open files, the hard limit is {hard}: raise it (ulimit -Hn)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))

@@ -1,0 +1,270 @@
+"""What ``python -m bench`` writes: the goal table (SPEC §6), every figure, and a chart.
+
+``bench/RESULTS.md`` is generated, except for the part between the
+``ANALYSIS`` markers, which is written by hand (what a profile showed, what was
+tried) and carried over from the previous file on every run.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .run import Results
+
+ANALYSIS_START = "<!-- ANALYSIS: written by hand, kept across runs -->"
+ANALYSIS_END = "<!-- /ANALYSIS -->"
+VERSIONS = (
+    *("uvicorn", "websockets", "hypercorn", "granian", "fastapi", "starlette"),
+    *("anyio", "picows", "uvloop", "redis"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    id: str  # P1 ... P7
+    measure: str  # what is compared, in words
+    numerator: str  # arm key
+    denominator: str  # arm key
+    target: float
+    at_most: bool = False  # the ratio must be <= target (memory) rather than >=
+
+    def met(self, ratio: float) -> bool:
+        return ratio <= self.target if self.at_most else ratio >= self.target
+
+    @property
+    def goal_text(self) -> str:
+        return f"{'≤' if self.at_most else '≥'} {self.target:.2f}x"
+
+
+def goals() -> list[Goal]:
+    found = []
+    for server in ("uvicorn", "hypercorn", "granian"):
+        for n in (10, 50):
+            found.append(
+                Goal(
+                    "P1",
+                    f"echo, {n} conns, vs FastAPI · {server}",
+                    f"echo-{n}|{server}|asgi-ws",
+                    f"echo-{n}|{server}|fastapi",
+                    1.25,
+                )
+            )
+    for server in ("uvicorn", "hypercorn", "granian"):
+        for n in (10, 50):
+            found.append(
+                Goal(
+                    "P2",
+                    f"echo, {n} conns, all policies vs raw floor · {server}",
+                    f"echo-{n}|{server}|asgi-ws",
+                    f"echo-{n}|{server}|floor",
+                    0.90,
+                )
+            )
+    for server in ("uvicorn", "hypercorn", "granian"):
+        found.append(
+            Goal("P3", f"stream vs raw floor · {server}", f"stream|{server}|asgi-ws", f"stream|{server}|floor", 0.95)
+        )
+    for n in (100, 1000):
+        found.append(
+            Goal(
+                "P4",
+                f"fan-out to {n} vs FastAPI's loop · uvicorn",
+                f"fan-out-{n}|uvicorn|asgi-ws",
+                f"fan-out-{n}|uvicorn|fastapi",
+                1.0,
+            )
+        )
+    for n in (100, 1000):
+        found.append(
+            Goal(
+                "P5",
+                f"fan-out to {n}, one stalled vs all healthy · uvicorn",
+                f"fan-out-{n}-stalled|uvicorn|asgi-ws",
+                f"fan-out-{n}|uvicorn|asgi-ws",
+                0.9,
+            )
+        )
+    found.append(
+        Goal(
+            "P6",
+            "memory per idle connection vs raw floor · uvicorn",
+            "idle|uvicorn|asgi-ws",
+            "idle|uvicorn|floor",
+            1.10,
+            at_most=True,
+        )
+    )
+    return found
+
+
+class Report:
+    def __init__(self, results: Results, cpus: tuple[set[int], set[int]], command: str, seconds: float) -> None:
+        self.results = results
+        self.cpus = cpus
+        self.command = command
+        self.seconds = seconds
+        self.date = time.strftime("%Y-%m-%d")
+
+    def ratio(self, goal: Goal) -> float | None:
+        runs = self.results.runs
+        if goal.numerator not in runs or goal.denominator not in runs:
+            return None
+        return self.results.median(goal.numerator) / self.results.median(goal.denominator)
+
+    def goal_table(self) -> str:
+        lines = ["| goal | measure | target | ratio | |", "|---|---|---:|---:|---|"]
+        for goal in goals():
+            ratio = self.ratio(goal)
+            if ratio is None:
+                continue
+            verdict = "pass" if goal.met(ratio) else "**miss**"
+            lines.append(f"| {goal.id} | {goal.measure} | {goal.goal_text} | {ratio:.2f}x | {verdict} |")
+        latency = self.results.latency
+        if latency:
+            lines.append(
+                f"| P7 | cross-process chat through Redis, p99 (p50) | reported | "
+                f"{latency['across Redis p99 ms']:.2f} ms ({latency['across Redis p50 ms']:.2f} ms) | "
+                f"Redis PUBLISH alone: p99 {latency['PUBLISH p99 ms']:.3f} ms |"
+            )
+        return "\n".join(lines)
+
+    def figures_table(self) -> str:
+        lines = [
+            "| workload | server | peer | median | min - max | load generator CPU | server memory growth |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
+        for key, runs in self.results.runs.items():
+            arm = self.results.arms[key]
+            rates = [run.rate for run in runs]
+            unit = arm.workload.unit
+            cpu = statistics.median(run.client_cpu for run in runs)
+            growth = statistics.median(run.server_growth for run in runs)
+            unfinished = sum(not run.done for run in runs)
+            note = f" ({unfinished}/{len(runs)} stopped at the time limit)" if unfinished else ""
+            growth_text = f"{growth / 2**20:.1f} MiB" if arm.workload.key.startswith("fan-out") else ""
+            lines.append(
+                f"| {arm.workload.title} | {arm.server} | {arm.peer.label} | "
+                f"{statistics.median(rates):,.0f} {unit}{note} | {min(rates):,.0f} - {max(rates):,.0f} | "
+                f"{f'{cpu:.0%}' if cpu else '-'} | {growth_text} |"
+            )
+        return "\n".join(lines)
+
+    def latency_table(self) -> str:
+        latency = self.results.latency
+        if not latency:
+            return ""
+        return "\n".join(
+            [
+                "| path | p50 | p99 |",
+                "|---|---:|---:|",
+                f"| chat, same process (hub → outbox → socket) | {latency['same process p50 ms']:.2f} ms | "
+                f"{latency['same process p99 ms']:.2f} ms |",
+                f"| chat, across Redis (uvicorn → Redis → uvicorn) | {latency['across Redis p50 ms']:.2f} ms | "
+                f"{latency['across Redis p99 ms']:.2f} ms |",
+                f"| redis-benchmark PUBLISH 32 B, 1 client ({latency['PUBLISH requests/s']:,.0f} requests/s) | "
+                f"{latency['PUBLISH p50 ms']:.3f} ms | {latency['PUBLISH p99 ms']:.3f} ms |",
+            ]
+        )
+
+    def machine(self) -> str:
+        model = "unknown CPU"
+        cpuinfo = Path("/proc/cpuinfo")
+        if cpuinfo.exists():
+            found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+            model = found.group(1) if found else model
+        versions = []
+        for name in VERSIONS:
+            try:
+                versions.append(f"{name} {metadata.version(name)}")
+            except metadata.PackageNotFoundError:
+                continue
+        redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()
+        redis_version = next((part.split("=")[1] for part in redis if part.startswith("v=")), "?")
+        return (
+            f"- machine: {model}, {len(self.cpus[0] | self.cpus[1])} CPUs, {platform.system()} {platform.release()}\n"
+            f"- pinning: servers on CPU {sorted(self.cpus[0])}, load generator on CPU {sorted(self.cpus[1])}\n"
+            f"- Python {platform.python_version()}; {', '.join(versions)}; redis-server {redis_version}\n"
+            f"- {self.results.sizes.rounds} rounds, alternated (A B C, then C B A); figures are medians\n"
+            f"- `{self.command}`, on {self.date}, {self.seconds / 60:.1f} minutes"
+        )
+
+
+def markdown(document: Report, analysis: str) -> str:
+    return f"""# Benchmark results
+
+asgi_ws against the peers users would pick instead, side by side in one run (SPEC §6).
+Generated by `python -m bench` (see `bench/run.py` for how); the analysis section is written by
+hand.
+
+{document.machine()}
+
+## Goals
+
+{document.goal_table()}
+
+![ratios to goal](results.png)
+
+## Every figure
+
+{document.figures_table()}
+
+## P7: cross-process chat through Redis, 500 messages/s
+
+{document.latency_table()}
+
+{ANALYSIS_START}
+{analysis.strip()}
+{ANALYSIS_END}
+"""
+
+
+def kept_analysis(path: Path) -> str:
+    if not path.exists():
+        return "## Analysis\n\n(none yet)"
+    text = path.read_text()
+    start, end = text.find(ANALYSIS_START), text.find(ANALYSIS_END)
+    if start < 0 or end < 0:
+        return "## Analysis\n\n(none yet)"
+    return text[start + len(ANALYSIS_START) : end]
+
+
+def write(document: Report, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "RESULTS.md"
+    results.write_text(markdown(document, kept_analysis(results)))
+    chart(document, out / "results.png")
+
+
+def chart(document: Report, path: Path) -> None:
+    """One bar per goal row: the measured ratio, with the goal as a tick on the bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(goal, ratio) for goal in goals() if (ratio := document.ratio(goal)) is not None]
+    figure, axes = plt.subplots(figsize=(10, 0.38 * len(rows) + 1.6))
+    labels = [f"{goal.id} {goal.measure}" for goal, _ in rows]
+    colours = ["#2e7d32" if goal.met(ratio) else "#c62828" for goal, ratio in rows]
+    positions = range(len(rows))
+    axes.barh(positions, [ratio for _, ratio in rows], color=colours)
+    axes.scatter([goal.target for goal, _ in rows], positions, marker="|", s=300, color="black", zorder=3, label="goal")
+    for position, (_, ratio) in zip(positions, rows, strict=True):
+        axes.text(ratio, position, f" {ratio:.2f}x", va="center", fontsize=8)
+    axes.set_yticks(list(positions), labels, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("asgi-ws ÷ peer (medians); green meets the goal, red misses it")
+    axes.set_title(f"asgi-ws vs its peers, {document.date}")
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

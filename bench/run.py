@@ -1,0 +1,462 @@
+"""``python -m bench``: asgi_ws against its peers, side by side in one run (SPEC §6, goals P1-P7).
+
+    python -m bench              # the full run, about 15 minutes; writes bench/RESULTS.md and bench/results.png
+    python -m bench --quick      # every workload once, short, in under 2 minutes; writes nothing unless --out
+
+Theory of operation
+-------------------
+An **arm** is one thing measured: a peer (an app) under a server, doing a
+workload.  A **group** is the arms that are compared with each other.  Every
+group runs its arms in turn, A B C, then C B A, and so on, ``--rounds`` times,
+so that a machine that gets slower or faster during the run favours nobody; the
+figure of an arm is the median of its rounds, and a goal's ratio is the ratio of
+two medians.  Groups whose server cannot be reused between runs (a naive
+broadcast loop stuck on a stalled client, a memory reading) start a new server
+process for every run.
+
+The servers are pinned to one CPU and this process, which is the load
+generator (:mod:`bench.loadgen`), to another, with ``sched_setaffinity`` (what
+``taskset`` does).  Every figure comes with the load generator's CPU share
+during the measurement; at 0.9 and above the figure is marked, because it may be
+the client's limit rather than the server's.
+
+The peers (:mod:`bench.peers`): the raw ASGI floor, FastAPI written the usual
+way, and the ``websockets`` library's own server.  asgi_ws runs with every
+policy on and the rate limit raised so that it never throttles (P2); P1 uses
+the same settings, so that P1 and P2 measure one build of the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvloop
+
+from conformance.launcher import HOST, RunningServer, free_port, run_server
+from conformance.redis_server import RedisServer
+
+from . import cross_process, loadgen, report
+from .loadgen import Measured
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+# Every policy on, the rate limit out of the way (SPEC §6 P2).  The connection
+# cap is raised for the 5000 idle connections of P6 plus the clients of others.
+POLICIES_ON = {"ASGI_WS_RATE_LIMIT": "1000000", "ASGI_WS_RATE_BURST": "1000000", "ASGI_WS_MAX_CONNECTIONS": "20000"}
+ECHO_PAYLOAD = b"0123456789abcdef0123456789abcdef"  # 32 B
+JSON_PAYLOAD = b'{"user": "ada", "text": "hello", "n": 1}'
+# Chat messages of 1 KiB: large enough that a client which never reads fills
+# its socket buffers and the server's write buffer within the run (P5).
+CHAT_PAYLOAD = b"x" * 1024
+SATURATED = 0.9  # load-generator CPU share from which a figure is marked
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    key: str  # short name, used in arm keys
+    label: str  # as shown in the tables
+    app: str | None  # "module:attr" of an ASGI app; None: the websockets server, which is no ASGI app
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+OURS = Peer("asgi-ws", "asgi-ws", "asgi_ws.app:app", POLICIES_ON)
+FLOOR = Peer("floor", "raw ASGI floor", "bench.peers.raw_asgi:app")
+FASTAPI = Peer("fastapi", "FastAPI", "bench.peers.fastapi_app:app")
+WEBSOCKETS = Peer("websockets", "websockets server", None)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How long and how big each workload is; --quick shrinks them."""
+
+    rounds: int = 5
+    echo_seconds: float = 3.0
+    stream_count: int = 10_000
+    stream_repeats: int = 5
+    fan_out_messages: dict[int, int] = field(default_factory=lambda: {100: 2000, 1000: 300})
+    stall_timeout: float = 10.0
+    idle_connections: int = 5000
+    latency_messages: int = 2000
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            rounds=1,
+            echo_seconds=0.6,
+            stream_repeats=2,
+            fan_out_messages={100: 300, 1000: 200},
+            stall_timeout=3.0,
+            idle_connections=1000,
+            latency_messages=300,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    key: str  # e.g. "echo-10"
+    title: str  # e.g. "echo, 10 connections"
+    unit: str  # what Measured.rate counts per second
+    path: str  # the endpoint it drives
+    measure: Callable[[RunningServer], Awaitable[Measured]]
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    peer: Peer
+    server: str  # a key of asgi_ws.servers.SERVERS, or "websockets" for the websockets peer
+    workload: Workload
+
+    @property
+    def key(self) -> str:
+        return f"{self.workload.key}|{self.server}|{self.peer.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    arms: list[Arm]
+    fresh_server: bool = False  # a new server process for every run of every arm
+
+
+@dataclass
+class Results:
+    sizes: Sizes
+    runs: dict[str, list[Measured]] = field(default_factory=dict)  # arm key -> one Measured per round
+    arms: dict[str, Arm] = field(default_factory=dict)
+    latency: dict[str, float] = field(default_factory=dict)  # P7 figures, ms and requests/s
+    failures: list[str] = field(default_factory=list)  # what did not complete
+
+    def median(self, key: str) -> float:
+        return statistics.median(run.rate for run in self.runs[key])
+
+
+# Workloads
+
+
+def workloads(sizes: Sizes) -> dict[str, Workload]:
+    def echo(connections: int, payload: bytes, path: str) -> Callable[[RunningServer], Awaitable[Measured]]:
+        return lambda server: loadgen.echo(server.url(path), connections, sizes.echo_seconds, payload)
+
+    def fan_out(listeners: int, stalled: bool) -> Callable[[RunningServer], Awaitable[Measured]]:
+        messages = sizes.fan_out_messages[listeners]
+
+        async def measure(server: RunningServer) -> Measured:
+            url, before = server.url("/ws/chat/bench"), rss(server)
+            run = await loadgen.fan_out(
+                url, listeners, messages, CHAT_PAYLOAD, stalled=stalled, limit=sizes.stall_timeout
+            )
+            return dataclasses.replace(run, server_growth=rss(server) - before)
+
+        return measure
+
+    async def stream(server: RunningServer) -> Measured:
+        url = server.url(f"/stream?count={sizes.stream_count}")
+        return await loadgen.stream(url, sizes.stream_count, sizes.stream_repeats)
+
+    async def idle(server: RunningServer) -> Measured:
+        before = rss(server)
+        after = await loadgen.idle(server.url("/echo"), sizes.idle_connections, lambda: rss(server))
+        return Measured((after - before) / sizes.idle_connections, 0.0)
+
+    found = [
+        Workload("echo-10", "echo 32 B, 10 connections", "round trips/s", "/echo", echo(10, ECHO_PAYLOAD, "/echo")),
+        Workload("echo-50", "echo 32 B, 50 connections", "round trips/s", "/echo", echo(50, ECHO_PAYLOAD, "/echo")),
+        Workload("json", "JSON echo, 10 connections", "round trips/s", "/ws_json", echo(10, JSON_PAYLOAD, "/ws_json")),
+        Workload("stream", f"stream of {sizes.stream_count:,} messages", "messages/s", "/stream", stream),
+        *(
+            Workload(
+                f"fan-out-{n}{'-stalled' if stalled else ''}",
+                f"chat fan-out to {n}{', one client never reads' if stalled else ''}",
+                "deliveries/s",
+                "/ws/chat/bench",
+                fan_out(n, stalled),
+            )
+            for n in (100, 1000)
+            for stalled in (False, True)
+        ),
+        Workload("idle", f"{sizes.idle_connections:,} idle connections", "bytes/connection", "/echo", idle, False),
+    ]
+    return {workload.key: workload for workload in found}
+
+
+def groups(sizes: Sizes) -> list[Group]:
+    w = workloads(sizes)
+    found = []
+    for server in ("uvicorn", "hypercorn", "granian"):
+        for key in ("echo-10", "echo-50"):
+            arms = [Arm(peer, server, w[key]) for peer in (OURS, FASTAPI, FLOOR)]
+            if server == "uvicorn":
+                arms.append(Arm(WEBSOCKETS, "websockets", w[key]))
+            found.append(Group(f"{w[key].title} · {server}", arms))
+        arms = [Arm(peer, server, w["stream"]) for peer in (OURS, FLOOR, FASTAPI)]
+        if server == "uvicorn":
+            arms.append(Arm(WEBSOCKETS, "websockets", w["stream"]))
+        found.append(Group(f"{w['stream'].title} · {server}", arms))
+        if server == "uvicorn":
+            arms = [Arm(peer, server, w["json"]) for peer in (OURS, FASTAPI)]
+            found.append(Group(f"{w['json'].title} · {server}", arms))
+    for n in (100, 1000):
+        healthy, stalled = w[f"fan-out-{n}"], w[f"fan-out-{n}-stalled"]
+        found.append(
+            Group(
+                f"chat fan-out to {n}, healthy and with one stalled client · uvicorn",
+                [Arm(peer, "uvicorn", workload) for workload in (healthy, stalled) for peer in (OURS, FASTAPI)],
+                fresh_server=True,  # the naive loop stays stuck on the stalled client
+            )
+        )
+    found.append(
+        Group(f"{w['idle'].title} · uvicorn", [Arm(peer, "uvicorn", w["idle"]) for peer in (OURS, FLOOR)], True)
+    )
+    return found
+
+
+# Servers
+
+
+def rss(server: RunningServer) -> float:
+    """Resident memory of the server process, in bytes (from /proc, so any app can be measured)."""
+    assert server.process is not None
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return float(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {server.name}")
+
+
+@contextlib.contextmanager
+def serve(arm: Arm, log_dir: Path, cpus: set[int]) -> Iterator[RunningServer]:
+    """The arm's server, pinned to ``cpus``, for the ``with`` block."""
+    if arm.peer.app is not None:
+        with run_server(arm.server, log_dir, arm.peer.settings, app=arm.peer.app, cpus=cpus) as server:
+            yield server
+        return
+    with websockets_server(log_dir, cpus) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def websockets_server(log_dir: Path, cpus: set[int]) -> Iterator[RunningServer]:
+    """:mod:`bench.peers.websockets_server` in a process of its own, stopped by its PID."""
+    port = free_port()
+    server = RunningServer("websockets", port, log_dir / f"websockets-{port}.log")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with server.log_path.open("wb") as log:
+        server.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.peers.websockets_server", str(port)],
+            cwd=BENCH_DIR.parent,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(OSError):
+                server.get("/")  # 426 Upgrade Required: it is listening
+                break
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"websockets server did not start: {server.log_tail()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        server.process.terminate()
+        try:
+            server.process.wait(10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+# Running
+
+
+class Progress:
+    """One line per measurement, numbered, with the time so far."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.started = total, 0, time.monotonic()
+
+    def line(self, text: str) -> None:
+        self.done += 1
+        print(f"[{self.done:>3}/{self.total} {time.monotonic() - self.started:5.0f}s] {text}", flush=True)
+
+
+def describe(arm: Arm, round_: int, rounds: int, run: Measured) -> str:
+    figure = f"{run.rate:,.0f} {arm.workload.unit}"
+    notes = [f"client CPU {run.client_cpu:.0%}"] if run.client_cpu else []
+    if run.client_cpu >= SATURATED:
+        notes.append("load generator saturated")
+    if not run.done:
+        notes.append("did not finish")
+    where = f"{arm.peer.label} on {arm.server}" if arm.server != "websockets" else arm.peer.label
+    return f"{arm.workload.title:<42} {where:<30} round {round_}/{rounds}: {figure:>26}  ({', '.join(notes)})"
+
+
+class ServerPool:
+    """Servers kept running from one group to the next while the server name stays the same.
+
+    Stopping a server can take seconds (hypercorn waits for its connections),
+    so the uvicorn servers of the echo groups also serve the stream group.
+    """
+
+    def __init__(self, log_dir: Path, cpus: set[int]) -> None:
+        self.log_dir, self.cpus = log_dir, cpus
+        self._stack = contextlib.ExitStack()
+        self._servers: dict[tuple[str, str], RunningServer] = {}
+
+    def get(self, arm: Arm) -> RunningServer:
+        if self._servers and next(iter(self._servers))[0] != arm.server and arm.server != "websockets":
+            self.close()
+        key = (arm.server, arm.peer.key)
+        if key not in self._servers:
+            self._servers[key] = self._stack.enter_context(serve(arm, self.log_dir, self.cpus))
+        return self._servers[key]
+
+    def close(self) -> None:
+        self._stack.close()
+        self._servers.clear()
+
+
+def run_group(group: Group, results: Results, pool: ServerPool, progress: Progress) -> None:
+    for round_ in range(1, results.sizes.rounds + 1):
+        order = group.arms if round_ % 2 else group.arms[::-1]  # A B C, then C B A
+        for arm in order:
+            with contextlib.ExitStack() as per_run:
+                if group.fresh_server:
+                    server = per_run.enter_context(serve(arm, pool.log_dir, pool.cpus))
+                else:
+                    server = pool.get(arm)
+                run = uvloop.run(arm.workload.measure(server))
+            results.arms[arm.key] = arm
+            results.runs.setdefault(arm.key, []).append(run)
+            if not run.done and arm.peer is OURS:
+                results.failures.append(f"{arm.key} round {round_} did not finish")
+            progress.line(describe(arm, round_, results.sizes.rounds, run))
+
+
+def run_latency(results: Results, scratch: Path, cpus: tuple[set[int], set[int]], progress: Progress) -> None:
+    """P7: chat between two uvicorn processes through one redis-server, and Redis's own PUBLISH beside it."""
+    redis = RedisServer(scratch)
+    redis.start()
+    try:
+        settings = {**POLICIES_ON, "ASGI_WS_BROKER": redis.url}
+        with (
+            run_server("uvicorn", scratch / "logs", settings, cpus=cpus[0]) as a,
+            run_server("uvicorn", scratch / "logs", settings, cpus=cpus[0]) as b,
+        ):
+            for server in (a, b):
+                server.wait_for_health(lambda document: document["broker"]["connected"], 30)
+            room = "/ws/chat/latency"
+            measure = cross_process.measure(a.url(room), b.url(room), results.sizes.latency_messages, 500)
+            latencies = asyncio.run(measure)
+        for name, values in latencies.items():
+            results.latency[f"{name} p50 ms"] = cross_process.percentile(values, 0.5)
+            results.latency[f"{name} p99 ms"] = cross_process.percentile(values, 0.99)
+        progress.line(
+            "cross-process chat through Redis, 500 messages/s: "
+            f"p50 {results.latency['across Redis p50 ms']:.2f} ms, p99 {results.latency['across Redis p99 ms']:.2f} ms"
+        )
+        results.latency.update(redis_publish(redis.port, 20_000 if results.sizes.rounds > 1 else 5_000))
+        progress.line(
+            f"redis-benchmark PUBLISH, 1 client: p50 {results.latency['PUBLISH p50 ms']:.3f} ms, "
+            f"p99 {results.latency['PUBLISH p99 ms']:.3f} ms, {results.latency['PUBLISH requests/s']:,.0f} requests/s"
+        )
+    finally:
+        redis.stop()
+
+
+def redis_publish(port: int, requests: int) -> dict[str, float]:
+    """``redis-benchmark`` PUBLISH of 32 B from one client: Redis's own cost per publish."""
+    argv = ["redis-benchmark", "-h", HOST, "-p", str(port), "-c", "1", "-n", str(requests), "--csv"]
+    completed = subprocess.run([*argv, "PUBLISH", "bench", ECHO_PAYLOAD.decode()], capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"redis-benchmark failed: {completed.stderr.strip()}")
+    header, values = (line.replace('"', "").split(",") for line in completed.stdout.strip().splitlines()[-2:])
+    row = dict(zip(header, values, strict=True))
+    return {
+        "PUBLISH requests/s": float(row["rps"]),
+        "PUBLISH p50 ms": float(row["p50_latency_ms"]),
+        "PUBLISH p99 ms": float(row["p99_latency_ms"]),
+    }
+
+
+def split_cpus() -> tuple[set[int], set[int]]:
+    """(server CPUs, load generator CPUs): the first usable CPU for the servers, the rest for the clients."""
+    usable = sorted(os.sched_getaffinity(0))
+    if len(usable) < 2:
+        print("bench: one CPU only, so the servers and the load generator share it", file=sys.stderr)
+        return set(usable), set(usable)
+    return {usable[0]}, set(usable[1:])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="every workload once and short (under 2 minutes)")
+    parser.add_argument("--rounds", type=int, help="A/B alternations (default 5, 1 with --quick)")
+    parser.add_argument("--only", help="comma-separated workload keys to run, e.g. echo-10,stream (default: all)")
+    parser.add_argument(
+        "--servers", help="comma-separated servers for echo and stream (default: uvicorn,hypercorn,granian)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where RESULTS.md and results.png go (default bench/, not written with --quick)"
+    )
+    args = parser.parse_args(argv)
+    sizes = Sizes.quick() if args.quick else Sizes()
+    if args.rounds:
+        sizes = dataclasses.replace(sizes, rounds=args.rounds)
+    out = args.out if args.out or args.quick else BENCH_DIR
+    only = set(args.only.split(",")) if args.only else None
+
+    loadgen.raise_fd_limit(sizes.idle_connections * 2 + 4096)
+    cpus = split_cpus()
+    os.sched_setaffinity(0, cpus[1])
+    servers = set(args.servers.split(",")) | {"websockets"} if args.servers else None
+    chosen = [
+        group
+        for group in groups(sizes)
+        if (only is None or any(arm.workload.key in only for arm in group.arms))
+        and (servers is None or all(arm.server in servers for arm in group.arms))
+    ]
+    measurements = sum(len(g.arms) for g in chosen) * sizes.rounds + (2 if only is None or "latency" in only else 0)
+    print(
+        f"bench: {len(chosen)} groups, {measurements} measurements; servers on CPU {sorted(cpus[0])}, "
+        f"load generator on CPU {sorted(cpus[1])}",
+        flush=True,
+    )
+    results = Results(sizes)
+    progress = Progress(measurements)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="asgi-ws-bench-") as scratch:
+        pool = ServerPool(Path(scratch) / "logs", cpus[0])
+        try:
+            for group in chosen:
+                if group.fresh_server:
+                    pool.close()
+                run_group(group, results, pool, progress)
+        finally:
+            pool.close()
+        if only is None or "latency" in only:
+            run_latency(results, Path(scratch), cpus, progress)
+    command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
+    document = report.Report(results, cpus, command, time.monotonic() - started)
+    print()
+    print(document.goal_table())
+    if out is not None:
+        report.write(document, out)
+        print(f"\nwrote {out / 'RESULTS.md'} and {out / 'results.png'}")
+    missing = [arm.key for g in chosen for arm in g.arms if not results.runs.get(arm.key)]
+    for problem in results.failures + [f"{key}: no figure" for key in missing]:
+        print(f"bench: {problem}", file=sys.stderr)
+    return 1 if results.failures or missing else 0
