@@ -10,7 +10,7 @@ task of the running event loop, on asyncio (``asyncio.all_tasks``) and on trio
   HTTP connection until its keep-alive ends), so it is for watching, not for
   exact comparisons;
 - ``asgi_ws_app_tasks``: the tasks whose coroutine is this package's code (a
-  connection's sender, idle watchdog and stream pushes, the broker's tasks).
+  connection's sender and stream pushes, the broker's tasks).
   With no connection open it is back to what the broker needs: 0 with the
   memory broker.  A leak shows here first.
 """

@@ -92,8 +92,11 @@ CLOSE_TIMEOUT = 5.0
 
 # A /stream push yields to the event loop this often.  A server's send() may
 # complete without suspending while the socket buffer has room, and a push of a
-# million messages that never yields would freeze every other connection.
-STREAM_YIELD_EVERY = 64
+# million messages that never yields would freeze every other connection.  256
+# messages are about 1.5 ms of sending under uvicorn on one core; yielding more
+# often costs throughput, because every yield lets the server flush a smaller
+# batch to the socket (bench/RESULTS.md, P3: 64 gave 0.81x the raw floor).
+STREAM_YIELD_EVERY = 256
 
 # Endpoints that answer binary frames; all others close with 4400 (SPEC §1).
 BINARY_ENDPOINTS = frozenset({Endpoint.WS, Endpoint.ECHO})
@@ -438,10 +441,7 @@ class Session:
         stats = self._stats
         stats.messages_out += 1
         stats.bytes_out += message_size(event["text"], event["bytes"]) if size is None else size
-        if self._idle_refresh_at != math.inf:
-            now = monotonic()
-            if now >= self._idle_refresh_at:
-                self._active(now)
+        self._note_activity()
         return True
 
     async def _send_control(self, event: ASGISendEvent) -> bool:
@@ -474,17 +474,37 @@ class Session:
             pass
 
     async def _push(self, request: str) -> None:
-        """One ``/stream`` request: send its ``count`` messages in order (SPEC §1)."""
+        """One ``/stream`` request: send its ``count`` messages in order (SPEC §1).
+
+        The hot loop of ``/stream``, so it does what :meth:`_send_message` does
+        inline, and looks at the clock for the idle deadline once per
+        ``STREAM_YIELD_EVERY`` messages instead of once per message.
+        """
         if self._push_lock is None:
             self._push_lock = anyio.Lock()
+        send, stats = self._asgi_send, self._stats
         async with self._push_lock:
             for number, payload in enumerate(stream_payloads(request, self.route.count), start=1):
-                if not await self._send_message(text_event(payload)):
+                try:
+                    await send({"type": "websocket.send", "bytes": None, "text": payload})
+                except Exception as exc:
+                    self._send_failed(exc)
                     return
+                stats.messages_out += 1
+                stats.bytes_out += message_size(payload, None)
                 if number % STREAM_YIELD_EVERY == 0:
+                    self._note_activity()
                     await anyio.lowlevel.checkpoint()
+            self._note_activity()
 
     # The idle timeout
+
+    def _note_activity(self) -> None:
+        """A message went out: push the idle deadline back if it is due (see :meth:`_active`)."""
+        if self._idle_refresh_at != math.inf:
+            now = monotonic()
+            if now >= self._idle_refresh_at:
+                self._active(now)
 
     def _active(self, now: float) -> None:
         """A message went one way or the other at ``now``: push the idle deadline back.

@@ -456,7 +456,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out is not None:
         report.write(document, out)
         print(f"\nwrote {out / 'RESULTS.md'} and {out / 'results.png'}")
-    missing = [arm.key for g in chosen for arm in g.arms if not results.runs.get(arm.key)]
-    for problem in results.failures + [f"{key}: no figure" for key in missing]:
+    missing = [arm.key for group in chosen for arm in group.arms if not results.runs.get(arm.key)]
+    zero = [key for key, runs in results.runs.items() if any(run.rate <= 0 for run in runs)]
+    problems = results.failures + [f"{key}: no figure" for key in missing] + [f"{key}: a figure of 0" for key in zero]
+    for problem in problems:
         print(f"bench: {problem}", file=sys.stderr)
-    return 1 if results.failures or missing else 0
+    return 1 if problems else 0

@@ -8,7 +8,7 @@ seconds for ``duration`` seconds; every listener must receive every number,
 in order.  The command reports what was delivered, what was missing, how far
 behind the slowest listener fell, and the server's RSS (from ``/metrics``)
 before, with everyone connected, and at the end.  ``--write`` adds the result
-to ``bench/RESULTS.md``.
+to ``bench/SOAK.md``.
 
 The listeners are not the ``websockets`` client: at 100,000 messages a second
 a full client library per connection would be the bottleneck, not the server.
@@ -40,7 +40,7 @@ from conformance.launcher import HOST, RunningServer, run_server
 
 ROOM = "/ws/chat/soak"
 HANDSHAKES_AT_ONCE = 200
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+RESULTS = Path(__file__).resolve().parent / "SOAK.md"
 
 
 @dataclass
@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between broadcasts (default 0.1)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of broadcasting (default 60)")
     parser.add_argument("--server", default="uvicorn")
-    parser.add_argument("--write", action="store_true", help="add the result to bench/RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="add the result to bench/SOAK.md")
     args = parser.parse_args(argv)
     limit = raise_fd_limit(args.connections + 1000)
     print(f"file descriptors: {limit}; starting {args.server}", flush=True)
@@ -228,7 +228,7 @@ def write_results(args: argparse.Namespace, result: dict[str, object]) -> None:
         *(f"| {key} | {value} |" for key, value in result.items()),
         "",
     ]
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+    existing = RESULTS.read_text() if RESULTS.exists() else "# Soak results\n\n"
     RESULTS.write_text(existing.rstrip() + "\n\n" + "\n".join(lines))
     print(f"wrote {RESULTS}", file=sys.stderr)
 
