@@ -433,7 +433,11 @@ class Session:
     # Sending
 
     async def _send_message(self, event: WebSocketSendEvent, size: int | None = None) -> bool:
-        """Send one data frame and count it (``size`` if the caller knows it); False if the client is gone."""
+        """Send the reply to a message and count it (``size`` if the caller knows it); False if the client is gone.
+
+        Only the receive loop sends replies, and it has just noted the
+        message's arrival for the idle deadline, so this does not again.
+        """
         try:
             await self._asgi_send(event)
         except Exception as exc:
@@ -441,7 +445,6 @@ class Session:
         stats = self._stats
         stats.messages_out += 1
         stats.bytes_out += message_size(event["text"], event["bytes"]) if size is None else size
-        self._note_activity()
         return True
 
     async def _send_control(self, event: ASGISendEvent) -> bool:
@@ -467,11 +470,25 @@ class Session:
         return self._outbox.offer(event)
 
     async def _drain_outbox(self) -> None:
-        """The sender task: send queued broadcasts, oldest first, until the session ends."""
-        assert self._outbox is not None
-        get = self._outbox.get
-        while await self._send_message(await get()):
-            pass
+        """The sender task: send queued broadcasts, oldest first, until the session ends.
+
+        The hot loop of the fan-out endpoints, so, like :meth:`_push`, it does
+        what :meth:`_send_message` does inline, and notes activity for the idle
+        deadline once per batch: whenever the outbox has run dry.
+        """
+        outbox, send, stats = self._outbox, self._asgi_send, self._stats
+        assert outbox is not None
+        while True:
+            if not outbox:
+                self._note_activity()
+            event = await outbox.get()
+            try:
+                await send(event)
+            except Exception as exc:
+                self._send_failed(exc)
+                return
+            stats.messages_out += 1
+            stats.bytes_out += message_size(event["text"], event["bytes"])
 
     async def _push(self, request: str) -> None:
         """One ``/stream`` request: send its ``count`` messages in order (SPEC §1).
@@ -500,7 +517,7 @@ class Session:
     # The idle timeout
 
     def _note_activity(self) -> None:
-        """A message went out: push the idle deadline back if it is due (see :meth:`_active`)."""
+        """Messages went out (a push, a batch of broadcasts): move the idle deadline if due (see :meth:`_active`)."""
         if self._idle_refresh_at != math.inf:
             now = monotonic()
             if now >= self._idle_refresh_at:

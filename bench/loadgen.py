@@ -30,6 +30,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
@@ -45,6 +46,7 @@ __all__ = [
     "stream",
 ]
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # units of utime and stime in /proc/PID/stat
 CONNECTS_AT_ONCE = 100  # handshakes in flight while opening many connections
 FRAME_LIMIT = 16 * 1024 * 1024
 
@@ -57,6 +59,7 @@ class Measured:
     client_cpu: float  # CPU seconds the load generator used per wall second (1.0 = saturated)
     done: bool = True  # False if the workload ran out of time before it finished
     server_growth: float = 0.0  # bytes the server's resident memory grew by during the run, where measured
+    server_cpu: float = 0.0  # CPU seconds the server used per wall second (1.0 = one CPU busy), where measured
 
 
 class Tally:
@@ -150,20 +153,39 @@ async def connections(url: str, count: int, tally: Tally, reply: bytes | None = 
         await asyncio.gather(*(c.transport.wait_disconnected() for c in clients if c.transport is not None))
 
 
-class CpuMeter:
-    """Wall time and this process's CPU time over a window."""
+def group_cpu_seconds(group: int) -> float:
+    """CPU seconds used so far by every process of process group ``group`` (a server and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # what follows "pid (comm)"
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == group:  # fields: state ppid pgrp ... utime(11) stime(12)
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
 
-    def __init__(self) -> None:
+
+class CpuMeter:
+    """Wall time, this process's CPU time, and the server's, over a window."""
+
+    def __init__(self, server: int | None) -> None:
+        self.server = server  # the server's process group, or None not to measure it
         self.wall = time.perf_counter()
         self.cpu = time.process_time()
+        self.server_cpu = group_cpu_seconds(server) if server else 0.0
 
-    def elapsed(self) -> tuple[float, float]:
-        """(wall seconds, CPU share) since the meter started."""
+    def measured(self, count: int, finished: bool = True) -> Measured:
+        """``count`` round trips, messages or deliveries since the meter started, as a rate."""
         wall = time.perf_counter() - self.wall
-        return wall, (time.process_time() - self.cpu) / wall if wall > 0 else 0.0
+        client = (time.process_time() - self.cpu) / wall
+        server = (group_cpu_seconds(self.server) - self.server_cpu) / wall if self.server else 0.0
+        return Measured(count / wall, client, finished, server_cpu=server)
 
 
-async def echo(url: str, connections_: int, seconds: float, payload: bytes, warmup: float = 0.5) -> Measured:
+async def echo(
+    url: str, connections_: int, seconds: float, payload: bytes, *, server: int | None = None, warmup: float = 0.5
+) -> Measured:
     """Round trips per second: every connection keeps one message in flight for ``seconds``."""
     tally = Tally()
     async with connections(url, connections_, tally, reply=payload) as clients:
@@ -171,18 +193,17 @@ async def echo(url: str, connections_: int, seconds: float, payload: bytes, warm
             client.replying = True
             client.send(payload)
         await asyncio.sleep(warmup)
-        start, meter = tally.count, CpuMeter()
+        start, meter = tally.count, CpuMeter(server)
         await asyncio.sleep(seconds)
-        trips = tally.count - start
-        wall, cpu = meter.elapsed()
+        result = meter.measured(tally.count - start)
         for client in clients:
             client.replying = False
         # Let the last replies in before closing, so that no server logs a broken send.
         await tally.wait_for(tally.count + 1, 1.0)
-    return Measured(trips / wall, cpu)
+    return result
 
 
-async def stream(url: str, count: int, repeats: int, limit: float = 120.0) -> Measured:
+async def stream(url: str, count: int, repeats: int, *, server: int | None = None, limit: float = 120.0) -> Measured:
     """Messages per second of ``repeats`` streams of ``count``, one after the other on one connection."""
     tally = Tally()
     async with connections(url, 1, tally) as (client,):
@@ -190,13 +211,12 @@ async def stream(url: str, count: int, repeats: int, limit: float = 120.0) -> Me
         client.send(b"go")
         if not await tally.wait_for(count, limit):
             return Measured(0.0, 0.0, done=False)
-        meter, start = CpuMeter(), tally.count
+        meter, start = CpuMeter(server), tally.count
         for round_ in range(1, repeats + 1):
             client.send(b"go")
             if not await tally.wait_for(start + round_ * count, limit):
                 return Measured(0.0, 0.0, done=False)
-        wall, cpu = meter.elapsed()
-    return Measured(count * repeats / wall, cpu)
+        return meter.measured(count * repeats)
 
 
 async def fan_out(
@@ -207,6 +227,7 @@ async def fan_out(
     *,
     window: int = 8,
     stalled: bool = False,
+    server: int | None = None,
     limit: float = 60.0,
 ) -> Measured:
     """Deliveries per second to ``listeners`` members of one room, the publisher ``window`` messages ahead.
@@ -223,7 +244,7 @@ async def fan_out(
     async with maybe_stalled(url, stalled), connections(url, members, tally) as clients:
         publisher = clients[0]
         await _until_in_room(publisher, tally, members)
-        meter, start = CpuMeter(), tally.count
+        meter, start = CpuMeter(server), tally.count
         deadline = time.monotonic() + limit
         done = True
         for number in range(messages):
@@ -235,9 +256,7 @@ async def fan_out(
             publisher.send(payload)
         if done:
             done = await tally.wait_for(start + messages * members, max(0.0, deadline - time.monotonic()))
-        delivered = tally.count - start
-        wall, cpu = meter.elapsed()
-    return Measured(delivered / wall, cpu, done)
+        return meter.measured(tally.count - start, done)
 
 
 async def _until_in_room(publisher: Client, tally: Tally, members: int) -> None:

@@ -139,14 +139,16 @@ class Report:
 
     def figures_table(self) -> str:
         lines = [
-            "| workload | server | peer | median | min - max | load generator CPU | server memory growth |",
-            "|---|---|---|---:|---:|---:|---:|",
+            "| workload | server | peer | median | min - max | server CPU | load generator CPU "
+            "| server memory growth |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
         ]
         for key, runs in self.results.runs.items():
             arm = self.results.arms[key]
             rates = [run.rate for run in runs]
             unit = arm.workload.unit
             cpu = statistics.median(run.client_cpu for run in runs)
+            server_cpu = statistics.median(run.server_cpu for run in runs)
             growth = statistics.median(run.server_growth for run in runs)
             unfinished = sum(not run.done for run in runs)
             note = f" ({unfinished}/{len(runs)} stopped at the time limit)" if unfinished else ""
@@ -154,7 +156,7 @@ class Report:
             lines.append(
                 f"| {arm.workload.title} | {arm.server} | {arm.peer.label} | "
                 f"{statistics.median(rates):,.0f} {unit}{note} | {min(rates):,.0f} - {max(rates):,.0f} | "
-                f"{f'{cpu:.0%}' if cpu else '-'} | {growth_text} |"
+                f"{f'{server_cpu:.0%}' if server_cpu else '-'} | {f'{cpu:.0%}' if cpu else '-'} | {growth_text} |"
             )
         return "\n".join(lines)
 

@@ -60,7 +60,12 @@ JSON_PAYLOAD = b'{"user": "ada", "text": "hello", "n": 1}'
 # Chat messages of 1 KiB: large enough that a client which never reads fills
 # its socket buffers and the server's write buffer within the run (P5).
 CHAT_PAYLOAD = b"x" * 1024
+# Chat messages the publisher keeps in flight.  Enough that the server, not the
+# round trip through the load generator, limits the rate: see the server CPU
+# column of RESULTS.md, which should be near 100 %.
+FAN_OUT_WINDOW = 32
 SATURATED = 0.9  # load-generator CPU share from which a figure is marked
+HEALTHY_LIMIT = 120.0  # seconds a fan-out run without a stalled client may take
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +102,7 @@ class Sizes:
             echo_seconds=0.6,
             stream_repeats=2,
             fan_out_messages={100: 300, 1000: 200},
-            stall_timeout=3.0,
+            stall_timeout=6.0,
             idle_connections=1000,
             latency_messages=300,
         )
@@ -148,7 +153,9 @@ class Results:
 
 def workloads(sizes: Sizes) -> dict[str, Workload]:
     def echo(connections: int, payload: bytes, path: str) -> Callable[[RunningServer], Awaitable[Measured]]:
-        return lambda server: loadgen.echo(server.url(path), connections, sizes.echo_seconds, payload)
+        return lambda server: loadgen.echo(
+            server.url(path), connections, sizes.echo_seconds, payload, server=group_of(server)
+        )
 
     def fan_out(listeners: int, stalled: bool) -> Callable[[RunningServer], Awaitable[Measured]]:
         messages = sizes.fan_out_messages[listeners]
@@ -156,7 +163,16 @@ def workloads(sizes: Sizes) -> dict[str, Workload]:
         async def measure(server: RunningServer) -> Measured:
             url, before = server.url("/ws/chat/bench"), rss(server)
             run = await loadgen.fan_out(
-                url, listeners, messages, CHAT_PAYLOAD, stalled=stalled, limit=sizes.stall_timeout
+                url,
+                listeners,
+                messages,
+                CHAT_PAYLOAD,
+                window=FAN_OUT_WINDOW,
+                stalled=stalled,
+                server=group_of(server),
+                # A stalled run may stop at the time limit (a server that waits for
+                # the stalled client); a healthy one has all the time it needs.
+                limit=sizes.stall_timeout if stalled else HEALTHY_LIMIT,
             )
             return dataclasses.replace(run, server_growth=rss(server) - before)
 
@@ -164,7 +180,7 @@ def workloads(sizes: Sizes) -> dict[str, Workload]:
 
     async def stream(server: RunningServer) -> Measured:
         url = server.url(f"/stream?count={sizes.stream_count}")
-        return await loadgen.stream(url, sizes.stream_count, sizes.stream_repeats)
+        return await loadgen.stream(url, sizes.stream_count, sizes.stream_repeats, server=group_of(server))
 
     async def idle(server: RunningServer) -> Measured:
         before = rss(server)
@@ -226,6 +242,12 @@ def groups(sizes: Sizes) -> list[Group]:
 # Servers
 
 
+def group_of(server: RunningServer) -> int:
+    """The server's process group: every server here is started in a session of its own."""
+    assert server.process is not None
+    return server.process.pid
+
+
 def rss(server: RunningServer) -> float:
     """Resident memory of the server process, in bytes (from /proc, so any app can be measured)."""
     assert server.process is not None
@@ -258,6 +280,7 @@ def websockets_server(log_dir: Path, cpus: set[int]) -> Iterator[RunningServer]:
             cwd=BENCH_DIR.parent,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as run_server does
             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
     try:
@@ -295,7 +318,8 @@ class Progress:
 
 def describe(arm: Arm, round_: int, rounds: int, run: Measured) -> str:
     figure = f"{run.rate:,.0f} {arm.workload.unit}"
-    notes = [f"client CPU {run.client_cpu:.0%}"] if run.client_cpu else []
+    notes = [f"server CPU {run.server_cpu:.0%}"] if run.server_cpu else []
+    notes += [f"client CPU {run.client_cpu:.0%}"] if run.client_cpu else []
     if run.client_cpu >= SATURATED:
         notes.append("load generator saturated")
     if not run.done:
