@@ -372,7 +372,12 @@ class Session:
     # Receiving
 
     async def _receive_loop(self, receive: ASGIReceiveCallable) -> None:
-        stats = self._stats
+        """Read, check and answer every message until the client leaves or a policy ends the session.
+
+        The hot loop of the echo endpoints: the reply is sent here, inline, as
+        :meth:`_push` and :meth:`_drain_outbox` send theirs.
+        """
+        send, stats, echo = self._asgi_send, self._stats, self.route.endpoint is Endpoint.ECHO
         while True:
             message = await receive()
             if message["type"] != "websocket.receive":
@@ -398,9 +403,14 @@ class Session:
             if isinstance(outcome, Close):
                 self.kick(outcome)
                 return
-            # An echo endpoint's reply.  The echo itself is the same size as the message.
-            if not await self._send_message(outcome, size if self.route.endpoint is Endpoint.ECHO else None):
+            # An echo endpoint's reply; the arrival has just moved the idle deadline.
+            try:
+                await send(outcome)
+            except Exception as exc:
+                self._send_failed(exc)
                 return
+            stats.messages_out += 1
+            stats.bytes_out += size if echo else message_size(outcome["text"], outcome["bytes"])
 
     def _answer(self, text: str | None, data: bytes | None) -> WebSocketSendEvent | Close | None:
         """What the endpoint does with one message (SPEC §1): a reply to send, a Close, or nothing.
@@ -432,21 +442,6 @@ class Session:
 
     # Sending
 
-    async def _send_message(self, event: WebSocketSendEvent, size: int | None = None) -> bool:
-        """Send the reply to a message and count it (``size`` if the caller knows it); False if the client is gone.
-
-        Only the receive loop sends replies, and it has just noted the
-        message's arrival for the idle deadline, so this does not again.
-        """
-        try:
-            await self._asgi_send(event)
-        except Exception as exc:
-            return self._send_failed(exc)
-        stats = self._stats
-        stats.messages_out += 1
-        stats.bytes_out += message_size(event["text"], event["bytes"]) if size is None else size
-        return True
-
     async def _send_control(self, event: ASGISendEvent) -> bool:
         """Send accept or close; False if the client is gone."""
         try:
@@ -456,6 +451,7 @@ class Session:
         return True
 
     def _send_failed(self, exc: Exception) -> bool:
+        """A send raised: the client is gone.  Stops the session; returns False for the caller to pass on."""
         # After a disconnect uvicorn raises ClientDisconnected (an OSError),
         # other servers RuntimeError or their own types, some nothing at all
         # (SPEC §3).  Any failure means the same thing here: stop sending.
@@ -472,9 +468,9 @@ class Session:
     async def _drain_outbox(self) -> None:
         """The sender task: send queued broadcasts, oldest first, until the session ends.
 
-        The hot loop of the fan-out endpoints, so, like :meth:`_push`, it does
-        what :meth:`_send_message` does inline, and notes activity for the idle
-        deadline once per batch: whenever the outbox has run dry.
+        The hot loop of the fan-out endpoints: it sends inline, and notes
+        activity for the idle deadline once per batch, whenever the outbox has
+        run dry.
         """
         outbox, send, stats = self._outbox, self._asgi_send, self._stats
         assert outbox is not None
@@ -493,9 +489,9 @@ class Session:
     async def _push(self, request: str) -> None:
         """One ``/stream`` request: send its ``count`` messages in order (SPEC §1).
 
-        The hot loop of ``/stream``, so it does what :meth:`_send_message` does
-        inline, and looks at the clock for the idle deadline once per
-        ``STREAM_YIELD_EVERY`` messages instead of once per message.
+        The hot loop of ``/stream``: it sends inline, and looks at the clock for
+        the idle deadline once per ``STREAM_YIELD_EVERY`` messages instead of
+        once per message.
         """
         if self._push_lock is None:
             self._push_lock = anyio.Lock()
