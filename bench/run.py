@@ -90,8 +90,8 @@ class Sizes:
     echo_seconds: float = 3.0
     stream_count: int = 10_000
     stream_repeats: int = 5
-    fan_out_messages: dict[int, int] = field(default_factory=lambda: {100: 2000, 1000: 300})
-    stall_timeout: float = 10.0
+    fan_out_messages: dict[int, int] = field(default_factory=lambda: {100: 2000, 1000: 500})
+    stall_timeout: float = 15.0
     idle_connections: int = 5000
     latency_messages: int = 2000
 
