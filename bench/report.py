@@ -7,6 +7,8 @@ tried) and carried over from the previous file on every run.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import platform
 import re
 import statistics
@@ -127,7 +129,8 @@ class Report:
             if ratio is None:
                 continue
             verdict = "pass" if goal.met(ratio) else "**miss**"
-            lines.append(f"| {goal.id} | {goal.measure} | {goal.goal_text} | {ratio:.2f}x | {verdict} |")
+            # Three decimals, so that a ratio just under its goal does not print as the goal.
+            lines.append(f"| {goal.id} | {goal.measure} | {goal.goal_text} | {ratio:.3f}x | {verdict} |")
         latency = self.results.latency
         if latency:
             lines.append(
@@ -240,10 +243,18 @@ def kept_analysis(path: Path) -> str:
 
 
 def write(document: Report, out: Path) -> None:
+    """RESULTS.md, results.png, and results.json: every run of every arm, for a later look."""
     out.mkdir(parents=True, exist_ok=True)
     results = out / "RESULTS.md"
     results.write_text(markdown(document, kept_analysis(results)))
     chart(document, out / "results.png")
+    raw = {
+        "command": document.command,
+        "date": document.date,
+        "runs": {key: [dataclasses.asdict(run) for run in runs] for key, runs in document.results.runs.items()},
+        "latency": document.results.latency,
+    }
+    (out / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
 
 
 def chart(document: Report, path: Path) -> None:
