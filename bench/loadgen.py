@@ -90,7 +90,7 @@ class Tally:
         return True
 
 
-class Client(WSListener):  # type: ignore[misc]  # picows is a compiled module without type stubs
+class Client(WSListener):
     """One connection.  Counts data frames into a :class:`Tally`; ``reply`` makes it an echo client."""
 
     def __init__(self, tally: Tally, reply: bytes | None = None) -> None:
@@ -99,7 +99,6 @@ class Client(WSListener):  # type: ignore[misc]  # picows is a compiled module w
         self.reply = reply  # sent back on every data frame while ``replying``
         self.replying = False
         self.transport: WSTransport | None = None
-        self.close_code: int | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -110,8 +109,7 @@ class Client(WSListener):  # type: ignore[misc]  # picows is a compiled module w
             self.tally.add()
             if self.replying:
                 transport.send(WSMsgType.TEXT, self.reply)
-        elif kind is WSMsgType.CLOSE:
-            self.close_code = frame.get_close_code()
+        elif kind is WSMsgType.CLOSE:  # answer the server's close, as RFC 6455 asks
             transport.send_close(frame.get_close_code())
             transport.disconnect()
 

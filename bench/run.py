@@ -38,9 +38,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
@@ -114,7 +115,7 @@ class Workload:
     title: str  # e.g. "echo, 10 connections"
     unit: str  # what Measured.rate counts per second
     path: str  # the endpoint it drives
-    measure: Callable[[RunningServer], Awaitable[Measured]]
+    measure: Callable[[RunningServer], Coroutine[Any, Any, Measured]]
     higher_is_better: bool = True
 
 
@@ -152,12 +153,12 @@ class Results:
 
 
 def workloads(sizes: Sizes) -> dict[str, Workload]:
-    def echo(connections: int, payload: bytes, path: str) -> Callable[[RunningServer], Awaitable[Measured]]:
+    def echo(connections: int, payload: bytes, path: str) -> Callable[[RunningServer], Coroutine[Any, Any, Measured]]:
         return lambda server: loadgen.echo(
             server.url(path), connections, sizes.echo_seconds, payload, server=group_of(server)
         )
 
-    def fan_out(listeners: int, stalled: bool) -> Callable[[RunningServer], Awaitable[Measured]]:
+    def fan_out(listeners: int, stalled: bool) -> Callable[[RunningServer], Coroutine[Any, Any, Measured]]:
         messages = sizes.fan_out_messages[listeners]
 
         async def measure(server: RunningServer) -> Measured:
