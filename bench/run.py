@@ -65,6 +65,7 @@ CHAT_PAYLOAD = b"x" * 1024
 # round trip through the load generator, limits the rate: see the server CPU
 # column of RESULTS.md, which should be near 100 %.
 FAN_OUT_WINDOW = 32
+BENCH_SERVERS = ("uvicorn", "hypercorn", "granian")  # echo and stream run under each; the rest under uvicorn
 SATURATED = 0.9  # load-generator CPU share from which a figure is marked
 HEALTHY_LIMIT = 120.0  # seconds a fan-out run without a stalled client may take
 
@@ -212,7 +213,7 @@ def workloads(sizes: Sizes) -> dict[str, Workload]:
 def groups(sizes: Sizes) -> list[Group]:
     w = workloads(sizes)
     found = []
-    for server in ("uvicorn", "hypercorn", "granian"):
+    for server in BENCH_SERVERS:
         for key in ("echo-10", "echo-50"):
             arms = [Arm(peer, server, w[key]) for peer in (OURS, FASTAPI, FLOOR)]
             if server == "uvicorn":
@@ -427,10 +428,15 @@ def split_cpus() -> tuple[set[int], set[int]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="asgi_ws against its peers, side by side in one run (SPEC §6, P1-P7)."
+    )
     parser.add_argument("--quick", action="store_true", help="every workload once and short (under 2 minutes)")
     parser.add_argument("--rounds", type=int, help="A/B alternations (default 5, 1 with --quick)")
-    parser.add_argument("--only", help="comma-separated workload keys to run, e.g. echo-10,stream (default: all)")
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated workloads to run, of: {', '.join([*workloads(Sizes()), 'latency'])} (default: all)",
+    )
     parser.add_argument(
         "--servers", help="comma-separated servers for echo and stream (default: uvicorn,hypercorn,granian)"
     )
@@ -443,11 +449,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, rounds=args.rounds)
     out = args.out if args.out or args.quick else BENCH_DIR
     only = set(args.only.split(",")) if args.only else None
+    known = {*workloads(sizes), "latency"}
+    if only is not None and only - known:
+        parser.error(
+            f"--only: unknown workload(s) {', '.join(sorted(only - known))}; known: {', '.join(sorted(known))}"
+        )
 
     loadgen.raise_fd_limit(sizes.idle_connections * 2 + 4096)
     cpus = split_cpus()
     os.sched_setaffinity(0, cpus[1])
     servers = set(args.servers.split(",")) | {"websockets"} if args.servers else None
+    if servers is not None and servers - {*BENCH_SERVERS, "websockets"}:
+        parser.error(f"--servers: choose among {', '.join(BENCH_SERVERS)}")
     chosen = [
         group
         for group in groups(sizes)
