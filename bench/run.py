@@ -438,7 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"comma-separated workloads to run, of: {', '.join([*workloads(Sizes()), 'latency'])} (default: all)",
     )
     parser.add_argument(
-        "--servers", help="comma-separated servers for echo and stream (default: uvicorn,hypercorn,granian)"
+        "--servers",
+        help="comma-separated servers to run under (default: uvicorn,hypercorn,granian; "
+        "fan-out, JSON and idle run under uvicorn only)",
     )
     parser.add_argument(
         "--out", type=Path, help="where RESULTS.md and results.png go (default bench/, not written with --quick)"
