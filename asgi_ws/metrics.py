@@ -154,21 +154,24 @@ class _TrafficCollector(Collector):
     def retire(self, connection: ConnectionMetrics) -> None:
         """Fold an ended connection's counts into the totals and stop tracking it."""
         self.open.discard(connection)
-        totals = self._ended.setdefault(connection.endpoint, [0] * len(_TRAFFIC))
-        for index, (_, _, attribute) in enumerate(_TRAFFIC):
-            totals[index] += getattr(connection, attribute)
+        _add_counts(self._ended, connection)
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         totals = {endpoint: list(values) for endpoint, values in self._ended.items()}
         for connection in list(self.open):
-            row = totals.setdefault(connection.endpoint, [0] * len(_TRAFFIC))
-            for index, (_, _, attribute) in enumerate(_TRAFFIC):
-                row[index] += getattr(connection, attribute)
+            _add_counts(totals, connection)
         for index, (name, documentation, _) in enumerate(_TRAFFIC):
             family = CounterMetricFamily(name, documentation, labels=["endpoint"])
             for endpoint, row in sorted(totals.items()):
                 family.add_metric([endpoint], float(row[index]))
             yield family
+
+
+def _add_counts(totals: dict[str, list[int]], connection: ConnectionMetrics) -> None:
+    """Add ``connection``'s four counts to its endpoint's row of ``totals``, in _TRAFFIC order."""
+    row = totals.setdefault(connection.endpoint, [0] * len(_TRAFFIC))
+    for index, (_, _, attribute) in enumerate(_TRAFFIC):
+        row[index] += getattr(connection, attribute)
 
 
 class _BrokerCollector(Collector):

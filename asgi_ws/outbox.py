@@ -67,9 +67,7 @@ class Outbox(Generic[T]):
         """The oldest item, waiting for one if the queue is empty."""
         while not self._items:
             if self._event_class is None:
-                self._wakeup = anyio.Event()
-                self._event_class = type(self._wakeup)
-            else:
-                self._wakeup = self._event_class()
+                self._event_class = type(anyio.Event())
+            self._wakeup = self._event_class()
             await self._wakeup.wait()
         return self._items.popleft()

@@ -65,6 +65,8 @@ def message_size(text: str | None, data: bytes | None) -> int:
     if text is not None:
         if text.isascii():  # one byte per character, and no need to encode
             return len(text)
+        # surrogatepass: the server decoded this from UTF-8, so it has no lone
+        # surrogates, but a direct ASGI caller could send some; count, don't crash.
         return len(text.encode("utf-8", "surrogatepass"))
     if data is not None:
         return len(data)

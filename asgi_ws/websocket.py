@@ -272,7 +272,7 @@ class Session:
             Outbox(settings.outbox_size) if route.endpoint in FAN_OUT_ENDPOINTS else None
         )
         self._idle_after = settings.idle_timeout  # seconds; 0 is off
-        self._idle_refresh_at = now if settings.idle_timeout > 0 else math.inf  # see _active()
+        self._idle_refresh_at = math.inf  # when to move the idle deadline next; set by _active()
         self._scope = anyio.CancelScope()  # cancelling it stops every task of this session
         self._push_lock: anyio.Lock | None = None  # /stream pushes run one at a time; made on first use
         self._task_group: anyio.abc.TaskGroup | None = None  # set while helper tasks may be started
@@ -447,18 +447,18 @@ class Session:
         try:
             await self._asgi_send(event)
         except Exception as exc:
-            return self._send_failed(exc)
+            self._send_failed(exc)
+            return False
         return True
 
-    def _send_failed(self, exc: Exception) -> bool:
-        """A send raised: the client is gone.  Stops the session; returns False for the caller to pass on."""
+    def _send_failed(self, exc: Exception) -> None:
+        """A send raised: the client is gone, and the session stops."""
         # After a disconnect uvicorn raises ClientDisconnected (an OSError),
         # other servers RuntimeError or their own types, some nothing at all
         # (SPEC §3).  Any failure means the same thing here: stop sending.
         logger.debug("send failed on %s: %r", self.route.endpoint.value, exc)
         self.peer_gone = True
         self._scope.cancel()
-        return False
 
     def deliver(self, event: WebSocketSendEvent) -> bool:
         """Queue a broadcast without waiting (the hub calls this).  False if the outbox is full."""
@@ -499,7 +499,7 @@ class Session:
         async with self._push_lock:
             for number, payload in enumerate(stream_payloads(request, self.route.count), start=1):
                 try:
-                    await send({"type": "websocket.send", "bytes": None, "text": payload})
+                    await send(text_event(payload))
                 except Exception as exc:
                     self._send_failed(exc)
                     return

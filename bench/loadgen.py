@@ -15,14 +15,13 @@ The workloads (SPEC §6):
   the stream are in;
 - :func:`fan_out`: listeners in one chat room and a publisher that keeps a
   fixed number of messages in flight, deliveries per second; optionally with
-  one more member that never reads (:func:`stalled_client`);
+  one more member that never reads (:func:`maybe_stalled`);
 - :func:`idle`: many open connections that do nothing, for memory per connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import resource
 import socket
@@ -35,6 +34,8 @@ from urllib.parse import urlsplit
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from conformance.rawclient import RawClient
+
 __all__ = [
     "Measured",
     "Tally",
@@ -42,7 +43,6 @@ __all__ = [
     "fan_out",
     "idle",
     "raise_fd_limit",
-    "stalled_client",
     "stream",
 ]
 
@@ -267,51 +267,32 @@ async def _until_in_room(publisher: Client, tally: Tally, members: int) -> None:
     raise RuntimeError(f"{members} members never all received one message: did they all join the room?")
 
 
+# A client across a real network, as the server sees it: a small receive buffer,
+# and Ethernet-sized segments instead of loopback's 64 KiB ones, which is what
+# the kernel sizes the server's send buffer by.  Without them, loopback lets the
+# server write about a megabyte to a client that never reads before anything in
+# the server notices.
+STALLED_SOCKET = (
+    (socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),
+    (socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1460),
+)
+
+
 @asynccontextmanager
 async def maybe_stalled(url: str, stalled: bool) -> AsyncIterator[None]:
-    """With ``stalled``: a member that never reads for the ``with`` block (see :func:`stalled_client`)."""
+    """With ``stalled``: a member that completes the handshake and then never reads, for the ``with`` block."""
     if not stalled:
         yield
         return
-    sock = await stalled_client(url)
-    try:
-        yield
-    finally:
-        sock.close()
-
-
-async def stalled_client(url: str, receive_buffer: int = 4096, segment: int = 1460) -> socket.socket:
-    """A WebSocket client that completes the handshake and then never reads.
-
-    It looks to the server like a client across a real network: a small
-    receive buffer, and Ethernet-sized segments instead of loopback's 64 KiB
-    ones, which is what the kernel sizes the server's send buffer by.  Without
-    that, loopback lets the server write about a megabyte to a client that
-    never reads before anything in the server notices.
-    """
     parts = urlsplit(url)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, segment)
-    sock.setblocking(False)
-    loop = asyncio.get_running_loop()
-    await loop.sock_connect(sock, (parts.hostname, parts.port))
-    key = base64.b64encode(os.urandom(16)).decode()
+    assert parts.hostname is not None
+    assert parts.port is not None
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    await loop.sock_sendall(sock, request.encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = await loop.sock_recv(sock, 1)  # byte by byte: not one byte of the first frames is read
-        if not chunk:
-            raise ConnectionError(f"{url}: closed during the handshake")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(f"{url}: {head.splitlines()[0].decode()}")
-    return sock
+    async with RawClient(parts.hostname, parts.port, path, socket_options=STALLED_SOCKET) as client:
+        assert client.handshake is not None
+        if client.handshake.status != 101:
+            raise ConnectionError(f"{url}: the stalled client was refused with {client.handshake.status}")
+        yield
 
 
 async def idle(url: str, count: int, measure: Callable[[], float], settle: float = 1.0) -> float:

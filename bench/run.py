@@ -45,7 +45,7 @@ from typing import Any
 
 import uvloop
 
-from conformance.launcher import HOST, RunningServer, free_port, run_server
+from conformance.launcher import HOST, RunningServer, free_port, run_server, stop_process, wait_until_ready
 from conformance.redis_server import RedisServer
 
 from . import cross_process, loadgen, report
@@ -286,22 +286,10 @@ def websockets_server(log_dir: Path, cpus: set[int]) -> Iterator[RunningServer]:
             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(OSError):
-                server.get("/")  # 426 Upgrade Required: it is listening
-                break
-            if server.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"websockets server did not start: {server.log_tail()}")
-            time.sleep(0.1)
+        wait_until_ready(server, "/")  # the websockets server answers a plain GET with 426
         yield server
     finally:
-        server.process.terminate()
-        try:
-            server.process.wait(10)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+        stop_process(server.process)
 
 
 # Running

@@ -56,6 +56,8 @@ __all__ = [
     "StartServer",
     "free_port",
     "run_server",
+    "stop_process",
+    "wait_until_ready",
 ]
 
 HOST = "127.0.0.1"
@@ -120,8 +122,10 @@ class RunningServer:
         return document
 
     def metrics(self) -> MetricSamples:
-        """asgi_ws's ``/metrics`` page (SPEC §2), parsed."""
-        return MetricSamples.parse(self.get("/metrics").body.decode())
+        """asgi_ws's ``/metrics`` page (SPEC §2), parsed.  Raises AssertionError unless it answers 200."""
+        response = self.get("/metrics")
+        assert response.status == 200, f"{self.name}: GET /metrics answered {response.status}"
+        return MetricSamples.parse(response.body.decode())
 
     def wait_for_health(self, condition: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
         """Poll ``/healthz`` until ``condition`` holds for its document, and return that document.
@@ -207,7 +211,7 @@ def run_server(
         yield server
     finally:
         assert server.process is not None
-        _stop(server.process)
+        stop_process(server.process)
 
 
 def free_port() -> int:
@@ -259,12 +263,12 @@ def _start(name: str, log_dir: Path, settings: Mapping[str, str], options: Launc
         server = RunningServer(name, port, log_dir / f"{name}-{port}.log")
         server.process = _spawn(kind, server, env, options)
         try:
-            _wait_until_ready(server, options.ready_path)
+            wait_until_ready(server, options.ready_path)
         except _PortTaken:
-            _stop(server.process)
+            stop_process(server.process)
             continue
         except BaseException:
-            _stop(server.process)
+            stop_process(server.process)
             raise
         return server
     raise ServerStartError(f"{name}: the chosen port was taken {START_ATTEMPTS} times in a row")
@@ -295,7 +299,7 @@ def _spawn(kind: Server, server: RunningServer, env: Mapping[str, str], options:
         )
 
 
-def _wait_until_ready(server: RunningServer, ready_path: str) -> None:
+def wait_until_ready(server: RunningServer, ready_path: str) -> None:
     """Return once ``GET ready_path`` gets any HTTP response.  Raises _PortTaken or ServerStartError."""
     assert server.process is not None
     deadline = time.monotonic() + READY_TIMEOUT
@@ -320,7 +324,7 @@ def _wait_until_ready(server: RunningServer, ready_path: str) -> None:
         time.sleep(POLL_INTERVAL)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the server's PID, up to STOP_GRACE seconds to exit, then SIGKILL.
 
     The SIGKILL goes to the server's process group, whose id is the server's

@@ -77,12 +77,14 @@ class RawClient:
         origin: str | None = None,
         subprotocols: Sequence[str] = (),
         extensions_header: str | None = None,
+        socket_options: Sequence[tuple[int, int, int]] = (),
     ) -> None:
         self._uri = parse_uri(f"ws://{host}:{port}{path}")  # where to connect
         self._headers = list(headers)  # extra request headers
         self._origin = origin  # the Origin header, if any
         self._subprotocols = list(subprotocols)  # offered in Sec-WebSocket-Protocol
         self._extensions_header = extensions_header  # a raw Sec-WebSocket-Extensions offer
+        self._socket_options = list(socket_options)  # (level, option, value), set before connecting
         self.protocol = ClientProtocol(
             self._uri,
             origin=Origin(origin) if origin else None,
@@ -109,6 +111,8 @@ class RawClient:
         """Connect and perform the opening handshake; the response, whatever its status."""
         loop = asyncio.get_running_loop()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        for level, option, setting in self._socket_options:
+            self._sock.setsockopt(level, option, setting)
         self._sock.setblocking(False)
         await asyncio.wait_for(loop.sock_connect(self._sock, (self._uri.host, self._uri.port)), TIMEOUT)
         request = self.protocol.connect()
