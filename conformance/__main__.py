@@ -17,12 +17,20 @@ Examples::
     python -m conformance --scenarios 'stream-*,probe-scope*'
     python -m conformance --app myapp:app --echo-path /ws/echo
     python -m conformance --publish                        # also docs/server-divergences.md
+    python -m conformance --rejudge .conformance-cache/runs/20261129-101500 --publish
+
+Every run keeps what it observed in ``<run dir>/run.json`` (the run directory is
+printed at the start), so that ``--rejudge`` can judge it again and rewrite the
+report after an edit of ``divergences.toml`` or of the report, without running
+any server.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
+import json
 import os
 import platform
 import shlex
@@ -32,14 +40,15 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from asgi_ws.servers import SERVERS
+from asgi_ws.servers import SERVERS, Listen
 
 from . import probes, scenarios  # noqa: F401  (importing registers the checks)
-from .autobahn_stage import CASE_SETS, run_autobahn_stage
-from .checks import CHECKS, Check
+from .autobahn_stage import CASE_SETS, EXPECTED_CASE, run_autobahn_stage
+from .checks import CHECKS, Check, Transcript
 from .launcher import APP, REPO_ROOT
 from .report import Report, write_html, write_json, write_markdown
 from .runner import Outcome, run_checks
+from .summary import headlines
 from .verdicts import (
     DivergenceFileError,
     judge,
@@ -81,33 +90,88 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--update-expected", metavar="SERVER", help="record SERVER's transcripts as the expected ones, then judge"
     )
+    parser.add_argument(
+        "--rejudge",
+        metavar="RUN_DIR",
+        type=Path,
+        help="run nothing: judge the outcomes kept in RUN_DIR/run.json again and write the report",
+    )
     return parser
+
+
+@dataclasses.dataclass(slots=True)
+class Run:
+    """What one run observed, before any judging: kept as ``run.json`` for ``--rejudge``."""
+
+    command: str  # how it was started
+    ran_on: str  # date, Python and machine
+    servers: list[str]  # the servers run, in SPEC §0 order
+    versions: dict[str, str]  # server -> its packages' versions
+    launcher_flags: dict[str, str]  # server -> the flags the launcher sets beyond choosing the server
+    skipped: dict[str, str]  # server -> why it was not run
+    checks: list[str]  # the checks selected, in registration order
+    outcomes: list[Outcome]  # scenarios, probes and failed Autobahn cases
+    autobahn: dict[str, object]  # the Autobahn section of the report ({} when not run)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=1, ensure_ascii=False) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Run:
+        data = json.loads(path.read_text())
+        data["outcomes"] = [Outcome(**outcome) for outcome in data["outcomes"]]
+        data.setdefault("launcher_flags", {})  # not kept by runs before it was reported
+        return cls(**data)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
     started = time.monotonic()
-    command = _command_line(argv if argv is not None else sys.argv[1:])
+    say = _printer(started)
     try:
-        servers = _servers(args.servers)
         divergences = load_divergences(known_servers=SERVERS)
         reference_notes = load_reference_notes()
-    except (ValueError, DivergenceFileError) as exc:
+        run = _rejudged(args.rejudge) if args.rejudge else _run(args, say)
+    except (ValueError, DivergenceFileError, OSError) as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return 2
+
+    cells = [judge(outcome, _expected(outcome.check), divergences) for outcome in run.outcomes]
+    ran = set(run.servers)
+    notes = [
+        f"divergence entry `{entry.check}` ({', '.join(entry.servers)}) explained nothing in this run"
+        for entry in stale(divergences, cells)
+        if set(entry.servers) <= ran and any(entry.covers(check, entry.servers[0]) for check in run.checks)
+    ]
+    report = Report(run.command, run.servers, run.versions, run.skipped, cells, divergences, run.autobahn, notes)
+    report.reference_notes, report.ran_on, report.launcher_flags = reference_notes, run.ran_on, run.launcher_flags
+    _write(report, args, say)
+    for headline in headlines(cells, run.servers).values():
+        say(headline.line)
+    failing = report.failing
+    say(f"done: {len(cells)} cells, {len(failing)} unexplained, in {time.monotonic() - started:.0f} s")
+    for cell in failing:
+        say(f"  {cell.verdict}: {cell.check} under {cell.server}")
+    return 1 if failing else 0
+
+
+def _run(args: argparse.Namespace, say: Callable[[str], None]) -> Run:
+    """Start every selected server, run the checks and Autobahn; what they observed, kept in run.json."""
+    servers = _servers(args.servers)
     checks = _select(args)
     if not checks:
-        print("conformance: error: --scenarios matched no check", file=sys.stderr)
-        return 2
+        raise ValueError("--scenarios matched no check")
     installed = [name for name in servers if SERVERS[name].installed()]
     skipped = {
         name: f"not installed ({', '.join(SERVERS[name].missing())})" for name in servers if name not in installed
     }
-    say = _printer(started)
     for name, reason in skipped.items():
         say(f"skip {name}: {reason}")
 
     work_dir = CACHE / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    say(f"run directory: {work_dir}")
     outcomes: list[Outcome] = []
     for server in installed:
         say(f"== {server}: {len(checks)} checks")
@@ -120,36 +184,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             save_expected(outcome.check, outcome.transcript)
         say(f"recorded {len(recorded)} expected transcripts from {args.update_expected}")
 
-    cells = [judge(outcome, load_expected(outcome.check), divergences) for outcome in outcomes]
     autobahn: dict[str, object] = {}
     if not args.skip_autobahn:
         say("== autobahn")
-        autobahn, autobahn_cells = run_autobahn_stage(
+        autobahn, failed_cases = run_autobahn_stage(
             installed,
             app=args.app,
             echo_path=args.echo_path,
             cases=args.autobahn_cases,
             work_dir=work_dir,
             cache_dir=CACHE,
-            divergences=divergences,
             progress=say,
         )
-        cells += autobahn_cells
+        outcomes += failed_cases
 
-    ran = set(installed)
-    notes = [
-        f"divergence entry `{entry.check}` ({', '.join(entry.servers)}) explained nothing in this run"
-        for entry in stale(divergences, cells)
-        if set(entry.servers) <= ran and any(entry.covers(check.name, entry.servers[0]) for check in checks)
-    ]
-    report = Report(command, installed, _versions(installed), skipped, cells, divergences, autobahn, notes)
-    report.reference_notes, report.ran_on = reference_notes, _ran_on()
-    _write(report, args, say)
-    failing = report.failing
-    say(f"done: {len(cells)} cells, {len(failing)} unexplained, in {time.monotonic() - started:.0f} s")
-    for cell in failing:
-        say(f"  {cell.verdict}: {cell.check} under {cell.server}")
-    return 1 if failing else 0
+    command = _command_line(args.argv)
+    names = [check.name for check in checks]
+    run = Run(
+        command,
+        _ran_on(),
+        installed,
+        _versions(installed),
+        _launcher_flags(installed),
+        skipped,
+        names,
+        outcomes,
+        autobahn,
+    )
+    run.save(work_dir / "run.json")
+    return run
+
+
+def _rejudged(run_dir: Path) -> Run:
+    path = run_dir / "run.json" if run_dir.is_dir() else run_dir
+    if not path.exists():
+        raise ValueError(f"--rejudge {run_dir}: no run.json there (every run keeps one in its run directory)")
+    return Run.load(path)
+
+
+def _expected(check: str) -> Transcript | None:
+    """What ``check`` is judged against: its expected transcript, or OK for an Autobahn case."""
+    return dict(EXPECTED_CASE) if check.startswith("autobahn:") else load_expected(check)
 
 
 def _command_line(argv: Sequence[str]) -> str:
@@ -205,6 +280,11 @@ def _versions(servers: Sequence[str]) -> dict[str, str]:
         packages = [SERVERS[server].module, *SERVERS[server].requires]
         versions[server] = ", ".join(f"{name} {_version(name)}" for name in packages)
     return versions
+
+
+def _launcher_flags(servers: Sequence[str]) -> dict[str, str]:
+    """What the launcher sets on each server's command line besides what selects the server."""
+    return {server: shlex.join(SERVERS[server].launcher_flags(Listen(port=0))) for server in servers}
 
 
 def _version(package: str) -> str:

@@ -3,9 +3,9 @@
 :mod:`conformance.autobahn` knows ``wstest``; this module starts each server
 with the app's limits raised (SPEC §5: Autobahn tests the server's protocol
 layer, not the app's policies), points ``wstest`` at its echo path, and turns
-the results into the report's JSON and into cells.  A case graded ``FAILED``
-becomes the cell ``autobahn:<case>``, which fails the run unless
-``divergences.toml`` explains it; every other grade is summarised only.
+the results into the report's JSON and into outcomes.  A case graded ``FAILED``
+becomes the outcome ``autobahn:<case>`` (expected: ``OK``), which fails the run
+unless ``divergences.toml`` explains it; every other grade is summarised only.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ from .autobahn import (
 )
 from .launcher import ServerStartError, run_server
 from .runner import Outcome
-from .verdicts import Cell, Divergence, judge
 
-__all__ = ["CASE_SETS", "run_autobahn_stage"]
+__all__ = ["CASE_SETS", "EXPECTED_CASE", "run_autobahn_stage"]
+
+# What every ``autobahn:<case>`` outcome is judged against.
+EXPECTED_CASE = {"behavior": "OK"}
 
 # --autobahn-cases: name -> (case patterns, time bound per server)
 CASE_SETS: dict[str, tuple[tuple[str, ...], float]] = {
@@ -47,17 +49,16 @@ def run_autobahn_stage(
     cases: str,
     work_dir: Path,
     cache_dir: Path,
-    divergences: Sequence[Divergence],
     progress: Callable[[str], None],
-) -> tuple[dict[str, Any], list[Cell]]:
-    """Run ``wstest`` against each server; the report's Autobahn section, and the failing cells."""
+) -> tuple[dict[str, Any], list[Outcome]]:
+    """Run ``wstest`` against each server; the report's Autobahn section, and the outcomes to judge."""
     wstest = find_wstest(cache_dir / "autobahn", progress)
     if isinstance(wstest, Unavailable):
         progress(f"skip autobahn: {wstest.reason}")
         return {"skipped": wstest.reason}, []
     patterns, bound = CASE_SETS[cases]
     section: dict[str, Any] = {"cases": " ".join(patterns), "wstest": wstest.description, "servers": {}}
-    cells: list[Cell] = []
+    outcomes: list[Outcome] = []
     for server in servers:
         progress(f"  {server}: autobahn {cases} cases")
         log_dir = work_dir / server / "autobahn"
@@ -67,13 +68,14 @@ def run_autobahn_stage(
                     wstest, {server: running.url(echo_path)}, patterns, log_dir / "reports", progress, bound
                 )[server]
         except ServerStartError as exc:
-            cells.append(judge(Outcome("autobahn", server, None, f"server did not start: {exc}"), None, divergences))
+            outcomes.append(Outcome("autobahn", server, None, f"server did not start: {exc}"))
             continue
         section["servers"][server] = result.to_json()
         if result.error is not None:
-            cells.append(judge(Outcome("autobahn", server, None, result.error), None, divergences))
-        for case in result.cases.values():
-            if case.behavior == "FAILED":
-                failed = Outcome(f"autobahn:{case.case_id}", server, {"behavior": case.behavior})
-                cells.append(judge(failed, {"behavior": "OK"}, divergences))
-    return section, cells
+            outcomes.append(Outcome("autobahn", server, None, result.error))
+        outcomes += [
+            Outcome(f"autobahn:{case.case_id}", server, {"behavior": case.behavior})
+            for case in result.cases.values()
+            if case.behavior == "FAILED"
+        ]
+    return section, outcomes

@@ -62,6 +62,7 @@ class Check:
     generic: bool = False  # an echo scenario that runs against any app with --echo-path
     own_server: bool = False  # the check stops its server, so it gets a server of its own
     server_flags: Mapping[str, float] = field(default_factory=dict)  # Listen overrides, e.g. ping_interval
+    racy: str | None = None  # what its outcome races with, and how the check gives one transcript anyway
 
 
 # Every check, by name, in registration order.
@@ -81,12 +82,12 @@ def _register(
 
 
 def scenario(name: str, summary: str, covers: str, **options: Any) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a scenario (options: settings, generic, own_server, server_flags)."""
+    """Register a scenario (options: settings, generic, own_server, server_flags, racy)."""
     return _register("scenario", name, summary, covers, **options)
 
 
 def probe(name: str, summary: str, covers: str, **options: Any) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a probe (options: own_server, server_flags)."""
+    """Register a probe (options: own_server, server_flags, racy)."""
     return _register("probe", name, summary, covers, **options)
 
 

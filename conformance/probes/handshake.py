@@ -31,9 +31,9 @@ async def scope(target: Target) -> Transcript:
             return {"handshake": handshake}
         text = await next_text(client)
     if text is None:
-        return {"handshake": handshake, "scope": "no description received"}
+        return {"handshake": handshake, "app saw": "no description received"}
     described: dict[str, Any] = json.loads(text)
-    return described
+    return {"app saw": described}  # the app's side: the scope and connect event, as the probe app described them
 
 
 async def _refusal(target: Target, path: str) -> Transcript:
@@ -156,6 +156,10 @@ SLOWLORIS_TRICKLE = 0.5  # seconds between two header lines
     "probe-slowloris",
     "A handshake whose header lines trickle in and never end: whether the server ends it within 8 s, and how.",
     "SPEC §7 slowloris (the server's job: the app never sees an unfinished handshake)",
+    racy=(
+        "The server's own handshake timeout is timing. hypercorn's (5 s, counted from the TCP accept) is "
+        "judged against an 8 s window, 3 s of margin."
+    ),
 )
 async def slowloris(target: Target) -> Transcript:
     reader, writer = await asyncio.open_connection(target.host, target.port)

@@ -55,6 +55,10 @@ async def _after_client_close(target: Target, path: str) -> Transcript:
     "probe-send-after-disconnect-unseen",
     "The client closes; the app, not having received the disconnect yet, sends a message and a close.",
     "ASGI WebSocket: send after the connection closed (spec 2.4+: raise an IOError subclass)",
+    racy=(
+        "The app's send must come after the client's close reached the server and before the app reads the "
+        "disconnect. The probe app sleeps a fixed delay before sending, long against loopback latency."
+    ),
 )
 async def send_after_disconnect_unseen(target: Target) -> Transcript:
     return await _after_client_close(target, "/send-after-disconnect?seen=0")
@@ -107,6 +111,10 @@ async def _ping_within(client: RawClient, seconds: float) -> bool:
     "probe-keepalive-default",
     "With the launcher's default flags (20 s interval where the server has one): a ping within 3 s?",
     "Server keepalive (asgi_ws.servers.Listen)",
+    racy=(
+        "A ping's arrival is timing. Only booleans for two windows (0.5 s and 3 s) are kept, far from the 20 "
+        "s interval the launcher asks for."
+    ),
 )
 async def keepalive_default(target: Target) -> Transcript:
     return await _pinged(target)
@@ -117,6 +125,10 @@ async def keepalive_default(target: Target) -> Transcript:
     "With a 1 s ping interval requested through the server's flags: does a ping come within 3 s?",
     "Server keepalive (asgi_ws.servers.Listen)",
     server_flags={"ping_interval": 1.0},
+    racy=(
+        "A ping's arrival is timing. Only booleans for two windows (0.5 s and 3 s) are kept, each with room "
+        "around the 1 s interval asked for."
+    ),
 )
 async def keepalive_1s(target: Target) -> Transcript:
     return await _pinged(target)
@@ -127,6 +139,10 @@ async def keepalive_1s(target: Target) -> Transcript:
     "SIGTERM with one idle open socket: what the client gets, what the app gets, whether the server exits.",
     "SPEC §4 (open sockets at shutdown are closed by the server); ASGI lifespan",
     own_server=True,
+    racy=(
+        "The server's exit races the client's reply to its close frame. FIN or RST is not recorded, and the "
+        "client waits 15 s, longer than the launcher's 10 s grace before SIGKILL."
+    ),
 )
 async def sigterm(target: Target) -> Transcript:
     async with connect(target, "/hold") as (client, connection_id):

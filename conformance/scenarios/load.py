@@ -160,6 +160,10 @@ async def echo_50_clients(target: Target) -> Transcript:
     "resets-amid-chat",
     "Half of a room resets TCP mid-message; the other half is unaffected and the connection count comes back down.",
     "SPEC §5 abrupt TCP resets, §7 resets leave no trace",
+    racy=(
+        "Which messages reach a client that resets is timing. Only the survivors' messages are recorded, and "
+        "the counts are read after /healthz has settled (polled, up to a bound)."
+    ),
 )
 async def resets_amid_chat(target: Target) -> Transcript:
     """5 well-behaved clients and 5 raw clients in one room; the raw ones send half a frame and reset."""

@@ -154,6 +154,10 @@ async def size_limit_utf8(target: Target) -> Transcript:
     "A flood past the rate limit is answered up to the burst, then closed with 4429 'rate limited'.",
     "SPEC §3 rate_limit",
     settings=LIMITS,
+    racy=(
+        "The token bucket refills while the flood is sent. The rate is 1 message/s, so no token is added "
+        "during the burst-sized flood, and the replies before the 4429 close are always the burst."
+    ),
 )
 async def rate_limit_4429(target: Target) -> Transcript:
     """200 messages in one write to a connection allowed 5 at once and 1 a second after that."""
@@ -179,6 +183,10 @@ def _text_frame(raw: RawClient, text: str) -> bytes:
     "A connection with no message either way for idle_timeout is closed with 4408 'idle timeout'.",
     "SPEC §3 idle",
     settings=IDLE,
+    racy=(
+        "The idle close comes between idle_timeout and 1/16 of it later. The transcript keeps only that it "
+        "did not come before the timeout (a lower bound), never when it came."
+    ),
 )
 async def idle_silent_4408(target: Target) -> Transcript:
     """A client that says nothing on /ws, on /ws_json and on /stream, all three at once."""
@@ -199,6 +207,10 @@ async def _silent(target: Target, path: str) -> dict[str, Any]:
     "A silent client reading an active room is not idle; once the room falls silent, both close with 4408.",
     "SPEC §3 idle",
     settings=IDLE,
+    racy=(
+        "The room's ticks and the idle close are timed. The writer stops well before the timeout, and only "
+        "the order of events (every tick heard, then 4408) is recorded."
+    ),
 )
 async def idle_room_reader(target: Target) -> Transcript:
     """A writer says something every quarter of the timeout for two and a half timeouts; the reader never writes.
@@ -229,6 +241,11 @@ async def idle_room_reader(target: Target) -> Transcript:
     "A client that stops reading while others flood is closed with 4503 'slow consumer'; the others get everything.",
     "SPEC §3 outbound queue full, §4",
     settings=SLOW,
+    racy=(
+        "How much of the flood the stalled client reads before the 4503 close depends on socket buffers and "
+        "timing. The transcript keeps only that what it read is the flood's start, in order, and whether it "
+        "read all of it."
+    ),
 )
 async def slow_consumer_4503(target: Target) -> Transcript:
     """On /ws_broadcast: a flooder, a reader that keeps up, and a raw client that reads nothing until the flood is over.

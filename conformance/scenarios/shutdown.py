@@ -62,6 +62,10 @@ async def _count_to_end(ws: ClientConnection) -> tuple[int, Any]:
     "SIGTERM with idle sockets open: how each client's connection ends and how the process exits.",
     "SPEC §4 lifespan, §5 server shutdown with open sockets",
     own_server=True,
+    racy=(
+        "The server's exit races the client's reply to its close frame. FIN or RST is not recorded, and the "
+        "client waits 15 s, longer than the launcher's 10 s grace before SIGKILL."
+    ),
 )
 async def shutdown_idle_sockets(target: Target) -> Transcript:
     """One client on /ws and one in a chat room, both idle, when the server is told to stop."""
@@ -80,6 +84,10 @@ async def shutdown_idle_sockets(target: Target) -> Transcript:
     "SIGTERM during a /stream push that the client is reading: how the push ends, how the process exits.",
     "SPEC §4 lifespan, §5 server shutdown with open sockets",
     own_server=True,
+    racy=(
+        "SIGTERM lands at some point of the push. The transcript keeps only how the push ended and that it "
+        "was not whole, not how many messages arrived."
+    ),
 )
 async def shutdown_mid_stream(target: Target) -> Transcript:
     """A million-message push, started, then SIGTERM while the client keeps reading."""

@@ -275,6 +275,11 @@ async def echo_client_close_no_code(target: Target) -> Transcript:
     "A client that resets TCP after a round trip: the code of the disconnect the app gets.",
     "SPEC §5 abrupt TCP resets",
     generic=True,
+    racy=(
+        "The reset races the server's read of the connection. The client waits for its echo before it resets,"
+        " so the order is fixed, and how TCP ended (FIN or RST) is not recorded; only the disconnect code the"
+        " app got."
+    ),
 )
 async def echo_reset_after_message(target: Target) -> Transcript:
     """One round trip, then RST."""
@@ -292,6 +297,11 @@ async def echo_reset_after_message(target: Target) -> Transcript:
     "A client that resets TCP halfway through a frame: the app gets no message, only a disconnect.",
     "SPEC §5 abrupt TCP resets, §7 reset mid-message",
     generic=True,
+    racy=(
+        "The reset races the server's read of the half frame. The client waits for its first echo before it "
+        "resets, the half frame can never become a message, and only the disconnect code the app got is "
+        "recorded."
+    ),
 )
 async def echo_reset_mid_frame(target: Target) -> Transcript:
     """One round trip, then half of a 1000-byte text frame, then RST."""
@@ -308,6 +318,11 @@ async def echo_reset_mid_frame(target: Target) -> Transcript:
     "stream-reset-send-errors",
     "A client that resets TCP during a /stream push: whether the app's send() raised, and what, differs by server.",
     "SPEC §3 send() may fail after a disconnect, §5 resets, §7 reset mid-stream",
+    racy=(
+        "How many push messages go out before send() fails depends on the moment of the reset. The transcript"
+        " keeps only whether send() failed and with what (a million-message push cannot finish first), and "
+        "waits for /healthz to count the connection released."
+    ),
 )
 async def stream_reset_send_errors(target: Target) -> Transcript:
     """A million-message push, reset as soon as it starts; then the connection must be released."""

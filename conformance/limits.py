@@ -1,0 +1,35 @@
+"""What the conformance run cannot promise: the checks that race, and what no check covers.
+
+A check whose outcome depends on timing registers with ``racy="..."``, saying
+what races and how the check still gives one transcript whichever way the race
+goes (it records a coarse boolean, tolerates both outcomes, or waits the race
+out).  :data:`NOT_TESTED` lists what no check covers.  Both go into the report's
+"Honest limits" section.
+"""
+
+from __future__ import annotations
+
+from .checks import CHECKS, Check
+
+__all__ = ["NOT_TESTED", "racy_checks"]
+
+NOT_TESTED: tuple[str, ...] = (
+    "TLS (`wss://`): every server is run on plain TCP on 127.0.0.1.",
+    "HTTP/2 and HTTP/3 WebSockets (RFC 8441, RFC 9220): hypercorn and granian support them; only HTTP/1.1 is driven.",
+    "IPv6 and Unix-socket listeners.",
+    "Servers behind a proxy: `X-Forwarded-*` and proxy-headers handling in the scope.",
+    "Multi-worker servers in the matrix: every check runs one worker process (the integration tests cover "
+    "`--workers 2` with Redis apart).",
+    "Permessage-deflate beyond the handshake: compressed frames are negotiated by some servers but the echo "
+    "checks send uncompressed frames; Autobahn's cases 12 and 13 are run as a sample only.",
+    "Long-running behaviour: memory growth over hours and keepalive over minutes (see bench/SOAK.md for soaks).",
+    "Load: the checks use at most a few hundred connections; bench/ measures throughput and bench/soak.py 10,000 "
+    "connections.",
+    "Every Python version: the published matrix comes from one interpreter (the line at the top); tox runs the "
+    "integration tests on 3.11, 3.12 and 3.13 under uvicorn and hypercorn.",
+)
+
+
+def racy_checks() -> list[Check]:
+    """The registered checks that declare a race, in registration order."""
+    return [check for check in CHECKS.values() if check.racy is not None]

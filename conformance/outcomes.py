@@ -1,0 +1,589 @@
+"""What each server actually does: the behaviour-by-server table, in a few words per cell.
+
+The matrices say *whether* a server departs from the reference; this table
+says *what it does*, so that "the reason key is missing" and "the socket is
+left open forever" do not look alike.  Each :class:`Behaviour` names one check,
+what the ASGI spec (2.5) or RFC 6455 says, how far a departure reaches (its
+severity), and a function that turns the check's recorded transcript into a
+few words.  The cells are generated from the transcripts of the run, never
+written by hand; a cell that departs from the reference links to the entry
+that explains it.
+
+The describing functions read the views that :mod:`conformance.probes._support`
+and :mod:`conformance.scenarios.helpers` record.  They are written to never
+raise: a shape they do not know reads as "?", which a test catches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .checks import Transcript
+from .verdicts import Cell, Divergence, Side, cells_by_check
+
+REFERENCE = "uvicorn"  # the server whose words every other cell is compared with
+
+__all__ = ["BEHAVIOURS", "Behaviour", "OutcomeRow", "ServerOutcome", "outcome_rows"]
+
+Severity = Literal["cosmetic", "app-visible", "client-visible", "crash or hang"]
+Describe = Callable[[Transcript], str]
+
+
+# Words for the views that transcripts are made of
+
+
+def ending(view: Any) -> str:
+    """How a connection ended, from a closing view: "1011", "1000 'bye'", "no close frame", "left open"."""
+    if not isinstance(view, Mapping):
+        return "?"
+    if "status" in view and view.get("status") != 101:
+        return handshake(view)
+    if "then" in view:
+        return ending(view["then"])
+    if "protocol_error" in view:
+        return "invalid close frame"
+    close = view.get("close")
+    end = view.get("end")
+    if close is None:
+        return "left open ≥ 5 s" if end == "still open" else "no close frame"
+    words = close_words(close)
+    return f"{words}, TCP left open" if end == "still open" else words
+
+
+def close_words(close: Any) -> str:
+    """A close frame's code and reason: "1000", "4001 'client reason'", "close, no code"."""
+    if close == "eof without close frame":
+        return "no close frame"
+    if close == "still open":
+        return "left open"
+    if not isinstance(close, Mapping):
+        return "?"
+    code = close.get("code")
+    words = "close, no code" if code is None else str(code)
+    reason = close.get("reason")
+    if reason and close.get("reason_bytes", 0) > 30:
+        words += f", {close['reason_bytes']}-byte reason"
+    elif reason:
+        words += f" '{_short(reason)}'"
+    return words
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 16 else text[:14] + "…"
+
+
+def handshake(view: Any) -> str:
+    """A handshake response: "101", "403", "no response", "closed at once"."""
+    if not isinstance(view, Mapping):
+        return "?"
+    status = view.get("status")
+    if status is not None:
+        return str(status)
+    failure = view.get("failure", "?")
+    if failure == "closed without a response":
+        return "TCP closed, no response" if view.get("at once", True) else "TCP closed after a delay"
+    return str(failure)
+
+
+def disconnect(app: Any) -> str:
+    """The code and reason of the app's ``websocket.disconnect``: "1000", "1006, no reason", "4001 'bye'"."""
+    if not isinstance(app, Mapping):
+        return "?"
+    events = [app.get("disconnect"), *(app.get("received") or [])]
+    for event in events:
+        if isinstance(event, Mapping) and event.get("type", "websocket.disconnect") == "websocket.disconnect":
+            if "code" not in event:
+                continue  # a shape summary ({"keys": ...}), not the event itself
+            words = str(event["code"])
+            if event.get("reason"):
+                words += f" '{_short(event['reason'])}'"
+            elif "reason" not in event:
+                words += ", no reason"
+            return words
+    return "no disconnect"
+
+
+def raised(value: Any, silent: str = "returns") -> str:
+    """An exception name as "raises X", or ``silent`` when none was raised."""
+    return silent if value in (None, "", False) else f"raises {value}"
+
+
+def at(path: Sequence[str], describe: Callable[[Any], str]) -> Describe:
+    """A describer of the value found at ``path`` in the transcript."""
+
+    def words(transcript: Transcript) -> str:
+        value: Any = transcript
+        for key in path:
+            if not isinstance(value, Mapping) or key not in value:
+                return "?"
+            value = value[key]
+        return describe(value)
+
+    return words
+
+
+# The table
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    """One row of the table: a behaviour, the check that shows it, and how to describe what happened."""
+
+    title: str  # the behaviour, a few words
+    check: str  # the check whose transcripts the cells come from
+    spec: str  # what the ASGI spec or RFC 6455 says, a few words
+    severity: Severity  # how far a departure reaches
+    describe: Describe  # transcript -> a few words
+
+    @property
+    def side(self) -> Side:
+        """The side of the transcript the words describe: the app's for app-visible rows, else the client's."""
+        return "app" if self.severity == "app-visible" else "client"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOutcome:
+    """One cell: what the server did, and the entry that explains it where it departs from the reference."""
+
+    words: str
+    departs: bool  # the words differ from the reference's
+    explained_by: Divergence | None = None  # the entry that explains the departure
+
+
+@dataclass(slots=True)
+class OutcomeRow:
+    """A row as the report shows it."""
+
+    title: str
+    check: str
+    spec: str
+    severity: Severity
+    cells: dict[str, ServerOutcome] = field(default_factory=dict)  # by server
+
+    @property
+    def anchor(self) -> str:
+        """The id of this row in the Markdown report, for links from the portability guide."""
+        return "o-" + "".join(char if char.isalnum() else "-" for char in self.title.lower()).strip("-")
+
+    def departing(self) -> list[str]:
+        """The servers that do something other than the reference does."""
+        return [server for server, cell in self.cells.items() if cell.departs]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "behaviour": self.title,
+            "check": self.check,
+            "spec": self.spec,
+            "severity": self.severity,
+            "servers": {
+                server: {
+                    "outcome": cell.words,
+                    "departs": cell.departs,
+                    "explained_by": cell.explained_by.anchor if cell.explained_by else None,
+                }
+                for server, cell in self.cells.items()
+            },
+        }
+
+
+def outcome_rows(cells: Iterable[Cell], servers: Sequence[str]) -> list[OutcomeRow]:
+    """The table for this run: one row per behaviour whose check ran, cells in ``servers`` order."""
+    table = cells_by_check(cells)
+    rows = []
+    for behaviour in BEHAVIOURS:
+        by_server = table.get(behaviour.check)
+        if not by_server:
+            continue
+        row = OutcomeRow(behaviour.title, behaviour.check, behaviour.spec, behaviour.severity)
+        reference = by_server.get(REFERENCE)
+        expected = _words(behaviour, reference) if reference is not None else None
+        for server in servers:
+            cell = by_server.get(server)
+            if cell is None:
+                continue
+            words = _words(behaviour, cell)
+            departs = expected is not None and words != expected
+            explanation = cell.explanation(behaviour.side) or cell.divergence if departs else None
+            row.cells[server] = ServerOutcome(words, departs, explanation)
+        rows.append(row)
+    return rows
+
+
+def _words(behaviour: Behaviour, cell: Cell) -> str:
+    if cell.observed is None:
+        return "did not finish"
+    try:
+        return behaviour.describe(cell.observed)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+        return "?"
+
+
+# Describers of particular checks
+
+
+def _app_ended(transcript: Transcript) -> str:
+    return ending(transcript.get("client"))
+
+
+def _refused(transcript: Transcript) -> str:
+    client = transcript.get("client", {})
+    words = handshake(client)
+    if client.get("status") not in (None, 101) and client.get("body"):
+        words += " with a body"
+    return words
+
+
+def _denial(transcript: Transcript) -> str:
+    app = transcript.get("app", {})
+    probe = app.get("probe", {})
+    words = _refused(transcript)
+    if probe.get("advertised") is False:
+        return f"not advertised; {words}"
+    client = transcript.get("client", {})
+    if client.get("body") and client.get("body") != "denied: two chunks":
+        words += f" '{_short(client['body'])}' only"
+    failed = [error for error in probe.get("send_raised", []) if error]
+    if failed:
+        words += f"; a body chunk raises {failed[0]}"
+    return words
+
+
+def _app_closed(transcript: Transcript) -> str:
+    words = ending(transcript.get("client"))
+    failure = transcript.get("app", {}).get("close_raised")
+    return f"close() raises {failure}; {words}" if failure else words
+
+
+def _after_own_close(transcript: Transcript) -> str:
+    app = transcript.get("app", {})
+    if app.get("then_receive", {}).get("timed out"):
+        return "receive() blocks ≥ 5 s"
+    return disconnect(app)
+
+
+def _told_app(transcript: Transcript) -> str:
+    return disconnect(transcript.get("app"))
+
+
+def _reply_to_client_close(transcript: Transcript) -> str:
+    return ending(transcript.get("client"))
+
+
+def _send_after_disconnect(transcript: Transcript) -> str:
+    words = raised(transcript.get("app", {}).get("send_raised"))
+    if transcript.get("client", {}).get("messages"):
+        words += "; the message still goes out"
+    return words
+
+
+def _receive_after_disconnect(transcript: Transcript) -> str:
+    then = transcript.get("app", {}).get("then_receive", {})
+    if then.get("timed out"):
+        return "blocks ≥ 5 s"
+    return "another disconnect" if then.get("returned", {}).get("type") == "websocket.disconnect" else "?"
+
+
+def _receive_shape(transcript: Transcript) -> str:
+    keys = transcript.get("app received", {}).get("text", {}).get("shape", {}).get("keys", {})
+    if not keys:
+        return "?"
+    return "unused key None" if "bytes" in keys else "unused key absent"
+
+
+def _send_shapes(transcript: Transcript) -> str:
+    messages = transcript.get("client", {}).get("messages", [])
+    empties = sum(1 for message in messages if 0 in message.values())
+    failures = [error for error in transcript.get("app", {}).get("send_raised", []) if error]
+    if failures:
+        return f"raises {failures[0]}"
+    return "empty messages sent" if empties == 2 else "empty messages dropped"
+
+
+def _accept_headers(transcript: Transcript) -> str:
+    return "sent" if transcript.get("x-probe") else "dropped"
+
+
+def _deflate(transcript: Transcript) -> str:
+    header = transcript.get("sec-websocket-extensions")
+    if not header:
+        return "not negotiated"
+    bits = [part.strip() for part in header.split(";")[1:]]
+    return "negotiated" + (f" ({', '.join(bits)})" if bits else "")
+
+
+def _size(transcript: Transcript) -> str:
+    if transcript.get("delivered"):
+        return "delivered"
+    return "refused: " + ending(transcript.get("client"))
+
+
+def _invalid_utf8(transcript: Transcript) -> str:
+    return f"{ending(transcript.get('client'))}; app told {disconnect(transcript.get('app'))}"
+
+
+def _keepalive(transcript: Transcript) -> str:
+    windows = [(key, value) for key, value in transcript.items() if key.startswith("pinged within")]
+    for key, value in sorted(windows, key=lambda item: float(item[0].split()[2])):
+        if value:
+            return "pings " + key.removeprefix("pinged ")
+    return "no ping " + (windows[-1][0].removeprefix("pinged ") if windows else "?")
+
+
+def _slowloris(transcript: Transcript) -> str:
+    ended = next((value for key, value in transcript.items() if key.startswith("ended by the server")), None)
+    return "ends it ≤ 8 s" if ended else "waits ≥ 8 s"
+
+
+def _sigterm(transcript: Transcript) -> str:
+    server = transcript.get("server", {})
+    exit_code = server.get("exit code")
+    exited = f"exit {exit_code}" if server.get("exited", True) else "does not exit"
+    return f"{ending(transcript.get('client'))}; {exited}"
+
+
+def _spec_version(transcript: Transcript) -> str:
+    scope = transcript.get("app saw", {})
+    if not isinstance(scope, Mapping):
+        return "?"
+    return str(scope.get("scope", {}).get("asgi", {}).get("spec_version", "absent"))
+
+
+def _shutdown(transcript: Transcript) -> str:
+    clients = transcript.get("clients", {})
+    first = next(iter(clients.values()), None)
+    server = transcript.get("server", {})
+    words = f"{close_words(first)}; exit {server.get('exit code')}"
+    return words + ("; traceback logged" if server.get("traceback in log") else "")
+
+
+def _unknown_path(transcript: Transcript) -> str:
+    answer = transcript.get("/nope", {})
+    return f"{answer.get('status')}" + (f" '{answer['body']}'" if answer.get("body") else ", no body")
+
+
+def _slow_consumer(transcript: Transcript) -> str:
+    stalled = transcript.get("stalled", {})
+    words = close_words(stalled.get("close"))
+    if stalled.get("read the whole flood"):
+        words += "; the whole flood delivered"
+    return words
+
+
+def _policy_close(transcript: Transcript) -> str:
+    return close_words(transcript.get("text", {}).get("one byte more", {}).get("close"))
+
+
+def _empty_echo(transcript: Transcript) -> str:
+    frames = transcript.get("client", {}).get("frames", [])
+    return "echoed" if any(value == "" for frame in frames for value in frame.values()) else "dropped"
+
+
+def _clean_close_app(transcript: Transcript) -> str:
+    return disconnect(transcript.get("app"))
+
+
+BEHAVIOURS: tuple[Behaviour, ...] = (
+    # asgi-ws itself, as its clients and the app see it
+    Behaviour(
+        "asgi-ws: a client's clean close, as the app is told",
+        "normal-close-1000",
+        "disconnect code: the client's (1000)",
+        "app-visible",
+        _clean_close_app,
+    ),
+    Behaviour(
+        "asgi-ws: a policy close (message too big)",
+        "size-limit-64kib",
+        "the app's code and reason (ASGI 2.3+)",
+        "client-visible",
+        _policy_close,
+    ),
+    Behaviour(
+        "asgi-ws: a slow consumer is closed",
+        "slow-consumer-4503",
+        "send() applies backpressure (not stated)",
+        "client-visible",
+        _slow_consumer,
+    ),
+    Behaviour(
+        "asgi-ws: empty messages echoed",
+        "echo-empty-messages",
+        "empty text and bytes are messages",
+        "client-visible",
+        _empty_echo,
+    ),
+    Behaviour(
+        "asgi-ws: refused before accept (unknown path)",
+        "unknown-path-404",
+        "denial response where the extension is listed",
+        "client-visible",
+        _unknown_path,
+    ),
+    Behaviour(
+        "asgi-ws: SIGTERM with idle sockets open",
+        "shutdown-idle-sockets",
+        "not stated; RFC 6455: 1001 going away",
+        "client-visible",
+        _shutdown,
+    ),
+    # The servers, through the probe app
+    Behaviour(
+        "App returns after accept, no close",
+        "probe-return-after-accept",
+        "the socket is closed",
+        "crash or hang",
+        _app_ended,
+    ),
+    Behaviour(
+        "App raises after accept", "probe-raise-after-accept", "the socket is closed", "client-visible", _app_ended
+    ),
+    Behaviour("App returns before accept", "probe-return-before-accept", "not stated", "client-visible", _refused),
+    Behaviour("App raises before accept", "probe-raise-before-accept", "not stated", "client-visible", _refused),
+    Behaviour("websocket.close before accept", "probe-close-before-accept", "HTTP 403", "cosmetic", _refused),
+    Behaviour(
+        "Denial response (websocket.http.response)",
+        "probe-denial-response",
+        "the app's status, headers and body, where listed",
+        "client-visible",
+        _denial,
+    ),
+    Behaviour(
+        "App closes with 4000 and a reason",
+        "probe-app-close-code-reason",
+        "that code and reason",
+        "client-visible",
+        _app_closed,
+    ),
+    Behaviour("App closes with 1001", "probe-app-close-code-1001", "that code", "crash or hang", _app_closed),
+    Behaviour("App closes with 1011", "probe-app-close-code-1011", "that code", "crash or hang", _app_closed),
+    Behaviour(
+        "App closes with 1005 (not for the wire)",
+        "probe-app-close-code-1005",
+        "RFC 6455 §7.4.1: must not be sent",
+        "crash or hang",
+        _app_closed,
+    ),
+    Behaviour(
+        "App closes with 999 (invalid)",
+        "probe-app-close-code-999",
+        "RFC 6455 §7.4.2: invalid",
+        "crash or hang",
+        _app_closed,
+    ),
+    Behaviour(
+        "App closes with a 200-byte reason",
+        "probe-app-close-long-reason",
+        "RFC 6455 §5.5: at most 123 bytes fit",
+        "client-visible",
+        _app_closed,
+    ),
+    Behaviour(
+        "receive() after the app's own close",
+        "probe-app-close-code-reason",
+        "disconnect with the code (not stated when)",
+        "app-visible",
+        _after_own_close,
+    ),
+    Behaviour(
+        "Client closes with 4001 and a reason: the app is told",
+        "probe-client-close-code-reason",
+        "disconnect with that code and reason (2.5)",
+        "app-visible",
+        _told_app,
+    ),
+    Behaviour(
+        "Client closes with 4001 and a reason: the reply",
+        "probe-client-close-code-reason",
+        "RFC 6455 §5.5.1: usually echoes the code",
+        "client-visible",
+        _reply_to_client_close,
+    ),
+    Behaviour(
+        "Client closes with no code: the app is told",
+        "probe-client-close-no-code",
+        "1005",
+        "app-visible",
+        _told_app,
+    ),
+    Behaviour(
+        "send() after a disconnect the app has not read",
+        "probe-send-after-disconnect-unseen",
+        "should raise an OSError subclass (2.4)",
+        "client-visible",
+        _send_after_disconnect,
+    ),
+    Behaviour(
+        "send() after the app read the disconnect",
+        "probe-send-after-disconnect-seen",
+        "should raise an OSError subclass (2.4)",
+        "app-visible",
+        _send_after_disconnect,
+    ),
+    Behaviour(
+        "receive() after websocket.disconnect",
+        "probe-receive-after-disconnect",
+        "not stated",
+        "crash or hang",
+        _receive_after_disconnect,
+    ),
+    Behaviour(
+        "websocket.receive: the unused key",
+        "probe-receive-shapes",
+        "None or absent, both allowed",
+        "app-visible",
+        _receive_shape,
+    ),
+    Behaviour(
+        "Empty text and bytes sent by the app", "probe-send-shapes", "sent as messages", "client-visible", _send_shapes
+    ),
+    Behaviour(
+        "Headers passed with websocket.accept",
+        "probe-accept-headers",
+        "sent in the 101 (2.1)",
+        "client-visible",
+        _accept_headers,
+    ),
+    Behaviour(
+        "asgi.spec_version in the scope",
+        "probe-scope",
+        "the version served (2.5 is current)",
+        "app-visible",
+        _spec_version,
+    ),
+    Behaviour(
+        "permessage-deflate offered by the client", "probe-permessage-deflate", "not stated", "cosmetic", _deflate
+    ),
+    Behaviour("A 1 MiB + 1 message", "probe-size-1mib-plus-1", "not stated", "client-visible", _size),
+    Behaviour("A 16 MiB + 1 message", "probe-size-16mib-plus-1", "not stated", "client-visible", _size),
+    Behaviour(
+        "Invalid UTF-8 in a text frame",
+        "probe-invalid-utf8",
+        "RFC 6455 §8.1: fail with 1007",
+        "client-visible",
+        _invalid_utf8,
+    ),
+    Behaviour(
+        "Keepalive with the launcher's 20 s ping flags",
+        "probe-keepalive-default",
+        "servers should ping as necessary",
+        "client-visible",
+        _keepalive,
+    ),
+    Behaviour(
+        "Keepalive with 1 s ping flags",
+        "probe-keepalive-1s",
+        "servers should ping as necessary",
+        "client-visible",
+        _keepalive,
+    ),
+    Behaviour("A handshake that never ends", "probe-slowloris", "not stated", "crash or hang", _slowloris),
+    Behaviour(
+        "SIGTERM with a socket open",
+        "probe-sigterm",
+        "not stated; RFC 6455: 1001 going away",
+        "client-visible",
+        _sigterm,
+    ),
+)

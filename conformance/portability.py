@@ -1,0 +1,103 @@
+"""The portability guide: what an ASGI app must do to behave the same under every server.
+
+Each rule is backed by checks whose outcomes (rows of the report's "What each
+server does" table) show what goes wrong when an app relies on one server's
+behaviour.  The report prints each rule with those rows and the servers that
+depart in them, so a rule whose proof no longer holds can be seen at once.
+asgi-ws follows every rule; the code comments at each place say which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["RULES", "Rule"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule of the guide."""
+
+    rule: str  # the rule, imperative, one line
+    why: str  # one or two sentences: what differs between servers
+    checks: tuple[str, ...]  # the checks whose outcome rows prove it
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "Always send `websocket.close` before returning after accept.",
+        "An app that returns or raises leaves the ending to the server, and each server ends differently: "
+        "no close frame, 1011, 1000, or a close frame with no code.",
+        ("probe-return-after-accept", "probe-raise-after-accept"),
+    ),
+    Rule(
+        "Close with 1000 or a code from 3000 to 4999 only.",
+        "Other codes the RFC allows an endpoint to send (1001, 1008, 1011) are refused by some servers, and the "
+        "codes it forbids on the wire (1005, 1006, 1015, below 1000, 5000 and up) are passed on, rewritten or "
+        "refused, each server its own way.",
+        (
+            "probe-app-close-code-1001",
+            "probe-app-close-code-1011",
+            "probe-app-close-code-1005",
+            "probe-app-close-code-999",
+        ),
+    ),
+    Rule(
+        "Keep close reasons to 123 bytes of UTF-8, and do not rely on them arriving.",
+        "A longer reason does not fit in a close frame; servers cut it, refuse it or fail. Some servers drop the "
+        "reason altogether.",
+        ("probe-app-close-long-reason", "probe-app-close-code-reason"),
+    ),
+    Rule(
+        "Do not use empty messages.",
+        "An empty text or binary message is dropped by some servers, in both directions.",
+        ("echo-empty-messages", "probe-send-shapes"),
+    ),
+    Rule(
+        "Read `text` and `bytes` with `message.get(key) is not None`.",
+        "Servers differ on whether the key that is not used is absent or None.",
+        ("probe-receive-shapes",),
+    ),
+    Rule(
+        'Treat any exception from `send()` as "the client is gone", and expect none at all.',
+        "After a disconnect, servers raise different exceptions (their own, OSError, RuntimeError), or return "
+        "as if the message had been sent.",
+        ("probe-send-after-disconnect-unseen", "probe-send-after-disconnect-seen"),
+    ),
+    Rule(
+        "Never call `receive()` again after `websocket.disconnect`.",
+        "Some servers answer with another disconnect, others never answer.",
+        ("probe-receive-after-disconnect",),
+    ),
+    Rule(
+        "Do not rely on the code in `websocket.disconnect`.",
+        "Some servers report a client's clean close as 1006, or pass no reason on.",
+        ("probe-client-close-code-reason", "probe-client-close-no-code"),
+    ),
+    Rule(
+        "Refuse a handshake with `websocket.http.response` only where the scope's extensions list it; "
+        "otherwise send `websocket.close` before accept.",
+        "Servers without the extension turn every refusal into a 403, whatever the app meant.",
+        ("probe-denial-response", "probe-close-before-accept"),
+    ),
+    Rule(
+        "Put nothing required in accept headers.",
+        "Some servers drop the headers an app passes with `websocket.accept`.",
+        ("probe-accept-headers",),
+    ),
+    Rule(
+        "Enforce your own message-size limit, below every server's.",
+        "Server limits range from 1 MiB to 16 MiB, and the client is told in different ways when it is exceeded.",
+        ("probe-size-1mib-plus-1", "probe-size-16mib-plus-1"),
+    ),
+    Rule(
+        "Set keepalive on the server's command line, and close idle connections in the app.",
+        "Servers ping at different intervals by default, and some not at all.",
+        ("probe-keepalive-default",),
+    ),
+    Rule(
+        "Expect the server, not the app, to choose the close code at shutdown.",
+        "On SIGTERM servers close open sockets with 1012, 1011, 1001 or no close frame at all.",
+        ("probe-sigterm",),
+    ),
+)

@@ -1,0 +1,89 @@
+"""conformance.outcomes, conformance.portability and conformance.summary: the tables read first."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import probes, scenarios  # noqa: F401  (importing registers the checks)
+from conformance.checks import CHECKS
+from conformance.outcomes import BEHAVIOURS, close_words, disconnect, ending, handshake, outcome_rows
+from conformance.portability import RULES
+from conformance.runner import Outcome
+from conformance.verdicts import Divergence, judge, load_expected
+
+REFERENCE_CLOSE = {"client": {"close": {"code": 1000, "reason": "", "reason_bytes": 0}, "end": "closed"}}
+
+
+def test_closing_views_read_as_a_few_words() -> None:
+    assert ending({"close": None, "end": "closed", "messages": []}) == "no close frame"
+    assert ending({"close": None, "end": "still open", "messages": []}) == "left open ≥ 5 s"
+    assert ending({"close": {"code": 1011, "reason": ""}, "end": "closed"}) == "1011"
+    assert ending({"close": {"code": None, "payload_length": 0}, "end": "closed"}) == "close, no code"
+    assert ending({"status": 101, "then": {"close": None, "end": "closed"}}) == "no close frame"
+    assert ending({"status": 403, "body": ""}) == "403"
+    assert close_words({"code": 4000, "reason": "é" * 61, "reason_bytes": 122}) == "4000, 122-byte reason"
+    assert close_words("eof without close frame") == "no close frame"
+    assert handshake({"status": None, "failure": "closed without a response", "at once": False}) == (
+        "TCP closed after a delay"
+    )
+
+
+def test_the_app_disconnect_reads_from_either_view() -> None:
+    probe_view = {
+        "disconnect": {"keys": {"code": "int"}, "type": "websocket.disconnect"},
+        "received": [{"code": 1006, "type": "websocket.disconnect"}],
+    }
+    assert disconnect(probe_view) == "1006, no reason"
+    assert disconnect({"disconnect": {"code": 4000, "reason": "bye"}}) == "4000 'bye'"
+    assert disconnect({"received": []}) == "no disconnect"
+
+
+@pytest.mark.parametrize("behaviour", BEHAVIOURS, ids=lambda behaviour: behaviour.title)
+def test_every_row_describes_its_expected_transcript(behaviour: object) -> None:
+    from conformance.outcomes import Behaviour
+
+    assert isinstance(behaviour, Behaviour)
+    assert behaviour.check in CHECKS, behaviour.check
+    expected = load_expected(behaviour.check)
+    assert expected is not None, behaviour.check
+    words = behaviour.describe(expected)
+    assert "?" not in words, (behaviour.title, words)
+
+
+def test_a_departing_cell_links_to_the_entry_for_its_side() -> None:
+    entry = Divergence(("probe-raise-after-accept",), ("hypercorn",), "Sends 1011.", "ws_stream.py", "client", "1011")
+    expected = load_expected("probe-raise-after-accept")
+    assert expected is not None
+    observed = {
+        **expected,
+        "client": {
+            **expected["client"],
+            "then": {"close": {"code": 1011, "reason": ""}, "end": "closed", "messages": []},
+        },
+    }
+    cells = [
+        judge(Outcome("probe-raise-after-accept", "uvicorn", expected), expected, [entry]),
+        judge(Outcome("probe-raise-after-accept", "hypercorn", observed), expected, [entry]),
+    ]
+    (row,) = [row for row in outcome_rows(cells, ["uvicorn", "hypercorn"]) if row.check == "probe-raise-after-accept"]
+    assert row.cells["uvicorn"].words == "no close frame"
+    assert not row.cells["uvicorn"].departs
+    assert row.cells["hypercorn"].words == "1011"
+    assert row.cells["hypercorn"].explained_by is entry
+    assert row.departing() == ["hypercorn"]
+
+
+def test_every_portability_rule_is_proven_by_a_row() -> None:
+    rows = {behaviour.check for behaviour in BEHAVIOURS}
+    for rule in RULES:
+        assert rule.checks, rule.rule
+        for check in rule.checks:
+            assert check in CHECKS, check
+            assert check in rows, f"{rule.rule}: no outcome row shows {check}"
+
+
+def test_racy_checks_say_how_they_stay_stable() -> None:
+    racy = [check for check in CHECKS.values() if check.racy is not None]
+    assert racy
+    for check in racy:
+        assert len(check.racy or "") > 20, check.name
