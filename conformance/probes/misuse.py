@@ -17,7 +17,7 @@ the next.
 from __future__ import annotations
 
 from ..checks import Target, Transcript, probe
-from ._support import READ_WAIT, app_report, open_and_close_view, wire_connect, wire_read_until_close
+from ._support import READ_WAIT, app_report, only, open_and_close_view, wire_connect, wire_read_until_close
 
 __all__: list[str] = []  # probes register themselves; nothing to import
 
@@ -25,9 +25,15 @@ AFTER_CLOSE_WAIT = 1.0  # seconds the client listens for frames after the close 
 
 
 async def _steps(target: Target, path: str) -> Transcript:
-    """Connect to ``path`` and read until the end: the client's view, and the app's report of each step."""
+    """Connect to ``path`` and read until the end: the client's view, and the app's report of each step.
+
+    The client's view leaves out the 101's headers: they are the scope of other probes.
+    """
     client, connection_id = await open_and_close_view(target, path)
-    return {"client": client, "app": await app_report(target, connection_id)}
+    return {
+        "client": only(client, "status", "failure", "at once", "body", "then"),
+        "app": await app_report(target, connection_id),
+    }
 
 
 @probe(
