@@ -55,6 +55,7 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 CLIENT_WAIT = 5.0  # for the client's next move (a message, its close)
 AFTER_DISCONNECT_WAIT = 2.0  # for an event that may never come (a receive() after the disconnect)
 HOLD_WAIT = 30.0  # how long /hold keeps an idle connection open (longer than a SIGTERM's grace)
+NEVER_ACCEPT_WAIT = 15.0  # how long /never-accept waits for the server to give up (the client leaves after 10 s)
 UNSEEN_DISCONNECT_DELAY = 0.5  # /send-after-disconnect: time for the client's close to reach the server
 
 
@@ -503,6 +504,18 @@ async def describe_path(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "websocket.close", "code": 1000})
 
 
+async def never_accept(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/never-accept``: receive ``websocket.connect`` and then neither accept nor refuse.
+
+    Reports what the next ``receive()`` gives within :data:`NEVER_ACCEPT_WAIT`:
+    the disconnect of a server that gave up on the handshake (or saw the client
+    leave), or ``timed out``.
+    """
+    await receive()  # websocket.connect
+    report(scope, {"then_receive": await receive_outcome(receive, NEVER_ACCEPT_WAIT)})
+    await try_send(send, {"type": "websocket.close"})
+
+
 async def unknown_path(scope: Scope, receive: Receive, send: Send) -> None:
     """Any other path: refuse before accept."""
     await receive()  # websocket.connect
@@ -531,6 +544,7 @@ ROUTES: dict[str, Handler] = {
     "/accept-twice": accept_twice,
     "/invalid-send-shapes": invalid_send_shapes,
     "/offered-subprotocols": offered_subprotocols,
+    "/never-accept": never_accept,
 }
 PATH_PREFIX = "/path/"  # every path under it goes to describe_path, whatever its encoding
 

@@ -24,6 +24,7 @@ from ._support import (
     only,
     open_and_close_view,
     read_close_leniently,
+    received_after_connect,
 )
 
 __all__: list[str] = []  # probes register themselves; nothing to import
@@ -255,3 +256,23 @@ async def encoded_path(target: Target) -> Transcript:
     on this.  The request target goes out byte for byte (a bare socket, no URL library)."""
     client, connection_id = await read_close_leniently(target, ENCODED_PATH)
     return {"client": client, "app": await app_report(target, connection_id)}
+
+
+@probe(
+    "probe-accept-never",
+    "The app receives websocket.connect and never answers: does the server end the handshake (within 2 s, "
+    "or later) before the client gives up after 10 s, and what does the app's next receive() give?",
+    "ASGI WebSocket: connect event (no time limit on the app's answer); the app's rule: accept within 5 s",
+)
+async def accept_never(target: Target) -> Transcript:
+    """Motivated by daphne 4.2.3 ``cli.py`` (``--websocket_connect_timeout``, default 5 s, given to autobahn
+    as ``openHandshakeTimeout``), the only server here with a limit on how long an app may take to
+    accept; uvicorn 0.54.0 and hypercorn 0.18.0 wait for the app however long it takes.  The windows are
+    coarse: the client waits 10 s (``rawclient.TIMEOUT``) and an end within 2 s counts as "at once"."""
+    async with connect(target, "/never-accept") as (client, connection_id):
+        handshake = await handshake_view(client)
+    app = await app_view(target, connection_id)
+    return {
+        "client": only(handshake, "status", "failure", "at once", "body"),
+        "app": {"received": received_after_connect(app), **await app_report(target, connection_id)},
+    }
