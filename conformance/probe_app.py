@@ -55,7 +55,7 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 CLIENT_WAIT = 5.0  # for the client's next move (a message, its close)
 AFTER_DISCONNECT_WAIT = 2.0  # for an event that may never come (a receive() after the disconnect)
 HOLD_WAIT = 30.0  # how long /hold keeps an idle connection open (longer than a SIGTERM's grace)
-NEVER_ACCEPT_WAIT = 15.0  # how long /never-accept waits for the server to give up (the client leaves after 10 s)
+NEVER_ACCEPT_WAIT = 20.0  # how long /never-accept waits for its next event (the client leaves after 15 s)
 UNSEEN_DISCONNECT_DELAY = 0.5  # /send-after-disconnect: time for the client's close to reach the server
 
 

@@ -33,6 +33,7 @@ from ._wire import WireClient, close_view
 
 __all__ = [
     "HEADERS_OF_INTEREST",
+    "PROMPT_LIMIT",
     "READ_WAIT",
     "app_report",
     "app_view",
