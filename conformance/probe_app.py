@@ -55,6 +55,7 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 CLIENT_WAIT = 5.0  # for the client's next move (a message, its close)
 AFTER_DISCONNECT_WAIT = 2.0  # for an event that may never come (a receive() after the disconnect)
 HOLD_WAIT = 30.0  # how long /hold keeps an idle connection open (longer than a SIGTERM's grace)
+NEVER_ACCEPT_WAIT = 20.0  # how long /never-accept waits for its next event (the client leaves after 15 s)
 UNSEEN_DISCONNECT_DELAY = 0.5  # /send-after-disconnect: time for the client's close to reach the server
 
 
@@ -122,6 +123,17 @@ async def receive_outcome(receive: Receive, seconds: float) -> dict[str, Any]:
     if message is None:
         return {"timed out": True}
     return {"returned": shape(message)}
+
+
+async def send_outcome(send: Send, message: Message, seconds: float) -> dict[str, Any]:
+    """What one ``send()`` does: ``returned``, ``timed out`` (it blocked), or the exception it raised."""
+    try:
+        with anyio.move_on_after(seconds):
+            await send(message)
+            return {"returned": True}
+    except Exception as exc:
+        return {"raised": type(exc).__name__}
+    return {"timed out": True}
 
 
 async def try_send(send: Send, message: Message) -> str | None:
@@ -405,6 +417,105 @@ async def accept_headers(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "websocket.close", "code": 1000})
 
 
+async def send_after_close(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/send-after-close``: accept, close 1000, then at once send a text message on the closed connection.
+
+    The client does not answer the close frame until this app has reported, so
+    the send meets a connection that the app closed and the client has not.
+    """
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    close = await send_outcome(send, {"type": "websocket.close", "code": 1000}, AFTER_DISCONNECT_WAIT)
+    after = await send_outcome(send, {"type": "websocket.send", "text": "after close"}, AFTER_DISCONNECT_WAIT)
+    report(scope, {"close": close, "send after close": after})
+
+
+async def send_before_accept(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/send-before-accept``: send a text message before accept, then accept, send ``accepted``, close 1000.
+
+    The ASGI spec allows only accept, close or ``websocket.http.response.start``
+    as the first message.  The later steps show whether the connection survives
+    the bad one.
+    """
+    await receive()  # websocket.connect
+    steps: list[tuple[str, Message]] = [
+        ("send before accept", {"type": "websocket.send", "text": "before accept"}),
+        ("accept", {"type": "websocket.accept"}),
+        ("send after accept", {"type": "websocket.send", "text": "accepted"}),
+        ("close", {"type": "websocket.close", "code": 1000}),
+    ]
+    report(scope, {name: await send_outcome(send, message, CLIENT_WAIT) for name, message in steps})
+
+
+async def accept_twice(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/accept-twice``: accept, accept again, send ``after``, close 1000; reports what each step did."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    steps: list[tuple[str, Message]] = [
+        ("second accept", {"type": "websocket.accept"}),
+        ("send", {"type": "websocket.send", "text": "after"}),
+        ("close", {"type": "websocket.close", "code": 1000}),
+    ]
+    report(scope, {name: await send_outcome(send, message, CLIENT_WAIT) for name, message in steps})
+
+
+async def invalid_send_shapes(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/invalid-send-shapes``: accept; send events that break "exactly one of text and bytes"; close 1000.
+
+    Both keys set (text of 4 characters, bytes of 2), no key at all, and both
+    keys None.  The client's frame list shows what each became on the wire.
+    """
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    steps: list[tuple[str, Message]] = [
+        ("text and bytes", {"type": "websocket.send", "text": "text", "bytes": b"by"}),
+        ("neither key", {"type": "websocket.send"}),
+        ("both None", {"type": "websocket.send", "text": None, "bytes": None}),
+        ("close", {"type": "websocket.close", "code": 1000}),
+    ]
+    report(scope, {name: await send_outcome(send, message, CLIENT_WAIT) for name, message in steps})
+
+
+async def offered_subprotocols(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/offered-subprotocols?choose=NAME``: accept choosing NAME, whether offered or not; close 1000.
+
+    Reports the scope's ``subprotocols`` and what the accept did.  The client
+    leaves after the handshake, so the close is not reported.
+    """
+    await receive()  # websocket.connect
+    accept: Message = {"type": "websocket.accept", "subprotocol": _query(scope).get("choose")}
+    accepted = await send_outcome(send, accept, CLIENT_WAIT)
+    report(scope, {"subprotocols": _typed(scope.get("subprotocols", ABSENT)), "accept": accepted})
+    await try_send(send, {"type": "websocket.close", "code": 1000})
+
+
+async def describe_path(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/path/...``: reports ``path``, ``raw_path`` and ``query_string`` as the server decoded them; close 1000."""
+    await receive()  # websocket.connect
+    report(
+        scope,
+        {
+            "path": scope.get("path", ABSENT),
+            "raw_path": _bytes_value(scope.get("raw_path", ABSENT)),
+            "query_string": _bytes_value(scope.get("query_string", ABSENT)),
+        },
+    )
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 1000})
+
+
+async def never_accept(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/never-accept``: receive ``websocket.connect`` and then neither accept nor refuse.
+
+    Reports what the next ``receive()`` gives within :data:`NEVER_ACCEPT_WAIT`:
+    the disconnect of a server that gave up on the handshake (or saw the client
+    leave), or ``timed out``.
+    """
+    await receive()  # websocket.connect
+    report(scope, {"then_receive": await receive_outcome(receive, NEVER_ACCEPT_WAIT)})
+    await try_send(send, {"type": "websocket.close"})
+
+
 async def unknown_path(scope: Scope, receive: Receive, send: Send) -> None:
     """Any other path: refuse before accept."""
     await receive()  # websocket.connect
@@ -428,7 +539,14 @@ ROUTES: dict[str, Handler] = {
     "/size": size,
     "/subprotocol": subprotocol,
     "/accept-headers": accept_headers,
+    "/send-after-close": send_after_close,
+    "/send-before-accept": send_before_accept,
+    "/accept-twice": accept_twice,
+    "/invalid-send-shapes": invalid_send_shapes,
+    "/offered-subprotocols": offered_subprotocols,
+    "/never-accept": never_accept,
 }
+PATH_PREFIX = "/path/"  # every path under it goes to describe_path, whatever its encoding
 
 
 # HTTP and lifespan: just enough for the launcher
@@ -462,4 +580,6 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     elif scope["type"] == "http":
         await http(scope, receive, send)
     elif scope["type"] == "websocket":
-        await ROUTES.get(scope["path"], unknown_path)(scope, receive, send)
+        path = scope["path"]
+        handler = describe_path if path.startswith(PATH_PREFIX) else ROUTES.get(path, unknown_path)
+        await handler(scope, receive, send)

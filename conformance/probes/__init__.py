@@ -9,18 +9,23 @@ divergence matrix".
 
 Modules, in the order of a connection's life:
 
-- :mod:`.handshake`: the scope, refusing before accept, app failures around
-  accept, subprotocols, accept headers, permessage-deflate, a handshake that never ends;
-- :mod:`.messages`: receive event shapes, the server's size limit, invalid UTF-8;
+- :mod:`.handshake`: the scope, percent-encoded paths, refusing before accept,
+  app failures around accept, subprotocols (offered or not, on several header
+  lines), accept headers, permessage-deflate, a handshake that never ends;
+- :mod:`.messages`: receive event shapes, the server's size limit (one frame
+  or many), invalid UTF-8;
 - :mod:`.closing`: close codes and reasons in both directions;
 - :mod:`.lifecycle`: send and receive after a disconnect, keepalive pings,
-  SIGTERM with an open socket.
+  SIGTERM with an open socket;
+- :mod:`.misuse`: an app that breaks the order or shape of the send events
+  (send after its own close, send before accept, a second accept, a send with
+  both or neither of text and bytes).
 
 :mod:`._support` holds the clients and the views they share.
 """
 
 from __future__ import annotations
 
-from . import closing, handshake, lifecycle, messages
+from . import closing, handshake, lifecycle, messages, misuse
 
-__all__ = ["closing", "handshake", "lifecycle", "messages"]
+__all__ = ["closing", "handshake", "lifecycle", "messages", "misuse"]

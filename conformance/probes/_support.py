@@ -33,6 +33,7 @@ from ._wire import WireClient, close_view
 
 __all__ = [
     "HEADERS_OF_INTEREST",
+    "PROMPT_LIMIT",
     "READ_WAIT",
     "app_report",
     "app_view",
@@ -42,12 +43,14 @@ __all__ = [
     "handshake_view",
     "next_text",
     "only",
+    "open_and_close_view",
     "open_ready",
     "read_close_leniently",
     "received_after_connect",
     "wire_closing_view",
     "wire_connect",
     "wire_open_ready",
+    "wire_read_until_close",
 ]
 
 READ_WAIT = 5.0  # seconds to wait for the server's next frame or its close; loopback needs milliseconds
@@ -81,6 +84,7 @@ async def connect(
     *,
     subprotocols: Sequence[str] = (),
     extensions_header: str | None = None,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> AsyncIterator[tuple[RawClient, str]]:
     """A :class:`RawClient` for ``path``, tagged for the observer, not yet opened; and its tag.
 
@@ -92,7 +96,7 @@ async def connect(
         target.host,
         target.port,
         path,
-        headers=[(OBSERVE_HEADER, connection_id)],
+        headers=[(OBSERVE_HEADER, connection_id), *headers],
         subprotocols=subprotocols,
         extensions_header=extensions_header,
     )
@@ -103,6 +107,15 @@ async def connect(
 
 
 # Views of what the client saw
+
+
+async def open_and_close_view(target: Target, path: str) -> tuple[dict[str, Any], str]:
+    """Connect to ``path``: the handshake response and, if it was a 101, how the connection then ended; and the tag."""
+    async with connect(target, path) as (client, connection_id):
+        view = await handshake_view(client)
+        if view["status"] == 101:
+            view["then"] = await closing_view(client)
+    return view, connection_id
 
 
 async def handshake_view(client: RawClient) -> dict[str, Any]:
@@ -251,6 +264,21 @@ async def wire_closing_view(client: WireClient, within: float = READ_WAIT, *, an
     bytes, is reported as it arrived.  ``end`` as in :func:`closing_view`.
     Pass ``answer=False`` when the client has sent its close frame already.
     """
+    messages, close = await wire_read_until_close(client, within)
+    if answer and close is not None and not client.ended:
+        await client.send_close(1000)
+    ended = client.ended or await client.read_to_end(within)
+    return {"messages": messages, "close": close, "end": "closed" if ended else "still open"}
+
+
+async def wire_read_until_close(
+    client: WireClient, within: float = READ_WAIT
+) -> tuple[list[dict[str, int]], dict[str, Any] | None]:
+    """Read frames until the server's close frame, the end of TCP, or ``within`` seconds without a frame.
+
+    Returns the data frames as ``{"text": length}`` (or binary, continuation)
+    and the close frame's code and reason (None if none came).  Answers nothing.
+    """
     messages: list[dict[str, int]] = []
     close: dict[str, Any] | None = None
     while close is None and (frame := await client.read_frame(within)) is not None:
@@ -259,10 +287,7 @@ async def wire_closing_view(client: WireClient, within: float = READ_WAIT, *, an
             close = close_view(payload)
         elif opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
             messages.append({Opcode(opcode).name.lower(): len(payload)})
-    if answer and close is not None and not client.ended:
-        await client.send_close(1000)
-    ended = client.ended or await client.read_to_end(within)
-    return {"messages": messages, "close": close, "end": "closed" if ended else "still open"}
+    return messages, close
 
 
 async def read_close_leniently(target: Target, path: str) -> tuple[dict[str, Any], str]:

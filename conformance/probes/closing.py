@@ -74,6 +74,19 @@ async def app_close_long_reason(target: Target) -> Transcript:
     return await _app_close(target, 4000, LONG_REASON)
 
 
+@probe(
+    "probe-app-close-reason-no-code",
+    "The app sends websocket.close with reason 'probe reason' and no code key: the code and reason on the wire.",
+    "ASGI WebSocket: close (code defaults to 1000; reason optional)",
+)
+async def app_close_reason_no_code(target: Target) -> Transcript:
+    """Motivated by daphne 4.2.3 ``ws_protocol.py`` ``WebSocketProtocol.handle_reply``, which passes only
+    the code on (django/daphne#374, open: the reason never reaches the wire), and by the default of 1000
+    that uvicorn 0.54.0 ``websockets_sansio_impl.py`` ``WebSocketsSansIOProtocol.send`` and hypercorn
+    0.18.0 ``protocol/ws_stream.py`` ``WSStream.app_send`` each apply in their own code."""
+    return await _app_close(target, None, "probe reason")
+
+
 # Codes an app might send.  1001, 1008 and 1011 are valid; the others the RFC forbids on the wire.
 APP_CLOSE_CODES = {
     999: "below the range of close codes",

@@ -11,10 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from typing import Any
 
 from ..checks import Target, Transcript, probe
-from ._support import app_report, app_view, closing_view, connect, handshake_view, next_text, only
+from ._support import (
+    PROMPT_LIMIT,
+    app_report,
+    app_view,
+    closing_view,
+    connect,
+    handshake_view,
+    next_text,
+    only,
+    open_and_close_view,
+    read_close_leniently,
+    received_after_connect,
+    wire_connect,
+)
 
 __all__: list[str] = []  # probes register themselves; nothing to import
 
@@ -38,10 +52,7 @@ async def scope(target: Target) -> Transcript:
 
 async def _refusal(target: Target, path: str) -> Transcript:
     """Connect to ``path``: the handshake response, and if the server accepted anyway, how it then ended."""
-    async with connect(target, path) as (client, connection_id):
-        view = await handshake_view(client)
-        if view["status"] == 101:
-            view["then"] = await closing_view(client)
+    view, connection_id = await open_and_close_view(target, path)
     return {"client": view, "app": await app_view(target, connection_id)}
 
 
@@ -185,3 +196,105 @@ async def slowloris(target: Target) -> Transcript:
         writer.close()
     status_line = received.split(b"\r\n", 1)[0].decode("latin-1") if received else None
     return {"ended by the server within 8 s": ended, "response": status_line}
+
+
+async def _subprotocol_handshake(target: Target, path: str, offered: list[str], extra_lines: list[str]) -> Transcript:
+    """Offer ``offered`` (one header line) plus ``extra_lines`` (one line each): the response, and what the app saw.
+
+    The client leaves right after the handshake; ``a websockets client`` says
+    whether the ``websockets`` library, which checks the response against its
+    offer, would have accepted it.
+    """
+    lines = [("Sec-WebSocket-Protocol", line) for line in extra_lines]
+    async with connect(target, path, subprotocols=offered, headers=lines) as (client, connection_id):
+        handshake = await handshake_view(client)
+        refused = client.protocol.handshake_exc
+    if handshake["status"] is None:
+        client_side: dict[str, Any] = {"handshake": handshake}
+    else:
+        client_side = {
+            "status": handshake["status"],
+            "response": only(handshake["headers"], "sec-websocket-protocol"),
+            "a websockets client": "accepts" if refused is None else f"refuses: {refused}",
+        }
+    return {"client": client_side, "app": await app_report(target, connection_id)}
+
+
+@probe(
+    "probe-subprotocol-not-offered",
+    "The client offers subprotocol a, the app accepts with c: does the server send c, refuse, or raise in the app?",
+    "RFC 6455 §4.2.2 (the server picks one of the client's); ASGI WebSocket: accept subprotocol",
+)
+async def subprotocol_not_offered(target: Target) -> Transcript:
+    """Motivated by hypercorn 0.18.0 ``protocol/ws_stream.py`` ``Handshake.accept`` (raises "Invalid
+    Subprotocol"), against uvicorn 0.54.0 ``websockets_sansio_impl.py`` ``WebSocketsSansIOProtocol.send``,
+    which puts the app's choice in the response unchecked, so that the client fails the connection."""
+    return await _subprotocol_handshake(target, "/offered-subprotocols?choose=c", ["a"], [])
+
+
+@probe(
+    "probe-subprotocol-two-lines",
+    "The client sends two Sec-WebSocket-Protocol lines, 'c' then 'a, b'; the app accepts c: the scope's list, "
+    "and the response.",
+    "RFC 6455 §11.3.4 (several lines are one list); ASGI WebSocket: scope subprotocols",
+)
+async def subprotocol_two_lines(target: Target) -> Transcript:
+    """Motivated by hypercorn 0.18.0 ``protocol/ws_stream.py`` ``Handshake.__init__``, which keeps only the
+    last ``sec-websocket-protocol`` line, as python-hyper/wsproto#175 (closed) reported for wsproto; uvicorn
+    0.54.0 ``websockets_sansio_impl.py`` ``WebSocketsSansIOProtocol.handle_connect`` joins every line."""
+    return await _subprotocol_handshake(target, "/offered-subprotocols?choose=c", ["c"], ["a, b"])
+
+
+# A path with an encoded UTF-8 character, slash, space and percent sign, and a query with the same.
+ENCODED_PATH = "/path/caf%C3%A9%2Fa%20b%25?q=caf%C3%A9%2F&r=a+b"
+
+
+@probe(
+    "probe-encoded-path",
+    "A request to /path/caf%C3%A9%2Fa%20b%25?q=caf%C3%A9%2F&r=a+b: the scope's path, raw_path and query_string.",
+    "ASGI WebSocket: scope path (decoded), raw_path (as received), query_string",
+)
+async def encoded_path(target: Target) -> Transcript:
+    """Motivated by the decoding in uvicorn 0.54.0 ``websockets_sansio_impl.py``
+    ``WebSocketsSansIOProtocol.handle_connect``, hypercorn 0.18.0 ``protocol/ws_stream.py``
+    ``WSStream.handle`` and daphne 4.2.3 ``ws_protocol.py`` ``WebSocketProtocol.onConnect`` (each
+    ``unquote`` a path of its own making), and by django/asgiref#474 (merged), which had to spell out that
+    a WebSocket ``raw_path`` excludes the query string.  An app that routes on rooms in the path depends
+    on this.  The request target goes out byte for byte (a bare socket, no URL library)."""
+    client, connection_id = await read_close_leniently(target, ENCODED_PATH)
+    return {"client": client, "app": await app_report(target, connection_id)}
+
+
+NEVER_ACCEPT_WAIT = 15.0  # seconds the client waits for a response: past daphne's 5 s and legacy websockets' 10 s
+
+
+@probe(
+    "probe-accept-never",
+    "The app receives websocket.connect and never answers: does the server end the handshake within 2 s, "
+    "within 15 s, or not at all, and what does the app's next receive() give?",
+    "ASGI WebSocket: connect event (no time limit on the app's answer); the app's rule: accept within 5 s",
+)
+async def accept_never(target: Target) -> Transcript:
+    """Motivated by daphne 4.2.3 ``cli.py`` (``--websocket_connect_timeout``, default 5 s, given to autobahn
+    as ``openHandshakeTimeout``) and websockets 17.4 ``legacy/server.py`` ``WebSocketServerProtocol.handler``
+    (``open_timeout``, 10 s, under uvicorn's legacy implementation); uvicorn's default implementation and
+    hypercorn 0.18.0 wait for the app however long it takes.  The windows are coarse on purpose: the two
+    known limits fall well inside "later than 2 s, within 15 s"."""
+    async with wire_connect(target, "/never-accept") as (client, connection_id):
+        started = time.monotonic()
+        status = await client.open(NEVER_ACCEPT_WAIT)
+        waited = time.monotonic() - started
+        if status is not None:
+            client_side: dict[str, Any] = {"status": status}
+        elif not client.ended:
+            client_side = {"status": None, "ended by the server": f"not within {NEVER_ACCEPT_WAIT:g} s"}
+        elif waited < PROMPT_LIMIT:
+            client_side = {"status": None, "ended by the server": f"within {PROMPT_LIMIT:g} s"}
+        else:
+            later = f"later than {PROMPT_LIMIT:g} s, within {NEVER_ACCEPT_WAIT:g} s"
+            client_side = {"status": None, "ended by the server": later}
+    app = await app_view(target, connection_id)
+    return {
+        "client": client_side,
+        "app": {"received": received_after_connect(app), **await app_report(target, connection_id)},
+    }

@@ -80,17 +80,31 @@ async def send_shapes(target: Target) -> Transcript:
     return {"client": client_view, "app": await app_report(target, connection_id)}
 
 
-async def _send_size(target: Target, size: int) -> Transcript:
+def _text_message(size: int, fragment: int | None) -> bytes:
+    """One text message of ``size`` bytes as wire bytes: one frame, or frames of ``fragment`` bytes (TEXT, CONT...)."""
+    if fragment is None:
+        return Frame(Opcode.TEXT, b"a" * size).serialize(mask=True)
+    starts = range(0, size, fragment)
+    return b"".join(
+        Frame(
+            Opcode.TEXT if start == 0 else Opcode.CONT, b"a" * min(fragment, size - start), fin=start == starts[-1]
+        ).serialize(mask=True)
+        for start in starts
+    )
+
+
+async def _send_size(target: Target, size: int, fragment: int | None = None) -> Transcript:
     """Send one text message of ``size`` bytes: did the app get all of it, or how did the server refuse it?
 
     The message goes out in chunks while the client reads, so a server that
-    refuses it early is heard as soon as it speaks (see :mod:`._wire`).
+    refuses it early is heard as soon as it speaks (see :mod:`._wire`).  With
+    ``fragment``, it goes out as frames of that many bytes.
     """
     async with wire_connect(target, "/size") as (client, connection_id):
         status = await client.open(READ_WAIT)
         if status != 101:
             return {"handshake": status}
-        sending = asyncio.create_task(client.send(Frame(Opcode.TEXT, b"a" * size).serialize(mask=True)))
+        sending = asyncio.create_task(client.send(_text_message(size, fragment)))
         first = await client.read_frame(SIZE_WAIT)
         sending.cancel()
         if first is not None and first[0] == Opcode.TEXT:  # the app's answer, {"length": ...}
@@ -132,6 +146,37 @@ def _register_size(name: str, size: int, meaning: str) -> None:
 
 for _name, _size, _meaning in SIZES:
     _register_size(_name, _size, _meaning)
+
+
+FRAGMENT = 64 * 1024  # bytes per frame of a fragmented message: each frame far below every server's limit
+
+# (probe name, size): one byte over daphne's limit, and one byte over uvicorn's and hypercorn's.
+FRAGMENTED_SIZES = [
+    ("probe-size-fragmented-1mib-plus-1", MIB + 1),
+    ("probe-size-fragmented-16mib-plus-1", 16 * MIB + 1),
+]
+
+
+def _register_fragmented(name: str, size: int) -> None:
+    async def send_fragmented(target: Target) -> Transcript:
+        """Motivated by limits that may be checked per frame rather than per message: websockets 17.4
+        ``protocol.py`` ``Protocol.recv_frame`` adds up a fragmented message against ``max_size``; wsproto
+        1.3.2 (uvicorn-wsproto, hypercorn) checks each frame's length in ``frame_protocol.py``
+        ``FrameDecoder`` and leaves the whole message to the server (hypercorn 0.18.0
+        ``protocol/ws_stream.py`` ``WebsocketBuffer.extend``); daphne 4.2.3 relies on autobahn's
+        ``maxMessagePayloadSize``.  A limit checked per frame only lets any size through."""
+        return await _send_size(target, size, FRAGMENT)
+
+    probe(
+        name,
+        f"One text message of {size} bytes sent as {FRAGMENT // 1024} KiB frames: delivered whole, or refused "
+        "with which close code?",
+        "Server defaults: message size limit on a fragmented message (the probe app sets none)",
+    )(send_fragmented)
+
+
+for _name, _size in FRAGMENTED_SIZES:
+    _register_fragmented(_name, _size)
 
 
 @probe(
