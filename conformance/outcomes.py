@@ -384,6 +384,73 @@ def _clean_close_app(transcript: Transcript) -> str:
     return disconnect(transcript.get("app"))
 
 
+def step(outcome: Any) -> str:
+    """One ``send()`` as the probe app recorded it: "returns", "raises TypeError", "blocks"."""
+    if not isinstance(outcome, Mapping):
+        return "?"
+    if "raised" in outcome:
+        return f"raises {outcome['raised']}"
+    if outcome.get("timed out"):
+        return "blocks"
+    return "returns" if outcome.get("returned") else "?"
+
+
+def _send_after_close(transcript: Transcript) -> str:
+    words = step(transcript.get("app", {}).get("send after close"))
+    if transcript.get("client", {}).get("frames after the close frame"):
+        words += "; a frame follows the close"
+    return words
+
+
+def _send_before_accept(transcript: Transcript) -> str:
+    words = step(transcript.get("app", {}).get("send before accept"))
+    messages = transcript.get("client", {}).get("then", {}).get("messages", [])
+    return words + ("; the message is lost" if words == "returns" and len(messages) < 2 else "")
+
+
+def _accept_twice(transcript: Transcript) -> str:
+    return step(transcript.get("app", {}).get("second accept"))
+
+
+def _invalid_send_shapes(transcript: Transcript) -> str:
+    app = transcript.get("app", {})
+    shapes = (("text and bytes", "both keys"), ("neither key", "neither"), ("both None", "both None"))
+    return " · ".join(f"{short}: {step(app.get(key))}" for key, short in shapes)
+
+
+def _encoded_path(transcript: Transcript) -> str:
+    app = transcript.get("app", {})
+    raw = app.get("raw_path", {})
+    decoded = "path decoded" if "%" not in str(app.get("path", "%")).rstrip("%") else "path not decoded"
+    return decoded + ("; raw_path kept" if raw.get("type") == "bytes" else "; no raw_path")
+
+
+def _accept_never(transcript: Transcript) -> str:
+    ended = transcript.get("client", {}).get("ended by the server", "?")
+    if str(ended).startswith("not within"):
+        return "waits ≥ " + str(ended).removeprefix("not within ")
+    return f"ends it {ended}"
+
+
+def _subprotocol_answer(transcript: Transcript) -> str:
+    client = transcript.get("client", {})
+    if client.get("status") != 101:
+        return handshake(client)
+    chosen = client.get("response", {}).get("sec-websocket-protocol")
+    return f"101 with '{chosen}'" if chosen else "101, no subprotocol"
+
+
+def _subprotocol_not_offered(transcript: Transcript) -> str:
+    words = _subprotocol_answer(transcript)
+    failure = transcript.get("app", {}).get("accept", {})
+    return words if failure.get("returned") else f"accept {step(failure)}; {words}"
+
+
+def _subprotocol_lines(transcript: Transcript) -> str:
+    items = transcript.get("app", {}).get("subprotocols", {}).get("items", [])
+    return f"app sees [{', '.join(items)}]; {_subprotocol_answer(transcript)}"
+
+
 BEHAVIOURS: tuple[Behaviour, ...] = (
     # asgi-ws itself, as its clients and the app see it
     Behaviour(
@@ -579,6 +646,77 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         _keepalive,
     ),
     Behaviour("A handshake that never ends", "probe-slowloris", "not stated", "crash or hang", _slowloris),
+    Behaviour(
+        "App never answers websocket.connect",
+        "probe-accept-never",
+        "the server must not complete the handshake",
+        "crash or hang",
+        _accept_never,
+    ),
+    Behaviour(
+        "send() after the app's own close",
+        "probe-send-after-close",
+        "should raise an OSError subclass (2.4)",
+        "app-visible",
+        _send_after_close,
+    ),
+    Behaviour(
+        "send() before accept",
+        "probe-send-before-accept",
+        "accept or close must come first",
+        "app-visible",
+        _send_before_accept,
+    ),
+    Behaviour("websocket.accept sent twice", "probe-accept-twice", "not stated", "app-visible", _accept_twice),
+    Behaviour(
+        "send with both keys, neither, or both None",
+        "probe-invalid-send-shapes",
+        "exactly one of text and bytes is not None",
+        "app-visible",
+        _invalid_send_shapes,
+    ),
+    Behaviour(
+        "Close with a reason and no code",
+        "probe-app-close-reason-no-code",
+        "code defaults to 1000",
+        "client-visible",
+        _app_closed,
+    ),
+    Behaviour(
+        "Percent-encoded path and query",
+        "probe-encoded-path",
+        "path decoded, raw_path as received",
+        "app-visible",
+        _encoded_path,
+    ),
+    Behaviour(
+        "Accept with a subprotocol the client did not offer",
+        "probe-subprotocol-not-offered",
+        "not stated; RFC 6455 §4.1: the client fails the connection",
+        "crash or hang",
+        _subprotocol_not_offered,
+    ),
+    Behaviour(
+        "Two Sec-WebSocket-Protocol header lines",
+        "probe-subprotocol-two-lines",
+        "duplicates preserved in headers",
+        "client-visible",
+        _subprotocol_lines,
+    ),
+    Behaviour(
+        "1 MiB + 1 in 64 KiB fragments",
+        "probe-size-fragmented-1mib-plus-1",
+        "not stated",
+        "client-visible",
+        _size,
+    ),
+    Behaviour(
+        "16 MiB + 1 in 64 KiB fragments",
+        "probe-size-fragmented-16mib-plus-1",
+        "not stated",
+        "client-visible",
+        _size,
+    ),
     Behaviour(
         "SIGTERM with a socket open",
         "probe-sigterm",

@@ -81,6 +81,29 @@ RULES: tuple[Rule, ...] = (
         ("probe-denial-response", "probe-close-before-accept"),
     ),
     Rule(
+        "Send nothing before `websocket.accept`, nothing after `websocket.close`, and accept once.",
+        "Out-of-order events raise a different exception on each server (RuntimeError, "
+        "UnexpectedMessageError, ValueError, AttributeError), and some servers return silently and drop the "
+        "message.",
+        ("probe-send-before-accept", "probe-send-after-close", "probe-accept-twice"),
+    ),
+    Rule(
+        "Send exactly one of `text` and `bytes`, the other absent.",
+        "An event with both, or with neither, is sent, dropped or refused with a different exception on each server.",
+        ("probe-invalid-send-shapes",),
+    ),
+    Rule(
+        'Accept only a subprotocol from `scope["subprotocols"]`.',
+        "Accepting one the client did not offer gives a 101 that the client must refuse on some servers, an "
+        "exception and no response on others, and a hung handshake on one.",
+        ("probe-subprotocol-not-offered", "probe-subprotocol-two-lines"),
+    ),
+    Rule(
+        "Answer `websocket.connect` promptly.",
+        "A server may end an unanswered handshake after 5 or 10 s, or wait for ever.",
+        ("probe-accept-never",),
+    ),
+    Rule(
         "Put nothing required in accept headers.",
         "Some servers drop the headers an app passes with `websocket.accept`.",
         ("probe-accept-headers",),
@@ -88,7 +111,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "Enforce your own message-size limit, below every server's.",
         "Server limits range from 1 MiB to 16 MiB, and the client is told in different ways when it is exceeded.",
-        ("probe-size-1mib-plus-1", "probe-size-16mib-plus-1"),
+        ("probe-size-1mib-plus-1", "probe-size-16mib-plus-1", "probe-size-fragmented-16mib-plus-1"),
     ),
     Rule(
         "Set keepalive on the server's command line, and close idle connections in the app.",
