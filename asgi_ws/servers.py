@@ -88,7 +88,10 @@ class Server:
     workers: str = ""  # flags for the worker count; "": one process only, more workers are refused
     ping: str = ""  # flags for keepalive pings; "": none are passed (say why in no_ping)
     zero_workers: bool = False  # the server takes --workers 0: serve in the started process, no supervisor
-    ready_log: str | None = None  # a line its log must show, besides answering HTTP, before it counts as ready
+    ready_log: str | None = None  # text its log must show, besides answering HTTP, before it counts as ready
+    # Whether it offers the websocket.http.response extension; without it the app
+    # refuses a handshake by closing before accept, which the server answers with a bare 403.
+    denial_response: bool = True
     no_ping: str | None = None  # why keepalive pings are not turned on, where they are not
     no_redis: str | None = None  # why the redis:// broker cannot run under this server, where it cannot
 
@@ -245,6 +248,7 @@ SERVERS: dict[str, Server] = {
             "daphne -b {host} -p {port} {app}",
             ("daphne",),
             ping="--ping-interval {ping_interval} --ping-timeout {ping_timeout}",
+            denial_response=False,
             no_redis=NO_LIFESPAN,
         ),
         Server(
@@ -264,6 +268,7 @@ SERVERS: dict[str, Server] = {
             "gunicorn --worker-class asgi --no-control-socket --bind {bind} {app}",
             ("gunicorn",),
             workers="--workers {workers}",
+            denial_response=False,
             no_ping="gunicorn 27's asgi worker has no WebSocket ping option (it only answers pings)",
         ),
         # anycorn 0.20, hypercorn's fork on anyio: hypercorn's command line, a click CLI.

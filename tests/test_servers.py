@@ -179,3 +179,7 @@ def test_with_keepalive_overrides_only_the_pings() -> None:
         base.with_keepalive({"port": 1.0})
     with pytest.raises(ValueError, match="ping_timeout cannot be None"):
         base.with_keepalive({"ping_timeout": None})
+
+
+def test_only_daphne_and_gunicorn_lack_the_denial_extension() -> None:
+    assert {name for name, server in SERVERS.items() if not server.denial_response} == {"daphne", "gunicorn"}
