@@ -76,7 +76,7 @@ class Listen:
 class Server:
     """One server: its command line, the flags the launcher sets, what it needs.
 
-    Placeholders of ``command``: ``{host}``, ``{port}``, ``{bind}`` (``host:port``,
+    Placeholders of ``command_template``: ``{host}``, ``{port}``, ``{bind}`` (``host:port``,
     with an IPv6 host in brackets) and the word ``{app}``.  Of ``workers``:
     ``{workers}``.  Of ``ping``: ``{ping_interval}`` and ``{ping_timeout}`` in
     seconds as given, ``{ping_seconds}`` the interval in whole seconds (at least 1).
