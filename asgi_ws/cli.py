@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--ping-timeout", type=_ranged(float, 0.1, 86400), default=20.0, help="seconds to wait for a pong"
     )
+    serve.add_argument(
+        "--server-keepalive",
+        action="store_true",
+        help="pass no ping flags: the server's own keepalive defaults (--ping-interval is ignored)",
+    )
     serve.add_argument("--print-command", action="store_true", help="print the server command and exit")
     add_arguments(serve)
     serve.set_defaults(run=serve_command)
@@ -80,7 +85,8 @@ def serve_command(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         return _fail(str(exc))
     server = SERVERS[args.server]
-    listen = Listen(args.host, args.port, args.workers, args.ping_interval, args.ping_timeout)
+    interval = None if args.server_keepalive else args.ping_interval
+    listen = Listen(args.host, args.port, args.workers, interval, args.ping_timeout)
     try:
         argv = server.command(APP, listen)
     except ValueError as exc:
@@ -91,11 +97,13 @@ def serve_command(args: argparse.Namespace) -> int:
     if server.no_redis is not None and not settings.broker.startswith("memory://"):
         return _fail(f"--server {server.name} cannot use the broker {redact(settings.broker)}: {server.no_redis}")
     if missing := server.missing():
-        return _fail(f"--server {server.name} needs {', '.join(missing)}: pip install 'asgi-ws[{server.module}]'")
+        return _fail(f"--server {server.name} needs {', '.join(missing)}: pip install 'asgi-ws[{server.extra}]'")
     _note(f"serving ws://{args.host}:{args.port}/ws with {server.name}, broker {redact(settings.broker)}")
     if args.workers > 1 and settings.broker.startswith("memory://"):
         _note("with the memory broker each worker has its own rooms: chat reaches only its own worker's clients")
-    if server.no_ping is not None:
+    if args.server_keepalive:
+        _note(f"keepalive pings: {server.name}'s own default")
+    elif server.no_ping is not None:
         _note(f"keepalive pings are off: {server.no_ping}")
     _note(f"exec {shlex.join(argv)}")
     sys.stderr.flush()

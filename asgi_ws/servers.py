@@ -1,28 +1,49 @@
-"""How to run an ASGI app under each supported server (SPEC §0 server table).
+"""How to run an ASGI app under each supported server: one declarative entry per server.
 
-This module owns the command lines: one :class:`Server` per row of the table,
-turning "host, port, workers, keepalive" into the argv of that server's own CLI.
-It starts nothing; :mod:`asgi_ws.cli` runs the command, and the conformance
-harness and the tests start the same commands as subprocesses.
+This module owns the command lines.  Each :class:`Server` is data: the
+server's own command line as a template, the flags for the worker count and
+for keepalive pings as two more templates, the packages it needs (whose
+versions the conformance report shows), and why it cannot ping or run the
+Redis broker, where it cannot.  Nothing here branches on a server's name: to
+add a server, add one entry to :data:`SERVERS` (``docs/adding-a-server.md``).
+This module starts nothing; :mod:`asgi_ws.cli` runs the command, and the
+conformance harness and the tests start the same commands as subprocesses.
+
+Theory of operation of :meth:`Server.command`:
+
+1. Each template is split into words first (like a shell would), then the
+   placeholders in each word are filled, so a value never splits a word.
+2. The ``command`` template is the argv after ``python -m``.  Its ``{app}``
+   word is the app, ``module:attr``; the *launcher flags* (workers, then
+   pings) go right before that word.
+3. The launcher flags are the ones that do not choose the server: how many
+   workers, and the keepalive pings.  :meth:`Server.launcher_flags` returns
+   them alone, so that the conformance report can say what the launcher set.
+   ``Listen.ping_interval = None`` passes no ping flags at all: the server's
+   own defaults.
 
 Keepalive is set the same way everywhere it can be, so that dead peers are
 found on every server (the app's idle timeout only counts messages):
 
 - uvicorn, all ws implementations: ``--ws-ping-interval`` and ``--ws-ping-timeout``;
-- hypercorn, asyncio and uvloop workers: ``--websocket-ping-interval``.  Without
-  it hypercorn does not ping at all, and it has no pong timeout;
+- hypercorn, asyncio and uvloop workers, and anycorn: ``--websocket-ping-interval``.
+  Without it they do not ping at all, and they have no pong timeout;
 - hypercorn's trio worker: no pings, because of a crash (:data:`TRIO_PING_RACE`);
 - daphne: ``--ping-interval`` and ``--ping-timeout``;
-- granian: none, it has no WebSocket ping option.
+- granian and gunicorn: none, they have no WebSocket ping option.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import shlex
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 __all__ = ["SERVERS", "Listen", "Server", "installed_servers"]
+
+APP_WORD = "{app}"  # the word of a command template that is replaced by the app
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,56 +56,125 @@ class Listen:
     # supervisor", which is what tests want so that one PID is the whole server:
     # uvicorn and daphne already do that with one worker, but hypercorn 0.18
     # with --workers 1 spawns a child that a SIGKILL of the parent leaves running.
+    # Servers that cannot serve without a supervisor get 1 instead.
     workers: int = 1
-    ping_interval: float = 20.0  # seconds between keepalive pings
+    # Seconds between keepalive pings; None passes no ping flags: the server's own default.
+    ping_interval: float | None = 20.0
     ping_timeout: float = 20.0  # seconds to wait for the pong, where the server can
+
+    def with_keepalive(self, overrides: Mapping[str, float | None]) -> Listen:
+        """This one with ``ping_interval`` and ``ping_timeout`` taken from ``overrides`` where it has them."""
+        if unknown := set(overrides) - {"ping_interval", "ping_timeout"}:
+            raise ValueError(f"only ping_interval and ping_timeout can be overridden, not {sorted(unknown)}")
+        timeout = overrides.get("ping_timeout", self.ping_timeout)
+        if timeout is None:
+            raise ValueError("ping_timeout cannot be None")
+        return replace(self, ping_interval=overrides.get("ping_interval", self.ping_interval), ping_timeout=timeout)
 
 
 @dataclass(frozen=True, slots=True)
 class Server:
-    """One row of the SPEC §0 table."""
+    """One server: its command line, the flags the launcher sets, what it needs.
+
+    Placeholders of ``command_template``: ``{host}``, ``{port}``, ``{bind}`` (``host:port``,
+    with an IPv6 host in brackets) and the word ``{app}``.  Of ``workers``:
+    ``{workers}``.  Of ``ping``: ``{ping_interval}`` and ``{ping_timeout}`` in
+    seconds as given, ``{ping_seconds}`` the interval in whole seconds (at least 1).
+    """
 
     name: str
-    module: str  # the server's package, run with ``python -m``
-    flags: tuple[str, ...]  # fixed flags that select the implementation or worker
-    requires: tuple[str, ...] = ()  # other packages that implementation needs
-    multi_worker: bool = True  # False: one process only (daphne)
+    command_template: str  # the argv after "python -m", e.g. "uvicorn --host {host} --port {port} {app}"
+    packages: tuple[str, ...]  # importable packages it needs (distribution names too), shown with their versions
+    workers: str = ""  # flags for the worker count; "": one process only, more workers are refused
+    ping: str = ""  # flags for keepalive pings; "": none are passed (say why in no_ping)
+    zero_workers: bool = False  # the server takes --workers 0: serve in the started process, no supervisor
+    ready_log: str | None = None  # text its log must show, besides answering HTTP, before it counts as ready
+    # Whether it offers the websocket.http.response extension; without it the app
+    # refuses a handshake by closing before accept, which the server answers with a bare 403.
+    denial_response: bool = True
     no_ping: str | None = None  # why keepalive pings are not turned on, where they are not
     no_redis: str | None = None  # why the redis:// broker cannot run under this server, where it cannot
 
+    def __post_init__(self) -> None:
+        if shlex.split(self.command_template).count(APP_WORD) != 1:
+            raise ValueError(f"server {self.name!r}: the command needs the word {APP_WORD} exactly once")
+        if not self.ping and self.no_ping is None:
+            raise ValueError(f"server {self.name!r}: no ping flags, so say why in no_ping")
+        try:  # every placeholder is a known one: a typo fails here, not when the server is started
+            self.command("module:app", Listen())
+        except ValueError as exc:
+            raise ValueError(f"server {self.name!r}: {exc}") from None
+
+    # What it needs
+
+    @property
+    def module(self) -> str:
+        """The package run with ``python -m``: the command's first word."""
+        return shlex.split(self.command_template)[0]
+
+    @property
+    def extra(self) -> str:
+        """The ``asgi-ws[...]`` extra that installs it: named after its package."""
+        return self.module
+
+    @property
+    def multi_worker(self) -> bool:
+        return bool(self.workers)
+
     def missing(self) -> list[str]:
-        """The packages this row needs that are not importable here."""
-        return [name for name in (self.module, *self.requires) if importlib.util.find_spec(name) is None]
+        """The packages this entry needs that are not importable here."""
+        return [name for name in self.packages if importlib.util.find_spec(name) is None]
 
     def installed(self) -> bool:
         return not self.missing()
 
+    # Command lines
+
     def command(self, app: str, listen: Listen) -> list[str]:
         """The argv that serves ``app`` ("module:attr") as ``listen`` says."""
+        words = [_fill(word, self._values(listen)) for word in shlex.split(self.command_template)]
+        at = words.index(APP_WORD)
+        return [sys.executable, "-m", *words[:at], *self.launcher_flags(listen), app, *words[at + 1 :]]
+
+    def launcher_flags(self, listen: Listen) -> list[str]:
+        """The flags that do not choose the server: the worker count, then the keepalive pings."""
+        return [*self.worker_flags(listen), *self.ping_flags(listen)]
+
+    def worker_flags(self, listen: Listen) -> list[str]:
+        """The ``workers`` template filled; raises ValueError for more than one worker where there is none."""
         if listen.workers > 1 and not self.multi_worker:
             raise ValueError(f"{self.name} runs a single process; use --workers 1")
-        argv = [sys.executable, "-m", self.module, *self.flags, *self._listen_flags(listen), app]
-        return argv
+        return [_fill(word, self._values(listen)) for word in shlex.split(self.workers)]
 
-    def _listen_flags(self, listen: Listen) -> list[str]:
-        interval, timeout = f"{listen.ping_interval:g}", f"{listen.ping_timeout:g}"
-        workers = str(max(1, listen.workers))  # 0 is hypercorn's alone; one worker is in-process elsewhere
-        if self.module == "uvicorn":
-            return [
-                *("--host", listen.host, "--port", str(listen.port), "--workers", workers),
-                *("--ws-ping-interval", interval, "--ws-ping-timeout", timeout),
-            ]
-        if self.module == "hypercorn":
-            host = f"[{listen.host}]" if ":" in listen.host else listen.host
-            flags = ["--bind", f"{host}:{listen.port}", "--workers", str(listen.workers)]
-            if self.no_ping is None:
-                # hypercorn 0.18's flag takes whole seconds only (argparse type=int).
-                flags += ["--websocket-ping-interval", str(max(1, round(listen.ping_interval)))]
-            return flags
-        if self.module == "daphne":
-            return ["-b", listen.host, "-p", str(listen.port), "--ping-interval", interval, "--ping-timeout", timeout]
-        # granian
-        return ["--host", listen.host, "--port", str(listen.port), "--workers", workers]
+    def ping_flags(self, listen: Listen) -> list[str]:
+        """The ``ping`` template filled; none where ``listen.ping_interval`` is None (the server's default)."""
+        if listen.ping_interval is None:
+            return []
+        return [_fill(word, self._values(listen)) for word in shlex.split(self.ping)]
+
+    def _values(self, listen: Listen) -> dict[str, str]:
+        host = f"[{listen.host}]" if ":" in listen.host else listen.host
+        values = {
+            "host": listen.host,
+            "port": str(listen.port),
+            "bind": f"{host}:{listen.port}",
+            "workers": str(listen.workers if self.zero_workers else max(1, listen.workers)),
+            "ping_timeout": f"{listen.ping_timeout:g}",
+        }
+        if listen.ping_interval is not None:
+            values["ping_interval"] = f"{listen.ping_interval:g}"
+            values["ping_seconds"] = str(max(1, round(listen.ping_interval)))
+        return values
+
+
+def _fill(word: str, values: dict[str, str]) -> str:
+    """One template word with its placeholders filled; ``{app}`` stays for :meth:`Server.command`."""
+    if word == APP_WORD:
+        return word
+    try:
+        return word.format_map(values)
+    except KeyError as exc:
+        raise ValueError(f"unknown placeholder {exc} in {word!r}; expected one of {sorted(values)}") from None
 
 
 # hypercorn 0.18's trio worker can crash the whole server when a keepalive ping
@@ -99,24 +189,97 @@ TRIO_PING_RACE = "hypercorn 0.18's trio worker can crash when a ping races a clo
 TRIO_NO_REDIS = "it runs trio, and redis-py's client needs asyncio: use --server hypercorn or hypercorn-uvloop"
 NO_LIFESPAN = "it does not run the ASGI lifespan protocol, which starts the broker: use uvicorn or hypercorn"
 
+# uvicorn's ping timeout exists; hypercorn's and anycorn's flag takes whole seconds
+# only (hypercorn 0.18: argparse type=int; anycorn 0.20: click type=int).
+UVICORN_PING = "--ws-ping-interval {ping_interval} --ws-ping-timeout {ping_timeout}"
+HYPERCORN_PING = "--websocket-ping-interval {ping_seconds}"
+
 SERVERS: dict[str, Server] = {
     server.name: server
     for server in [
-        Server("uvicorn", "uvicorn", ("--ws", "websockets-sansio"), requires=("websockets",)),
-        Server("uvicorn-websockets", "uvicorn", ("--ws", "websockets"), requires=("websockets",)),
-        Server("uvicorn-wsproto", "uvicorn", ("--ws", "wsproto"), requires=("wsproto",)),
-        Server("hypercorn", "hypercorn", ("--worker-class", "asyncio")),
-        Server("hypercorn-uvloop", "hypercorn", ("--worker-class", "uvloop"), requires=("uvloop",)),
+        Server(
+            "uvicorn",
+            "uvicorn --ws websockets-sansio --host {host} --port {port} {app}",
+            ("uvicorn", "websockets"),
+            workers="--workers {workers}",
+            ping=UVICORN_PING,
+        ),
+        Server(
+            "uvicorn-websockets",
+            "uvicorn --ws websockets --host {host} --port {port} {app}",
+            ("uvicorn", "websockets"),
+            workers="--workers {workers}",
+            ping=UVICORN_PING,
+        ),
+        Server(
+            "uvicorn-wsproto",
+            "uvicorn --ws wsproto --host {host} --port {port} {app}",
+            ("uvicorn", "wsproto"),
+            workers="--workers {workers}",
+            ping=UVICORN_PING,
+        ),
+        Server(
+            "hypercorn",
+            "hypercorn --worker-class asyncio --bind {bind} {app}",
+            ("hypercorn",),
+            workers="--workers {workers}",
+            ping=HYPERCORN_PING,
+            zero_workers=True,
+        ),
+        Server(
+            "hypercorn-uvloop",
+            "hypercorn --worker-class uvloop --bind {bind} {app}",
+            ("hypercorn", "uvloop"),
+            workers="--workers {workers}",
+            ping=HYPERCORN_PING,
+            zero_workers=True,
+        ),
         Server(
             "hypercorn-trio",
-            "hypercorn",
-            ("--worker-class", "trio"),
-            requires=("trio",),
+            "hypercorn --worker-class trio --bind {bind} {app}",
+            ("hypercorn", "trio"),
+            workers="--workers {workers}",
+            zero_workers=True,
             no_ping=TRIO_PING_RACE,
             no_redis=TRIO_NO_REDIS,
         ),
-        Server("daphne", "daphne", (), multi_worker=False, no_redis=NO_LIFESPAN),
-        Server("granian", "granian", ("--interface", "asgi"), no_ping="granian 2.x has no WebSocket ping option"),
+        Server(
+            "daphne",
+            "daphne -b {host} -p {port} {app}",
+            ("daphne",),
+            ping="--ping-interval {ping_interval} --ping-timeout {ping_timeout}",
+            denial_response=False,
+            no_redis=NO_LIFESPAN,
+        ),
+        Server(
+            "granian",
+            "granian --interface asgi --host {host} --port {port} {app}",
+            ("granian",),
+            workers="--workers {workers}",
+            no_ping="granian 2.x has no WebSocket ping option",
+        ),
+        # gunicorn 27's own ASGI worker (gunicorn/workers/gasgi.py, ASGIWorker), a
+        # master with worker children.  --no-control-socket: gunicorn 27 otherwise
+        # opens a control socket at one fixed path per user
+        # ($XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl, gunicorn/config.py
+        # ControlSocket), which two servers started side by side would share.
+        Server(
+            "gunicorn",
+            "gunicorn --worker-class asgi --no-control-socket --bind {bind} {app}",
+            ("gunicorn",),
+            workers="--workers {workers}",
+            denial_response=False,
+            no_ping="gunicorn 27's asgi worker has no WebSocket ping option (it only answers pings)",
+        ),
+        # anycorn 0.20, hypercorn's fork on anyio: hypercorn's command line, a click CLI.
+        Server(
+            "anycorn",
+            "anycorn --worker-class asyncio --bind {bind} {app}",
+            ("anycorn",),
+            workers="--workers {workers}",
+            ping=HYPERCORN_PING,
+            zero_workers=True,
+        ),
     ]
 }
 

@@ -16,6 +16,8 @@ Examples::
     python -m conformance --servers uvicorn,hypercorn --skip-autobahn
     python -m conformance --scenarios 'stream-*,probe-scope*'
     python -m conformance --app myapp:app --echo-path /ws/echo
+    python -m conformance --servers anycorn --skip-scenarios         # probes and Autobahn only
+    python -m conformance --server-command 'mine=mine --bind {bind} {app}' --skip-scenarios
     python -m conformance --publish                        # also docs/server-divergences.md
     python -m conformance --rejudge .conformance-cache/runs/20261129-101500 --publish
 
@@ -40,7 +42,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from asgi_ws.servers import SERVERS, Listen
+from asgi_ws.servers import SERVERS, Listen, Server
 
 from . import probes, scenarios  # noqa: F401  (importing registers the checks)
 from .autobahn_stage import CASE_SETS, EXPECTED_CASE, run_autobahn_stage
@@ -78,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--echo-path", default="/echo", help="the app's pure echo endpoint (default /echo)")
     parser.add_argument("--skip-autobahn", action="store_true", help="do not run the Autobahn stage")
     parser.add_argument("--skip-probes", action="store_true", help="do not run the server probes")
+    parser.add_argument(
+        "--skip-scenarios", action="store_true", help="do not run the scenarios: probes and Autobahn only"
+    )
+    parser.add_argument(
+        "--server-command",
+        action="append",
+        default=[],
+        metavar="NAME=TEMPLATE",
+        help="a server that is not in asgi_ws.servers, for this run: its command after 'python -m', with "
+        "{host}, {port} or {bind}, and {app}; e.g. 'mine=mine --bind {bind} {app}'. "
+        "Without --servers, only these servers run",
+    )
     parser.add_argument(
         "--autobahn-cases",
         choices=list(CASE_SETS),
@@ -131,9 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     say = _printer(started)
     try:
+        ad_hoc = [_ad_hoc_server(raw) for raw in args.server_command]
+        SERVERS.update((server.name, server) for server in ad_hoc)
         divergences = load_divergences(known_servers=SERVERS)
         reference_notes = load_reference_notes()
-        run = _rejudged(args.rejudge) if args.rejudge else _run(args, say)
+        run = _rejudged(args.rejudge) if args.rejudge else _run(args, say, [server.name for server in ad_hoc])
     except (ValueError, DivergenceFileError, OSError) as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return 2
@@ -157,9 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failing else 0
 
 
-def _run(args: argparse.Namespace, say: Callable[[str], None]) -> Run:
-    """Start every selected server, run the checks and Autobahn; what they observed, kept in run.json."""
-    servers = _servers(args.servers)
+def _run(args: argparse.Namespace, say: Callable[[str], None], ad_hoc: list[str]) -> Run:
+    """Start every selected server, run the checks and Autobahn; what they observed, kept in run.json.
+
+    ``ad_hoc``: the servers given with --server-command, which are the ones run unless --servers names others.
+    """
+    servers = _servers(args.servers) if args.servers or not ad_hoc else ad_hoc
     checks = _select(args)
     if not checks:
         raise ValueError("--scenarios matched no check")
@@ -251,6 +270,17 @@ def _servers(raw: str | None) -> list[str]:
     return names
 
 
+def _ad_hoc_server(raw: str) -> Server:
+    """``--server-command NAME=TEMPLATE`` as a registry entry: no worker or ping flags of its own."""
+    name, _, template = raw.partition("=")
+    if not name.strip() or not template.strip():
+        raise ValueError(f"--server-command {raw!r}: expected NAME=TEMPLATE")
+    if name.strip() in SERVERS:
+        raise ValueError(f"--server-command {raw!r}: {name.strip()} is already a server")
+    package = shlex.split(template)[0]  # run with python -m, so it must be importable
+    return Server(name.strip(), template, (package,), no_ping="an ad-hoc server: any ping flags are in its command")
+
+
 def _select(args: argparse.Namespace) -> list[Check]:
     """The checks to run: generic scenarios only for another app; filtered by --scenarios."""
     patterns = [part.strip() for part in (args.scenarios or "*").split(",") if part.strip()]
@@ -258,6 +288,8 @@ def _select(args: argparse.Namespace) -> list[Check]:
     selected = []
     for check in CHECKS.values():
         if check.kind == "probe" and args.skip_probes:
+            continue
+        if check.kind == "scenario" and args.skip_scenarios:
             continue
         if check.kind == "scenario" and other_app and not check.generic:
             continue
@@ -277,8 +309,7 @@ def _ran_on() -> str:
 def _versions(servers: Sequence[str]) -> dict[str, str]:
     versions = {}
     for server in servers:
-        packages = [SERVERS[server].module, *SERVERS[server].requires]
-        versions[server] = ", ".join(f"{name} {_version(name)}" for name in packages)
+        versions[server] = ", ".join(f"{name} {_version(name)}" for name in SERVERS[server].packages)
     return versions
 
 

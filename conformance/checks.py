@@ -61,7 +61,8 @@ class Check:
     settings: Mapping[str, str] = field(default_factory=dict)  # ASGI_WS_* for the app it runs against
     generic: bool = False  # an echo scenario that runs against any app with --echo-path
     own_server: bool = False  # the check stops its server, so it gets a server of its own
-    server_flags: Mapping[str, float] = field(default_factory=dict)  # Listen overrides, e.g. ping_interval
+    # Listen overrides, e.g. ping_interval (None: no ping flags, the server's own default).
+    server_flags: Mapping[str, float | None] = field(default_factory=dict)
     racy: str | None = None  # what its outcome races with, and how the check gives one transcript anyway
 
 

@@ -193,7 +193,7 @@ def run_server(
     ready_path: str = "/",
     via_cli: Sequence[str] | None = None,
     extra_env: Mapping[str, str] | None = None,
-    listen: Mapping[str, float] | None = None,
+    listen: Mapping[str, float | None] | None = None,
     cpus: Collection[int] | None = None,
 ) -> Iterator[RunningServer]:
     """Run server ``name`` serving ``app`` with ``ASGI_WS_*`` ``settings`` for the ``with`` block.
@@ -201,7 +201,8 @@ def run_server(
     ``via_cli``: start it through ``python -m asgi_ws serve`` with these extra
     flags, instead of the server's own command line.  ``extra_env``: more
     environment variables for the child, not checked against asgi_ws's names.
-    ``listen``: overrides of :class:`asgi_ws.servers.Listen`, e.g. ``ping_interval``.
+    ``listen``: overrides of :class:`asgi_ws.servers.Listen`, e.g. ``ping_interval``
+    (None: no ping flags, the server's own keepalive default).
     ``cpus``: pin the server, and every process and thread it starts, to these
     CPUs (the benchmarks keep it off the load generator's).
     """
@@ -237,7 +238,7 @@ class Launch:
     ready_path: str  # polled with GET until anything answers
     via_cli: Sequence[str] | None  # flags for asgi-ws serve, or None for the server's own command
     extra_env: Mapping[str, str]  # added to the child's environment
-    listen: Mapping[str, float]  # Listen overrides
+    listen: Mapping[str, float | None]  # Listen overrides
     cpus: frozenset[int]  # CPU affinity of the child; empty: wherever the OS puts it
 
 
@@ -247,7 +248,7 @@ def _start(name: str, log_dir: Path, settings: Mapping[str, str], options: Launc
     if missing:
         raise ServerStartError(
             f"server {name!r} cannot run: {', '.join(missing)} not importable by {sys.executable}; "
-            f"install asgi-ws[{kind.module}]"
+            f"install asgi-ws[{kind.extra}]"
         )
     unknown = sorted(set(settings) - KNOWN_SETTINGS)
     if unknown:
@@ -263,7 +264,7 @@ def _start(name: str, log_dir: Path, settings: Mapping[str, str], options: Launc
         server = RunningServer(name, port, log_dir / f"{name}-{port}.log")
         server.process = _spawn(kind, server, env, options)
         try:
-            wait_until_ready(server, options.ready_path)
+            wait_until_ready(server, options.ready_path, kind.ready_log)
         except _PortTaken:
             stop_process(server.process)
             continue
@@ -276,7 +277,7 @@ def _start(name: str, log_dir: Path, settings: Mapping[str, str], options: Launc
 
 def _spawn(kind: Server, server: RunningServer, env: Mapping[str, str], options: Launch) -> subprocess.Popen[bytes]:
     # workers=0: one process is the whole server, so stopping its PID stops everything.
-    listen = Listen(HOST, server.port, workers=0, **options.listen)
+    listen = Listen(HOST, server.port, workers=0).with_keepalive(options.listen)
     argv = kind.command(options.app, listen)
     if options.via_cli is not None:
         # asgi-ws serve execs the server in the same process: the PID stays the server's.
@@ -299,8 +300,11 @@ def _spawn(kind: Server, server: RunningServer, env: Mapping[str, str], options:
         )
 
 
-def wait_until_ready(server: RunningServer, ready_path: str) -> None:
-    """Return once ``GET ready_path`` gets any HTTP response.  Raises _PortTaken or ServerStartError."""
+def wait_until_ready(server: RunningServer, ready_path: str, ready_log: str | None = None) -> None:
+    """Return once ``GET ready_path`` gets any HTTP response, and the log shows ``ready_log`` if given.
+
+    Raises _PortTaken or ServerStartError.
+    """
     assert server.process is not None
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
@@ -315,10 +319,13 @@ def wait_until_ready(server: RunningServer, ready_path: str) -> None:
         # Refused until the server listens; http.client's errors while it starts up.
         with contextlib.suppress(OSError, http.client.HTTPException):
             server.get(ready_path)
-            return
+            if ready_log is None or ready_log in server.log_text():
+                return
         if time.monotonic() > deadline:
             raise ServerStartError(
-                f"{server.name} did not answer GET {ready_path} within {READY_TIMEOUT} s; "
+                f"{server.name} did not answer GET {ready_path}"
+                + (f" and log {ready_log!r}" if ready_log is not None else "")
+                + f" within {READY_TIMEOUT} s; "
                 f"log {server.log_path} ends with:\n{server.log_tail()}"
             )
         time.sleep(POLL_INTERVAL)

@@ -244,11 +244,11 @@ def _portability(report: Report) -> list[str]:
     for number, rule in enumerate(RULES, start=1):
         proof = []
         for check in rule.checks:
-            if (row := rows.get(check)) is not None:
-                departing = row.departing()
+            if (proving := rows.get(check)) is not None:
+                departing = proving.departing()
                 verb = "differs" if len(departing) == 1 else "differ"
                 who = f": {', '.join(departing)} {verb}" if departing else ": all alike here"
-                proof.append(f"[{row.title}](#{row.anchor}){who}")
+                proof.append(f"[{proving.title}](#{proving.anchor}){who}")
         out.append(f"{number}. **{rule.rule}** {rule.why}" + (f" Proof: {'; '.join(proof)}." if proof else ""))
     return [*out, ""]
 

@@ -1,4 +1,4 @@
-"""asgi_ws.cli and asgi_ws.servers: the serve command and the server command lines.
+"""asgi_ws.cli: the serve command (the command lines themselves: tests/test_servers.py).
 
 These tests stop at the command line (``--print-command``) or at a refusal.
 Actually running ``asgi-ws serve`` under each server is in
@@ -13,7 +13,6 @@ import sys
 import pytest
 
 from asgi_ws.cli import main
-from asgi_ws.servers import SERVERS, Listen, installed_servers
 
 
 def printed_command(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
@@ -55,13 +54,6 @@ def test_hypercorn_trio_does_not_ping(capsys: pytest.CaptureFixture[str]) -> Non
     assert "--websocket-ping-interval" in printed_command(capsys, "--server", "hypercorn-uvloop")
 
 
-def test_every_server_builds_a_command() -> None:
-    for server in SERVERS.values():
-        argv = server.command("asgi_ws.app:app", Listen(port=1234))
-        assert argv[:3] == [sys.executable, "-m", server.module]
-        assert any("1234" in arg for arg in argv)
-
-
 def test_daphne_refuses_several_workers(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--server", "daphne", "--workers", "2", "--print-command"]) == 2
     assert "daphne runs a single process" in capsys.readouterr().err
@@ -93,24 +85,6 @@ def test_a_missing_server_is_named(capsys: pytest.CaptureFixture[str], monkeypat
     assert "--server granian needs granian" in capsys.readouterr().err
 
 
-def test_installed_servers_lists_only_importable_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("importlib.util.find_spec", lambda name: None if name == "trio" else object())
-    assert "hypercorn-trio" not in installed_servers()
-    assert "hypercorn" in installed_servers()
-
-
-def test_hypercorn_ping_interval_is_whole_seconds() -> None:
-    argv = SERVERS["hypercorn"].command("app:app", Listen(ping_interval=0.4))
-    assert argv[argv.index("--websocket-ping-interval") + 1] == "1"
-
-
-def test_workers_zero_means_in_process() -> None:
-    hypercorn = SERVERS["hypercorn"].command("app:app", Listen(workers=0))
-    uvicorn = SERVERS["uvicorn"].command("app:app", Listen(workers=0))
-    assert hypercorn[hypercorn.index("--workers") + 1] == "0"
-    assert uvicorn[uvicorn.index("--workers") + 1] == "1"
-
-
 @pytest.mark.parametrize(("name", "why"), [("hypercorn-trio", "needs asyncio"), ("daphne", "lifespan")])
 def test_servers_that_cannot_run_the_redis_broker_refuse_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, name: str, why: str
@@ -121,3 +95,36 @@ def test_servers_that_cannot_run_the_redis_broker_refuse_it(
     assert f"--server {name} cannot use the broker redis://:***@127.0.0.1:6379/0" in error
     assert why in error
     assert "secret" not in error
+
+
+def test_server_keepalive_passes_no_ping_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = printed_command(capsys, "--server-keepalive", "--ping-interval", "5")
+    assert not any(arg.startswith("--ws-ping") for arg in argv)
+    assert "--workers" in argv
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("gunicorn", "-m gunicorn --worker-class asgi --no-control-socket --bind 127.0.0.1:8000 --workers 1"),
+        ("anycorn", "-m anycorn --worker-class asyncio --bind 127.0.0.1:8000 --workers 1 --websocket-ping-interval 20"),
+    ],
+)
+def test_gunicorn_and_anycorn(capsys: pytest.CaptureFixture[str], name: str, line: str) -> None:
+    assert line in shlex.join(printed_command(capsys, "--server", name))
+
+
+def test_a_server_without_pings_says_so(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.execve", lambda *args: None)  # main returns where the server would have run
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())  # whichever servers are installed
+    assert main(["serve", "--server", "gunicorn"]) == 0
+    assert "keepalive pings are off: gunicorn 27's asgi worker has no WebSocket ping option" in capsys.readouterr().err
+
+
+def test_server_keepalive_is_named(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.execve", lambda *args: None)  # main returns where the server would have run
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())  # whichever servers are installed
+    assert main(["serve", "--server", "gunicorn", "--server-keepalive"]) == 0
+    err = capsys.readouterr().err
+    assert "keepalive pings: gunicorn's own default" in err
+    assert "keepalive pings are off" not in err

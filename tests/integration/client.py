@@ -22,11 +22,22 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame, Opcode
 
+from asgi_ws.servers import SERVERS
 from conformance.launcher import HOST, RunningServer
 
 __all__ = ["RawClient", "refusal", "server_close"]
 
 SOCKET_TIMEOUT = 10.0  # seconds any one blocking call of RawClient may take before it fails
+
+
+def refused_as(server_name: str, status: int, body: bytes) -> tuple[int, bytes]:
+    """How the app's refusal with ``status`` and ``body`` reaches the client under ``server_name``.
+
+    Where the server does not offer the websocket.http.response extension
+    (``denial_response`` in asgi_ws.servers), the app closes before accept
+    instead, and the server answers that with a bare 403 (SPEC §3).
+    """
+    return (status, body) if SERVERS[server_name].denial_response else (403, b"")
 
 
 async def refusal(url: str, origin: str | None = None) -> tuple[int, bytes]:

@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 
 from conformance.launcher import run_server
 
-from .client import refusal
+from .client import refusal, refused_as
 
 pytestmark = [pytest.mark.server, pytest.mark.anyio]
 
@@ -24,4 +24,4 @@ async def test_serve_runs_the_app_with_its_flags(server_name: str, tmp_path: Pat
         async with connect(server.url("/ws")) as ws:
             await ws.send("via the CLI")
             assert await ws.recv() == "Message text was: via the CLI"
-            assert await refusal(server.url("/ws")) == (503, b"too many connections")
+            assert await refusal(server.url("/ws")) == refused_as(server_name, 503, b"too many connections")

@@ -1,8 +1,9 @@
 """Handshakes refused before accept (SPEC §1 last bullet, SPEC §3): status and body on the wire.
 
-uvicorn and hypercorn both advertise the ``websocket.http.response`` extension,
-so every refusal is the app's own HTTP response, never the generic 403 that
-close-before-accept produces.
+Where the server advertises the ``websocket.http.response`` extension (uvicorn,
+hypercorn, granian, anycorn), every refusal is the app's own HTTP response; where
+it does not (daphne, gunicorn), it is the bare 403 that close-before-accept
+produces (``refused_as``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from conformance.launcher import RunningServer, StartServer
 
-from .client import refusal
+from .client import refusal, refused_as
 
 pytestmark = [pytest.mark.server, pytest.mark.anyio]
 
@@ -36,12 +37,12 @@ async def assert_accepted(url: str, origin: str | None = None) -> None:
 
 @pytest.mark.parametrize("path", ["/nope", "/", "/WS", "/ws/", "/ws_json/", "/echo/more", "/healthz"])
 async def test_unknown_path_is_404(server: RunningServer, path: str) -> None:
-    assert await refusal(server.url(path)) == NOT_FOUND
+    assert await refusal(server.url(path)) == refused_as(server.name, *NOT_FOUND)
 
 
 @pytest.mark.parametrize("room", ["", "a" * 65, "bad%20room", "room!", "caf%C3%A9", "nested/room"])
 async def test_bad_room_name_is_400(server: RunningServer, room: str) -> None:
-    assert await refusal(server.url(f"/ws/chat/{room}")) == BAD_ROOM
+    assert await refusal(server.url(f"/ws/chat/{room}")) == refused_as(server.name, *BAD_ROOM)
 
 
 @pytest.mark.parametrize("room", ["a", "a" * 64, "Room_1.2-3", "..."])
@@ -56,7 +57,7 @@ async def test_good_room_names_are_accepted(server: RunningServer, room: str) ->
     ["count=0", "count=1000001", "count=-1", "count=abc", "count=", "count=+5", "count=5.0", "count=1&count=2"],
 )
 async def test_bad_count_is_400(server: RunningServer, query: str) -> None:
-    assert await refusal(server.url(f"/stream?{query}")) == BAD_COUNT
+    assert await refusal(server.url(f"/stream?{query}")) == refused_as(server.name, *BAD_COUNT)
 
 
 @pytest.mark.parametrize("query", ["count=1", "count=1000000", "other=x"])
@@ -76,7 +77,7 @@ async def test_no_origin_and_same_host_origin_are_accepted(server: RunningServer
 
 @pytest.mark.parametrize("origin", ["http://evil.example", "http://127.0.0.1:1", "null"])
 async def test_foreign_origin_is_403(server: RunningServer, origin: str) -> None:
-    assert await refusal(server.url("/ws"), origin=origin) == BAD_ORIGIN
+    assert await refusal(server.url("/ws"), origin=origin) == refused_as(server.name, *BAD_ORIGIN)
 
 
 async def test_allowed_origins_setting_admits_listed_origins_only(start_server: StartServer) -> None:
@@ -84,7 +85,7 @@ async def test_allowed_origins_setting_admits_listed_origins_only(start_server: 
     await assert_accepted(server.url("/ws"), origin="https://app.example.com")
     await assert_accepted(server.url("/ws"), origin="https://other.example")
     await assert_accepted(server.url("/ws"), origin=server.origin)
-    assert await refusal(server.url("/ws"), origin="https://evil.example") == BAD_ORIGIN
+    assert await refusal(server.url("/ws"), origin="https://evil.example") == refused_as(server.name, *BAD_ORIGIN)
 
 
 # Connection cap
@@ -93,7 +94,7 @@ async def test_allowed_origins_setting_admits_listed_origins_only(start_server: 
 async def test_connection_past_max_connections_is_503_until_one_closes(start_server: StartServer) -> None:
     server = start_server({"ASGI_WS_MAX_CONNECTIONS": "2"})
     async with connect(server.url("/ws")) as first, connect(server.url("/ws")) as second:
-        assert await refusal(server.url("/ws")) == TOO_MANY_CONNECTIONS
+        assert await refusal(server.url("/ws")) == refused_as(server.name, *TOO_MANY_CONNECTIONS)
 
         await first.close()
         # The server counts the connection out after its close frame; poll in a thread so that

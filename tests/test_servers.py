@@ -1,0 +1,185 @@
+"""asgi_ws.servers: each registry entry's command line, and the rules every entry follows."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import pytest
+
+from asgi_ws.servers import SERVERS, Listen, Server, installed_servers
+
+LISTEN = Listen(port=9001, workers=2, ping_interval=5.0, ping_timeout=7.5)
+
+# The whole command line of every entry for LISTEN (daphne: one worker), after "python -m".
+# The first eight are the command lines from before the registry became data, unchanged.
+COMMANDS = {
+    "uvicorn": "uvicorn --ws websockets-sansio --host 127.0.0.1 --port 9001 --workers 2 "
+    "--ws-ping-interval 5 --ws-ping-timeout 7.5 app:app",
+    "uvicorn-websockets": "uvicorn --ws websockets --host 127.0.0.1 --port 9001 --workers 2 "
+    "--ws-ping-interval 5 --ws-ping-timeout 7.5 app:app",
+    "uvicorn-wsproto": "uvicorn --ws wsproto --host 127.0.0.1 --port 9001 --workers 2 "
+    "--ws-ping-interval 5 --ws-ping-timeout 7.5 app:app",
+    "hypercorn": "hypercorn --worker-class asyncio --bind 127.0.0.1:9001 --workers 2 "
+    "--websocket-ping-interval 5 app:app",
+    "hypercorn-uvloop": "hypercorn --worker-class uvloop --bind 127.0.0.1:9001 --workers 2 "
+    "--websocket-ping-interval 5 app:app",
+    "hypercorn-trio": "hypercorn --worker-class trio --bind 127.0.0.1:9001 --workers 2 app:app",
+    "daphne": "daphne -b 127.0.0.1 -p 9001 --ping-interval 5 --ping-timeout 7.5 app:app",
+    "granian": "granian --interface asgi --host 127.0.0.1 --port 9001 --workers 2 app:app",
+    "gunicorn": "gunicorn --worker-class asgi --no-control-socket --bind 127.0.0.1:9001 --workers 2 app:app",
+    "anycorn": "anycorn --worker-class asyncio --bind 127.0.0.1:9001 --workers 2 --websocket-ping-interval 5 app:app",
+}
+
+
+def listen_for(server: Server, **changes: object) -> Listen:
+    options: dict[str, object] = {
+        "port": LISTEN.port,
+        "workers": LISTEN.workers if server.multi_worker else 1,
+        "ping_interval": LISTEN.ping_interval,
+        "ping_timeout": LISTEN.ping_timeout,
+    }
+    options.update(changes)
+    return Listen(**options)  # type: ignore[arg-type]
+
+
+def test_every_entry_is_in_the_table() -> None:
+    assert list(SERVERS) == list(COMMANDS)
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_command(name: str) -> None:
+    server = SERVERS[name]
+    argv = server.command("app:app", listen_for(server))
+    assert argv[:2] == [sys.executable, "-m"]
+    assert shlex.join(argv[2:]) == COMMANDS[name]
+    assert argv[2] == server.module
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_no_ping_flags_for_the_servers_default(name: str) -> None:
+    server = SERVERS[name]
+    with_pings = server.command("app:app", listen_for(server))
+    without = server.command("app:app", listen_for(server, ping_interval=None))
+    pings = server.ping_flags(listen_for(server))
+    assert server.ping_flags(listen_for(server, ping_interval=None)) == []
+    assert without == [arg for arg in with_pings if arg not in pings]
+    assert bool(pings) == (server.no_ping is None), "an entry pings, or says why not"
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_launcher_flags_are_what_does_not_choose_the_server(name: str) -> None:
+    server = SERVERS[name]
+    listen = listen_for(server)
+    flags = server.launcher_flags(listen)
+    assert flags == server.worker_flags(listen) + server.ping_flags(listen)
+    argv = server.command("app:app", listen)
+    at = argv.index("app:app")
+    assert argv[at - len(flags) : at] == flags
+
+
+def test_launcher_flags_examples() -> None:
+    assert SERVERS["uvicorn"].launcher_flags(LISTEN) == [
+        *("--workers", "2", "--ws-ping-interval", "5", "--ws-ping-timeout", "7.5")
+    ]
+    assert SERVERS["gunicorn"].launcher_flags(LISTEN) == ["--workers", "2"]
+    assert SERVERS["daphne"].launcher_flags(Listen(ping_interval=None)) == []
+    assert SERVERS["anycorn"].launcher_flags(Listen(workers=0, ping_interval=None)) == ["--workers", "0"]
+
+
+@pytest.mark.parametrize("name", [name for name, server in SERVERS.items() if not server.multi_worker])
+def test_single_process_servers_refuse_workers(name: str) -> None:
+    with pytest.raises(ValueError, match=f"{name} runs a single process"):
+        SERVERS[name].command("app:app", Listen(workers=2))
+    assert SERVERS[name].command("app:app", Listen(workers=1))
+
+
+def test_daphne_is_single_process_and_the_others_are_not() -> None:
+    assert [name for name, server in SERVERS.items() if not server.multi_worker] == ["daphne"]
+
+
+def test_workers_zero_means_in_process_where_the_server_allows_it() -> None:
+    for name, server in SERVERS.items():
+        flags = server.worker_flags(Listen(workers=0))
+        if server.zero_workers:
+            assert flags == ["--workers", "0"], name
+        else:
+            assert "0" not in flags, name
+    assert {name for name, server in SERVERS.items() if server.zero_workers} == {
+        *("hypercorn", "hypercorn-uvloop", "hypercorn-trio", "anycorn")
+    }
+
+
+def test_hypercorn_and_anycorn_ping_interval_is_whole_seconds() -> None:
+    for name in ("hypercorn", "anycorn"):
+        assert SERVERS[name].ping_flags(Listen(ping_interval=0.4)) == ["--websocket-ping-interval", "1"]
+        assert SERVERS[name].ping_flags(Listen(ping_interval=2.6)) == ["--websocket-ping-interval", "3"]
+
+
+def test_an_ipv6_bind_is_bracketed() -> None:
+    argv = SERVERS["gunicorn"].command("app:app", Listen(host="::1"))
+    assert argv[argv.index("--bind") + 1] == "[::1]:8000"
+    argv = SERVERS["uvicorn"].command("app:app", Listen(host="::1"))
+    assert argv[argv.index("--host") + 1] == "::1"
+
+
+def test_a_value_never_splits_a_word() -> None:
+    server = Server("spaced", "srv --name {host} {app}", ("srv",), no_ping="none")
+    assert server.command("my app:app", Listen(host="a b"))[2:] == ["srv", "--name", "a b", "my app:app"]
+
+
+def test_words_after_the_app_stay_after_it() -> None:
+    server = Server("x", "srv {app} --port {port}", ("srv",), workers="-w {workers}", no_ping="none")
+    assert server.command("a:b", Listen(port=1))[2:] == ["srv", "-w", "1", "a:b", "--port", "1"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"command_template": "srv --port {port}"}, "needs the word {app} exactly once"),
+        ({"command_template": "srv {app} {app}"}, "needs the word {app} exactly once"),
+        ({"command_template": "srv {app}", "no_ping": None}, "say why in no_ping"),
+    ],
+)
+def test_an_entry_is_checked_when_made(options: dict[str, str | None], message: str) -> None:
+    fields: dict[str, object] = {"name": "x", "command_template": "srv {app}", "packages": ("srv",), "no_ping": "n"}
+    fields.update(options)
+    with pytest.raises(ValueError, match=message):
+        Server(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("template", "word"), [("srv --port {prot} {app}", "{prot}"), ("srv {app}", "{wokers}")])
+def test_an_unknown_placeholder_is_named_when_the_entry_is_made(template: str, word: str) -> None:
+    with pytest.raises(ValueError, match=f"server 'x': unknown placeholder .* in '\\{word}'"):
+        Server("x", template, ("srv",), workers=f"-w {word}", no_ping="none")
+
+
+def test_installed_servers_lists_only_importable_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None if name == "trio" else object())
+    assert "hypercorn-trio" not in installed_servers()
+    assert "hypercorn" in installed_servers()
+    assert SERVERS["hypercorn-trio"].missing() == ["trio"]
+
+
+def test_extra_is_the_package_run() -> None:
+    assert SERVERS["uvicorn-wsproto"].extra == "uvicorn"
+    assert SERVERS["gunicorn"].extra == "gunicorn"
+
+
+def test_servers_without_lifespan_or_asyncio_say_so() -> None:
+    assert {name for name, server in SERVERS.items() if server.no_redis} == {"hypercorn-trio", "daphne"}
+
+
+def test_with_keepalive_overrides_only_the_pings() -> None:
+    base = Listen(port=9001, workers=0)
+    assert base.with_keepalive({}) == base
+    assert base.with_keepalive({"ping_interval": None}) == Listen(port=9001, workers=0, ping_interval=None)
+    assert base.with_keepalive({"ping_interval": 1.0, "ping_timeout": 2.0}).ping_timeout == 2.0
+    with pytest.raises(ValueError, match=r"not \['port'\]"):
+        base.with_keepalive({"port": 1.0})
+    with pytest.raises(ValueError, match="ping_timeout cannot be None"):
+        base.with_keepalive({"ping_timeout": None})
+
+
+def test_only_daphne_and_gunicorn_lack_the_denial_extension() -> None:
+    assert {name for name, server in SERVERS.items() if not server.denial_response} == {"daphne", "gunicorn"}
