@@ -365,8 +365,9 @@ async def _stopped_reading(make_app: MakeApp) -> AsyncIterator[tuple[App, WebSoc
 async def test_a_slow_consumers_close_waits_longer_than_an_ordinary_close(
     make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A server that takes the close frame only once the client has read some of its backlog
-    # (uvicorn awaits its transport's resume_writing first): the close must outlast CLOSE_TIMEOUT.
+    # A server that takes the close frame only once the client has read some of its backlog, as
+    # uvicorn 0.54.0 does (websockets_sansio_impl.py, WebSocketsSansIOProtocol.send awaits
+    # ``writable`` before writing; Kludex/uvicorn#3048, merged): the close must outlast CLOSE_TIMEOUT.
     monkeypatch.setattr(asgi_ws.websocket, "CLOSE_TIMEOUT", 0.05)
     async with _stopped_reading(make_app) as (app, stuck):
         await anyio.sleep(0.3)  # six ordinary close timeouts, and the client still reads nothing

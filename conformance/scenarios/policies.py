@@ -264,7 +264,10 @@ async def slow_consumer_late_reader(target: Target) -> Transcript:
 
     The close frame is queued behind megabytes the server has already taken
     for this client, and a server may take the frame itself only once the
-    client has read part of them (uvicorn does).  A client that reads again
+    client has read part of them: uvicorn 0.54.0 does
+    (``WebSocketsSansIOProtocol.send`` in websockets_sansio_impl.py and
+    ``WSProtocol.send`` in wsproto_impl.py await ``writable`` before writing
+    anything; Kludex/uvicorn#3048, merged).  A client that reads again
     after the app stopped waiting for its close gets the data and then the end
     of TCP, without the frame: what this checks is that the app waits long
     enough.  The 4 KiB buffer is the one of the client that showed the
