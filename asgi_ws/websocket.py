@@ -101,10 +101,11 @@ CLOSE_TIMEOUT = 5.0
 # ``writable``, set by the transport's resume_writing, before writing anything,
 # the close frame included (flow control added by Kludex/uvicorn#3048, merged).
 # Measured with a client that read again 7 s after it was closed: under the 5 s
-# of CLOSE_TIMEOUT the app gave up, returned, and the client read 2.9 MB and
-# then the end of TCP with no close frame, under uvicorn, hypercorn's asyncio
-# workers and granian alike; with 30 s every server that applies backpressure
-# delivered it (scenario ``slow-consumer-late-reader``).  30 s lets a client
+# of CLOSE_TIMEOUT the app gave up and returned, and under uvicorn the client
+# read 2.9 MB and then the end of TCP with no close frame; hypercorn 0.18.0's
+# asyncio workers and granian 2.8.9 ended it without the frame too (observed).
+# With 30 s every server that applies backpressure delivered it (scenario
+# ``slow-consumer-late-reader``).  30 s lets a client
 # read a full 4 MiB at about 1 Mbit/s.  A client that never reads again is
 # still let go, 30 s after its close, and meanwhile holds no more than before:
 # it has left its topic, and its outbox is bounded.

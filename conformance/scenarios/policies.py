@@ -92,7 +92,7 @@ FLOOD_MESSAGE_SIZE = 32_000  # characters, below the default 64 KiB limit
 FLOOD_WINDOW = 2  # messages the flooder may be ahead of the reader; below the outbox size
 # The late reader: a 4 KiB receive buffer (Linux doubles it to 8 KiB) and nothing read for 7 s after
 # the flood, longer than the 5 s the app gives an ordinary close to be taken by the server.
-LATE_READER_SOCKET = [(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)]
+LATE_READER_SOCKET = ((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
 LATE_READER_PAUSE = 7.0  # seconds
 
 
