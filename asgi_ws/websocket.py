@@ -32,8 +32,11 @@ Theory of operation
    seen by another connection's broadcast, a failed send, the client's
    disconnect) records *why* in one place and cancels the scope.  The only
    ``websocket.close`` is sent after everything in it has stopped, unless the
-   client is already gone.  The connection then stops counting against the cap, and
-   the app reads on until the server reports the disconnect, briefly.
+   client is already gone.  A slow consumer's close may wait longer than the
+   others for the server to take it, since it queues behind the backlog the
+   client stopped reading (``SLOW_CONSUMER_CLOSE_TIMEOUT``).  The connection
+   then stops counting against the cap, and the app reads on until the server
+   reports the disconnect, briefly.
 
 Portability (SPEC §3, last bullet): ``text`` and ``bytes`` are read with
 ``.get(...) is not None``; ``receive()`` is never called after
@@ -84,11 +87,29 @@ __all__ = ["Session", "handle_websocket"]
 
 logger = logging.getLogger(__name__)
 
-# How long the app waits on either side of its close: for the close frame to go
-# out to a client that may have stopped reading (the slow-consumer case), and for
-# the server to report the disconnect after it.  Then the server is left to drop
-# the socket.
+# How long the app waits on either side of its close: for the server to take the
+# close frame, and for the server to report the disconnect after it.  Then the
+# server is left to drop the socket.
 CLOSE_TIMEOUT = 5.0
+
+# How long a slow consumer's close frame may take to be handed to the server.
+# That frame queues behind everything the server has already taken for the
+# client: megabytes, since the kernel's send buffer grows to 4 MiB on Linux
+# (net.ipv4.tcp_wmem).  Some servers take the frame only once the client has
+# read a good part of that: uvicorn 0.54.0's WebSocketsSansIOProtocol.send
+# (websockets_sansio_impl.py) and WSProtocol.send (wsproto_impl.py) await
+# ``writable``, set by the transport's resume_writing, before writing anything,
+# the close frame included (flow control added by Kludex/uvicorn#3048, merged).
+# Measured with a client that read again 7 s after it was closed: under the 5 s
+# of CLOSE_TIMEOUT the app gave up and returned, and under uvicorn the client
+# read 2.9 MB and then the end of TCP with no close frame; hypercorn 0.18.0's
+# asyncio workers and granian 2.8.9 ended it without the frame too (observed).
+# With 30 s every server that applies backpressure delivered it (scenario
+# ``slow-consumer-late-reader``).  30 s lets a client
+# read a full 4 MiB at about 1 Mbit/s.  A client that never reads again is
+# still let go, 30 s after its close, and meanwhile holds no more than before:
+# it has left its topic, and its outbox is bounded.
+SLOW_CONSUMER_CLOSE_TIMEOUT = 30.0
 
 # A /stream push yields to the event loop this often.  A server's send() may
 # complete without suspending while the socket buffer has room, and a push of a
@@ -172,6 +193,11 @@ async def handle_websocket(
     )
     if session.close_sent:
         await drain_until_disconnect(receive)
+
+
+def _close_timeout(close: Close) -> float:
+    """How long the app's ``websocket.close`` may wait for the server to take it."""
+    return SLOW_CONSUMER_CLOSE_TIMEOUT if close is close_codes.SLOW_CONSUMER else CLOSE_TIMEOUT
 
 
 def _client(scope: WebSocketScope) -> str:
@@ -302,7 +328,7 @@ class Session:
             await self._serve(receive)
             if not self.peer_gone:
                 close = self.close or close_codes.NORMAL
-                with anyio.move_on_after(CLOSE_TIMEOUT):
+                with anyio.move_on_after(_close_timeout(close)):
                     event: WebSocketCloseEvent = {"type": "websocket.close", "code": close.code, "reason": close.reason}
                     self.close_sent = await self._send_control(event)
         finally:

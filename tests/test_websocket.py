@@ -8,14 +8,16 @@ connection's state.  No server, no sockets.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import pytest
 
 import asgi_ws.websocket
 from asgi_ws.app import App
-from asgi_ws.hub import chat_room
-from tests.asgi_driver import connect
+from asgi_ws.hub import BROADCAST, chat_room
+from tests.asgi_driver import WebSocketDriver, connect
 from tests.conftest import MakeApp
 
 pytestmark = pytest.mark.anyio
@@ -347,6 +349,43 @@ async def test_full_outbox_closes_that_client_4503_and_others_get_everything(mak
         assert await stuck.receive_close() == (4503, "slow consumer")
         await stuck.wait_app_done()
         assert len(app.hub.members(chat_room("fan"))) == 2
+
+
+@asynccontextmanager
+async def _stopped_reading(make_app: MakeApp) -> AsyncIterator[tuple[App, WebSocketDriver]]:
+    """A /ws_broadcast client whose send() blocks until its ``send_gate`` is set, broadcast past its outbox of 2."""
+    app = make_app(outbox_size=2, rate_limit=0)
+    async with connect(app, "/ws_broadcast") as talker, connect(app, "/ws_broadcast") as stuck:
+        stuck.send_gate = anyio.Event()
+        for i in range(10):
+            talker.send_text(str(i))
+        yield app, stuck
+
+
+async def test_a_slow_consumers_close_waits_longer_than_an_ordinary_close(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server that takes the close frame only once the client has read some of its backlog, as
+    # uvicorn 0.54.0 does (websockets_sansio_impl.py, WebSocketsSansIOProtocol.send awaits
+    # ``writable`` before writing; Kludex/uvicorn#3048, merged): the close must outlast CLOSE_TIMEOUT.
+    monkeypatch.setattr(asgi_ws.websocket, "CLOSE_TIMEOUT", 0.05)
+    async with _stopped_reading(make_app) as (app, stuck):
+        await anyio.sleep(0.3)  # six ordinary close timeouts, and the client still reads nothing
+        assert len(app.hub.members(BROADCAST)) == 1  # the stuck client was closed and left the group
+        assert stuck.send_gate is not None
+        stuck.send_gate.set()
+        assert await stuck.receive_close() == (4503, "slow consumer")
+        await stuck.wait_app_done()
+
+
+async def test_a_slow_consumer_that_never_reads_again_is_let_go(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(asgi_ws.websocket, "SLOW_CONSUMER_CLOSE_TIMEOUT", 0.2)
+    async with _stopped_reading(make_app) as (app, stuck):
+        await stuck.wait_app_done()  # its gate stays shut: the close never went out, and the app returned
+        assert stuck.pending() == []
+        assert app.hub.connections == 1  # only the talker
 
 
 async def test_broadcast_never_waits_for_a_slow_client(make_app: MakeApp) -> None:

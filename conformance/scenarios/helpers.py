@@ -127,9 +127,21 @@ def client(
     )
 
 
-def raw_client(target: Target, path: str, *, tag: str | None = None, origin: str | None = None) -> RawClient:
-    """A :class:`RawClient` for ``path``: ``async with raw_client(target, "/echo") as raw``."""
-    return RawClient(target.host, target.port, path, headers=_tag_headers(tag), origin=origin)
+def raw_client(
+    target: Target,
+    path: str,
+    *,
+    tag: str | None = None,
+    origin: str | None = None,
+    socket_options: Sequence[tuple[int, int, int]] = (),
+) -> RawClient:
+    """A :class:`RawClient` for ``path``: ``async with raw_client(target, "/echo") as raw``.
+
+    ``socket_options`` are set on the client's socket before it connects, e.g. a small ``SO_RCVBUF``.
+    """
+    return RawClient(
+        target.host, target.port, path, headers=_tag_headers(tag), origin=origin, socket_options=socket_options
+    )
 
 
 async def handshake(target: Target, path: str, *, origin: str | None = None) -> dict[str, Any]:

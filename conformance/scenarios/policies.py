@@ -10,7 +10,8 @@ binary on text-only  4400                   ``json-binary-4400`` and
 idle                 4408 "idle timeout"    ``idle-silent-4408``, ``idle-room-reader``
 too big              4413 "message too big" ``size-limit-64kib``, ``size-limit-utf8``
 rate                 4429 "rate limited"    ``rate-limit-4429``
-slow consumer        4503 "slow consumer"   ``slow-consumer-4503``
+slow consumer        4503 "slow consumer"   ``slow-consumer-4503``,
+                                            ``slow-consumer-late-reader``
 internal error       4500 "internal error"  none: see below
 ===================  =====================  ==========================================
 
@@ -33,7 +34,9 @@ import asyncio
 import base64
 import contextlib
 import random
+import socket
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from websockets.frames import Opcode
@@ -87,6 +90,10 @@ SLOW = {"ASGI_WS_OUTBOX_SIZE": str(SLOW_OUTBOX), "ASGI_WS_RATE_LIMIT": "0"}
 FLOOD_MESSAGES = 500
 FLOOD_MESSAGE_SIZE = 32_000  # characters, below the default 64 KiB limit
 FLOOD_WINDOW = 2  # messages the flooder may be ahead of the reader; below the outbox size
+# The late reader: a 4 KiB receive buffer (Linux doubles it to 8 KiB) and nothing read for 7 s after
+# the flood, longer than the 5 s the app gives an ordinary close to be taken by the server.
+LATE_READER_SOCKET = ((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+LATE_READER_PAUSE = 7.0  # seconds
 
 
 # Normal end
@@ -260,13 +267,44 @@ async def slow_consumer_4503(target: Target) -> Transcript:
     The flooder keeps at most two messages ahead of the reader, as a client
     that keeps up would be; so only the stalled client falls behind.
     """
+    return await _slow_consumer(target)
+
+
+@scenario(
+    "slow-consumer-late-reader",
+    "A slow consumer with a 4 KiB receive buffer that reads again 7 s after the flood still gets its 4503 close frame.",
+    "outbound queue full: the slow consumer's close frame",
+    settings=SLOW,
+)
+async def slow_consumer_late_reader(target: Target) -> Transcript:
+    """``slow-consumer-4503``, but the stalled client has a small receive buffer and reads again only 7 s later.
+
+    The close frame is queued behind megabytes the server has already taken
+    for this client, and a server may take the frame itself only once the
+    client has read part of them: uvicorn 0.54.0 does
+    (``WebSocketsSansIOProtocol.send`` in websockets_sansio_impl.py and
+    ``WSProtocol.send`` in wsproto_impl.py await ``writable`` before writing
+    anything; Kludex/uvicorn#3048, merged).  A client that reads again
+    after the app stopped waiting for its close gets the data and then the end
+    of TCP, without the frame: what this checks is that the app waits long
+    enough.  The 4 KiB buffer is the one of the client that showed the
+    problem; the time is what matters (a default buffer read 7 s late fared
+    the same), so it stays as the harsher case.
+    """
+    return await _slow_consumer(target, socket_options=LATE_READER_SOCKET, pause=LATE_READER_PAUSE)
+
+
+async def _slow_consumer(
+    target: Target, *, socket_options: Sequence[tuple[int, int, int]] = (), pause: float = 0.0
+) -> Transcript:
+    """A flood on /ws_broadcast past a stalled raw client, which reads again ``pause`` seconds after the flood."""
     tag = target.connection_id()
     flood = _flood()
     expected = [BROADCAST_PREFIX + message for message in flood]
     async with (
         client(target, "/ws_broadcast", compression=None) as flooder,
         client(target, "/ws_broadcast", compression=None) as reader,
-        raw_client(target, "/ws_broadcast", tag=tag) as stalled,
+        raw_client(target, "/ws_broadcast", tag=tag, socket_options=socket_options) as stalled,
     ):
         await join_broadcast(reader, [flooder.send, stalled.send_text])
         received: list[Data] = []
@@ -275,6 +313,7 @@ async def slow_consumer_4503(target: Target) -> Transcript:
             if number >= FLOOD_WINDOW:
                 received.extend(await receive_real(reader, 1))
         received.extend(await receive_real(reader, len(flood) - len(received)))
+        await asyncio.sleep(pause)
         stalled_seen = await _read_stalled(stalled, expected)
         # The flooder and the reader are still served.
         await reader.send("after the flood")
