@@ -119,7 +119,7 @@ class Run:
 
     command: str  # how it was started
     ran_on: str  # date, Python and machine
-    servers: list[str]  # the servers run, in SPEC §0 order
+    servers: list[str]  # the servers run, in the registry's order (asgi_ws.servers.SERVERS)
     versions: dict[str, str]  # server -> its packages' versions
     launcher_flags: dict[str, str]  # server -> the flags the launcher sets beyond choosing the server
     skipped: dict[str, str]  # server -> why it was not run
