@@ -475,6 +475,13 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         _slow_consumer,
     ),
     Behaviour(
+        "asgi-ws: a slow consumer that reads again 7 s later",
+        "slow-consumer-late-reader",
+        "send() applies backpressure (not stated)",
+        "client-visible",
+        _slow_consumer,
+    ),
+    Behaviour(
         "asgi-ws: empty messages echoed",
         "echo-empty-messages",
         "empty text and bytes are messages",
@@ -641,6 +648,13 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
     Behaviour(
         "Keepalive with 1 s ping flags",
         "probe-keepalive-1s",
+        "servers should ping as necessary",
+        "client-visible",
+        _keepalive,
+    ),
+    Behaviour(
+        "Keepalive at the server's own defaults (no flags)",
+        "probe-keepalive-server-default",
         "servers should ping as necessary",
         "client-visible",
         _keepalive,

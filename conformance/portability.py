@@ -116,7 +116,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "Set keepalive on the server's command line, and close idle connections in the app.",
         "Servers ping at different intervals by default, and some not at all.",
-        ("probe-keepalive-default",),
+        ("probe-keepalive-server-default", "probe-keepalive-default"),
     ),
     Rule(
         "Expect the server, not the app, to choose the close code at shutdown.",
