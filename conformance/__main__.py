@@ -42,12 +42,12 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from asgi_ws.servers import SERVERS, Listen, Server
+from asgi_ws.servers import SERVERS, Server
 
 from . import probes, scenarios  # noqa: F401  (importing registers the checks)
 from .autobahn_stage import CASE_SETS, EXPECTED_CASE, run_autobahn_stage
 from .checks import CHECKS, Check, Transcript
-from .launcher import APP, REPO_ROOT
+from .launcher import APP, REPO_ROOT, launch_listen
 from .report import Report, write_html, write_json, write_markdown
 from .runner import Outcome, run_checks
 from .summary import headlines
@@ -315,7 +315,7 @@ def _versions(servers: Sequence[str]) -> dict[str, str]:
 
 def _launcher_flags(servers: Sequence[str]) -> dict[str, str]:
     """What the launcher sets on each server's command line besides what selects the server."""
-    return {server: shlex.join(SERVERS[server].launcher_flags(Listen(port=0))) for server in servers}
+    return {server: shlex.join(SERVERS[server].launcher_flags(launch_listen(0))) for server in servers}
 
 
 def _version(package: str) -> str:

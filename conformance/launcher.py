@@ -55,6 +55,7 @@ __all__ = [
     "ServerStartError",
     "StartServer",
     "free_port",
+    "launch_listen",
     "run_server",
     "stop_process",
     "wait_until_ready",
@@ -275,9 +276,16 @@ def _start(name: str, log_dir: Path, settings: Mapping[str, str], options: Launc
     raise ServerStartError(f"{name}: the chosen port was taken {START_ATTEMPTS} times in a row")
 
 
+def launch_listen(port: int, keepalive: Mapping[str, float | None] | None = None) -> Listen:
+    """How the launcher asks every server to listen: on HOST, one process, keepalive as given or by default.
+
+    workers=0: one process is the whole server, so stopping its PID stops everything.
+    """
+    return Listen(HOST, port, workers=0).with_keepalive(keepalive or {})
+
+
 def _spawn(kind: Server, server: RunningServer, env: Mapping[str, str], options: Launch) -> subprocess.Popen[bytes]:
-    # workers=0: one process is the whole server, so stopping its PID stops everything.
-    listen = Listen(HOST, server.port, workers=0).with_keepalive(options.listen)
+    listen = launch_listen(server.port, options.listen)
     argv = kind.command(options.app, listen)
     if options.via_cli is not None:
         # asgi-ws serve execs the server in the same process: the PID stays the server's.
