@@ -19,7 +19,10 @@ scope, until something ends it:
 On every endpoint exactly one of these sends data: the receive loop on the
 echo endpoints, the sender on the fan-out endpoints, the push on ``/stream``,
 so no two tasks ever call ``send`` at once.  Every send goes through the
-:class:`~asgi_ws.connection.Connection`.
+:class:`~asgi_ws.connection.Connection`: the data messages through its hot
+path, :attr:`~asgi_ws.connection.Connection.transmit`, which is the server's
+own ``send`` while the connection is accepted and refuses anything once it is
+not.
 
 Whatever ends the session records *why* in :attr:`Session.ending`, the first
 reason winning, and cancels the scope: a policy (4400, 4413, 4429), the idle
@@ -186,8 +189,9 @@ class Session:
                 self._stats.slow_consumer()
         self._scope.cancel()
 
-    def _gone(self) -> None:
-        """A send found the client gone: stop every task of the session."""
+    def _lost(self, exc: Exception) -> None:
+        """A send raised ``exc``: the client is gone (the connection says so), and every task stops."""
+        self.connection.lost(exc)  # raises again if it was the app's own ProtocolError
         self._scope.cancel()
 
     # Receiving
@@ -201,10 +205,11 @@ class Session:
         connection, route, stats, idle = self.connection, self.route, self._stats, self._idle
         echo = route.endpoint is Endpoint.ECHO
         while True:
-            message = await connection.receive()
+            message = await connection.incoming()
             if message["type"] != "websocket.receive":
+                connection.took(message)
                 if message["type"] == "websocket.disconnect":
-                    return  # the client has left; the connection is closed, and says so
+                    return  # the client has left: the connection is closed
                 continue
             now = monotonic()
             if now >= idle.due:
@@ -215,21 +220,21 @@ class Session:
             stats.messages_in += 1
             stats.bytes_in += size
             action = check_message(size, self._max_size, self._bucket, now) or answer(route, text, data)
-            if action is None:
-                continue
-            if isinstance(action, Close):
-                self.kick(action)
-                return
-            if isinstance(action, Publish):
+            if isinstance(action, dict):  # a reply, the echo endpoints' hot path; the arrival moved the idle deadline
+                try:
+                    await connection.transmit(action)
+                except Exception as exc:
+                    self._lost(exc)
+                    return
+                stats.messages_out += 1
+                stats.bytes_out += size if echo else message_size(action["text"], action["bytes"])
+            elif isinstance(action, Publish):
                 self._hub.publish(action.topic, action.text, exclude=self if action.exclude_sender else None)
             elif isinstance(action, Push):
                 assert self._task_group is not None
                 self._task_group.start_soon(self._push, action.request)
-            elif await connection.send(action):  # a reply; the arrival has just moved the idle deadline
-                stats.messages_out += 1
-                stats.bytes_out += size if echo else message_size(action["text"], action["bytes"])
-            else:
-                self._gone()
+            elif action is not None:  # a Close
+                self.kick(action)
                 return
 
     # Sending
@@ -252,8 +257,10 @@ class Session:
             if not outbox:
                 self._idle.note_sent()
             event = await outbox.get()
-            if not await connection.send(event):
-                self._gone()
+            try:
+                await connection.transmit(event)
+            except Exception as exc:
+                self._lost(exc)
                 return
             stats.messages_out += 1
             stats.bytes_out += message_size(event["text"], event["bytes"])
@@ -270,8 +277,10 @@ class Session:
         connection, stats = self.connection, self._stats
         async with self._push_lock:
             for number, payload in enumerate(stream_payloads(request, self.route.count), start=1):
-                if not await connection.send(text_event(payload)):
-                    self._gone()
+                try:
+                    await connection.transmit(text_event(payload))
+                except Exception as exc:
+                    self._lost(exc)
                     return
                 stats.messages_out += 1
                 stats.bytes_out += message_size(payload, None)

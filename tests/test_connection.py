@@ -116,3 +116,31 @@ async def test_a_disconnect_during_a_send_is_not_undone_by_it() -> None:
         await conn.receive()
         gate.set()
     assert conn.state is State.CLOSED
+
+
+async def test_the_hot_path_is_the_servers_own_send_only_while_accepted() -> None:
+    server = Server({"type": "websocket.disconnect", "code": 1000})
+    conn = connection(server)
+    with pytest.raises(ProtocolError, match=re.escape('Cannot send "websocket.send" in state connecting')):
+        await conn.transmit({"type": "websocket.send", "text": "early", "bytes": None})
+    await conn.accept()
+    assert conn.transmit == server.send  # no wrapper: the server's callable itself
+    await conn.transmit({"type": "websocket.send", "text": "hi", "bytes": None})
+    assert server.sent[-1]["text"] == "hi"
+    conn.took(await conn.incoming())  # the hot loop's receive, handing back the disconnect
+    assert conn.state is State.CLOSED
+    with pytest.raises(ProtocolError, match="in state closed"):
+        await conn.transmit({"type": "websocket.send", "text": "late", "bytes": None})
+    with pytest.raises(ProtocolError, match='Cannot call "receive"'):
+        await conn.incoming()
+
+
+async def test_lost_closes_for_a_server_error_and_raises_the_apps_own_again() -> None:
+    conn = connection(Server())
+    await conn.accept()
+    with pytest.raises(ProtocolError):
+        conn.lost(ProtocolError("a bug in the app"))
+    assert conn.state is State.ACCEPTED
+    conn.lost(RuntimeError("Unexpected ASGI message after close"))
+    assert conn.state is State.CLOSED
+    assert conn.close_rcvd == Disconnect(None, "send raised RuntimeError")
