@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import logs
-from .broker import create_broker
+from .broker import Broker, BrokerError, MemoryBroker, redact
 from .http import handle_http
 from .hub import Hub
 from .lifespan import handle_lifespan
@@ -26,7 +26,7 @@ from .websocket import handle_websocket
 if TYPE_CHECKING:
     from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
-__all__ = ["App", "app", "create_app"]
+__all__ = ["App", "app", "create_app", "create_broker"]
 
 
 class App:
@@ -47,6 +47,19 @@ class App:
         else:
             # ASGI spec: an app must raise on a scope type it does not know.
             raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")
+
+
+def create_broker(settings: Settings) -> Broker:
+    """The broker ``settings.broker`` names.  Redis is imported only when asked for."""
+    if settings.broker.startswith("memory://"):
+        return MemoryBroker()
+    try:
+        from .redis_broker import RedisBroker
+    except ImportError as exc:  # the optional dependency is missing
+        raise BrokerError(
+            f"the broker {redact(settings.broker)} needs redis-py ({exc.name} is missing): pip install 'asgi-ws[redis]'"
+        ) from None
+    return RedisBroker(settings.broker)
 
 
 def create_app(settings: Settings | None = None) -> App:

@@ -10,6 +10,10 @@ brokers implement the one small :class:`Broker` interface:
 - :class:`asgi_ws.redis_broker.RedisBroker` (``redis://host:port/db``): Redis
   pub/sub, one channel per room.
 
+This module is the interface and the memory broker; it imports neither Redis
+nor :mod:`asgi_ws.redis_broker`, which imports it.  The app picks one with
+:func:`asgi_ws.app.create_broker`.
+
 The interface is synchronous on purpose, like the hub: a chat message must not
 wait for Redis.  ``publish`` queues, ``subscribe`` records a wish, and the
 broker's own tasks, started by :meth:`Broker.running` from the lifespan scope,
@@ -28,13 +32,10 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from .topics import BROADCAST, Topic, chat_room
-
-if TYPE_CHECKING:
-    from .settings import Settings
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -43,7 +44,6 @@ __all__ = [
     "Deliver",
     "Envelope",
     "MemoryBroker",
-    "create_broker",
     "decode_envelope",
     "encode_envelope",
     "new_node_id",
@@ -108,19 +108,6 @@ class MemoryBroker:
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "connected": True}
-
-
-def create_broker(settings: Settings) -> Broker:
-    """The broker ``settings.broker`` names.  Redis is imported only when asked for."""
-    if settings.broker.startswith("memory://"):
-        return MemoryBroker()
-    try:
-        from .redis_broker import RedisBroker
-    except ImportError as exc:  # the optional dependency is missing
-        raise BrokerError(
-            f"the broker {redact(settings.broker)} needs redis-py ({exc.name} is missing): pip install 'asgi-ws[redis]'"
-        ) from None
-    return RedisBroker(settings.broker)
 
 
 def redact(url: str) -> str:

@@ -139,14 +139,17 @@ class Settings:
 
     def __post_init__(self) -> None:
         # Values built in code (tests, create_app(Settings(...))) pass the same checks
-        # as strings from the environment, through the same parsers.
+        # as strings from the environment, through the same parsers, and are kept as
+        # the parsers normalise them: Settings(allowed_origins=("https://App.example.com/",))
+        # must allow the same origins as ASGI_WS_ALLOWED_ORIGINS=https://App.example.com/.
         for spec in dataclasses.fields(self):
             value = getattr(self, spec.name)
             raw = ",".join(value) if isinstance(value, tuple) else str(value)
             try:
-                spec.metadata["parse"](raw)
+                normalised = spec.metadata["parse"](raw)
             except ValueError as exc:
                 raise SettingsError(f"{spec.name} = {value!r}: {exc}") from None
+            object.__setattr__(self, spec.name, normalised)  # frozen: the one place it is set
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

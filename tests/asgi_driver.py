@@ -5,12 +5,14 @@ test a :class:`WebSocketDriver` that plays the server's part: it puts receive
 events in (``websocket.connect``, ``websocket.receive``,
 ``websocket.disconnect``) and takes the app's send events out.
 
-Every event the app sends is checked against the ASGI WebSocket state machine
-(:data:`TRANSITIONS`).  An event that is not valid in the connection's current
-state, or a ``receive()`` after ``websocket.disconnect``, is recorded in
+Every event the app sends is checked against the ASGI WebSocket lifecycle, the
+transition table of :mod:`asgi_ws.lifecycle` (the app checks itself against
+the same table; the driver checks what actually reached the "server").  An
+event that is not valid in the connection's current state, a close reason over
+123 bytes, or a ``receive()`` after ``websocket.disconnect``, is recorded in
 ``violations``, and :func:`connect` fails the test on exit if there are any.
 So every unit test that uses the driver also checks the app's protocol
-discipline (SPEC §3 last bullet, SPEC §7).
+discipline (``docs/contract.md`` §3 "Portability rules", §7).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from typing import Any
 import anyio
 import anyio.abc
 
-__all__ = ["DENIAL", "TRANSITIONS", "WebSocketDriver", "call_http", "connect", "websocket_scope"]
+from asgi_ws.lifecycle import ProtocolError, State, after_send
+
+__all__ = ["DENIAL", "WebSocketDriver", "call_http", "connect", "websocket_scope"]
 
 Event = dict[str, Any]
 ASGIApp = Callable[..., Any]
@@ -31,16 +35,6 @@ ASGIApp = Callable[..., Any]
 # The extension that lets an app refuse a handshake with a real HTTP response.
 DENIAL: dict[str, dict[object, object]] = {"websocket.http.response": {}}
 
-# ASGI WebSocket spec, from the app's side: (state, event type) -> next state.
-# "connecting" is before accept, "responding" is mid denial response.
-TRANSITIONS: dict[tuple[str, str], str] = {
-    ("connecting", "websocket.accept"): "open",
-    ("connecting", "websocket.close"): "refused",
-    ("connecting", "websocket.http.response.start"): "responding",
-    ("responding", "websocket.http.response.body"): "responding",  # "refused" once more_body is false
-    ("open", "websocket.send"): "open",
-    ("open", "websocket.close"): "closed",
-}
 
 # How long a test waits for the app before calling it hung.  Generous on
 # purpose: it only stops a broken test from hanging, it measures nothing.
@@ -77,9 +71,10 @@ class WebSocketDriver:
     def __init__(self, app: ASGIApp, scope: dict[str, Any]) -> None:
         self.app = app  # the ASGI callable under test
         self.scope = scope  # the scope it is called with
-        self.state = "connecting"  # ASGI state, moved by the app's events
+        self.state = State.CONNECTING  # the app's side of the conversation, moved by its events
         self.violations: list[str] = []  # protocol errors the app made
         self.sent: list[Event] = []  # every event the app sent, in order
+        self.attempted: list[Event] = []  # every event the app tried to send, failed sends included
         self.disconnect_sent = False  # websocket.disconnect has been given to the app
         self.app_done = anyio.Event()  # set when the app's call returns
         self.app_error: BaseException | None = None  # what escaped the app, if anything
@@ -97,6 +92,7 @@ class WebSocketDriver:
         return await self._to_app_out.receive()
 
     async def _send(self, event: Event) -> None:
+        self.attempted.append(event)
         if self.send_gate is not None:
             await self.send_gate.wait()
         if self.fail_sends is not None:
@@ -105,26 +101,28 @@ class WebSocketDriver:
         self._check(event)
         self.sent.append(event)
         self._from_app_in.send_nowait(event)
-        if self.answer_close and state == "open" and event["type"] == "websocket.close" and not self.disconnect_sent:
+        if (
+            self.answer_close
+            and state is State.ACCEPTED
+            and event["type"] == "websocket.close"
+            and not self.disconnect_sent
+        ):
             # The client answers the close frame, as uvicorn reports at once.
             self.disconnect(event.get("code", 1000))
 
     def _check(self, event: Event) -> None:
         kind = event.get("type")
-        next_state = TRANSITIONS.get((self.state, kind))  # type: ignore[arg-type]
-        if next_state is None:
-            self.violations.append(f"{kind} sent in state {self.state}")
+        try:
+            next_state = after_send(self.state, event)
+        except ProtocolError as exc:
+            self.violations.append(str(exc))
             return
         if kind == "websocket.http.response.start" and "websocket.http.response" not in (
             self.scope.get("extensions") or {}
         ):
             self.violations.append("denial response without the websocket.http.response extension")
-        if kind == "websocket.send" and (event.get("text") is None) == (event.get("bytes") is None):
-            self.violations.append(f"websocket.send needs exactly one of text and bytes: {event!r}")
         if kind == "websocket.close" and len((event.get("reason") or "").encode()) > 123:
             self.violations.append(f"close reason over 123 bytes: {event!r}")
-        if kind == "websocket.http.response.body" and not event.get("more_body", False):
-            next_state = "refused"
         self.state = next_state
 
     async def run_app(self) -> None:

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
+from asgi_ws.app import create_broker
 from asgi_ws.broker import (
     ENVELOPE_VERSION,
     BrokerError,
     Envelope,
     MemoryBroker,
-    create_broker,
     decode_envelope,
     encode_envelope,
     new_node_id,

@@ -6,6 +6,7 @@ import argparse
 
 import pytest
 
+from asgi_ws.policy import origin_allowed
 from asgi_ws.settings import Settings, SettingsError, add_arguments
 
 
@@ -116,3 +117,10 @@ def test_to_env_round_trips() -> None:
 
 def test_python_log_level() -> None:
     assert Settings(log_level="warning").python_log_level == 30
+
+
+def test_values_built_in_code_are_normalised_like_the_environment() -> None:
+    in_code = Settings(allowed_origins=("https://App.example.com/",))
+    from_env = Settings.from_env({"ASGI_WS_ALLOWED_ORIGINS": "https://App.example.com/"})
+    assert in_code.allowed_origins == from_env.allowed_origins == ("https://app.example.com",)
+    assert origin_allowed("https://app.example.com", "other.example", in_code.allowed_origins)

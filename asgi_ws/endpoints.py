@@ -1,0 +1,109 @@
+"""What each endpoint does with one message: a pure table from a message to an action.
+
+:func:`answer` is the behaviour of ``docs/contract.md`` §1 and nothing else.
+It never awaits, never sends and touches no shared state: it returns what to
+do, and the session (:mod:`asgi_ws.session`) does it.  The actions are:
+
+- a ``websocket.send`` event: the reply, sent back to this client;
+- :class:`Publish`: text for every member of a topic (chat, broadcast);
+- :class:`Push`: start a ``/stream`` push for this request;
+- a :class:`~asgi_ws.close_codes.Close`: end the connection (binary where only
+  text is answered);
+- None: nothing to do.
+
+The policies that come before it (size, rate) are in :mod:`asgi_ws.policy`,
+and the payload formats in :mod:`asgi_ws.messages`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import close_codes
+from .close_codes import Close
+from .hub import BROADCAST, Topic, chat_room
+from .messages import broadcast_text, json_reply, ws_reply
+from .routing import Endpoint, Route
+
+if TYPE_CHECKING:
+    from asgiref.typing import WebSocketSendEvent
+
+__all__ = [
+    "BINARY_ENDPOINTS",
+    "FAN_OUT_ENDPOINTS",
+    "Action",
+    "Publish",
+    "Push",
+    "answer",
+    "bytes_event",
+    "text_event",
+    "topic_of",
+]
+
+# Endpoints that answer binary messages; all others close with 4400.
+BINARY_ENDPOINTS = frozenset({Endpoint.WS, Endpoint.ECHO})
+
+# Endpoints whose connections join a topic and are sent broadcasts (docs/contract.md §4).
+FAN_OUT_ENDPOINTS = frozenset({Endpoint.WS_BROADCAST, Endpoint.CHAT})
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Send ``text`` to every member of ``topic``, the sender too unless ``exclude_sender``."""
+
+    topic: Topic
+    text: str
+    exclude_sender: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """Start a ``/stream`` push for ``request``, the text that asked for it."""
+
+    request: str
+
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Action: TypeAlias = "WebSocketSendEvent | Publish | Push | Close | None"
+
+
+def text_event(text: str) -> WebSocketSendEvent:
+    return {"type": "websocket.send", "bytes": None, "text": text}
+
+
+def bytes_event(data: bytes) -> WebSocketSendEvent:
+    return {"type": "websocket.send", "bytes": data, "text": None}
+
+
+def answer(route: Route, text: str | None, data: bytes | None) -> Action:
+    """What ``route``'s endpoint does with one message, ``text`` or ``data``."""
+    endpoint = route.endpoint
+    if text is None:
+        if data is None:
+            return None  # a receive event with neither key carries nothing to answer
+        if endpoint not in BINARY_ENDPOINTS:
+            return close_codes.UNSUPPORTED_DATA
+        return bytes_event(data)
+    if endpoint is Endpoint.ECHO:
+        return text_event(text)
+    if endpoint is Endpoint.WS:
+        return text_event(ws_reply(text))
+    if endpoint is Endpoint.WS_JSON:
+        return text_event(json_reply(text))
+    if endpoint is Endpoint.WS_BROADCAST:
+        return Publish(BROADCAST, broadcast_text(text), exclude_sender=True)
+    if endpoint is Endpoint.CHAT:
+        return Publish(chat_room(route.room), text, exclude_sender=False)
+    return Push(text)  # Endpoint.STREAM
+
+
+def topic_of(route: Route) -> Topic | None:
+    """The topic a connection to ``route`` joins, or None for the endpoints that answer only their client."""
+    if route.endpoint is Endpoint.WS_BROADCAST:
+        return BROADCAST
+    if route.endpoint is Endpoint.CHAT:
+        return chat_room(route.room)
+    return None

@@ -1,0 +1,57 @@
+"""The idle timeout: a connection with no message either way for ``idle_timeout`` is closed with 4408.
+
+An idle connection must cost as little as a connection can, so the timeout is
+not a task that sleeps and checks: it is the deadline of the session's cancel
+scope, which the event loop keeps as one timer.  When the deadline passes the
+scope is cancelled, and the session, finding no other reason, closes with
+4408 (``docs/contract.md`` §3).
+
+Moving a deadline reschedules that timer, which is too dear to do for every
+message.  So :class:`IdleDeadline` moves it at most once per
+``idle_timeout / IDLE_SLACK`` seconds, and sets it that much later than
+strictly needed: a connection is closed between ``idle_timeout`` and
+``idle_timeout * (1 + 1/IDLE_SLACK)`` seconds after its last message, never
+before.  The hot loops only compare the time with :attr:`IdleDeadline.due`.
+"""
+
+from __future__ import annotations
+
+import math
+from time import monotonic
+
+import anyio
+
+__all__ = ["IDLE_SLACK", "IdleDeadline"]
+
+# How late the idle close may come, as a fraction of idle_timeout: 1/16.
+IDLE_SLACK = 16
+
+
+class IdleDeadline:
+    """The idle timeout of one session, kept as its cancel scope's deadline."""
+
+    __slots__ = ("_after", "_scope", "_slack", "due")
+
+    def __init__(self, scope: anyio.CancelScope, idle_after: float) -> None:
+        self._scope = scope  # the session's cancel scope, whose deadline this moves
+        self._after = idle_after  # seconds without a message before the close; 0 turns it off
+        self._slack = idle_after / IDLE_SLACK  # how often the deadline moves, and how late the close may be
+        self.due = math.inf  # when (time.monotonic()) to move the deadline next; inf until started, or when off
+
+    def start(self, now: float) -> None:
+        """The session starts at ``now``: set the first deadline, unless the timeout is off."""
+        if self._after > 0:
+            self.move(now)
+
+    def move(self, now: float) -> None:
+        """A message went one way or the other at ``now``: push the deadline back."""
+        # The deadline is in the event loop's clock, which on trio is not time.monotonic().
+        self._scope.deadline = anyio.current_time() + self._after + self._slack
+        self.due = now + self._slack
+
+    def note_sent(self) -> None:
+        """Messages went out (a push, a batch of broadcasts): move the deadline if it is due."""
+        if self.due != math.inf:
+            now = monotonic()
+            if now >= self.due:
+                self.move(now)

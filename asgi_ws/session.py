@@ -1,0 +1,290 @@
+"""An accepted connection at work: the receive loop, the sender, the pushes, and why it ends.
+
+Theory of operation
+-------------------
+:meth:`Session.serve` runs one accepted connection inside one anyio cancel
+scope, until something ends it:
+
+- the **receive loop** reads every event, applies the size and rate policies
+  (:mod:`asgi_ws.policy`), asks the endpoint what to do
+  (:func:`asgi_ws.endpoints.answer`) and does it.  On the echo endpoints
+  (``/ws``, ``/echo``, ``/ws_json``) it is all there is: one task, the one the
+  server called the app in;
+- the **sender**, on ``/ws_broadcast`` and chat only, a second task in a task
+  group, drains the connection's :class:`~asgi_ws.outbox.Outbox` of
+  broadcasts;
+- one **push** per ``/stream`` request, also in the task group, run one after
+  another in order.
+
+On every endpoint exactly one of these sends data: the receive loop on the
+echo endpoints, the sender on the fan-out endpoints, the push on ``/stream``,
+so no two tasks ever call ``send`` at once.  Every send goes through the
+:class:`~asgi_ws.connection.Connection`: the data messages through its hot
+path, :attr:`~asgi_ws.connection.Connection.transmit`, which is the server's
+own ``send`` while the connection is accepted and refuses anything once it is
+not.
+
+Whatever ends the session records *why* in :attr:`Session.ending`, the first
+reason winning, and cancels the scope: a policy (4400, 4413, 4429), the idle
+deadline (4408, :mod:`asgi_ws.idle`), another connection's broadcast finding
+the outbox full (4503, :meth:`Session.kick`), an error in the app (4500), or
+the client leaving, which the connection records itself.  :meth:`Session.serve`
+then returns the close to send, or None when the client is gone.
+
+The three send loops are written out inline rather than through a shared
+helper, and read the clock for the idle deadline once per batch: a coroutine
+per message was a third of the app's cost per echo (bench/RESULTS.md, P2 and
+P3).
+"""
+
+from __future__ import annotations
+
+import logging
+from time import monotonic
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from . import close_codes
+from .close_codes import Close
+from .endpoints import FAN_OUT_ENDPOINTS, Publish, Push, answer, text_event, topic_of
+from .idle import IdleDeadline
+from .lifecycle import State
+from .messages import stream_payloads
+from .outbox import Outbox
+from .policy import TokenBucket, check_message, message_size
+from .routing import Endpoint
+
+if TYPE_CHECKING:
+    from asgiref.typing import WebSocketSendEvent
+
+    from .connection import Connection
+    from .hub import Hub
+    from .metrics import ConnectionMetrics
+    from .routing import Route
+    from .settings import Settings
+
+__all__ = ["STREAM_YIELD_EVERY", "Session"]
+
+logger = logging.getLogger(__name__)
+
+# A /stream push yields to the event loop this often.  A server's send() may
+# complete without suspending while the socket buffer has room, and a push of a
+# million messages that never yields would freeze every other connection.  256
+# messages are about 1.5 ms of sending under uvicorn on one core; yielding more
+# often costs throughput, because every yield lets the server flush a smaller
+# batch to the socket (bench/RESULTS.md, P3: 64 gave 0.81x the raw floor).
+STREAM_YIELD_EVERY = 256
+
+
+class Session:
+    """One accepted connection: its tasks, its policies, and why it ends."""
+
+    __slots__ = (
+        "_bucket",
+        "_hub",
+        "_idle",
+        "_max_size",
+        "_outbox",
+        "_push_lock",
+        "_scope",
+        "_stats",
+        "_task_group",
+        "connection",
+        "ending",
+        "route",
+    )
+
+    def __init__(
+        self, connection: Connection, route: Route, settings: Settings, hub: Hub, stats: ConnectionMetrics
+    ) -> None:
+        self.connection = connection  # the ASGI side: state, receive, send
+        self.route = route  # the endpoint and its parameters
+        self.ending: Close | None = None  # why the session ends; the first reason wins
+        self._stats = stats  # this connection's counters in /metrics
+        self._hub = hub  # the process's rooms and connection count
+        self._max_size = settings.max_message_size  # the size limit, in bytes
+        self._bucket = TokenBucket(settings.rate_limit, settings.rate_burst, monotonic())  # the rate limit
+        # Broadcasts waiting to be sent; only the fan-out endpoints receive any.
+        self._outbox: Outbox[WebSocketSendEvent] | None = (
+            Outbox(settings.outbox_size) if route.endpoint in FAN_OUT_ENDPOINTS else None
+        )
+        self._scope = anyio.CancelScope()  # cancelling it stops every task of this session
+        self._idle = IdleDeadline(self._scope, settings.idle_timeout)  # the scope's deadline, moved by traffic
+        self._push_lock: anyio.Lock | None = None  # /stream pushes run one at a time; made on first use
+        self._task_group: anyio.abc.TaskGroup | None = None  # set while helper tasks may be started
+
+    @property
+    def received(self) -> int:
+        """Messages from the client."""
+        return self._stats.messages_in
+
+    @property
+    def sent(self) -> int:
+        """Messages to the client."""
+        return self._stats.messages_out
+
+    # Lifecycle
+
+    async def serve(self) -> Close | None:
+        """Serve until something ends the connection: the close to send, or None if the client is gone.
+
+        Never raises: an unexpected error, a bug in the app included, is logged and becomes 4500.
+        """
+        topic = topic_of(self.route)
+        self._stats.opened()
+        try:
+            with self._scope:
+                self._idle.start(monotonic())
+                if topic is None and self.route.endpoint is not Endpoint.STREAM:
+                    await self._receive_loop()  # the echo endpoints: one task
+                else:
+                    async with anyio.create_task_group() as task_group:
+                        self._task_group = task_group
+                        if topic is not None:
+                            self._hub.join(topic, self)
+                            task_group.start_soon(self._drain_outbox)
+                        await self._receive_loop()
+                        self._scope.cancel()  # the receive loop has returned: stop the helper tasks too
+            if self._scope.cancelled_caught and self.ending is None and self.connection.state is State.ACCEPTED:
+                self.ending = close_codes.IDLE_TIMEOUT  # nothing else cancelled the scope: its deadline passed
+        except Exception:
+            logger.exception("error in %s", self.route.endpoint.value)
+            self.ending = close_codes.INTERNAL_ERROR
+        finally:
+            if topic is not None:
+                self._hub.leave(topic, self)
+        if self.connection.state is not State.ACCEPTED:
+            return None  # the client is gone: there is nobody to close
+        return self.ending or close_codes.NORMAL
+
+    def count_end(self) -> tuple[int | None, str]:
+        """Count the connection's end in /metrics; its close code, and who closed ("app" or "client").
+
+        The client's code is the one in its ``websocket.disconnect``; None if it
+        vanished without one (a send failed first).
+        """
+        connection = self.connection
+        code: int | None
+        if connection.close_sent is not None or connection.state is State.ACCEPTED:
+            code = (self.ending or close_codes.NORMAL).code  # sent, or at least tried until the timeout
+            by = "app"
+        else:
+            code = connection.close_rcvd.code if connection.close_rcvd is not None else None
+            by = "client"
+        self._stats.closed(code, by)
+        return code, by
+
+    def kick(self, close: Close) -> None:
+        """End this session with ``close`` as soon as its tasks next yield.  Never waits.
+
+        Called from the session's own tasks, and from other connections' tasks
+        when a broadcast finds this session's outbox full.
+        """
+        if self.ending is None:
+            self.ending = close
+            if close is close_codes.SLOW_CONSUMER:
+                self._stats.slow_consumer()
+        self._scope.cancel()
+
+    def _lost(self, exc: Exception) -> None:
+        """A send raised ``exc``: the client is gone (the connection says so), and every task stops."""
+        self.connection.lost(exc)  # raises again if it was the app's own ProtocolError
+        self._scope.cancel()
+
+    # Receiving
+
+    async def _receive_loop(self) -> None:
+        """Read, check and answer every message until the client leaves or a policy ends the session.
+
+        The hot loop of the echo endpoints: the reply is sent here, inline, as
+        :meth:`_push` and :meth:`_drain_outbox` send theirs.
+        """
+        connection, route, stats, idle = self.connection, self.route, self._stats, self._idle
+        echo = route.endpoint is Endpoint.ECHO
+        while True:
+            message = await connection.incoming()
+            if message["type"] != "websocket.receive":
+                connection.took(message)
+                if message["type"] == "websocket.disconnect":
+                    return  # the client has left: the connection is closed
+                continue
+            now = monotonic()
+            if now >= idle.due:
+                idle.move(now)
+            text = message.get("text")
+            data = message.get("bytes")
+            size = message_size(text, data)
+            stats.messages_in += 1
+            stats.bytes_in += size
+            action = check_message(size, self._max_size, self._bucket, now) or answer(route, text, data)
+            if isinstance(action, dict):  # a reply, the echo endpoints' hot path; the arrival moved the idle deadline
+                try:
+                    await connection.transmit(action)
+                except Exception as exc:
+                    self._lost(exc)
+                    return
+                stats.messages_out += 1
+                stats.bytes_out += size if echo else message_size(action["text"], action["bytes"])
+            elif isinstance(action, Publish):
+                self._hub.publish(action.topic, action.text, exclude=self if action.exclude_sender else None)
+            elif isinstance(action, Push):
+                assert self._task_group is not None
+                self._task_group.start_soon(self._push, action.request)
+            elif action is not None:  # a Close
+                self.kick(action)
+                return
+
+    # Sending
+
+    def deliver(self, event: WebSocketSendEvent) -> bool:
+        """Queue a broadcast without waiting (the hub calls this).  False if the outbox is full."""
+        assert self._outbox is not None, "only fan-out endpoints join topics"
+        return self._outbox.offer(event)
+
+    async def _drain_outbox(self) -> None:
+        """The sender task: send queued broadcasts, oldest first, until the session ends.
+
+        The hot loop of the fan-out endpoints: it sends inline, and notes
+        activity for the idle deadline once per batch, whenever the outbox has
+        run dry.
+        """
+        outbox, connection, stats = self._outbox, self.connection, self._stats
+        assert outbox is not None
+        while True:
+            if not outbox:
+                self._idle.note_sent()
+            event = await outbox.get()
+            try:
+                await connection.transmit(event)
+            except Exception as exc:
+                self._lost(exc)
+                return
+            stats.messages_out += 1
+            stats.bytes_out += message_size(event["text"], event["bytes"])
+
+    async def _push(self, request: str) -> None:
+        """One ``/stream`` request: send its ``count`` messages in order (``docs/contract.md`` §1).
+
+        The hot loop of ``/stream``: it sends inline, and looks at the clock for
+        the idle deadline once per ``STREAM_YIELD_EVERY`` messages instead of
+        once per message.
+        """
+        if self._push_lock is None:
+            self._push_lock = anyio.Lock()
+        connection, stats = self.connection, self._stats
+        async with self._push_lock:
+            for number, payload in enumerate(stream_payloads(request, self.route.count), start=1):
+                try:
+                    await connection.transmit(text_event(payload))
+                except Exception as exc:
+                    self._lost(exc)
+                    return
+                stats.messages_out += 1
+                stats.bytes_out += message_size(payload, None)
+                if number % STREAM_YIELD_EVERY == 0:
+                    self._idle.note_sent()
+                    await anyio.lowlevel.checkpoint()
+            self._idle.note_sent()
