@@ -45,7 +45,7 @@ from typing import Any
 
 import uvloop
 
-from conformance.launcher import HOST, RunningServer, free_port, run_server, stop_process, wait_until_ready
+from conformance.launcher import HOST, RunningServer, free_port, run_server, spawn, stop_process, wait_until_ready
 from conformance.redis_server import RedisServer
 
 from . import cross_process, loadgen, report
@@ -276,15 +276,8 @@ def websockets_server(log_dir: Path, cpus: set[int]) -> Iterator[RunningServer]:
     port = free_port()
     server = RunningServer("websockets", port, log_dir / f"websockets-{port}.log")
     log_dir.mkdir(parents=True, exist_ok=True)
-    with server.log_path.open("wb") as log:
-        server.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.peers.websockets_server", str(port)],
-            cwd=BENCH_DIR.parent,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, as run_server does
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-        )
+    argv = [sys.executable, "-m", "bench.peers.websockets_server", str(port)]
+    server.process = spawn(argv, server.log_path, os.environ, cpus)
     try:
         wait_until_ready(server, "/")  # the websockets server answers a plain GET with 426
         yield server
