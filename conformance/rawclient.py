@@ -34,7 +34,8 @@ a URL would drop an empty query), splits the
 handshake response by hand, and sends no pong and no close reply by itself: a
 check does exactly what it says.
 
-Everything is asyncio, bounded by timeouts, and bound to the given host.
+Everything is asyncio, bounded by timeouts (a lenient client's by its caller's),
+and bound to the given host.
 """
 
 from __future__ import annotations
@@ -371,9 +372,11 @@ class RawClient:
     async def _write(self, data: bytes) -> None:
         if self._sock is None:
             return
-        # ConnectionError: the server has gone; what it sent before is still readable.
-        with contextlib.suppress(ConnectionError):
-            await asyncio.wait_for(asyncio.get_running_loop().sock_sendall(self._sock, data), TIMEOUT)
+        sending = asyncio.get_running_loop().sock_sendall(self._sock, data)
+        # ConnectionError (any OSError when lenient): the server has gone; what it sent
+        # before is still readable.  A lenient client waits as long as its caller does.
+        with contextlib.suppress(OSError if self.lenient else ConnectionError):
+            await (sending if self.lenient else asyncio.wait_for(sending, TIMEOUT))
 
 
 def _handshake(response: Response) -> Handshake:
