@@ -38,11 +38,6 @@ PATIENCE = 60.0
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def capped_server(server_name: str, tmp_path: Path) -> Iterator[RunningServer]:
     with run_server(server_name, tmp_path, {"ASGI_WS_MAX_CONNECTIONS": str(CAP)}) as server:
         yield server

@@ -48,11 +48,6 @@ SENDERS_PER_PROCESS = 2
 MESSAGES_PER_SENDER = 50
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def usable_servers(config: pytest.Config) -> list[str]:
     """The servers of this run that can run the Redis broker."""
     usable = [name for name in requested_servers(config) if SERVERS[name].no_redis is None]
