@@ -34,16 +34,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import itertools
 import math
 import os
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
@@ -60,10 +58,13 @@ from asgi_ws.app import create_app
 from asgi_ws.hub import chat_room
 from asgi_ws.outbox import Outbox
 from asgi_ws.settings import Settings
+from conformance.launcher import APP, run_server
 
 try:
+    from bench.loadgen import group_cpu_seconds
     from bench.peers.raw_asgi import app as floor_echo
 except ModuleNotFoundError:  # run as a script: bench/ is on sys.path, the repository root is not
+    from loadgen import group_cpu_seconds  # type: ignore[import-not-found,no-redef]
     from peers.raw_asgi import app as floor_echo  # type: ignore[import-not-found,no-redef]
 
 Event = dict[str, Any]
@@ -71,9 +72,6 @@ Receive = Callable[[], Awaitable[Event]]
 Send = Callable[[Event], Awaitable[None]]
 App = Callable[[Any, Any, Any], Coroutine[Any, Any, None]]  # asgi_ws's App and the floor type events differently
 T = TypeVar("T")
-
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
 
 # Policies off: the raw cost.  Policies on: every check runs, but the rate
 # limit is raised so that it never throttles (SPEC §6, P2).
@@ -401,70 +399,16 @@ async def in_process_round(results: Results, sizes: Sizes) -> None:
 # Over the wire: uvicorn as a real process, the websockets client here.
 
 WIRE_APPS = {
-    "floor (minimal raw echo)": ("peers.raw_asgi:app", BENCH_DIR, {}),
-    "asgi_ws, policies on": ("asgi_ws.app:app", ROOT, POLICIES_ON.to_env()),
+    "floor (minimal raw echo)": ("bench.peers.raw_asgi:app", {}),
+    "asgi_ws, policies on": (APP, POLICIES_ON.to_env()),
 }
 WIRE = "uvicorn --ws websockets-sansio"
+WIRE_SERVER = "uvicorn"  # the launcher's name for it
 ROUND_TRIPS = "round trips/s"
 CPU_PER_ROUND_TRIP = "server CPU µs/round trip"
 CONNECTIONS = "connections/s"
 CPU_PER_CONNECTION = "server CPU µs/connection"
 WIRE_COLUMNS = [ROUND_TRIPS, CPU_PER_ROUND_TRIP, CONNECTIONS, CPU_PER_CONNECTION]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_uvicorn(
-    target: str, app_dir: Path, env: dict[str, str], cpu: int | None
-) -> tuple[subprocess.Popen[bytes], int]:
-    """Start uvicorn on a free port, pinned to ``cpu`` if given; wait until it listens."""
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", target, "--app-dir", str(app_dir)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--ws", "websockets-sansio", "--log-level", "warning"]
-    if cpu is not None:
-        command = ["taskset", "-c", str(cpu), *command]  # taskset execs uvicorn: same PID
-    process = subprocess.Popen(command, env={**os.environ, **env})
-    try:
-        wait_until_listening(process, port)
-    except BaseException:
-        stop(process)
-        raise
-    return process, port
-
-
-def wait_until_listening(process: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server not listening on {port} after {timeout} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 5 s.  By PID, never by name."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (proc(5): fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def ping_pong(websocket: ClientConnection, until: float) -> int:
@@ -476,22 +420,22 @@ async def ping_pong(websocket: ClientConnection, until: float) -> int:
     return count
 
 
-async def wire_echo(url: str, pid: int, connections: int, seconds: float) -> tuple[float, float]:
+async def wire_echo(url: str, group: int, connections: int, seconds: float) -> tuple[float, float]:
     """(round trips/s, server CPU µs per round trip) with ``connections`` clients echoing at once."""
     # compression=None: measure the app and the server, not zlib at both ends.
     websockets = [await connect(url, compression=None) for _ in range(connections)]
     try:
         await asyncio.gather(*(ping_pong(ws, time.monotonic() + 0.5) for ws in websockets))  # warm-up
-        cpu_before, start = cpu_seconds(pid), time.perf_counter()
+        cpu_before, start = group_cpu_seconds(group), time.perf_counter()
         counts = await asyncio.gather(*(ping_pong(ws, time.monotonic() + seconds) for ws in websockets))
-        elapsed, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu_before
+        elapsed, cpu = time.perf_counter() - start, group_cpu_seconds(group) - cpu_before
     finally:
         for ws in websockets:
             await ws.close()
     return sum(counts) / elapsed, cpu / sum(counts) * 1e6
 
 
-async def wire_churn(url: str, pid: int, clients: int, seconds: float) -> tuple[float, float]:
+async def wire_churn(url: str, group: int, clients: int, seconds: float) -> tuple[float, float]:
     """(connections/s, server CPU µs per connection): connect, one echo, close, again."""
 
     async def one_after_another(until: float) -> int:
@@ -503,9 +447,9 @@ async def wire_churn(url: str, pid: int, clients: int, seconds: float) -> tuple[
             count += 1
         return count
 
-    cpu_before, start = cpu_seconds(pid), time.perf_counter()
+    cpu_before, start = group_cpu_seconds(group), time.perf_counter()
     counts = await asyncio.gather(*(one_after_another(time.monotonic() + seconds) for _ in range(clients)))
-    elapsed, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu_before
+    elapsed, cpu = time.perf_counter() - start, group_cpu_seconds(group) - cpu_before
     return sum(counts) / elapsed, cpu / sum(counts) * 1e6
 
 
@@ -519,24 +463,25 @@ def run_client(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def wire_rounds(results: Results, rounds: int, seconds: float, server_cpu: int | None) -> None:
-    """Both servers up at once, measured in turn (A, B, A, B, ...), stopped by PID whatever happens."""
-    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-    try:
-        for label, (target, app_dir, env) in WIRE_APPS.items():
-            servers[label] = start_uvicorn(target, app_dir, env, server_cpu)
+    """Both servers up at once, measured in turn (A, B, A, B, ...), stopped by the launcher whatever happens."""
+    cpus = None if server_cpu is None else {server_cpu}
+    with tempfile.TemporaryDirectory() as logs, contextlib.ExitStack() as stack:
+        servers = {
+            label: stack.enter_context(run_server(WIRE_SERVER, Path(logs), settings, app=target, cpus=cpus))
+            for label, (target, settings) in WIRE_APPS.items()
+        }
         for number in range(1, rounds + 1):
             print(f"over the wire, round {number}/{rounds}", flush=True)
-            for label, (process, port) in servers.items():
-                url = f"ws://127.0.0.1:{port}/echo"
-                rate, cpu = run_client(wire_echo(url, process.pid, connections=10, seconds=seconds))
+            for label, server in servers.items():
+                assert server.process is not None
+                # run_server starts the server in a session of its own: its process group is its PID.
+                url, group = server.url("/echo"), server.process.pid
+                rate, cpu = run_client(wire_echo(url, group, connections=10, seconds=seconds))
                 results.add(WIRE, label, ROUND_TRIPS, rate)
                 results.add(WIRE, label, CPU_PER_ROUND_TRIP, cpu)
-                rate, cpu = run_client(wire_churn(url, process.pid, clients=4, seconds=seconds / 2))
+                rate, cpu = run_client(wire_churn(url, group, clients=4, seconds=seconds / 2))
                 results.add(WIRE, label, CONNECTIONS, rate)
                 results.add(WIRE, label, CPU_PER_CONNECTION, cpu)
-    finally:
-        for process, _ in servers.values():
-            stop(process)
 
 
 # The report.
@@ -588,9 +533,9 @@ def report(results: Results, sizes: Sizes, wire: bool) -> None:
 def split_cpus() -> int | None:
     """Pin this process (harness and client) to the second allowed CPU; return the first, for the servers.
 
-    None, and nothing pinned, without ``taskset`` or with a single CPU.
+    None, and nothing pinned, with a single CPU or without ``sched_setaffinity``.
     """
-    if not shutil.which("taskset") or not hasattr(os, "sched_setaffinity"):
+    if not hasattr(os, "sched_setaffinity"):
         return None
     allowed = sorted(os.sched_getaffinity(0))
     if len(allowed) < 2:

@@ -17,10 +17,8 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .run import Results
+from .results import Results
 
 ANALYSIS_START = "<!-- ANALYSIS: written by hand, kept across runs -->"
 ANALYSIS_END = "<!-- /ANALYSIS -->"

@@ -33,23 +33,22 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import uvloop
 
-from conformance.launcher import HOST, RunningServer, free_port, run_server, stop_process, wait_until_ready
+from conformance.launcher import HOST, RunningServer, free_port, run_server, spawn, stop_process, wait_until_ready
 from conformance.redis_server import RedisServer
 
 from . import cross_process, loadgen, report
 from .loadgen import Measured
+from .results import Arm, Group, Peer, Results, Sizes, Workload
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -70,84 +69,10 @@ SATURATED = 0.9  # load-generator CPU share from which a figure is marked
 HEALTHY_LIMIT = 120.0  # seconds a fan-out run without a stalled client may take
 
 
-@dataclass(frozen=True, slots=True)
-class Peer:
-    key: str  # short name, used in arm keys
-    label: str  # as shown in the tables
-    app: str | None  # "module:attr" of an ASGI app; None: the websockets server, which is no ASGI app
-    settings: dict[str, str] = field(default_factory=dict)
-
-
 OURS = Peer("asgi-ws", "asgi-ws", "asgi_ws.app:app", POLICIES_ON)
 FLOOR = Peer("floor", "raw ASGI floor", "bench.peers.raw_asgi:app")
 FASTAPI = Peer("fastapi", "FastAPI", "bench.peers.fastapi_app:app")
 WEBSOCKETS = Peer("websockets", "websockets server", None)
-
-
-@dataclass(frozen=True, slots=True)
-class Sizes:
-    """How long and how big each workload is; --quick shrinks them."""
-
-    rounds: int = 5
-    echo_seconds: float = 3.0
-    stream_count: int = 10_000
-    stream_repeats: int = 5
-    fan_out_messages: dict[int, int] = field(default_factory=lambda: {100: 2000, 1000: 500})
-    stall_timeout: float = 15.0
-    idle_connections: int = 5000
-    latency_messages: int = 2000
-
-    @classmethod
-    def quick(cls) -> Sizes:
-        return cls(
-            rounds=1,
-            echo_seconds=0.6,
-            stream_repeats=2,
-            fan_out_messages={100: 300, 1000: 200},
-            stall_timeout=6.0,
-            idle_connections=1000,
-            latency_messages=300,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    key: str  # e.g. "echo-10"
-    title: str  # e.g. "echo, 10 connections"
-    unit: str  # what Measured.rate counts per second
-    path: str  # the endpoint it drives
-    measure: Callable[[RunningServer], Coroutine[Any, Any, Measured]]
-    higher_is_better: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Arm:
-    peer: Peer
-    server: str  # a key of asgi_ws.servers.SERVERS, or "websockets" for the websockets peer
-    workload: Workload
-
-    @property
-    def key(self) -> str:
-        return f"{self.workload.key}|{self.server}|{self.peer.key}"
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    name: str
-    arms: list[Arm]
-    fresh_server: bool = False  # a new server process for every run of every arm
-
-
-@dataclass
-class Results:
-    sizes: Sizes
-    runs: dict[str, list[Measured]] = field(default_factory=dict)  # arm key -> one Measured per round
-    arms: dict[str, Arm] = field(default_factory=dict)
-    latency: dict[str, float] = field(default_factory=dict)  # P7 figures, ms and requests/s
-    failures: list[str] = field(default_factory=list)  # what did not complete
-
-    def median(self, key: str) -> float:
-        return statistics.median(run.rate for run in self.runs[key])
 
 
 # Workloads
@@ -276,15 +201,8 @@ def websockets_server(log_dir: Path, cpus: set[int]) -> Iterator[RunningServer]:
     port = free_port()
     server = RunningServer("websockets", port, log_dir / f"websockets-{port}.log")
     log_dir.mkdir(parents=True, exist_ok=True)
-    with server.log_path.open("wb") as log:
-        server.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.peers.websockets_server", str(port)],
-            cwd=BENCH_DIR.parent,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, as run_server does
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-        )
+    argv = [sys.executable, "-m", "bench.peers.websockets_server", str(port)]
+    server.process = spawn(argv, server.log_path, os.environ, cpus)
     try:
         wait_until_ready(server, "/")  # the websockets server answers a plain GET with 426
         yield server

@@ -36,6 +36,7 @@ __all__ = [
     "Kind",
     "Target",
     "Transcript",
+    "kind_of",
     "probe",
     "scenario",
 ]
@@ -68,6 +69,15 @@ class Check:
 
 # Every check, by name, in registration order.
 CHECKS: dict[str, Check] = {}
+
+
+def kind_of(name: str) -> str:
+    """What the check called ``name`` is: its kind if registered, ``autobahn`` for the Autobahn stage and its
+    cases (``autobahn``, ``autobahn:1.1.1``), and ``scenario`` for anything else."""
+    check = CHECKS.get(name)
+    if check is not None:
+        return check.kind
+    return "autobahn" if name == "autobahn" or name.startswith("autobahn:") else "scenario"
 
 
 def _register(

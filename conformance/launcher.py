@@ -4,8 +4,11 @@ One :class:`RunningServer` is one server process (a row of the SPEC §0 table,
 from :data:`asgi_ws.servers.SERVERS`) serving an ASGI app (``asgi_ws.app:app``
 unless told otherwise) on ``127.0.0.1`` and a free port.  The app is configured
 the way its users configure it: ``ASGI_WS_*`` variables in the child's
-environment (SPEC §3).  The conformance harness and the integration tests both
-start servers through :func:`run_server`; nothing else starts one.
+environment (SPEC §3).  The conformance harness, the integration tests and the
+benchmarks all start servers through :func:`run_server`; nothing else starts
+one.  The one process the benchmarks run that is not an ASGI server (the
+``websockets`` library's own server, a peer) is started by :func:`spawn`, the
+same way.
 
 Theory of operation of :func:`run_server`:
 
@@ -57,6 +60,7 @@ __all__ = [
     "free_port",
     "launch_listen",
     "run_server",
+    "spawn",
     "stop_process",
     "wait_until_ready",
 ]
@@ -291,8 +295,22 @@ def _spawn(kind: Server, server: RunningServer, env: Mapping[str, str], options:
         # asgi-ws serve execs the server in the same process: the PID stays the server's.
         flags = ["--host", HOST, "--port", str(server.port), "--workers", "0"]
         argv = [sys.executable, "-m", "asgi_ws", "serve", "--server", server.name, *flags, *options.via_cli]
+    return spawn(argv, server.log_path, env, options.cpus)
+
+
+def spawn(
+    argv: Sequence[str], log_path: Path, env: Mapping[str, str], cpus: Collection[int] = ()
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` from the repository's root, in a session of its own, its output going to ``log_path``.
+
+    For :func:`run_server`, and for the rare process that is not one of the
+    servers (the benchmarks' plain ``websockets`` server): stop it with
+    :func:`stop_process`.  ``cpus``: pin it, and every process and thread it
+    starts, to these CPUs.
+    """
+    pinned = frozenset(cpus)
     # The child gets its own copy of the log file's descriptor; ours is closed on leaving the block.
-    with server.log_path.open("wb") as log:
+    with log_path.open("wb") as log:
         # A session of its own, so that a server with helper processes (granian runs a
         # worker beside its main process) can be killed as a whole: its group is its PID.
         return subprocess.Popen(
@@ -304,7 +322,7 @@ def _spawn(kind: Server, server: RunningServer, env: Mapping[str, str], options:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             # Set in the child before exec, so that threads and workers it starts inherit it.
-            preexec_fn=(lambda: os.sched_setaffinity(0, options.cpus)) if options.cpus else None,
+            preexec_fn=(lambda: os.sched_setaffinity(0, pinned)) if pinned else None,
         )
 
 

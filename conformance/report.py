@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks import CHECKS
+from .checks import CHECKS, kind_of
 from .limits import NOT_TESTED, racy_checks
 from .outcomes import OutcomeRow, outcome_rows
 from .portability import RULES
@@ -255,7 +255,7 @@ def _portability(report: Report) -> list[str]:
 
 def _matrix(report: Report, kind: str, heading: str) -> list[str]:
     table = cells_by_check(report.cells)
-    names = [name for name in table if _kind(name) == kind]
+    names = [name for name in table if kind_of(name) == kind]
     if not names:
         return []
     out = [f"## {heading}", "", LEGEND, ""]
@@ -401,13 +401,6 @@ def _unexplained(report: Report) -> list[str]:
 def _of(pair: tuple[int, int]) -> str:
     same, run = pair
     return f"{same} of {run}"
-
-
-def _kind(name: str) -> str:
-    check = CHECKS.get(name)
-    if check is not None:
-        return check.kind
-    return "autobahn" if name.startswith("autobahn:") else "scenario"
 
 
 def _cell_json(cell: Cell) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .checks import CHECKS
+from .checks import kind_of
 from .verdicts import Cell, Side
 
 __all__ = ["REFERENCE", "Counts", "Departure", "Headline", "autobahn_passed", "counts", "headlines"]
@@ -71,7 +71,7 @@ def headlines(cells: Iterable[Cell], servers: Sequence[str]) -> dict[str, Headli
     """The headline of every server in ``servers``, from its scenario cells."""
     by_server: dict[str, list[Cell]] = {server: [] for server in servers}
     for cell in cells:
-        if cell.server in by_server and _kind(cell.check) == "scenario":
+        if cell.server in by_server and kind_of(cell.check) == "scenario":
             by_server[cell.server].append(cell)
     result = {}
     for server, scenario_cells in by_server.items():
@@ -96,7 +96,7 @@ def counts(cells: Iterable[Cell], server: str) -> Counts:
     mine = [cell for cell in cells if cell.server == server]
 
     def tally(kind: str, side: Side) -> tuple[int, int]:
-        of_kind = [cell for cell in mine if _kind(cell.check) == kind]
+        of_kind = [cell for cell in mine if kind_of(cell.check) == kind]
         return sum(cell.side(side) == "same" for cell in of_kind), len(of_kind)
 
     return Counts(
@@ -122,10 +122,3 @@ def _reason(cell: Cell) -> str:
     if entry is not None:
         return entry.label
     return {"error": "error", "differs": "unexplained", "no baseline": "no baseline"}.get(cell.client, cell.client)
-
-
-def _kind(name: str) -> str:
-    check = CHECKS.get(name)
-    if check is not None:
-        return check.kind
-    return "autobahn" if name.startswith("autobahn") else "scenario"

@@ -7,19 +7,19 @@ not an exception.  A probe's transcript is then made only of these views, the
 observer's record of the app (:func:`app_view`) and the probe app's own report
 (:func:`app_report`).
 
-Two clients are used:
+One client is used, :class:`~conformance.rawclient.RawClient`, in two ways:
 
-- :class:`~conformance.rawclient.RawClient` for almost everything: a correct
-  client that shows every frame;
-- :class:`~._wire.WireClient` where the server may send what a correct client
-  refuses to parse (close codes and reasons the RFC forbids), or may close
-  while the client is still sending (messages over its size limit).
+- as it comes, for almost everything: a correct client that shows every frame;
+- lenient (the ``lenient_*`` functions), where the server may send what a
+  correct client refuses to parse (close codes and reasons the RFC forbids), or
+  may close while the client is still sending (messages over its size limit).
 
 Timing appears only as coarse booleans, never as durations.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -28,8 +28,7 @@ from typing import Any
 from websockets.frames import Opcode
 
 from ..checks import OBSERVE_HEADER, Target
-from ..rawclient import RawClient, Received
-from ._wire import WireClient, close_view
+from ..rawclient import RawClient, Received, close_view
 
 __all__ = [
     "HEADERS_OF_INTEREST",
@@ -41,16 +40,16 @@ __all__ = [
     "connect",
     "frames_view",
     "handshake_view",
+    "lenient_closing_view",
+    "lenient_open",
+    "lenient_open_ready",
+    "lenient_read_until_close",
     "next_text",
     "only",
     "open_and_close_view",
     "open_ready",
     "read_close_leniently",
     "received_after_connect",
-    "wire_closing_view",
-    "wire_connect",
-    "wire_open_ready",
-    "wire_read_until_close",
 ]
 
 READ_WAIT = 5.0  # seconds to wait for the server's next frame or its close; loopback needs milliseconds
@@ -85,11 +84,13 @@ async def connect(
     subprotocols: Sequence[str] = (),
     extensions_header: str | None = None,
     headers: Sequence[tuple[str, str]] = (),
+    lenient: bool = False,
 ) -> AsyncIterator[tuple[RawClient, str]]:
     """A :class:`RawClient` for ``path``, tagged for the observer, not yet opened; and its tag.
 
-    The handshake is left to :func:`handshake_view`, which records a failed one
-    instead of raising.  The socket is closed on leaving the block.
+    The handshake is left to :func:`handshake_view` (or, ``lenient``, to
+    :func:`lenient_open`), which records a failed one instead of raising.  The
+    socket is closed on leaving the block.
     """
     connection_id = target.connection_id()
     client = RawClient(
@@ -99,6 +100,7 @@ async def connect(
         headers=[(OBSERVE_HEADER, connection_id), *headers],
         subprotocols=subprotocols,
         extensions_header=extensions_header,
+        lenient=lenient,
     )
     try:
         yield client, connection_id
@@ -232,47 +234,46 @@ async def app_report(target: Target, connection_id: str) -> dict[str, Any]:
     return report
 
 
-# The bare-socket client
+# The lenient client
 
 
-@contextlib.asynccontextmanager
-async def wire_connect(target: Target, path: str) -> AsyncIterator[tuple[WireClient, str]]:
-    """A :class:`WireClient` for ``path``, tagged for the observer, not yet opened; and its tag."""
-    connection_id = target.connection_id()
-    client = WireClient(target.host, target.port, path, {OBSERVE_HEADER: connection_id})
+async def lenient_open(client: RawClient, within: float) -> int | None:
+    """Open a lenient ``client``: the response's status code, or None if none came within ``within`` seconds."""
     try:
-        yield client, connection_id
-    finally:
-        client.close()
+        async with asyncio.timeout(within):
+            handshake = await client.open()
+    except (OSError, TimeoutError):
+        return None
+    return handshake.status
 
 
-async def wire_open_ready(client: WireClient) -> dict[str, Any] | None:
-    """Open ``client`` and read the app's ``ready``: None if both happened, else what happened instead."""
-    status = await client.open(READ_WAIT)
+async def lenient_open_ready(client: RawClient) -> dict[str, Any] | None:
+    """Open a lenient ``client`` and read the app's ``ready``: None if both happened, else what happened instead."""
+    status = await lenient_open(client, READ_WAIT)
     if status != 101:
         return {"handshake": status}
     frame = await client.read_frame(READ_WAIT)
     if frame != (Opcode.TEXT, b"ready"):
-        return {"handshake": status, "instead of ready": await wire_closing_view(client)}
+        return {"handshake": status, "instead of ready": await lenient_closing_view(client)}
     return None
 
 
-async def wire_closing_view(client: WireClient, within: float = READ_WAIT, *, answer: bool = True) -> dict[str, Any]:
+async def lenient_closing_view(client: RawClient, within: float = READ_WAIT, *, answer: bool = True) -> dict[str, Any]:
     """Read frames until the server's close frame, answer it with 1000 (if ``answer``), and wait for the end of TCP.
 
     Nothing is validated: a close code of 1005 or 5000, or a reason of 200
     bytes, is reported as it arrived.  ``end`` as in :func:`closing_view`.
     Pass ``answer=False`` when the client has sent its close frame already.
     """
-    messages, close = await wire_read_until_close(client, within)
-    if answer and close is not None and not client.ended:
-        await client.send_close(1000)
-    ended = client.ended or await client.read_to_end(within)
+    messages, close = await lenient_read_until_close(client, within)
+    if answer and close is not None and not client.received.eof:
+        await client.close(1000)
+    ended = client.received.eof or await client.read_to_end(within)
     return {"messages": messages, "close": close, "end": "closed" if ended else "still open"}
 
 
-async def wire_read_until_close(
-    client: WireClient, within: float = READ_WAIT
+async def lenient_read_until_close(
+    client: RawClient, within: float = READ_WAIT
 ) -> tuple[list[dict[str, int]], dict[str, Any] | None]:
     """Read frames until the server's close frame, the end of TCP, or ``within`` seconds without a frame.
 
@@ -291,12 +292,12 @@ async def wire_read_until_close(
 
 
 async def read_close_leniently(target: Target, path: str) -> tuple[dict[str, Any], str]:
-    """Open ``path`` with a :class:`WireClient`, read until the server has closed; the view and the tag."""
-    async with wire_connect(target, path) as (client, connection_id):
-        status = await client.open(READ_WAIT)
+    """Open ``path`` with a lenient client, read until the server has closed; the view and the tag."""
+    async with connect(target, path, lenient=True) as (client, connection_id):
+        status = await lenient_open(client, READ_WAIT)
         if status != 101:
             return {"status": status}, connection_id
-        return {"status": status, **await wire_closing_view(client)}, connection_id
+        return {"status": status, **await lenient_closing_view(client)}, connection_id
 
 
 def only(mapping: Mapping[str, Any], *keys: str) -> dict[str, Any]:

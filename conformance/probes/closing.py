@@ -20,11 +20,11 @@ from ..checks import Target, Transcript, probe
 from ._support import (
     app_report,
     app_view,
+    connect,
+    lenient_closing_view,
+    lenient_open_ready,
     read_close_leniently,
     received_after_connect,
-    wire_closing_view,
-    wire_connect,
-    wire_open_ready,
 )
 
 __all__: list[str] = []  # probes register themselves; nothing to import
@@ -117,12 +117,12 @@ for _code, _meaning in APP_CLOSE_CODES.items():
 
 async def _client_close(target: Target, code: int | None, reason: str) -> Transcript:
     """The client closes with ``code`` and ``reason`` (no code: an empty close frame): what the app gets."""
-    async with wire_connect(target, "/hold") as (client, connection_id):
-        failure = await wire_open_ready(client)
+    async with connect(target, "/hold", lenient=True) as (client, connection_id):
+        failure = await lenient_open_ready(client)
         if failure is not None:
             return failure
-        await client.send_close(code, reason)
-        client_view = await wire_closing_view(client, answer=False)
+        await client.close(code, reason)
+        client_view = await lenient_closing_view(client, answer=False)
     app = await app_view(target, connection_id)
     return {
         "client": client_view,

@@ -19,15 +19,14 @@ from ._support import (
     PROMPT_LIMIT,
     app_report,
     app_view,
-    closing_view,
     connect,
     handshake_view,
+    lenient_open,
     next_text,
     only,
     open_and_close_view,
     read_close_leniently,
     received_after_connect,
-    wire_connect,
 )
 
 __all__: list[str] = []  # probes register themselves; nothing to import
@@ -71,10 +70,7 @@ async def close_before_accept(target: Target) -> Transcript:
     "ASGI WebSocket: websocket.http.response extension",
 )
 async def denial_response(target: Target) -> Transcript:
-    async with connect(target, "/deny") as (client, connection_id):
-        view = await handshake_view(client)
-        if view["status"] == 101:
-            view["then"] = await closing_view(client)
+    view, connection_id = await open_and_close_view(target, "/deny")
     return {
         "client": view,
         "app": {"probe": await app_report(target, connection_id), **await app_view(target, connection_id)},
@@ -284,13 +280,13 @@ async def accept_never(target: Target) -> Transcript:
     (``open_timeout``, 10 s, under uvicorn's legacy implementation); uvicorn's default implementation and
     hypercorn 0.18.0 wait for the app however long it takes.  The windows are coarse on purpose: the two
     known limits fall well inside "later than 2 s, within 15 s"."""
-    async with wire_connect(target, "/never-accept") as (client, connection_id):
+    async with connect(target, "/never-accept", lenient=True) as (client, connection_id):
         started = time.monotonic()
-        status = await client.open(NEVER_ACCEPT_WAIT)
+        status = await lenient_open(client, NEVER_ACCEPT_WAIT)
         waited = time.monotonic() - started
         if status is not None:
             client_side: dict[str, Any] = {"status": status}
-        elif not client.ended:
+        elif not client.received.eof:
             client_side = {"status": None, "ended by the server": f"not within {NEVER_ACCEPT_WAIT:g} s"}
         elif waited < PROMPT_LIMIT:
             client_side = {"status": None, "ended by the server": f"within {PROMPT_LIMIT:g} s"}

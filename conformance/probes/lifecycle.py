@@ -24,11 +24,10 @@ from ._support import (
     app_view,
     closing_view,
     connect,
+    lenient_closing_view,
+    lenient_open_ready,
     open_ready,
     received_after_connect,
-    wire_closing_view,
-    wire_connect,
-    wire_open_ready,
 )
 
 __all__: list[str] = []  # probes register themselves; nothing to import
@@ -43,12 +42,12 @@ SHUTDOWN_WAIT = 15.0  # seconds the client waits for the server to end the conne
 
 async def _after_client_close(target: Target, path: str) -> Transcript:
     """The client closes with 1000 once the app says ``ready``; what the client got and what the app reports."""
-    async with wire_connect(target, path) as (client, connection_id):
-        failure = await wire_open_ready(client)
+    async with connect(target, path, lenient=True) as (client, connection_id):
+        failure = await lenient_open_ready(client)
         if failure is not None:
             return failure
-        await client.send_close(1000)
-        client_view = await wire_closing_view(client, answer=False)
+        await client.close(1000)
+        client_view = await lenient_closing_view(client, answer=False)
     app = await app_view(target, connection_id)
     return {
         "client": client_view,

@@ -17,6 +17,7 @@ from websockets.frames import Frame, Opcode
 
 from ..checks import Target, Transcript, probe
 from ..probe_app import CLIENT_WAIT
+from ..rawclient import close_view
 from ._support import (
     READ_WAIT,
     app_report,
@@ -24,13 +25,12 @@ from ._support import (
     closing_view,
     connect,
     handshake_view,
+    lenient_closing_view,
+    lenient_open,
     next_text,
     open_ready,
     received_after_connect,
-    wire_closing_view,
-    wire_connect,
 )
-from ._wire import close_view
 
 __all__: list[str] = []  # probes register themselves; nothing to import
 
@@ -97,24 +97,24 @@ async def _send_size(target: Target, size: int, fragment: int | None = None) -> 
     """Send one text message of ``size`` bytes: did the app get all of it, or how did the server refuse it?
 
     The message goes out in chunks while the client reads, so a server that
-    refuses it early is heard as soon as it speaks (see :mod:`._wire`).  With
+    refuses it early is heard as soon as it speaks (see :mod:`conformance.rawclient`).  With
     ``fragment``, it goes out as frames of that many bytes.
     """
-    async with wire_connect(target, "/size") as (client, connection_id):
-        status = await client.open(READ_WAIT)
+    async with connect(target, "/size", lenient=True) as (client, connection_id):
+        status = await lenient_open(client, READ_WAIT)
         if status != 101:
             return {"handshake": status}
-        sending = asyncio.create_task(client.send(_text_message(size, fragment)))
+        sending = asyncio.create_task(client.send_in_chunks(_text_message(size, fragment)))
         first = await client.read_frame(SIZE_WAIT)
         sending.cancel()
         if first is not None and first[0] == Opcode.TEXT:  # the app's answer, {"length": ...}
             delivered = json.loads(first[1])["length"] == size
-            await client.send_close(1000)
-            return {"delivered": delivered, "client": await wire_closing_view(client)}
+            await client.close(1000)
+            return {"delivered": delivered, "client": await lenient_closing_view(client)}
         close = close_view(first[1]) if first is not None and first[0] == Opcode.CLOSE else None
         if close is not None:
-            await client.send_close(1000)
-        ended = client.ended or await client.read_to_end(READ_WAIT)
+            await client.close(1000)
+        ended = client.received.eof or await client.read_to_end(READ_WAIT)
     app = await app_view(target, connection_id)
     return {
         "delivered": False,

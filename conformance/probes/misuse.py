@@ -17,7 +17,7 @@ the next.
 from __future__ import annotations
 
 from ..checks import Target, Transcript, probe
-from ._support import READ_WAIT, app_report, only, open_and_close_view, wire_connect, wire_read_until_close
+from ._support import READ_WAIT, app_report, connect, lenient_open, lenient_read_until_close, only, open_and_close_view
 
 __all__: list[str] = []  # probes register themselves; nothing to import
 
@@ -53,16 +53,16 @@ async def send_after_close(target: Target) -> Transcript:
     the app's send meets a connection that only the app has closed: no race
     with the client's reply.
     """
-    async with wire_connect(target, "/send-after-close") as (client, connection_id):
-        status = await client.open(READ_WAIT)
+    async with connect(target, "/send-after-close", lenient=True) as (client, connection_id):
+        status = await lenient_open(client, READ_WAIT)
         if status != 101:
             return {"client": {"handshake": status}, "app": await app_report(target, connection_id)}
-        messages, close = await wire_read_until_close(client)
+        messages, close = await lenient_read_until_close(client)
         app = await app_report(target, connection_id)  # written after the send: whatever it sent is on its way
-        after_close, _ = await wire_read_until_close(client, AFTER_CLOSE_WAIT)
+        after_close, _ = await lenient_read_until_close(client, AFTER_CLOSE_WAIT)
         if close is not None:
-            await client.send_close(1000)
-        ended = client.ended or await client.read_to_end(READ_WAIT)
+            await client.close(1000)
+        ended = client.received.eof or await client.read_to_end(READ_WAIT)
     return {
         "client": {
             "messages": messages,

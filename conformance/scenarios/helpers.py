@@ -169,8 +169,7 @@ async def handshake(target: Target, path: str, *, origin: str | None = None) -> 
 
 async def reset_mid_frame(raw: RawClient) -> None:
     """Write the first half of a 1000-byte text frame, then reset: the server is left mid-message."""
-    frame = Frame(Opcode.TEXT, b"x" * 1000).serialize(mask=True)
-    await raw.send_raw(frame[: len(frame) // 2])
+    await raw.send_half_frame(Frame(Opcode.TEXT, b"x" * 1000))
     raw.reset()
 
 

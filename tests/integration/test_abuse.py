@@ -22,10 +22,12 @@ import anyio
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
+from websockets.frames import Frame, Opcode
 
 from conformance.launcher import HOST, RunningServer, run_server
+from conformance.rawclient import RawClient
 
-from .client import RawClient, refusal, server_close
+from .client import refusal, server_close
 
 pytestmark = [pytest.mark.server, pytest.mark.anyio]
 
@@ -33,11 +35,6 @@ CAP = 500
 ATTEMPTS = 1000
 HANDSHAKES_AT_ONCE = 50  # under hypercorn's listen backlog (100)
 PATIENCE = 60.0
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -122,9 +119,9 @@ async def test_a_giant_or_odd_count_is_refused(server: RunningServer, count: str
 
 
 async def test_a_text_frame_that_is_not_utf8_ends_only_that_connection(server: RunningServer) -> None:
-    with RawClient(server, "/echo") as raw:
-        raw.send_raw_text(b"\xff\xfe not utf-8")
-        ended = await anyio.to_thread.run_sync(raw.read_until_closed)
+    async with RawClient(HOST, server.port, "/echo") as raw:
+        await raw.send_frame(Frame(Opcode.TEXT, b"\xff\xfe not utf-8"))
+        ended = await raw.read_to_end()
     assert ended  # the server ends it, with 1007 or without a close frame: its protocol layer decides
     await still_serves(server)
 

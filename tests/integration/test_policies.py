@@ -67,12 +67,7 @@ def idle_server(server_name: str, tmp_path_factory: pytest.TempPathFactory) -> I
 async def test_default_limit_echoes_64_kib_and_closes_4413_past_it(
     server: RunningServer, largest: str | bytes, too_big: str | bytes
 ) -> None:
-    async with connect(server.url("/echo")) as ws:
-        await ws.send(largest)
-        assert await ws.recv() == largest
-
-        await ws.send(too_big)
-        assert await server_close(ws) == (4413, "message too big")
+    await echoes_then_closes_4413(server, largest, too_big)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +83,12 @@ async def test_default_limit_echoes_64_kib_and_closes_4413_past_it(
 async def test_max_message_size_setting(
     limited_server: RunningServer, largest: str | bytes, too_big: str | bytes
 ) -> None:
-    async with connect(limited_server.url("/echo")) as ws:
+    await echoes_then_closes_4413(limited_server, largest, too_big)
+
+
+async def echoes_then_closes_4413(server: RunningServer, largest: str | bytes, too_big: str | bytes) -> None:
+    """``largest`` comes back as it was sent; ``too_big``, on the same connection, closes it with 4413."""
+    async with connect(server.url("/echo")) as ws:
         await ws.send(largest)
         assert await ws.recv() == largest
 

@@ -53,11 +53,6 @@ ROOM = "/ws/chat/storm"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def storm_server(server_name: str, tmp_path: Path) -> Iterator[RunningServer]:
     # The connection cap is above the storm; the rate limit stays on, the storm is well under it.
     # hypercorn 0.18 keeps a closed connection's two tasks (and its memory) until that

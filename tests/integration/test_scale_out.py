@@ -29,15 +29,16 @@ from typing import Any
 import anyio
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import Close, Opcode
 
 from asgi_ws.hub import BROADCAST, Topic, chat_room
 from asgi_ws.redis_broker import channel
 from asgi_ws.servers import SERVERS
-from conformance.launcher import RunningServer, run_server
+from conformance.launcher import HOST, RunningServer, run_server
+from conformance.rawclient import RawClient
 from conformance.redis_server import RedisServer
 
 from ..conftest import requested_servers
-from .client import RawClient
 
 pytestmark = [pytest.mark.server, pytest.mark.anyio]
 
@@ -45,11 +46,6 @@ PATIENCE = 60.0  # seconds for any one wait; only a broken deployment takes that
 ROOM = "across"
 SENDERS_PER_PROCESS = 2
 MESSAGES_PER_SENDER = 50
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def usable_servers(config: pytest.Config) -> list[str]:
@@ -232,7 +228,6 @@ SLOW_SETTINGS = {"outbox_size": "64", "rate_limit": "0"}
 FLOOD_MESSAGES = 500
 FLOOD_MESSAGE_SIZE = 32_000  # characters: 16 MB in all, far more than the socket buffers of the stalled client
 FLOOD_WINDOW = 2  # messages the flooder may be ahead of the slower of the two readers
-SLOW_CLOSE = b"\x88\x0f\x11\x97slow consumer"  # close frame 4503 "slow consumer", unmasked, from the server
 
 
 @pytest.fixture
@@ -251,7 +246,9 @@ async def test_a_stalled_client_is_closed_4503_and_everyone_else_on_both_servers
     ]
     expected = [f"New message: {text}" for text in flood]
     received: dict[str, list[str]] = {"a": [], "b": []}
-    with RawClient(deployment.b, "/ws_broadcast") as stalled:  # on b; it never reads until the end
+    async with RawClient(HOST, deployment.b.port, "/ws_broadcast") as stalled:  # on b; it never reads until the end
+        assert stalled.handshake is not None
+        assert stalled.handshake.status == 101
         async with (
             connect(deployment.a.url("/ws_broadcast"), compression=None) as flooder,
             connect(deployment.a.url("/ws_broadcast"), compression=None, max_size=None) as reader_a,
@@ -276,18 +273,19 @@ async def test_a_stalled_client_is_closed_4503_and_everyone_else_on_both_servers
 
         assert received["a"] == expected
         assert received["b"] == expected
-        assert await anyio.to_thread.run_sync(read_until_close, stalled) == "closed 4503"
+        assert await read_until_close(stalled) == "closed 4503 slow consumer"
 
 
-def read_until_close(stalled: RawClient) -> str:
-    """Read what the stalled client was sent until the 4503 close frame shows up, or the data ends."""
-    seen = b""
+async def read_until_close(stalled: RawClient) -> str:
+    """Read what the stalled client was sent until its close frame shows up: its code and reason; or how it ended."""
     try:
-        while SLOW_CLOSE not in seen:
-            seen = seen[-len(SLOW_CLOSE) :] + stalled.receive_some()
-    except (TimeoutError, ConnectionError) as exc:
-        return f"no 4503 close frame before {type(exc).__name__}"
-    return "closed 4503"
+        while (frame := await stalled.next_frame()) is not None:
+            if frame.opcode is Opcode.CLOSE:
+                close = Close.parse(frame.data)
+                return f"closed {close.code} {close.reason}"
+    except TimeoutError:
+        return "no close frame before a timeout"
+    return "no close frame before the end of TCP"
 
 
 async def test_asgi_ws_serve_with_two_workers_shares_rooms_through_redis(

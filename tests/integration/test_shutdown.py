@@ -55,11 +55,6 @@ GUNICORN_GRACE = 40.0  # seconds: gunicorn's graceful_timeout (30 s) and a margi
 PATIENCE = 30.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_sigterm_with_100_open_connections(server_name: str, redis_server: RedisServer, tmp_path: Path) -> None:
     broker = redis_server.url if SERVERS[server_name].no_redis is None else "memory://"
     with run_server(server_name, tmp_path, {"ASGI_WS_BROKER": broker}) as server:

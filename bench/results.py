@@ -1,0 +1,94 @@
+"""What a benchmark run is made of and what it yields: peers, workloads, arms, groups, and the results.
+
+Plain data, shared by :mod:`bench.run`, which measures, and
+:mod:`bench.report`, which writes the figures down; neither imports the other
+for it.  The peers themselves and the workloads' settings are in
+:mod:`bench.run`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.launcher import RunningServer
+
+from .loadgen import Measured
+
+__all__ = ["Arm", "Group", "Peer", "Results", "Sizes", "Workload"]
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    key: str  # short name, used in arm keys
+    label: str  # as shown in the tables
+    app: str | None  # "module:attr" of an ASGI app; None: the websockets server, which is no ASGI app
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How long and how big each workload is; --quick shrinks them."""
+
+    rounds: int = 5
+    echo_seconds: float = 3.0
+    stream_count: int = 10_000
+    stream_repeats: int = 5
+    fan_out_messages: dict[int, int] = field(default_factory=lambda: {100: 2000, 1000: 500})
+    stall_timeout: float = 15.0
+    idle_connections: int = 5000
+    latency_messages: int = 2000
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            rounds=1,
+            echo_seconds=0.6,
+            stream_repeats=2,
+            fan_out_messages={100: 300, 1000: 200},
+            stall_timeout=6.0,
+            idle_connections=1000,
+            latency_messages=300,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    key: str  # e.g. "echo-10"
+    title: str  # e.g. "echo, 10 connections"
+    unit: str  # what Measured.rate counts per second
+    path: str  # the endpoint it drives
+    measure: Callable[[RunningServer], Coroutine[Any, Any, Measured]]
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    peer: Peer
+    server: str  # a key of asgi_ws.servers.SERVERS, or "websockets" for the websockets peer
+    workload: Workload
+
+    @property
+    def key(self) -> str:
+        return f"{self.workload.key}|{self.server}|{self.peer.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    arms: list[Arm]
+    fresh_server: bool = False  # a new server process for every run of every arm
+
+
+@dataclass
+class Results:
+    sizes: Sizes
+    runs: dict[str, list[Measured]] = field(default_factory=dict)  # arm key -> one Measured per round
+    arms: dict[str, Arm] = field(default_factory=dict)
+    latency: dict[str, float] = field(default_factory=dict)  # P7 figures, ms and requests/s
+    failures: list[str] = field(default_factory=list)  # what did not complete
+
+    def median(self, key: str) -> float:
+        return statistics.median(run.rate for run in self.runs[key])
