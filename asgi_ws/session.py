@@ -37,13 +37,18 @@ own ``send`` while the connection is accepted and refuses anything once it is
 not.
 
 Whatever ends the session records *why* in :attr:`Session.ending`, the first
-reason winning, and cancels the scope (all but a refused push request, which
-lets the pushes already accepted finish first): a policy (4400, 4413, 4429), the idle
-deadline (4408, :mod:`asgi_ws.idle`), too many push requests waiting (4429),
-another connection's broadcast finding
+reason winning, and cancels the scope: a policy (4400, 4413, 4429), the idle
+deadline (4408, :mod:`asgi_ws.idle`), another connection's broadcast finding
 the outbox full (4503, :meth:`Session.kick`), an error in the app (4500), or
 the client leaving, which the connection records itself.  :meth:`Session.serve`
 then returns the close to send, or None when the client is gone.
+
+One ending does not cancel: a refused ``/stream`` request (4429 ``too many
+requests``).  The receive loop stops reading, and the pushes already accepted,
+the running one and those waiting, are sent to their end before the close, so
+the client gets everything it was promised and then the reason it gets no
+more.  Meanwhile the idle deadline still applies, and a failed send still ends
+everything at once.
 
 The three send loops are written out inline rather than through a shared
 helper, and read the clock for the idle deadline once per batch: a coroutine
@@ -167,10 +172,11 @@ class Session:
                             self._hub.join(topic, self)
                             task_group.start_soon(self._drain_outbox)
                         await self._receive_loop()
+                        # The receive loop has returned: stop the helper tasks too, unless it
+                        # refused a push request, when the task group waits for the pusher to
+                        # send what it accepted.
                         if self.ending is not close_codes.TOO_MANY_REQUESTS:
-                            self._scope.cancel()  # the receive loop has returned: stop the helper tasks too
-                        # Else the pushes already accepted are sent to their end before the close,
-                        # and the task group waits for the pusher.
+                            self._scope.cancel()
             if self._scope.cancelled_caught and self.ending is None and self.connection.state is State.ACCEPTED:
                 self.ending = close_codes.IDLE_TIMEOUT  # nothing else cancelled the scope: its deadline passed
         except Exception:
