@@ -28,6 +28,7 @@ __all__ = [
     "REJECTED_INTERNAL_ERROR",
     "SLOW_CONSUMER",
     "TOO_MANY_CONNECTIONS",
+    "TOO_MANY_REQUESTS",
     "UNSUPPORTED_DATA",
     "Close",
     "Rejection",
@@ -50,6 +51,11 @@ class Close:
         if len(self.reason.encode()) > MAX_REASON_BYTES:
             raise ValueError(f"close reason longer than {MAX_REASON_BYTES} bytes: {self.reason!r}")
 
+    @property
+    def label(self) -> str:
+        """The reason as a metrics label value, like a :class:`Rejection`'s: ``too_many_requests``."""
+        return self.reason.replace(" ", "_") or "normal"
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
@@ -71,6 +77,10 @@ UNSUPPORTED_DATA = Close(4400, "unsupported data")
 IDLE_TIMEOUT = Close(4408, "idle timeout")
 MESSAGE_TOO_BIG = Close(4413, "message too big")
 RATE_LIMITED = Close(4429, "rate limited")
+# 4429 again, with its own reason: a /stream request while max_pending_pushes
+# requests already wait behind the running push.  Too many requests at once,
+# not too many per second.
+TOO_MANY_REQUESTS = Close(4429, "too many requests")
 INTERNAL_ERROR = Close(4500, "internal error")
 SLOW_CONSUMER = Close(4503, "slow consumer")
 

@@ -10,7 +10,9 @@ The hub owns two things for one process:
   kicked with 4503; the others still get the event.
 
 The event is built once by the publisher and the same object is queued for
-every recipient: a broadcast is encoded once, not once per recipient.
+every recipient: a broadcast is encoded once, not once per recipient.  Its
+payload size, which each outbox counts against its byte bound, is worked out
+once too, here, and handed to every recipient with the event.
 
 Other processes are the **broker**'s business (:mod:`asgi_ws.broker`).  The
 hub serves its own clients directly, passes each published message to the
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from . import close_codes
 from .broker import MemoryBroker
+from .policy import message_size
 from .topics import BROADCAST, Topic, chat_room
 
 if TYPE_CHECKING:
@@ -44,8 +47,8 @@ __all__ = ["BROADCAST", "Hub", "Subscriber", "Topic", "chat_room"]
 class Subscriber(Protocol):
     """What the hub needs from a connection."""
 
-    def deliver(self, event: WebSocketSendEvent) -> bool:
-        """Queue ``event`` without waiting; False if the outbox is full."""
+    def deliver(self, event: WebSocketSendEvent, size: int) -> bool:
+        """Queue ``event``, of ``size`` payload bytes, without waiting; False if the outbox is full."""
 
     def kick(self, close: Close) -> None:
         """End the connection soon with ``close``.  Must not wait."""
@@ -119,7 +122,7 @@ class Hub:
         self._fan_out(topic, {"type": "websocket.send", "bytes": None, "text": text}, None)
 
     def _fan_out(self, topic: Topic, event: WebSocketSendEvent, exclude: Subscriber | None) -> int:
-        """Queue ``event`` for every local member of ``topic`` but ``exclude``.
+        """Queue ``event`` for every local member of ``topic`` but ``exclude``, sized once for all of them.
 
         Never waits.  Members whose outbox is full are removed from the topic
         and kicked with 4503 after the loop, so they cannot be kicked twice.
@@ -127,12 +130,13 @@ class Hub:
         members = self._topics.get(topic)
         if not members:
             return 0
+        size = message_size(event["text"], event["bytes"])
         delivered = 0
         too_slow = []
         for member in members:
             if member is exclude:
                 continue
-            if member.deliver(event):
+            if member.deliver(event, size):
                 delivered += 1
             else:
                 too_slow.append(member)

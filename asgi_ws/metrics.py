@@ -11,21 +11,25 @@ metric                                 type     labels                      what
 ``asgi_ws_messages_sent_total``        counter  endpoint                    messages to clients
 ``asgi_ws_received_bytes_total``       counter  endpoint                    payload bytes from clients (text as UTF-8)
 ``asgi_ws_sent_bytes_total``           counter  endpoint                    payload bytes to clients (text as UTF-8)
-``asgi_ws_closes_total``               counter  endpoint, code, by          ended connections: close code, app or client
+``asgi_ws_closes_total``               counter  endpoint, code, by, reason  ended connections: close code, app or client
 ``asgi_ws_rejections_total``           counter  endpoint, reason            handshakes refused before accept
 ``asgi_ws_slow_consumer_drops_total``  counter  endpoint                    clients closed 4503 for a full outbox
 ``asgi_ws_broker_connected``           gauge    kind                        1 while the broker reaches other processes
 ``asgi_ws_broker_reconnects_total``    counter  kind                        broker reconnects after an outage
 ``asgi_ws_broker_dropped_total``       counter  kind                        messages for other processes lost
 ``asgi_ws_event_loop_tasks``           gauge                                all live tasks of the event loop
-``asgi_ws_app_tasks``                  gauge                                live tasks running asgi_ws code (leak check)
+``asgi_ws_app_tasks``                  gauge                                live tasks the app started (leak check)
+``asgi_ws_pushes_waiting``             gauge                                /stream requests queued behind a push
 ``process_*``                          various                              prometheus_client's: RSS, open fds, CPU
 =====================================  =======  ==========================  ============================================
 
 ``endpoint`` is the endpoint's name (``ws``, ``echo``, ``ws_json``,
 ``ws_broadcast``, ``chat``, ``stream``), or ``unknown`` for a refused path:
 never the raw path, whose room names and query strings would make the label
-set grow without bound.
+set grow without bound.  For the same reason a close's ``reason`` label is the
+app's own reason, as a name (``rate_limited``, ``too_many_requests``,
+``normal`` for 1000), and ``none`` when the client closed: the client's reason
+is free text.
 
 The four traffic counters (messages and bytes, each way) cost the hot path one
 integer addition each: every connection counts in plain attributes of its
@@ -71,8 +75,9 @@ class Metrics:
         self.registry.register(self.traffic)
         self.closes = Counter(
             "asgi_ws_closes",
-            "Connections ended, by close code and by who closed: app, or client (code from its disconnect).",
-            ["endpoint", "code", "by"],
+            "Connections ended, by close code, by who closed (app, or client: code from its disconnect), "
+            "and by the app's close reason (none when the client closed).",
+            ["endpoint", "code", "by", "reason"],
             registry=self.registry,
         )
         self.rejections = Counter(
@@ -92,7 +97,7 @@ class Metrics:
             "asgi_ws_event_loop_tasks", "Live tasks of the event loop serving the app.", registry=self.registry
         ).set_function(task_count)
         Gauge(
-            "asgi_ws_app_tasks", "Live tasks running asgi_ws code (0 when idle, memory broker).", registry=self.registry
+            "asgi_ws_app_tasks", "Live tasks the app started (0 when idle, memory broker).", registry=self.registry
         ).set_function(app_task_count)
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, process_open_fds, ...
 
@@ -111,7 +116,7 @@ class Metrics:
 class ConnectionMetrics:
     """One connection's counters.  The hot path adds to the four public attributes, nothing more."""
 
-    __slots__ = ("_metrics", "bytes_in", "bytes_out", "endpoint", "messages_in", "messages_out")
+    __slots__ = ("_metrics", "bytes_in", "bytes_out", "endpoint", "messages_in", "messages_out", "pushes_waiting")
 
     def __init__(self, metrics: Metrics, endpoint: str) -> None:
         self._metrics = metrics
@@ -120,15 +125,16 @@ class ConnectionMetrics:
         self.messages_out = 0  # messages to the client
         self.bytes_in = 0  # their payload bytes (text as UTF-8)
         self.bytes_out = 0
+        self.pushes_waiting = 0  # /stream requests queued behind the running push, now
 
     def opened(self) -> None:
         self._metrics.connections.labels(self.endpoint).inc()
         self._metrics.traffic.open.add(self)
 
-    def closed(self, code: int | None, by: str) -> None:
-        """The connection ended with ``code`` (None: the client vanished without one)."""
+    def closed(self, code: int | None, by: str, reason: str) -> None:
+        """The connection ended with ``code`` (None: the client vanished without one) and ``reason`` (a label)."""
         self._metrics.connections.labels(self.endpoint).dec()
-        self._metrics.closes.labels(self.endpoint, "none" if code is None else str(code), by).inc()
+        self._metrics.closes.labels(self.endpoint, "none" if code is None else str(code), by, reason).inc()
         self._metrics.traffic.retire(self)
 
     def slow_consumer(self) -> None:
@@ -145,7 +151,7 @@ _TRAFFIC = (
 
 
 class _TrafficCollector(Collector):
-    """The traffic counters, summed per endpoint at scrape time."""
+    """The traffic counters, summed per endpoint at scrape time, and the pushes waiting now."""
 
     def __init__(self) -> None:
         self.open: set[ConnectionMetrics] = set()  # connections whose counts are still moving
@@ -156,7 +162,11 @@ class _TrafficCollector(Collector):
         self.open.discard(connection)
         _add_counts(self._ended, connection)
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        # Only open connections have pushes waiting: an ended one leaves none behind.
+        waiting = GaugeMetricFamily("asgi_ws_pushes_waiting", "/stream requests queued behind a running push.")
+        waiting.add_metric([], float(sum(connection.pushes_waiting for connection in list(self.open))))
+        yield waiting
         totals = {endpoint: list(values) for endpoint, values in self._ended.items()}
         for connection in list(self.open):
             _add_counts(totals, connection)

@@ -47,6 +47,7 @@ from redis.retry import Retry
 from .broker import BrokerError, Deliver, decode_envelope, encode_envelope, new_node_id, redact, topic_to_wire
 from .logs import log_event
 from .outbox import Outbox
+from .runtime import counted_task
 from .topics import Topic
 
 __all__ = ["RedisBroker"]
@@ -140,6 +141,7 @@ class RedisBroker:
 
     # The supervisor: connect, serve, and reconnect with backoff
 
+    @counted_task
     async def _supervise(self, first_attempt: anyio.Event) -> None:
         self._supervising = True
         delay = self._min_backoff
@@ -221,6 +223,7 @@ class RedisBroker:
             self.received += 1
             self._deliver(envelope.topic, envelope.text)
 
+    @counted_task
     async def _keep_subscriptions(self, pubsub: PubSub, subscribed: set[str]) -> None:
         """Follow the hub: SUBSCRIBE new topics, UNSUBSCRIBE empty ones."""
         while True:
@@ -237,6 +240,7 @@ class RedisBroker:
             subscribed |= new
             subscribed -= gone
 
+    @counted_task
     async def _publish_queued(self, client: redis.Redis) -> None:
         """Publish the queue in order, in pipelined batches."""
         while True:

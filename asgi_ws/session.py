@@ -13,11 +13,23 @@ scope, until something ends it:
 - the **sender**, on ``/ws_broadcast`` and chat only, a second task in a task
   group, drains the connection's :class:`~asgi_ws.outbox.Outbox` of
   broadcasts;
-- one **push** per ``/stream`` request, also in the task group, run one after
-  another in order.
+- the **pusher**, on ``/stream`` only, also in the task group, runs the
+  pushes: one at a time, in the order the requests came.  A request that comes
+  while a push runs waits in a bounded queue, as its text, not as a task; one
+  more than ``max_pending_pushes`` waiting ends the session with 4429
+  ``too many requests``.  The pusher starts with the first request and ends
+  when the queue is empty, so an idle ``/stream`` connection holds no task: a
+  parked task would cost every such connection a task and its frame for its
+  whole life, to save one task start per burst of pushes that each send up to
+  a million messages.
+
+Nothing a client does within the limits grows the app without bound: its
+messages are answered, queued in an outbox bounded in messages and bytes, or
+queued as push requests bounded in number; every task the app starts is
+counted in ``asgi_ws_app_tasks`` (:func:`asgi_ws.runtime.counted_task`).
 
 On every endpoint exactly one of these sends data: the receive loop on the
-echo endpoints, the sender on the fan-out endpoints, the push on ``/stream``,
+echo endpoints, the sender on the fan-out endpoints, the pusher on ``/stream``,
 so no two tasks ever call ``send`` at once.  Every send goes through the
 :class:`~asgi_ws.connection.Connection`: the data messages through its hot
 path, :attr:`~asgi_ws.connection.Connection.transmit`, which is the server's
@@ -31,6 +43,13 @@ the outbox full (4503, :meth:`Session.kick`), an error in the app (4500), or
 the client leaving, which the connection records itself.  :meth:`Session.serve`
 then returns the close to send, or None when the client is gone.
 
+One ending does not cancel: a refused ``/stream`` request (4429 ``too many
+requests``).  The receive loop stops reading, and the pushes already accepted,
+the running one and those waiting, are sent to their end before the close, so
+the client gets everything it was promised and then the reason it gets no
+more.  Meanwhile the idle deadline still applies, and a failed send still ends
+everything at once.
+
 The three send loops are written out inline rather than through a shared
 helper, and read the clock for the idle deadline once per batch: a coroutine
 per message was a third of the app's cost per echo (bench/RESULTS.md, P2 and
@@ -40,6 +59,7 @@ P3).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from time import monotonic
 from typing import TYPE_CHECKING
 
@@ -56,6 +76,7 @@ from .messages import stream_payloads
 from .outbox import Outbox
 from .policy import TokenBucket, check_message, message_size
 from .routing import Endpoint
+from .runtime import counted_task
 
 if TYPE_CHECKING:
     from asgiref.typing import WebSocketSendEvent
@@ -86,9 +107,11 @@ class Session:
         "_bucket",
         "_hub",
         "_idle",
+        "_max_pending_pushes",
         "_max_size",
         "_outbox",
-        "_push_lock",
+        "_pushes_waiting",
+        "_pushing",
         "_scope",
         "_stats",
         "_task_group",
@@ -109,11 +132,13 @@ class Session:
         self._bucket = TokenBucket(settings.rate_limit, settings.rate_burst, monotonic())  # the rate limit
         # Broadcasts waiting to be sent; only the fan-out endpoints receive any.
         self._outbox: Outbox[WebSocketSendEvent] | None = (
-            Outbox(settings.outbox_size) if route.endpoint in FAN_OUT_ENDPOINTS else None
+            Outbox(settings.outbox_size, settings.outbox_bytes) if route.endpoint in FAN_OUT_ENDPOINTS else None
         )
         self._scope = anyio.CancelScope()  # cancelling it stops every task of this session
         self._idle = IdleDeadline(self._scope, settings.idle_timeout)  # the scope's deadline, moved by traffic
-        self._push_lock: anyio.Lock | None = None  # /stream pushes run one at a time; made on first use
+        self._pushing = False  # the pusher task is running (/stream)
+        self._pushes_waiting: deque[str] = deque()  # /stream requests behind the running push, oldest first
+        self._max_pending_pushes = settings.max_pending_pushes  # how many may wait; one more ends the session
         self._task_group: anyio.abc.TaskGroup | None = None  # set while helper tasks may be started
 
     @property
@@ -147,7 +172,11 @@ class Session:
                             self._hub.join(topic, self)
                             task_group.start_soon(self._drain_outbox)
                         await self._receive_loop()
-                        self._scope.cancel()  # the receive loop has returned: stop the helper tasks too
+                        # The receive loop has returned: stop the helper tasks too, unless it
+                        # refused a push request, when the task group waits for the pusher to
+                        # send what it accepted.
+                        if self.ending is not close_codes.TOO_MANY_REQUESTS:
+                            self._scope.cancel()
             if self._scope.cancelled_caught and self.ending is None and self.connection.state is State.ACCEPTED:
                 self.ending = close_codes.IDLE_TIMEOUT  # nothing else cancelled the scope: its deadline passed
         except Exception:
@@ -164,17 +193,19 @@ class Session:
         """Count the connection's end in /metrics; its close code, and who closed ("app" or "client").
 
         The client's code is the one in its ``websocket.disconnect``; None if it
-        vanished without one (a send failed first).
+        vanished without one (a send failed first).  The app's close is also
+        counted by its reason, which tells the two 4429s apart; the client's
+        reason is free text, never a label.
         """
         connection = self.connection
         code: int | None
         if connection.close_sent is not None or connection.state is State.ACCEPTED:
-            code = (self.ending or close_codes.NORMAL).code  # sent, or at least tried until the timeout
-            by = "app"
+            close = self.ending or close_codes.NORMAL  # sent, or at least tried until the timeout
+            code, by, reason = close.code, "app", close.label
         else:
             code = connection.close_rcvd.code if connection.close_rcvd is not None else None
-            by = "client"
-        self._stats.closed(code, by)
+            by, reason = "client", "none"
+        self._stats.closed(code, by, reason)
         return code, by
 
     def kick(self, close: Close) -> None:
@@ -231,19 +262,22 @@ class Session:
             elif isinstance(action, Publish):
                 self._hub.publish(action.topic, action.text, exclude=self if action.exclude_sender else None)
             elif isinstance(action, Push):
-                assert self._task_group is not None
-                self._task_group.start_soon(self._push, action.request)
+                if not self._queue_push(action.request):
+                    # Refused: read no more, let the pusher finish what it accepted, then close (serve).
+                    self.ending = self.ending or close_codes.TOO_MANY_REQUESTS
+                    return
             elif action is not None:  # a Close
                 self.kick(action)
                 return
 
     # Sending
 
-    def deliver(self, event: WebSocketSendEvent) -> bool:
-        """Queue a broadcast without waiting (the hub calls this).  False if the outbox is full."""
+    def deliver(self, event: WebSocketSendEvent, size: int) -> bool:
+        """Queue a broadcast of ``size`` payload bytes without waiting (the hub calls this).  False if full."""
         assert self._outbox is not None, "only fan-out endpoints join topics"
-        return self._outbox.offer(event)
+        return self._outbox.offer(event, size)
 
+    @counted_task
     async def _drain_outbox(self) -> None:
         """The sender task: send queued broadcasts, oldest first, until the session ends.
 
@@ -265,17 +299,31 @@ class Session:
             stats.messages_out += 1
             stats.bytes_out += message_size(event["text"], event["bytes"])
 
+    def _queue_push(self, request: str) -> bool:
+        """Start the pusher on ``request``, or queue it behind the running push.  False if too many wait."""
+        if not self._pushing:
+            assert self._task_group is not None
+            self._pushing = True
+            self._task_group.start_soon(self._push, request)
+            return True
+        if len(self._pushes_waiting) >= self._max_pending_pushes:
+            return False
+        self._pushes_waiting.append(request)
+        self._stats.pushes_waiting = len(self._pushes_waiting)
+        return True
+
+    @counted_task
     async def _push(self, request: str) -> None:
-        """One ``/stream`` request: send its ``count`` messages in order (``docs/contract.md`` §1).
+        """The pusher: send ``request``'s ``count`` messages in order, then each waiting request's, then end.
 
         The hot loop of ``/stream``: it sends inline, and looks at the clock for
         the idle deadline once per ``STREAM_YIELD_EVERY`` messages instead of
-        once per message.
+        once per message.  The pusher ends, and the next request starts a new
+        one, only when no request waits: between the check and the end nothing
+        else runs, so no request is left behind.
         """
-        if self._push_lock is None:
-            self._push_lock = anyio.Lock()
-        connection, stats = self.connection, self._stats
-        async with self._push_lock:
+        connection, stats, waiting = self.connection, self._stats, self._pushes_waiting
+        while True:
             for number, payload in enumerate(stream_payloads(request, self.route.count), start=1):
                 try:
                     await connection.transmit(text_event(payload))
@@ -288,3 +336,8 @@ class Session:
                     self._idle.note_sent()
                     await anyio.lowlevel.checkpoint()
             self._idle.note_sent()
+            if not waiting:
+                self._pushing = False
+                return
+            request = waiting.popleft()
+            stats.pushes_waiting = len(waiting)

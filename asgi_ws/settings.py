@@ -21,6 +21,16 @@ Why the defaults:
   servers' own keepalive pings, which the app never sees.
 - ``outbox_size`` 1024 messages lets a healthy client absorb a burst of a
   thousand broadcasts; beyond that it is not reading and is closed with 4503.
+- ``outbox_bytes`` 1 MiB of queued payload, whichever bound comes first: 1024
+  messages of up to 64 KiB would otherwise be 64 MiB held for one client that
+  is not reading.  Centrifugo closes a slow reader at the same default
+  (``client.queue_max_size``, formerly ``client_queue_max_size``: 1048576
+  bytes since v3, 10 MiB in v1; centrifugal.dev server configuration).
+- ``max_pending_pushes`` 4: a ``/stream`` request sent while a push runs waits
+  its turn, and four waiting is more than a client that reads its pushes ever
+  needs.  Each waiting request costs its text in a queue, no task; the next one
+  closes the connection with 4429 ``too many requests``.  0 refuses any request
+  made while a push runs.
 """
 
 from __future__ import annotations
@@ -49,14 +59,23 @@ class SettingsError(ValueError):
 # Parsers: raw string in, typed value out, or ValueError saying what was expected.
 
 
-def _positive_int(raw: str) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ValueError("expected a positive integer") from None
-    if value < 1:
-        raise ValueError("expected a positive integer")
-    return value
+def _integer_from(minimum: int, expected: str) -> Callable[[str], int]:
+    """A parser of integers no smaller than ``minimum``; ``expected`` says so when one is not."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(expected) from None
+        if value < minimum:
+            raise ValueError(expected)
+        return value
+
+    return parse
+
+
+_positive_int = _integer_from(1, "expected a positive integer")
+_non_negative_int = _integer_from(0, "expected an integer >= 0")
 
 
 def _non_negative_float(raw: str) -> float:
@@ -131,6 +150,12 @@ class Settings:
     idle_timeout: float = _setting(300.0, _non_negative_float, "seconds without a message either way; 0 turns it off")
     max_connections: int = _setting(10_000, _positive_int, "open WebSocket connections per process")
     outbox_size: int = _setting(1024, _positive_int, "messages queued for one client before it counts as slow")
+    outbox_bytes: int = _setting(
+        1024 * 1024, _positive_int, "payload bytes queued for one client before it counts as slow"
+    )
+    max_pending_pushes: int = _setting(
+        4, _non_negative_int, "/stream requests that may wait behind a running push; 0 refuses them all"
+    )
     broker: str = _setting(
         "memory://", _broker, "where rooms and broadcast run: memory:// (one process) or redis://host:port/db"
     )

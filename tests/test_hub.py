@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from asgi_ws import close_codes
+from asgi_ws import hub as hub_module
 from asgi_ws.hub import BROADCAST, Hub, Topic, chat_room
+from asgi_ws.policy import message_size
 
 if TYPE_CHECKING:
     from asgiref.typing import WebSocketSendEvent
@@ -21,11 +25,13 @@ class FakeSubscriber:
     capacity: int = 10
     received: list[WebSocketSendEvent] = field(default_factory=list)
     kicked: list[Close] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # the payload size the hub gave with each event
 
-    def deliver(self, event: WebSocketSendEvent) -> bool:
+    def deliver(self, event: WebSocketSendEvent, size: int) -> bool:
         if len(self.received) >= self.capacity:
             return False
         self.received.append(event)
+        self.sizes.append(size)
         return True
 
     def kick(self, close: Close) -> None:
@@ -86,6 +92,27 @@ def test_one_event_object_goes_to_every_member() -> None:
     first = members[0].received[0]
     assert first == EVENT
     assert all(member.received[0] is first for member in members)
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["local", "remote"])
+def test_every_member_gets_the_payload_size_worked_out_once(remote: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str | None, bytes | None]] = []
+
+    def counting_size(text: str | None, data: bytes | None) -> int:
+        calls.append((text, data))
+        return message_size(text, data)
+
+    monkeypatch.setattr(hub_module, "message_size", counting_size)
+    hub = Hub(10)
+    members = [FakeSubscriber() for _ in range(5)]
+    for member in members:
+        hub.join(BROADCAST, member)
+    if remote:
+        hub.deliver_remote(BROADCAST, "héllo")
+    else:
+        hub.publish(BROADCAST, "héllo")
+    assert [member.sizes for member in members] == [[6]] * 5  # UTF-8 bytes: é is two
+    assert calls == [("héllo", None)]
 
 
 def test_publish_can_exclude_the_sender() -> None:

@@ -45,7 +45,7 @@ async def test_an_echo_session_counts_messages_bytes_the_connection_and_its_clos
     assert delta(before, after, "asgi_ws_received_bytes_total", endpoint="echo") == 6
     assert delta(before, after, "asgi_ws_sent_bytes_total", endpoint="echo") == 6
     assert delta(before, after, "asgi_ws_connections", endpoint="echo") == 0
-    assert delta(before, after, "asgi_ws_closes_total", endpoint="echo", code="1001", by="client") == 1
+    assert delta(before, after, "asgi_ws_closes_total", endpoint="echo", code="1001", by="client", reason="none") == 1
 
 
 async def test_chat_counts_one_message_in_and_one_out_per_member(app: App) -> None:
@@ -82,8 +82,16 @@ async def test_app_closes_are_counted_by_their_code(make_app: MakeApp) -> None:
         ws.send_bytes(b"binary")
         assert await ws.receive_close() == (4400, "unsupported data")
     after = await scrape(app)
-    assert delta(before, after, "asgi_ws_closes_total", endpoint="echo", code="4413", by="app") == 1
-    assert delta(before, after, "asgi_ws_closes_total", endpoint="ws_json", code="4400", by="app") == 1
+    assert (
+        delta(before, after, "asgi_ws_closes_total", endpoint="echo", code="4413", by="app", reason="message_too_big")
+        == 1
+    )
+    assert (
+        delta(
+            before, after, "asgi_ws_closes_total", endpoint="ws_json", code="4400", by="app", reason="unsupported_data"
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -130,7 +138,10 @@ async def test_a_slow_consumer_drop_is_counted_once(make_app: MakeApp) -> None:
         assert await stuck.receive_close() == (4503, "slow consumer")
     after = await scrape(app)
     assert delta(before, after, "asgi_ws_slow_consumer_drops_total", endpoint="chat") == 1
-    assert delta(before, after, "asgi_ws_closes_total", endpoint="chat", code="4503", by="app") == 1
+    assert (
+        delta(before, after, "asgi_ws_closes_total", endpoint="chat", code="4503", by="app", reason="slow_consumer")
+        == 1
+    )
 
 
 async def test_the_broker_shows_in_the_metrics(app: App) -> None:
@@ -145,3 +156,61 @@ async def test_two_apps_never_share_numbers(make_app: MakeApp) -> None:
         ws.send_text("only here")
         assert await ws.receive_text() == "only here"
     assert ("asgi_ws_messages_received_total", frozenset({("endpoint", "echo")})) not in await scrape(second)
+
+
+async def test_app_tasks_go_up_with_a_push_and_back_to_where_they_were(app: App) -> None:
+    before = await scrape(app)
+    async with connect(app, "/stream", query_string=b"count=300") as ws:
+        ws.send_gate = anyio.Event()  # the push holds in its first send
+        ws.send_text("go")
+        await anyio.wait_all_tasks_blocked()
+        during = await scrape(app)
+        assert delta(before, during, "asgi_ws_app_tasks") == 1
+        ws.send_gate.set()
+        assert [await ws.receive_text() for _ in range(300)][-1] == "300"
+        await anyio.wait_all_tasks_blocked()
+        assert delta(before, await scrape(app), "asgi_ws_app_tasks") == 0  # the pusher ended with its queue
+        ws.send_text("go")
+        assert await ws.receive_text() == "1"
+        ws.disconnect(1001)  # the second push is cancelled mid-way
+        await ws.wait_app_done()
+    assert delta(before, await scrape(app), "asgi_ws_app_tasks") == 0
+
+
+async def test_app_tasks_count_a_fan_out_sender_while_its_session_lasts(app: App) -> None:
+    before = await scrape(app)
+    async with connect(app, "/ws/chat/tasks") as a, connect(app, "/ws_broadcast") as b:
+        a.send_text("hi")
+        assert await a.receive_text() == "hi"
+        assert delta(before, await scrape(app), "asgi_ws_app_tasks") == 2  # one sender each
+        b.disconnect(1000)
+        await b.wait_app_done()
+        assert delta(before, await scrape(app), "asgi_ws_app_tasks") == 1
+    assert delta(before, await scrape(app), "asgi_ws_app_tasks") == 0
+
+
+async def test_waiting_pushes_show_and_a_refused_one_is_counted_by_its_reason(app: App) -> None:
+    before = await scrape(app)
+    async with connect(app, "/stream", query_string=b"count=2") as ws:
+        ws.send_gate = anyio.Event()
+        for _ in range(5):  # one runs, four wait
+            ws.send_text("go")
+        await anyio.wait_all_tasks_blocked()
+        assert (await scrape(app)).value("asgi_ws_pushes_waiting") == 4
+        ws.send_text("go")  # one too many
+        await anyio.wait_all_tasks_blocked()
+        ws.send_gate.set()
+        assert await ws.receive_close() == (4429, "too many requests")
+        await ws.wait_app_done()
+    after = await scrape(app)
+    assert after.value("asgi_ws_pushes_waiting") == 0
+    assert (
+        delta(
+            before, after, "asgi_ws_closes_total", endpoint="stream", code="4429", by="app", reason="too_many_requests"
+        )
+        == 1
+    )
+    assert (
+        delta(before, after, "asgi_ws_closes_total", endpoint="stream", code="4429", by="app", reason="rate_limited")
+        == 0
+    )

@@ -9,6 +9,8 @@ sequence of what a server could hand the app or do to it:
   produces, but a direct ASGI caller could);
 - messages from *other* connections in the same room or broadcast group,
   interleaved with the script's own;
+- bursts of short messages with no pause, which on ``/stream`` are requests
+  arriving while a push runs;
 - a client that stops reading (the app's ``send()`` blocks) and starts again;
 - a disconnect at any point, with any code.
 
@@ -19,10 +21,12 @@ The properties, checked for every script:
    checks each against the ASGI state machine (``tests/asgi_driver.py``);
 3. once every connection has ended, the hub holds no trace of any of them: no
    admitted connection, no room or broadcast membership (and so no outbox
-   reachable from it), and the event loop is back to the tasks it had before.
+   reachable from it), the event loop is back to the tasks it had before, and
+   so is the app's own count of its tasks (``asgi_ws_app_tasks``).
 
 Each example runs in an event loop of its own, on asyncio and on trio.  The
-limits are set low so that short scripts reach them: size, rate and outbox.
+limits are set low so that short scripts reach them: size, rate, outbox
+(messages and bytes) and pushes waiting.
 """
 
 from __future__ import annotations
@@ -37,11 +41,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asgi_ws.app import create_app
-from asgi_ws.runtime import task_count
+from asgi_ws.runtime import app_task_count, task_count
 from asgi_ws.settings import Settings
 from tests.asgi_driver import DENIAL, WebSocketDriver, connect
 
-LIMITS = Settings(max_message_size=256, rate_limit=50, rate_burst=12, outbox_size=4, idle_timeout=0)
+# outbox_bytes 600: three broadcasts near the size limit fill it before four messages do;
+# max_pending_pushes 1: two /stream requests during a stalled push are one too many.
+LIMITS = Settings(
+    max_message_size=256,
+    rate_limit=50,
+    rate_burst=12,
+    outbox_size=4,
+    outbox_bytes=600,
+    max_pending_pushes=1,
+    idle_timeout=0,
+)
 FAN_OUT_PATHS = ["/ws_broadcast", "/ws/chat/r", "/ws/chat"]  # where other connections' messages arrive
 PATHS = ["/ws", "/echo", "/ws_json", "/stream", *FAN_OUT_PATHS, "/nope", "/ws/chat/bad room", "/ws/chat/r/deeper"]
 STREAM_QUERIES = [b"count=1", b"count=3", b"count=40", b"count=0", b"count=x", b"count=1&count=2"]
@@ -57,6 +71,7 @@ steps = st.one_of(
     st.tuples(st.just("text"), texts),
     st.tuples(st.just("bytes"), binaries),
     st.tuples(st.just("peer"), texts),  # another connection in the same room says something
+    st.tuples(st.just("burst"), st.integers(min_value=2, max_value=4)),  # short texts at once: /stream requests
     st.tuples(st.just("stall"), st.none()),  # the client stops reading
     st.tuples(st.just("resume"), st.none()),
     st.tuples(st.just("yield"), st.integers(min_value=1, max_value=5)),
@@ -76,7 +91,7 @@ scripts = st.fixed_dictionaries(
 async def run_script(script: dict[str, Any]) -> dict[str, Any]:
     """Play ``script`` against a fresh app; what the app left behind once everything ended."""
     app = create_app(LIMITS)
-    baseline = task_count()
+    baseline, app_baseline = task_count(), app_task_count()
     fan_out = script["path"] in FAN_OUT_PATHS
     async with AsyncExitStack() as stack:
         peers = [
@@ -102,6 +117,7 @@ async def run_script(script: dict[str, Any]) -> dict[str, Any]:
         "connections": app.hub.connections,
         "topics": app.hub.topic_count,
         "extra tasks": task_count() - baseline,
+        "extra app tasks": app_task_count() - app_baseline,
     }
 
 
@@ -112,6 +128,9 @@ async def play(step: str, value: Any, main: WebSocketDriver, peers: list[WebSock
         main.send_bytes(value)
     elif step == "peer" and peers:
         peers[len(value) % len(peers)].send_text(value)
+    elif step == "burst":
+        for number in range(value):
+            main.send_text(str(number))
     elif step == "stall" and main.send_gate is None:
         main.send_gate = anyio.Event()
     elif step == "resume" and main.send_gate is not None:
@@ -128,4 +147,4 @@ async def play(step: str, value: Any, main: WebSocketDriver, peers: list[WebSock
 @given(script=scripts)
 def test_no_script_breaks_the_app_or_leaves_a_trace(backend: str, script: dict[str, Any]) -> None:
     left = anyio.run(run_script, script, backend=backend)
-    assert left == {"connections": 0, "topics": 0, "extra tasks": 0}
+    assert left == {"connections": 0, "topics": 0, "extra tasks": 0, "extra app tasks": 0}

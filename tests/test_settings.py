@@ -25,6 +25,8 @@ def test_defaults_match_the_spec() -> None:
     assert settings.idle_timeout == 300
     assert settings.max_connections == 10_000
     assert settings.outbox_size == 1024
+    assert settings.outbox_bytes == 1024 * 1024
+    assert settings.max_pending_pushes == 4
     assert settings.broker == "memory://"
     assert settings.log_level == "info"
 
@@ -39,6 +41,8 @@ def test_every_variable_of_the_contract_is_read() -> None:
             "ASGI_WS_IDLE_TIMEOUT": "0.25",
             "ASGI_WS_MAX_CONNECTIONS": "3",
             "ASGI_WS_OUTBOX_SIZE": "16",
+            "ASGI_WS_OUTBOX_BYTES": "4096",
+            "ASGI_WS_MAX_PENDING_PUSHES": "2",
             "ASGI_WS_BROKER": "memory://",
             "ASGI_WS_LOG_LEVEL": "DEBUG",
         }
@@ -51,6 +55,8 @@ def test_every_variable_of_the_contract_is_read() -> None:
         idle_timeout=0.25,
         max_connections=3,
         outbox_size=16,
+        outbox_bytes=4096,
+        max_pending_pushes=2,
         broker="memory://",
         log_level="debug",
     )
@@ -79,6 +85,11 @@ def test_zero_turns_rate_limit_and_idle_timeout_off() -> None:
         ("ASGI_WS_RATE_BURST", "1.5", "positive integer"),
         ("ASGI_WS_MAX_CONNECTIONS", "", "positive integer"),
         ("ASGI_WS_OUTBOX_SIZE", "0", "positive integer"),
+        ("ASGI_WS_OUTBOX_BYTES", "0", "positive integer"),
+        ("ASGI_WS_OUTBOX_BYTES", "1MiB", "positive integer"),
+        ("ASGI_WS_MAX_PENDING_PUSHES", "-1", "integer >= 0"),
+        ("ASGI_WS_MAX_PENDING_PUSHES", "2.5", "integer >= 0"),
+        ("ASGI_WS_MAX_PENDING_PUSHES", "", "integer >= 0"),
         ("ASGI_WS_BROKER", "kafka://x", "memory://"),
         ("ASGI_WS_LOG_LEVEL", "loud", "debug"),
         ("ASGI_WS_ALLOWED_ORIGINS", "example.com", "https://example.com"),
@@ -100,6 +111,14 @@ def test_flags_override_the_environment() -> None:
     assert settings.allowed_origins == ("*",)
 
 
+def test_zero_pending_pushes_is_allowed_and_the_new_bounds_follow_the_same_precedence() -> None:
+    args = parse_flags("--max-pending-pushes", "0", "--outbox-bytes", "2048")
+    environ = {"ASGI_WS_MAX_PENDING_PUSHES": "9", "ASGI_WS_OUTBOX_BYTES": "99"}
+    assert Settings.from_env(environ).max_pending_pushes == 9
+    settings = Settings.from_sources(args, environ)
+    assert (settings.max_pending_pushes, settings.outbox_bytes) == (0, 2048)
+
+
 def test_bad_flag_names_the_flag() -> None:
     with pytest.raises(SettingsError, match=r"^--rate-burst='many': expected a positive integer"):
         Settings.from_sources(parse_flags("--rate-burst", "many"), {})
@@ -108,6 +127,10 @@ def test_bad_flag_names_the_flag() -> None:
 def test_values_built_in_code_are_validated_too() -> None:
     with pytest.raises(SettingsError, match="outbox_size = 0"):
         Settings(outbox_size=0)
+    with pytest.raises(SettingsError, match="outbox_bytes = 0"):
+        Settings(outbox_bytes=0)
+    with pytest.raises(SettingsError, match="max_pending_pushes = -1: expected an integer >= 0"):
+        Settings(max_pending_pushes=-1)
 
 
 def test_to_env_round_trips() -> None:

@@ -17,6 +17,7 @@ import pytest
 
 import asgi_ws.endpoints
 import asgi_ws.handshake
+import asgi_ws.runtime
 import asgi_ws.websocket
 from asgi_ws.app import App
 from asgi_ws.hub import BROADCAST, chat_room
@@ -251,6 +252,62 @@ async def test_stream_stops_when_the_client_disconnects(app: App) -> None:
     assert len(ws.sent) < 1_000_000
 
 
+async def _push_requests(ws: WebSocketDriver, count: int) -> None:
+    """Hold the client's reading (its send_gate), send ``count`` requests r1, r2, ..., let the app take them."""
+    ws.send_gate = anyio.Event()  # the first push now waits in its first send: every later request comes during it
+    for number in range(1, count + 1):
+        ws.send_text(json.dumps({"message": f"r{number}"}))
+    await anyio.wait_all_tasks_blocked()
+
+
+async def _pushed(ws: WebSocketDriver, requests: int, count: int) -> list[str]:
+    """Open the client's reading and take ``requests`` pushes of ``count`` messages: their "message" fields."""
+    assert ws.send_gate is not None
+    ws.send_gate.set()
+    return [json.loads(await ws.receive_text())["message"] for _ in range(requests * count)]
+
+
+async def test_stream_requests_during_a_push_wait_their_turn_in_order(app: App) -> None:
+    async with connect(app, "/stream", query_string=b"count=3") as ws:
+        await _push_requests(ws, 5)  # one push runs, four wait: the default max_pending_pushes
+        assert await _pushed(ws, 5, 3) == [f"r{request} - {i}" for request in range(1, 6) for i in (1, 2, 3)]
+        await anyio.wait_all_tasks_blocked()
+        assert ws.pending() == []  # and no close: the connection stays open
+        ws.send_text("go")  # a later request starts a new push
+        assert [await ws.receive_text() for _ in range(3)] == ["1", "2", "3"]
+
+
+async def test_one_more_waiting_push_request_closes_4429_after_the_accepted_pushes(app: App) -> None:
+    async with connect(app, "/stream", query_string=b"count=3") as ws:
+        await _push_requests(ws, 7)  # r1 runs, r2 to r5 wait, r6 is one too many, r7 comes after it
+        assert ws.unread() == 1  # the app read no further than the request it refused
+        assert await _pushed(ws, 5, 3) == [f"r{request} - {i}" for request in range(1, 6) for i in (1, 2, 3)]
+        assert await ws.receive() == {"type": "websocket.close", "code": 4429, "reason": "too many requests"}
+        await ws.wait_app_done()
+
+
+async def test_zero_pending_pushes_refuses_any_request_during_a_push(make_app: MakeApp) -> None:
+    app = make_app(max_pending_pushes=0)
+    async with connect(app, "/stream", query_string=b"count=2") as ws:
+        await _push_requests(ws, 2)
+        assert await _pushed(ws, 1, 2) == ["r1 - 1", "r1 - 2"]
+        assert await ws.receive() == {"type": "websocket.close", "code": 4429, "reason": "too many requests"}
+
+
+async def test_waiting_push_requests_cost_no_task_each(make_app: MakeApp) -> None:
+    app = make_app(max_pending_pushes=100, rate_limit=0)
+    async with connect(app, "/stream", query_string=b"count=2") as ws:
+        await anyio.wait_all_tasks_blocked()
+        tasks, app_tasks = len(anyio.get_running_tasks()), asgi_ws.runtime.app_task_count()
+        await _push_requests(ws, 101)  # one push and 100 waiting
+        assert len(anyio.get_running_tasks()) == tasks + 1  # the pusher, and nothing per waiting request
+        assert asgi_ws.runtime.app_task_count() == app_tasks + 1
+        assert (await _pushed(ws, 101, 2))[-2:] == ["r101 - 1", "r101 - 2"]
+        await anyio.wait_all_tasks_blocked()
+        assert len(anyio.get_running_tasks()) == tasks  # the pusher ends with its queue: an idle /stream holds none
+        assert asgi_ws.runtime.app_task_count() == app_tasks
+
+
 # Size limit: close 4413
 
 
@@ -353,6 +410,28 @@ async def test_full_outbox_closes_that_client_4503_and_others_get_everything(mak
         assert await stuck.receive_close() == (4503, "slow consumer")
         await stuck.wait_app_done()
         assert len(app.hub.members(chat_room("fan"))) == 2
+
+
+async def test_a_stalled_member_is_closed_4503_past_the_byte_bound_before_the_message_bound(app: App) -> None:
+    # Defaults: 1024 messages or 1 MiB.  Messages of 64 KiB fill 1 MiB at 16, long before 1024.
+    big = "x" * 65536
+    async with connect(app, "/ws/chat/big") as talker, connect(app, "/ws/chat/big") as stuck:
+        stuck.send_gate = anyio.Event()
+        talker.send_text(big)
+        assert await talker.receive_text() == big
+        await anyio.wait_all_tasks_blocked()  # the stuck member's sender holds message 1 in its send()
+        for _ in range(16):  # 16 more fill its outbox to exactly 1 MiB: not too many yet
+            talker.send_text(big)
+        assert [len(await talker.receive_text()) for _ in range(16)] == [65536] * 16
+        await anyio.wait_all_tasks_blocked()
+        assert len(app.hub.members(chat_room("big"))) == 2  # the stuck member is still in the room
+        assert stuck.pending() == []
+        talker.send_text(big)  # one byte past the bound would do; this is 64 KiB past it
+        assert len(await talker.receive_text()) == 65536
+        await anyio.wait_all_tasks_blocked()
+        assert len(app.hub.members(chat_room("big"))) == 1
+        stuck.send_gate.set()
+        assert await stuck.receive_close() == (4503, "slow consumer")
 
 
 @asynccontextmanager

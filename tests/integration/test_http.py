@@ -62,7 +62,7 @@ async def test_metrics_count_a_known_workload(server: RunningServer) -> None:
     assert delta("asgi_ws_messages_received_total", endpoint="ws_json") == 6
     assert delta("asgi_ws_messages_sent_total", endpoint="ws_json") == 5
     assert delta("asgi_ws_received_bytes_total", endpoint="ws_json") == 5 * len('{"n": 0}') + 22
-    assert delta("asgi_ws_closes_total", endpoint="ws_json", code="4400", by="app") == 1
+    assert delta("asgi_ws_closes_total", endpoint="ws_json", code="4400", by="app", reason="unsupported_data") == 1
     assert delta("asgi_ws_messages_received_total", endpoint="chat") == 1
     assert delta("asgi_ws_messages_sent_total", endpoint="chat") == 2
     assert delta("asgi_ws_rejections_total", endpoint="unknown", reason="not_found") == 1
