@@ -172,11 +172,7 @@ class Session:
                             self._hub.join(topic, self)
                             task_group.start_soon(self._drain_outbox)
                         await self._receive_loop()
-                        # The receive loop has returned: stop the helper tasks too, unless it
-                        # refused a push request, when the task group waits for the pusher to
-                        # send what it accepted.
-                        if self.ending is not close_codes.TOO_MANY_REQUESTS:
-                            self._scope.cancel()
+                        self._scope.cancel()  # the receive loop has returned: stop the helper tasks too
             if self._scope.cancelled_caught and self.ending is None and self.connection.state is State.ACCEPTED:
                 self.ending = close_codes.IDLE_TIMEOUT  # nothing else cancelled the scope: its deadline passed
         except Exception:
@@ -263,8 +259,10 @@ class Session:
                 self._hub.publish(action.topic, action.text, exclude=self if action.exclude_sender else None)
             elif isinstance(action, Push):
                 if not self._queue_push(action.request):
-                    # Refused: read no more, let the pusher finish what it accepted, then close (serve).
-                    self.ending = self.ending or close_codes.TOO_MANY_REQUESTS
+                    # One request too many ends the connection at once, as every other policy does:
+                    # a client that asks faster than it reads would otherwise hold its close back
+                    # until the pushes it is not reading are sent.
+                    self.kick(close_codes.TOO_MANY_REQUESTS)
                     return
             elif action is not None:  # a Close
                 self.kick(action)
