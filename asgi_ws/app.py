@@ -1,4 +1,4 @@
-"""The ASGI callable: one object that every server calls for every scope (SPEC §0).
+"""The ASGI callable: one object that every server calls for every scope (contract §0).
 
 ``asgi_ws.app:app`` is what ``uvicorn asgi_ws.app:app`` and
 ``hypercorn asgi_ws.app:app`` load.  It is built at import time from the

@@ -1,4 +1,4 @@
-"""Where rooms and the broadcast group live beyond one process (SPEC §4).
+"""Where rooms and the broadcast group live beyond one process (contract §4).
 
 The :class:`~asgi_ws.hub.Hub` always delivers to the clients of its own
 process itself.  A **broker** carries the same messages to the other processes

@@ -1,4 +1,4 @@
-"""Every way a connection can end or be refused, in one place (SPEC §3).
+"""Every way a connection can end or be refused, in one place (contract §3).
 
 This module owns the numbers and the words: WebSocket close codes and reasons for
 connections that were accepted, and HTTP statuses and bodies for handshakes that
@@ -71,7 +71,7 @@ class Rejection:
     reason: str  # a short name for logs and metrics labels, e.g. "bad_room"
 
 
-# Connections that were accepted (SPEC §3, "what happens").
+# Connections that were accepted (contract §3, "what happens").
 NORMAL = Close(1000, "")
 UNSUPPORTED_DATA = Close(4400, "unsupported data")
 IDLE_TIMEOUT = Close(4408, "idle timeout")
@@ -84,7 +84,7 @@ TOO_MANY_REQUESTS = Close(4429, "too many requests")
 INTERNAL_ERROR = Close(4500, "internal error")
 SLOW_CONSUMER = Close(4503, "slow consumer")
 
-# Handshakes refused before accept (SPEC §1 last bullet, SPEC §3 last rows).
+# Handshakes refused before accept (contract §1 last bullet, contract §3 last rows).
 BAD_COUNT = Rejection(400, "invalid count: expected an integer from 1 to 1000000", "bad_count")
 BAD_ROOM = Rejection(400, "invalid room name: expected 1-64 characters of [A-Za-z0-9_.-]", "bad_room")
 BAD_ORIGIN = Rejection(403, "origin not allowed", "bad_origin")

@@ -1,4 +1,4 @@
-"""Plain HTTP requests: the demo page, ``/healthz``, ``/metrics``, and 404 (SPEC §2).
+"""Plain HTTP requests: the demo page, ``/healthz``, ``/metrics``, and 404 (contract §2).
 
 This module owns the ``http`` scope.  Every response is small and complete, so
 each is sent as one ``http.response.start`` and one body event.  No endpoint
@@ -7,7 +7,7 @@ takes a request body, so none is read.
 - ``GET /``: the demo page, one self-contained HTML file
   (``asgi_ws/static/index.html``: vanilla JS, no external resources), read
   once and served from memory.  Its script connects back to the host that
-  served it, so the origin check of SPEC §3 lets it in on every server.
+  served it, so the origin check of contract §3 lets it in on every server.
 - ``GET /healthz``: the document :func:`health` builds, a pure function of
   the hub; 503 while the broker is disconnected.
 - ``GET /metrics``: the Prometheus text format (:mod:`asgi_ws.metrics`).
@@ -42,7 +42,7 @@ DEMO_PAGE_POLICY = (
 
 
 def health(hub: Hub) -> dict[str, Any]:
-    """SPEC §2: the ``/healthz`` document.  Degraded while the broker cannot reach other processes."""
+    """contract §2: the ``/healthz`` document.  Degraded while the broker cannot reach other processes."""
     broker = hub.broker.state()
     return {
         "status": "ok" if broker["connected"] else "degraded",

@@ -1,4 +1,4 @@
-"""Who is connected, who is in which room, and fan-out to them (SPEC §3 cap, §4).
+"""Who is connected, who is in which room, and fan-out to them (contract §3 cap, §4).
 
 The hub owns two things for one process:
 
@@ -58,7 +58,7 @@ class Hub:
     """Connection count and topic membership for one process."""
 
     def __init__(self, max_connections: int, broker: Broker | None = None) -> None:
-        self.max_connections = max_connections  # SPEC §3 cap, checked by admit()
+        self.max_connections = max_connections  # contract §3 cap, checked by admit()
         self.connections = 0  # admitted and not yet released
         self.broker: Broker = MemoryBroker() if broker is None else broker  # the other processes
         self._topics: dict[Topic, set[Subscriber]] = {}  # only non-empty sets are kept

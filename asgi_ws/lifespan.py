@@ -1,4 +1,4 @@
-"""The ``lifespan`` scope: startup and shutdown of the process (SPEC §4, "Lifespan").
+"""The ``lifespan`` scope: startup and shutdown of the process (contract §4, "Lifespan").
 
 Startup starts the broker and shutdown stops it.  The broker's tasks live
 inside this scope's coroutine, which the server keeps running from startup to

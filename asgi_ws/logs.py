@@ -1,4 +1,4 @@
-"""Structured logs: one line per event, ``key=value`` or JSON (SPEC §2 operability).
+"""Structured logs: one line per event, ``key=value`` or JSON (contract §2 operability).
 
 Every record the app writes is an **event** with fields::
 

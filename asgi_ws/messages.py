@@ -1,4 +1,4 @@
-"""What each endpoint says back, as text (SPEC §1).  Pure: strings in, strings out.
+"""What each endpoint says back, as text (contract §1).  Pure: strings in, strings out.
 
 The formats are part of the contract and are tested to the character.  This
 module builds payloads only; wrapping them in ``websocket.send`` events and

@@ -1,4 +1,4 @@
-"""``GET /metrics``: what the process is doing, in the Prometheus text format (SPEC §2).
+"""``GET /metrics``: what the process is doing, in the Prometheus text format (contract §2).
 
 Every metric is made with ``prometheus_client`` in a registry of the app's own,
 so two apps in one process (tests, embedders) never share numbers.  The names:

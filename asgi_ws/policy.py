@@ -1,4 +1,4 @@
-"""Policy decisions of SPEC §3 as plain functions of plain values.  Pure: no I/O.
+"""Policy decisions of contract §3 as plain functions of plain values.  Pure: no I/O.
 
 - :func:`origin_allowed`: may a browser page from this ``Origin`` connect?
 - :class:`TokenBucket`: has this connection sent too many messages?
@@ -31,7 +31,7 @@ def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
-    """SPEC §3: no ``Origin`` is allowed, the same host is allowed, and so is the allow-list.
+    """contract §3: no ``Origin`` is allowed, the same host is allowed, and so is the allow-list.
 
     ``Origin`` is sent by browsers only, and it is what stops a page on another
     site from opening a socket with the user's cookies (cross-site WebSocket

@@ -1,4 +1,4 @@
-"""The Redis pub/sub broker: rooms and broadcast across processes and servers (SPEC §4).
+"""The Redis pub/sub broker: rooms and broadcast across processes and servers (contract §4).
 
 Per process, while :meth:`RedisBroker.running` is entered (the lifespan scope):
 
@@ -55,8 +55,8 @@ __all__ = ["RedisBroker"]
 logger = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "asgi-ws:"  # every channel this app uses starts with it
-MIN_BACKOFF = 1.0  # seconds before the first reconnect attempt (SPEC §4)
-MAX_BACKOFF = 30.0  # the cap of the doubling delay (SPEC §4)
+MIN_BACKOFF = 1.0  # seconds before the first reconnect attempt (contract §4)
+MAX_BACKOFF = 30.0  # the cap of the doubling delay (contract §4)
 CONNECT_TIMEOUT = 2.0  # one attempt to reach Redis; startup never waits longer than this
 COMMAND_TIMEOUT = 5.0  # a publish batch or a subscribe that takes longer means Redis is gone
 POLL_INTERVAL = 5.0  # the listener wakes this often when idle, so health checks can run
@@ -74,7 +74,7 @@ class RedisBroker:
         self.url = url  # redis://host:port/db, as configured
         self.node = node or new_node_id()  # this process, in every envelope it publishes
         self.connected = False  # both connections up and every wanted channel subscribed
-        self.reconnects = 0  # successful connections after the first one (SPEC §4 counter)
+        self.reconnects = 0  # successful connections after the first one (contract §4 counter)
         self.published = 0  # envelopes Redis accepted from this process
         self.received = 0  # envelopes from other processes handed to the hub
         self.dropped = 0  # messages not published: Redis down, or the publish queue full

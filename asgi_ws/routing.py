@@ -1,4 +1,4 @@
-"""Which WebSocket endpoint a handshake asks for (SPEC §1).  Pure: no I/O.
+"""Which WebSocket endpoint a handshake asks for (contract §1).  Pure: no I/O.
 
 :func:`resolve` turns the scope's ``path`` and ``query_string`` into a
 :class:`Route`, or into the :class:`~asgi_ws.close_codes.Rejection` that
@@ -32,7 +32,7 @@ MAX_STREAM_COUNT = 1_000_000
 
 CHAT_PREFIX = "/ws/chat/"
 
-# SPEC §1: 1-64 characters of [A-Za-z0-9_.-].  \Z, not $, so "room\n" fails.
+# contract §1: 1-64 characters of [A-Za-z0-9_.-].  \Z, not $, so "room\n" fails.
 _ROOM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 # Digits only: int() would also take " 5", "+5", "5_000" and non-ASCII digits.
 _COUNT = re.compile(r"[0-9]{1,7}\Z")

@@ -184,7 +184,7 @@ def _fill(word: str, values: dict[str, str]) -> str:
 # (hypercorn/trio/tcp_server.py).  No keepalive is safer than that.
 TRIO_PING_RACE = "hypercorn 0.18's trio worker can crash when a ping races a close (see asgi_ws/servers.py)"
 
-# The Redis broker (SPEC §4) is started by the lifespan scope and uses redis-py's
+# The Redis broker (contract §4) is started by the lifespan scope and uses redis-py's
 # asyncio client.
 TRIO_NO_REDIS = "it runs trio, and redis-py's client needs asyncio: use --server hypercorn or hypercorn-uvloop"
 NO_LIFESPAN = "it does not run the ASGI lifespan protocol, which starts the broker: use uvicorn or hypercorn"

@@ -1,4 +1,4 @@
-"""The one typed settings object, and where its values come from (SPEC §3).
+"""The one typed settings object, and where its values come from (contract §3).
 
 Every policy knob lives on :class:`Settings`.  Each field can be set from an
 ``ASGI_WS_*`` environment variable and from a ``--flag`` of ``asgi-ws serve``;
@@ -139,7 +139,7 @@ def _setting(default: Any, parse: Callable[[str], Any], help: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every policy of SPEC §3, typed and validated.  Immutable once built."""
+    """Every policy of contract §3, typed and validated.  Immutable once built."""
 
     allowed_origins: tuple[str, ...] = _setting(
         (), _origins, "comma-separated extra origins allowed to connect; * allows any"

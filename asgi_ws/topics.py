@@ -1,8 +1,8 @@
-"""Topics: the groups a message is published to (SPEC §1 chat and /ws_broadcast).
+"""Topics: the groups a message is published to (contract §1 chat and /ws_broadcast).
 
 A topic is one chat room or the broadcast group.  The hub keeps the members of
 each topic in this process; the broker carries a topic's messages to the other
-processes (SPEC §4).
+processes (contract §4).
 """
 
 from __future__ import annotations

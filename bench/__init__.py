@@ -1,4 +1,4 @@
-"""Benchmarks (SPEC §6).
+"""Benchmarks (contract §6).
 
 ``python -m bench`` runs asgi_ws against its peers (:mod:`bench.run`) and writes
 ``bench/RESULTS.md``.  The other modules are scripts of their own:

@@ -2,7 +2,7 @@
 
 The app uses anyio (task groups, CancelScope, Event, sleep, Lock) rather than
 plain asyncio so that one code base runs on asyncio and on trio (hypercorn
-``-k trio``, SPEC §0).  This script measures the price of that choice.  The
+``-k trio``, contract §0).  This script measures the price of that choice.  The
 decision and the figures are in ``docs/concurrency.md``.
 
 1. **Echo, in process.**  ``asgi_ws`` and the floor (:mod:`floor_echo`) driven
@@ -74,7 +74,7 @@ App = Callable[[Any, Any, Any], Coroutine[Any, Any, None]]  # asgi_ws's App and 
 T = TypeVar("T")
 
 # Policies off: the raw cost.  Policies on: every check runs, but the rate
-# limit is raised so that it never throttles (SPEC §6, P2).
+# limit is raised so that it never throttles (contract §6, P2).
 POLICIES_OFF = Settings(rate_limit=0, idle_timeout=0)
 POLICIES_ON = Settings(rate_limit=1e9, rate_burst=10**9)
 
@@ -189,7 +189,7 @@ class ChatRoom:
     """The clients of one room: every member counts what it is sent; one of them also publishes."""
 
     def __init__(self, members: int, broadcasts: int) -> None:
-        self.members = members  # listeners + the publisher, who hears itself (SPEC §1)
+        self.members = members  # listeners + the publisher, who hears itself (contract §1)
         self.broadcasts = broadcasts  # messages the publisher sends
         self.delivered = 0  # websocket.send events seen, all members together
         self.joined = 0  # members whose app has asked for the event after websocket.connect

@@ -1,4 +1,4 @@
-"""Chat delivery latency within one process and across two processes through Redis (SPEC §4, §6 P7).
+"""Chat delivery latency within one process and across two processes through Redis (contract §4, §6 P7).
 
     python -m bench.cross_process [--servers uvicorn,hypercorn] [--messages 2000] [--rate 500]
 

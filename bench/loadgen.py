@@ -7,7 +7,7 @@ The benchmark process runs all of them on one CPU of its own, and each
 measurement reports the share of that CPU it used (``client_cpu``): near 1.0
 means the load generator was the bottleneck and the figure is not the server's.
 
-The workloads (SPEC §6):
+The workloads (contract §6):
 
 - :func:`echo` round trips per second on N connections, each with one message
   in flight;

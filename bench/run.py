@@ -1,4 +1,4 @@
-"""``python -m bench``: asgi_ws against its peers, side by side in one run (SPEC §6, goals P1-P7).
+"""``python -m bench``: asgi_ws against its peers, side by side in one run (contract §6, goals P1-P7).
 
     python -m bench              # the full run, about 15 minutes; writes bench/RESULTS.md and bench/results.png
     python -m bench --quick      # every workload once, short, in under 2 minutes; writes nothing unless --out
@@ -52,7 +52,7 @@ from .results import Arm, Group, Peer, Results, Sizes, Workload
 
 BENCH_DIR = Path(__file__).resolve().parent
 
-# Every policy on, the rate limit out of the way (SPEC §6 P2).  The connection
+# Every policy on, the rate limit out of the way (contract §6 P2).  The connection
 # cap is raised for the 5000 idle connections of P6 plus the clients of others.
 POLICIES_ON = {"ASGI_WS_RATE_LIMIT": "1000000", "ASGI_WS_RATE_BURST": "1000000", "ASGI_WS_MAX_CONNECTIONS": "20000"}
 ECHO_PAYLOAD = b"0123456789abcdef0123456789abcdef"  # 32 B
@@ -335,7 +335,7 @@ def split_cpus() -> tuple[set[int], set[int]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description="asgi_ws against its peers, side by side in one run (SPEC §6, P1-P7)."
+        prog="python -m bench", description="asgi_ws against its peers, side by side in one run (contract §6, P1-P7)."
     )
     parser.add_argument("--quick", action="store_true", help="every workload once and short (under 2 minutes)")
     parser.add_argument("--rounds", type=int, help="A/B alternations (default 5, 1 with --quick)")

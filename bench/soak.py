@@ -1,4 +1,4 @@
-"""Soak: 10,000 connections in one chat room on one server process, a broadcast every 100 ms (SPEC §7).
+"""Soak: 10,000 connections in one chat room on one server process, a broadcast every 100 ms (contract §7).
 
     python -m bench.soak [--connections 10000] [--interval 0.1] [--duration 60] [--server uvicorn]
 

@@ -1,6 +1,6 @@
 """``python -m conformance`` (also ``asgi-ws-conformance``): run every stage, write the report.
 
-Stages, for every selected server that is installed (SPEC §0 order):
+Stages, for every selected server that is installed (contract §0 order):
 
 1. **scenarios**: the app under test, driven by real clients;
 2. **probes**: the probe app, recording how the server speaks raw ASGI;
@@ -70,7 +70,7 @@ CACHE = REPO_ROOT / ".conformance-cache"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m conformance",
-        description="Run the same app under every ASGI server and report where they differ (SPEC §5).",
+        description="Run the same app under every ASGI server and report where they differ (contract §5).",
     )
     parser.add_argument(
         "--servers", help=f"comma-separated, from {', '.join(SERVERS)} (default: all of them; missing ones are skipped)"

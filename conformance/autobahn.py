@@ -1,4 +1,4 @@
-"""The Autobahn|Testsuite stage of the conformance harness (SPEC §5, "Autobahn").
+"""The Autobahn|Testsuite stage of the conformance harness (contract §5, "Autobahn").
 
 This module owns ``wstest``: finding or installing it, running its fuzzing client
 against servers that are already serving ``/echo``, and reading its results back
@@ -94,7 +94,7 @@ DEFAULT_CACHE_DIR = REPO_ROOT / ".conformance-cache" / "autobahn"
 # The app's own policies would otherwise answer Autobahn before the server's
 # protocol layer does: 9.* sends messages of up to 16 MiB (the app's default
 # limit is 64 KiB), 9.* and 12.* send thousands of messages a second, and some
-# cases wait for a while between frames.  SPEC §5: the limits are raised here.
+# cases wait for a while between frames.  contract §5: the limits are raised here.
 APP_SETTINGS_FOR_AUTOBAHN: Mapping[str, str] = {
     "ASGI_WS_MAX_MESSAGE_SIZE": str(16 * 1024 * 1024),
     "ASGI_WS_RATE_LIMIT": "0",

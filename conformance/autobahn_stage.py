@@ -1,7 +1,7 @@
 """The Autobahn stage as the harness runs it: one server at a time, results as report cells.
 
 :mod:`conformance.autobahn` knows ``wstest``; this module starts each server
-with the app's limits raised (SPEC §5: Autobahn tests the server's protocol
+with the app's limits raised (contract §5: Autobahn tests the server's protocol
 layer, not the app's policies), points ``wstest`` at its echo path, and turns
 the results into the report's JSON and into outcomes.  A case graded ``FAILED``
 becomes the outcome ``autobahn:<case>`` (expected: ``OK``), which fails the run

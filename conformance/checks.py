@@ -1,6 +1,6 @@
 """What a check is: a named, documented coroutine that drives one server and returns a transcript.
 
-There are two kinds (SPEC §5):
+There are two kinds (contract §5):
 
 - **scenarios** drive the app under test (``asgi_ws.app:app``, or ``--app``)
   with real clients and record what the client saw and, where it matters, what
@@ -57,7 +57,7 @@ class Check:
     kind: Kind
     name: str  # unique across both kinds, kebab-case
     summary: str  # one sentence: what it shows
-    covers: str  # the SPEC (or ASGI spec) section it covers, e.g. "SPEC §1 /ws"
+    covers: str  # the contract (docs/contract.md) or ASGI spec section it covers, e.g. "contract §1 /ws"
     run: CheckFunction
     settings: Mapping[str, str] = field(default_factory=dict)  # ASGI_WS_* for the app it runs against
     generic: bool = False  # an echo scenario that runs against any app with --echo-path

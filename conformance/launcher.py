@@ -1,10 +1,10 @@
 """Run an ASGI app under a real server process: start it, wait until it serves, stop it.
 
-One :class:`RunningServer` is one server process (a row of the SPEC §0 table,
+One :class:`RunningServer` is one server process (a row of the contract §0 table,
 from :data:`asgi_ws.servers.SERVERS`) serving an ASGI app (``asgi_ws.app:app``
 unless told otherwise) on ``127.0.0.1`` and a free port.  The app is configured
 the way its users configure it: ``ASGI_WS_*`` variables in the child's
-environment (SPEC §3).  The conformance harness, the integration tests and the
+environment (contract §3).  The conformance harness, the integration tests and the
 benchmarks all start servers through :func:`run_server`; nothing else starts
 one.  The one process the benchmarks run that is not an ASGI server (the
 ``websockets`` library's own server, a peer) is started by :func:`spawn`, the
@@ -122,12 +122,12 @@ class RunningServer:
             connection.close()
 
     def health(self) -> dict[str, Any]:
-        """asgi_ws's ``/healthz`` document (SPEC §2)."""
+        """asgi_ws's ``/healthz`` document (contract §2)."""
         document: dict[str, Any] = json.loads(self.get("/healthz").body)
         return document
 
     def metrics(self) -> MetricSamples:
-        """asgi_ws's ``/metrics`` page (SPEC §2), parsed.  Raises AssertionError unless it answers 200."""
+        """asgi_ws's ``/metrics`` page (contract §2), parsed.  Raises AssertionError unless it answers 200."""
         response = self.get("/metrics")
         assert response.status == 200, f"{self.name}: GET /metrics answered {response.status}"
         return MetricSamples.parse(response.body.decode())

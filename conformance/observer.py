@@ -1,4 +1,4 @@
-"""Record what the app under test sees, from inside the server process (SPEC §5, "what the app saw").
+"""Record what the app under test sees, from inside the server process (contract §5, "what the app saw").
 
 A client can only report what arrived on the wire.  Some scenarios must also
 show the app's side: the code in ``websocket.disconnect``, whether ``send()``

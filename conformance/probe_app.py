@@ -1,6 +1,6 @@
 """The probe app: a small raw ASGI 3 app that shows how a server implements the WebSocket protocol.
 
-The server probes (SPEC §5, :mod:`conformance.probes`) run this app, not
+The server probes (contract §5, :mod:`conformance.probes`) run this app, not
 asgi_ws, under every server.  asgi_ws is written to behave the same everywhere;
 this app does the opposite on purpose: it does the things whose outcome the
 ASGI spec leaves open or servers get wrong (sending after a disconnect,

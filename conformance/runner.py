@@ -1,6 +1,6 @@
 """Run checks against one server: start the right processes, run each check, collect outcomes.
 
-For one server (a row of SPEC §0) the runner starts as few processes as it can:
+For one server (a row of contract §0) the runner starts as few processes as it can:
 
 - one process of the app under test per distinct set of app settings, shared
   by the scenarios that need those settings;

@@ -1,7 +1,7 @@
-"""Judge outcomes: same as expected, differs, known server divergence, or error (SPEC §5).
+"""Judge outcomes: same as expected, differs, known server divergence, or error (contract §5).
 
 Every check has an **expected transcript** in ``conformance/expected/<name>.json``.
-For scenarios it is what SPEC §1 and §3 say the app does, as seen through
+For scenarios it is what contract §1 and §3 say the app does, as seen through
 uvicorn (websockets-sansio), the reference server.  For probes it is simply
 uvicorn's behaviour: probes record how servers differ from each other, and
 uvicorn is the one they are all compared with.  The files are recorded with

@@ -2,7 +2,7 @@
 
 Unit tests are ``async`` and run under anyio's pytest plugin on *both* of its
 backends, asyncio and trio, because the app must run under hypercorn's trio
-worker as well as on asyncio servers (SPEC §0).
+worker as well as on asyncio servers (contract §0).
 """
 
 from __future__ import annotations

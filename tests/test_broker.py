@@ -1,4 +1,4 @@
-"""asgi_ws.broker: the envelope, topic names on the wire, URLs, and the memory broker (SPEC §4)."""
+"""asgi_ws.broker: the envelope, topic names on the wire, URLs, and the memory broker (contract §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""asgi_ws.close_codes: the codes of SPEC §3 and the RFC 6455 reason limit."""
+"""asgi_ws.close_codes: the codes of contract §3 and the RFC 6455 reason limit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""asgi_ws.http: /healthz and 404 (SPEC §2)."""
+"""asgi_ws.http: /healthz and 404 (contract §2)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ async def test_the_demo_page_is_one_self_contained_html_file(app: App) -> None:
     assert "https://" not in page
     assert "<link" not in page
     assert "src=" not in page
-    # It connects back to the host that served it, so the origin check passes (SPEC §3).
+    # It connects back to the host that served it, so the origin check passes (contract §3).
     assert "location.host" in page
     policy = headers[b"content-security-policy"].decode()
     assert "default-src 'none'" in policy

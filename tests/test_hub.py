@@ -1,4 +1,4 @@
-"""asgi_ws.hub: connection count, topic membership and fan-out (SPEC §3 cap, §4)."""
+"""asgi_ws.hub: connection count, topic membership and fan-out (contract §3 cap, §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""asgi_ws.logs: one line per event, key=value or JSON, and never a payload (SPEC §2 operability)."""
+"""asgi_ws.logs: one line per event, key=value or JSON, and never a payload (contract §2 operability)."""
 
 from __future__ import annotations
 

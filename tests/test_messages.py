@@ -1,4 +1,4 @@
-"""asgi_ws.messages: the exact payload formats of SPEC §1."""
+"""asgi_ws.messages: the exact payload formats of contract §1."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""asgi_ws.metrics and GET /metrics: scrape, run a known workload, scrape again, check the deltas (SPEC §2)."""
+"""asgi_ws.metrics and GET /metrics: scrape, run a known workload, scrape again, check the deltas (contract §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""asgi_ws.policy: origin, size and rate decisions as pure functions (SPEC §3)."""
+"""asgi_ws.policy: origin, size and rate decisions as pure functions (contract §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Property tests of the ASGI callable, no server: random event sequences never break it (SPEC §7).
+"""Property tests of the ASGI callable, no server: random event sequences never break it (contract §7).
 
 Hypothesis writes the scripts.  One script is one connection to any path,
 including bad ones, with or without the denial extension, followed by a random

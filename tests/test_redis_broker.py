@@ -1,4 +1,4 @@
-"""asgi_ws.redis_broker against a real redis-server (SPEC §4): delivery, dedup, outages.
+"""asgi_ws.redis_broker against a real redis-server (contract §4): delivery, dedup, outages.
 
 Two brokers in one event loop stand for two processes: each has its own node
 id, its own connections and its own ``deliver`` callback, as two worker

@@ -1,4 +1,4 @@
-"""asgi_ws.routing: paths and query strings to routes or rejections (SPEC §1)."""
+"""asgi_ws.routing: paths and query strings to routes or rejections (contract §1)."""
 
 from __future__ import annotations
 

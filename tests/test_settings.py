@@ -1,4 +1,4 @@
-"""asgi_ws.settings: environment variables, CLI flags, validation and messages (SPEC §3)."""
+"""asgi_ws.settings: environment variables, CLI flags, validation and messages (contract §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""asgi_ws.websocket: every endpoint of SPEC §1 and every policy of SPEC §3, in-process.
+"""asgi_ws.websocket: every endpoint of contract §1 and every policy of contract §3, in-process.
 
 Each test drives the ASGI callable directly through :mod:`tests.asgi_driver`,
 which also fails the test if the app sends an event that is invalid for the
@@ -132,7 +132,7 @@ async def test_ws_json_keeps_non_ascii_as_is(app: App) -> None:
         assert await ws.receive_text() == '{"message": "Received JSON data", "data": "日本"}'
 
 
-# Binary on text-only endpoints: close 4400 (SPEC §1, §3)
+# Binary on text-only endpoints: close 4400 (contract §1, §3)
 
 
 @pytest.mark.parametrize("path", ["/ws_json", "/ws_broadcast", "/ws/chat", "/ws/chat/room1", "/stream"])
@@ -509,7 +509,7 @@ async def test_unexpected_error_closes_4500_and_is_logged(
     assert app.hub.connections == 0
 
 
-# Sends that fail after a disconnect (SPEC §3: servers raise different things)
+# Sends that fail after a disconnect (contract §3: servers raise different things)
 
 
 @pytest.mark.parametrize("error", [OSError("gone"), RuntimeError("closed"), ConnectionResetError()])

@@ -1,4 +1,4 @@
-"""The peers ``asgi_ws`` is measured against (SPEC §6), each small and written for the purpose.
+"""The peers ``asgi_ws`` is measured against (contract §6), each small and written for the purpose.
 
 - :mod:`.raw_asgi`: the server's floor, a minimal raw ASGI echo and stream;
 - :mod:`.fastapi_app`: the same endpoints written with FastAPI the way most

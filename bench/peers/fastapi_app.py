@@ -1,4 +1,4 @@
-"""The same endpoints with FastAPI, written the way most users would (SPEC §6 peer).
+"""The same endpoints with FastAPI, written the way most users would (contract §6 peer).
 
 Chat and broadcast use the naive loop over every client, awaiting each send in
 turn: simple, and it waits for the slowest client.

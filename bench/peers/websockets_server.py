@@ -1,4 +1,4 @@
-"""The ``websockets`` library's own asyncio server: echo, stream and chat, no ASGI layer (SPEC §6 peer).
+"""The ``websockets`` library's own asyncio server: echo, stream and chat, no ASGI layer (contract §6 peer).
 
 python -m bench.peers.websockets_server PORT
 """

@@ -1,4 +1,4 @@
-"""The server probes (SPEC §5): how each server implements the raw ASGI WebSocket protocol.
+"""The server probes (contract §5): how each server implements the raw ASGI WebSocket protocol.
 
 Importing this package registers the probes with :func:`conformance.checks.probe`.
 They all run against :mod:`conformance.probe_app`, whose paths each do one

@@ -162,7 +162,7 @@ SLOWLORIS_TRICKLE = 0.5  # seconds between two header lines
 @probe(
     "probe-slowloris",
     "A handshake whose header lines trickle in and never end: whether the server ends it within 8 s, and how.",
-    "SPEC §7 slowloris (the server's job: the app never sees an unfinished handshake)",
+    "contract §7 slowloris (the server's job: the app never sees an unfinished handshake)",
     racy=(
         "The server's own handshake timeout is timing. hypercorn's (5 s, counted from the TCP accept) is "
         "judged against an 8 s window, 3 s of margin."

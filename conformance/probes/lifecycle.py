@@ -3,7 +3,7 @@
 These are the places where the ASGI spec says least.  It does not say whether
 ``send()`` after the client has gone raises (and with what), nor what a
 ``receive()`` after ``websocket.disconnect`` does, nor how a server closes open
-sockets when it is told to stop.  SPEC §3's portability rules exist because of
+sockets when it is told to stop.  contract §3's portability rules exist because of
 what these probes show.
 """
 
@@ -187,7 +187,7 @@ async def keepalive_server_default(target: Target) -> Transcript:
 @probe(
     "probe-sigterm",
     "SIGTERM with one idle open socket: what the client gets, what the app gets, whether the server exits.",
-    "SPEC §4 (open sockets at shutdown are closed by the server); ASGI lifespan",
+    "contract §4 (open sockets at shutdown are closed by the server); ASGI lifespan",
     own_server=True,
     racy=(
         "The server's exit races the client's reply to its close frame. FIN or RST is not recorded, and the "

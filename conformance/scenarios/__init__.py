@@ -1,11 +1,11 @@
-"""The app scenarios of SPEC §5: the app under test driven by real clients, one transcript each.
+"""The app scenarios of contract §5: the app under test driven by real clients, one transcript each.
 
 Importing this package registers every scenario with :mod:`conformance.checks`.
 One module per area:
 
-- :mod:`.endpoints`: every WebSocket endpoint of SPEC §1, answered as its table says;
+- :mod:`.endpoints`: every WebSocket endpoint of contract §1, answered as its table says;
 - :mod:`.rejections`: handshakes refused before accept (unknown path, room, count, origin, cap);
-- :mod:`.policies`: what ends an accepted connection (SPEC §3: 1000, 4408, 4413, 4429, 4503);
+- :mod:`.policies`: what ends an accepted connection (contract §3: 1000, 4408, 4413, 4429, 4503);
 - :mod:`.wire`: empty, unicode and fragmented messages, control frames, client closes, resets;
 - :mod:`.load`: many clients at once, and resets among them;
 - :mod:`.shutdown`: SIGTERM with open sockets.

@@ -1,4 +1,4 @@
-"""Every WebSocket endpoint of SPEC §1, answered exactly as its table says.
+"""Every WebSocket endpoint of contract §1, answered exactly as its table says.
 
 One scenario per row and behaviour: ``/ws`` (text with its prefix, binary
 unchanged), ``/echo`` (both unchanged; generic, so any app's echo endpoint can
@@ -59,25 +59,25 @@ def _answers_last(answer: Data) -> bool:
 # /ws and /echo
 
 
-@scenario("ws-text-reply", "/ws answers text t with 'Message text was: t'.", "SPEC §1 /ws")
+@scenario("ws-text-reply", "/ws answers text t with 'Message text was: t'.", "contract §1 /ws")
 async def ws_text_reply(target: Target) -> Transcript:
     """Plain, empty, whitespace-only and non-ASCII text, each answered with the prefix."""
     return {"answers": await _answers(target, "/ws", TEXTS)}
 
 
-@scenario("ws-binary-echo", "/ws answers binary with the same bytes.", "SPEC §1 /ws")
+@scenario("ws-binary-echo", "/ws answers binary with the same bytes.", "contract §1 /ws")
 async def ws_binary_echo(target: Target) -> Transcript:
     """A few bytes, no bytes, and every byte value: each echoed as binary, unchanged."""
     return {"answers": await _answers(target, "/ws", DATA)}
 
 
-@scenario("echo-text", "The echo endpoint answers text with the same text.", "SPEC §1 /echo", generic=True)
+@scenario("echo-text", "The echo endpoint answers text with the same text.", "contract §1 /echo", generic=True)
 async def echo_text(target: Target) -> Transcript:
     """Text echoed unchanged, all sent before the first answer is read."""
     return {"answers": await _answers(target, target.echo_path, TEXTS)}
 
 
-@scenario("echo-binary", "The echo endpoint answers binary with the same bytes.", "SPEC §1 /echo", generic=True)
+@scenario("echo-binary", "The echo endpoint answers binary with the same bytes.", "contract §1 /echo", generic=True)
 async def echo_binary(target: Target) -> Transcript:
     """Binary echoed unchanged, all sent before the first answer is read."""
     return {"answers": await _answers(target, target.echo_path, DATA)}
@@ -89,7 +89,7 @@ async def echo_binary(target: Target) -> Transcript:
 JSON_VALUES: list[Any] = [{"a": 1, "b": [1, 2.5, {"c": None}]}, [1, "two", False], "a string", 42, -0.5, True, None]
 
 
-@scenario("json-values", "/ws_json wraps every JSON value in {'message', 'data'}.", "SPEC §1 /ws_json")
+@scenario("json-values", "/ws_json wraps every JSON value in {'message', 'data'}.", "contract §1 /ws_json")
 async def json_values(target: Target) -> Transcript:
     """Objects, arrays, strings, numbers, booleans and null; the answers as the client got them."""
     answers = await _answers(target, "/ws_json", [json.dumps(value) for value in JSON_VALUES])
@@ -99,14 +99,16 @@ async def json_values(target: Target) -> Transcript:
 @scenario(
     "json-invalid-stays-open",
     "/ws_json answers invalid JSON with an invalid_json error and keeps the connection open.",
-    "SPEC §1 /ws_json",
+    "contract §1 /ws_json",
 )
 async def json_invalid_stays_open(target: Target) -> Transcript:
     """Three kinds of invalid JSON, then a valid value on the same connection."""
     return {"answers": await _answers(target, "/ws_json", ["{bad", "", "NaN", '{"still": "open"}'])}
 
 
-@scenario("json-binary-4400", "/ws_json closes a binary message with 4400 'unsupported data'.", "SPEC §1, §3 binary")
+@scenario(
+    "json-binary-4400", "/ws_json closes a binary message with 4400 'unsupported data'.", "contract §1, §3 binary"
+)
 async def json_binary_4400(target: Target) -> Transcript:
     """A valid value first (so the connection works), then a binary frame."""
     async with client(target, "/ws_json") as ws:
@@ -138,7 +140,7 @@ async def _take_turns(
 @scenario(
     "broadcast-others-only",
     "/ws_broadcast sends 'New message: t' to every other client and nothing to the sender.",
-    "SPEC §1 /ws_broadcast",
+    "contract §1 /ws_broadcast",
 )
 async def broadcast_others_only(target: Target) -> Transcript:
     """Three clients take turns.  Had a sender been sent its own message, it would come before the next turn's."""
@@ -150,7 +152,7 @@ async def broadcast_others_only(target: Target) -> Transcript:
         return await _take_turns(clients, turns, lambda sender: [name for name in clients if name != sender])
 
 
-@scenario("chat-room-everyone", "A chat message reaches everyone in the room, the sender included.", "SPEC §1 chat")
+@scenario("chat-room-everyone", "A chat message reaches everyone in the room, the sender included.", "contract §1 chat")
 async def chat_room_everyone(target: Target) -> Transcript:
     """Three clients in one room take turns; every message reaches all three."""
     path = "/ws/chat/everyone"
@@ -161,7 +163,7 @@ async def chat_room_everyone(target: Target) -> Transcript:
         return await _take_turns(clients, turns, lambda sender: list(clients))
 
 
-@scenario("chat-lobby-default", "/ws/chat is the room 'lobby', the same as /ws/chat/lobby.", "SPEC §1 chat")
+@scenario("chat-lobby-default", "/ws/chat is the room 'lobby', the same as /ws/chat/lobby.", "contract §1 chat")
 async def chat_lobby_default(target: Target) -> Transcript:
     """One client on each path; each one's message reaches both."""
     async with client(target, "/ws/chat") as bare, client(target, "/ws/chat/lobby") as named:
@@ -171,7 +173,7 @@ async def chat_lobby_default(target: Target) -> Transcript:
         return await _take_turns(clients, turns, lambda sender: list(clients))
 
 
-@scenario("chat-rooms-isolated", "A message in one chat room never reaches another room.", "SPEC §1 chat")
+@scenario("chat-rooms-isolated", "A message in one chat room never reaches another room.", "contract §1 chat")
 async def chat_rooms_isolated(target: Target) -> Transcript:
     """Room b speaks, then room a: had b's message leaked into a, it would be a's first message."""
     async with client(target, "/ws/chat/isolated-a") as a, client(target, "/ws/chat/isolated-b") as b:
@@ -186,7 +188,7 @@ async def chat_rooms_isolated(target: Target) -> Transcript:
 @scenario(
     "stream-default-10000",
     "/stream pushes 10,000 numbered messages per request, complete and in order.",
-    "SPEC §1 /stream",
+    "contract §1 /stream",
 )
 async def stream_default_10000(target: Target) -> Transcript:
     """A plain request, then a JSON-labelled one on the same connection."""
@@ -209,7 +211,7 @@ async def stream_default_10000(target: Target) -> Transcript:
 @scenario(
     "stream-count-and-label",
     "/stream?count=N pushes N messages, plain numbers or labelled JSON, one request after another.",
-    "SPEC §1 /stream",
+    "contract §1 /stream",
 )
 async def stream_count_and_label(target: Target) -> Transcript:
     """count=3: a non-ASCII label, a plain request, and requests whose "message" is not a string."""
@@ -228,7 +230,7 @@ async def stream_count_and_label(target: Target) -> Transcript:
 @scenario(
     "binary-on-text-endpoints-4400",
     "Binary on /ws_broadcast, chat and /stream closes the connection with 4400 'unsupported data'.",
-    "SPEC §1 binary, §3 binary frame",
+    "contract §1 binary, §3 binary frame",
 )
 async def binary_on_text_endpoints_4400(target: Target) -> Transcript:
     """One connection per text-only endpoint (other than /ws_json), each sent one binary frame."""

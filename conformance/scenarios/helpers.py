@@ -7,7 +7,7 @@ A scenario is short because the moves it makes are named here:
   wire), both optionally tagged with :data:`~conformance.checks.OBSERVE_HEADER`
   so that :func:`app_saw` can later say what the app observed;
 - **handshake only**: :func:`handshake`, the status (and body) of an opening
-  handshake, for the refusals of SPEC §1 and §3;
+  handshake, for the refusals of contract §1 and §3;
 - **reset**: :func:`reset_mid_frame`, half a frame and then a TCP reset;
 - **read**: :func:`receive` (exactly n messages), :func:`receive_real` (n
   messages that are not sync messages), :func:`read_until_text` (a raw client
@@ -88,7 +88,7 @@ STILL_OPEN = "still open"
 
 # What the messages of join_room and join_group start with; real() drops them from what clients received.
 SYNC_PREFIX = "sync:"
-BROADCAST_PREFIX = "New message: "  # SPEC §1: what /ws_broadcast puts before the text
+BROADCAST_PREFIX = "New message: "  # contract §1: what /ws_broadcast puts before the text
 
 
 # Connecting

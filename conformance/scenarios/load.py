@@ -1,4 +1,4 @@
-"""Many clients at once, and clients that vanish among them (SPEC §5 "many clients", §7 resets).
+"""Many clients at once, and clients that vanish among them (contract §5 "many clients", §7 resets).
 
 - 50 clients in one chat room, all sending at once: every client gets every
   message, each sender's messages in the order sent, and all clients in the
@@ -88,7 +88,7 @@ def _one_order(received: Sequence[Sequence[Data]]) -> bool:
 @scenario(
     "chat-50-clients",
     "50 clients in one room all send at once: every client gets every message, in one order for all.",
-    "SPEC §5 many clients at once, §1 chat",
+    "contract §5 many clients at once, §1 chat",
 )
 async def chat_50_clients(target: Target) -> Transcript:
     """50 clients, 4 messages each, sent concurrently: 200 messages, 10,000 deliveries."""
@@ -111,7 +111,7 @@ async def chat_50_clients(target: Target) -> Transcript:
 @scenario(
     "broadcast-20-clients",
     "20 clients on /ws_broadcast all send at once: each gets every other client's message and never its own.",
-    "SPEC §5 many clients at once, §1 /ws_broadcast",
+    "contract §5 many clients at once, §1 /ws_broadcast",
 )
 async def broadcast_20_clients(target: Target) -> Transcript:
     """20 clients, one message each, sent concurrently."""
@@ -137,7 +137,7 @@ async def broadcast_20_clients(target: Target) -> Transcript:
 @scenario(
     "echo-50-clients",
     "50 clients echo 20 messages each at the same time: every answer arrives, in order, on its own connection.",
-    "SPEC §5 many clients at once, §1 /echo",
+    "contract §5 many clients at once, §1 /echo",
     generic=True,
 )
 async def echo_50_clients(target: Target) -> Transcript:
@@ -159,7 +159,7 @@ async def echo_50_clients(target: Target) -> Transcript:
 @scenario(
     "resets-amid-chat",
     "Half of a room resets TCP mid-message; the other half is unaffected and the connection count comes back down.",
-    "SPEC §5 abrupt TCP resets, §7 resets leave no trace",
+    "contract §5 abrupt TCP resets, §7 resets leave no trace",
     racy=(
         "Which messages reach a client that resets is timing. Only the survivors' messages are recorded, and "
         "the counts are read after /healthz has settled (polled, up to a bound)."

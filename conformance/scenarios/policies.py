@@ -1,7 +1,7 @@
-"""The policies that end an accepted connection (SPEC §3), and what the app saw when they did.
+"""The policies that end an accepted connection (contract §3), and what the app saw when they did.
 
 ===================  =====================  ==========================================
-row of SPEC §3       close                  scenario
+row of contract §3       close                  scenario
 ===================  =====================  ==========================================
 normal end           1000                   ``normal-close-1000``
 binary on text-only  4400                   ``json-binary-4400`` and
@@ -17,7 +17,7 @@ internal error       4500 "internal error"  none: see below
 
 4500 is not covered: it is the app's answer to a bug in itself, and no client
 input reaches one (every input has a defined answer, and the hypothesis tests of
-SPEC §7 hold the app to that).  A scenario would need a fault injected into the
+contract §7 hold the app to that).  A scenario would need a fault injected into the
 app under test, which would make it another app.
 
 Limits are set low, so that one message or a short flood trips them however
@@ -66,7 +66,7 @@ from .helpers import (
 
 __all__ = ["IDLE", "LIMITS", "SLOW"]
 
-DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024  # SPEC §3
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024  # contract §3
 SMALL_MAX_MESSAGE_SIZE = 1000
 RATE_BURST = 5
 # One token a second and five saved: of a flood sent in one write, exactly five messages pass.
@@ -102,7 +102,7 @@ LATE_READER_PAUSE = 7.0  # seconds
 @scenario(
     "normal-close-1000",
     "A client that closes with 1000 gets 1000 back, and the app sees a disconnect with 1000.",
-    "SPEC §3 normal end",
+    "contract §3 normal end",
 )
 async def normal_close_1000(target: Target) -> Transcript:
     """One round trip on /ws, then the client starts the closing handshake with 1000."""
@@ -131,7 +131,7 @@ async def _size_limit(target: Target, largest: str | bytes, too_big: str | bytes
 @scenario(
     "size-limit-64kib",
     "A 64 KiB message is echoed; one byte more closes with 4413 'message too big'.",
-    "SPEC §3 max_message_size",
+    "contract §3 max_message_size",
 )
 async def size_limit_64kib(target: Target) -> Transcript:
     """The default limit, text and binary, each on a connection of its own."""
@@ -144,7 +144,7 @@ async def size_limit_64kib(target: Target) -> Transcript:
 @scenario(
     "size-limit-utf8",
     "ASGI_WS_MAX_MESSAGE_SIZE counts UTF-8 bytes: 500 'é' pass a 1000-byte limit, 501 close with 4413.",
-    "SPEC §3 max_message_size",
+    "contract §3 max_message_size",
     settings=LIMITS,
 )
 async def size_limit_utf8(target: Target) -> Transcript:
@@ -159,7 +159,7 @@ async def size_limit_utf8(target: Target) -> Transcript:
 @scenario(
     "rate-limit-4429",
     "A flood past the rate limit is answered up to the burst, then closed with 4429 'rate limited'.",
-    "SPEC §3 rate_limit",
+    "contract §3 rate_limit",
     settings=LIMITS,
     racy=(
         "The token bucket refills while the flood is sent. The rate is 1 message/s, so no token is added "
@@ -188,7 +188,7 @@ def _text_frame(raw: RawClient, text: str) -> bytes:
 @scenario(
     "idle-silent-4408",
     "A connection with no message either way for idle_timeout is closed with 4408 'idle timeout'.",
-    "SPEC §3 idle",
+    "contract §3 idle",
     settings=IDLE,
     racy=(
         "The idle close comes between idle_timeout and 1/16 of it later. The transcript keeps only that it "
@@ -212,7 +212,7 @@ async def _silent(target: Target, path: str) -> dict[str, Any]:
 @scenario(
     "idle-room-reader",
     "A silent client reading an active room is not idle; once the room falls silent, both close with 4408.",
-    "SPEC §3 idle",
+    "contract §3 idle",
     settings=IDLE,
     racy=(
         "The room's ticks and the idle close are timed. The writer stops well before the timeout, and only "
@@ -246,7 +246,7 @@ async def idle_room_reader(target: Target) -> Transcript:
 @scenario(
     "slow-consumer-4503",
     "A client that stops reading while others flood is closed with 4503 'slow consumer'; the others get everything.",
-    "SPEC §3 outbound queue full, §4",
+    "contract §3 outbound queue full, §4",
     settings=SLOW,
     racy=(
         "How much of the flood the stalled client reads before the 4503 close depends on socket buffers and "

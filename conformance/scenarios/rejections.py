@@ -1,4 +1,4 @@
-"""Handshakes refused before accept (SPEC §1 last bullet, SPEC §3 last four rows).
+"""Handshakes refused before accept (contract §1 last bullet, contract §3 last four rows).
 
 Each refusal is recorded as the client saw it: the HTTP status and the body.
 Where the server advertises the ``websocket.http.response`` extension, these
@@ -32,13 +32,13 @@ async def _handshakes(target: Target, paths: list[str]) -> Transcript:
     return {path: await handshake(target, path) for path in paths}
 
 
-# Routing (SPEC §1)
+# Routing (contract §1)
 
 
 @scenario(
     "unknown-path-404",
     "A WebSocket handshake to an unknown path is refused: 404 with the extension, 403 without.",
-    "SPEC §1 unknown path",
+    "contract §1 unknown path",
 )
 async def unknown_path_404(target: Target) -> Transcript:
     """Paths near real ones: unknown, wrong case, trailing slash, an HTTP-only path."""
@@ -48,7 +48,7 @@ async def unknown_path_404(target: Target) -> Transcript:
 @scenario(
     "bad-room-400",
     "A chat room name outside 1-64 of [A-Za-z0-9_.-] is refused before accept: 400, or 403 without the extension.",
-    "SPEC §1 chat, §3 invalid room",
+    "contract §1 chat, §3 invalid room",
 )
 async def bad_room_400(target: Target) -> Transcript:
     """Empty, 65 characters, a space, punctuation, non-ASCII, a nested path; and the longest good name."""
@@ -59,7 +59,7 @@ async def bad_room_400(target: Target) -> Transcript:
 @scenario(
     "bad-count-400",
     "A /stream count outside 1-1,000,000 or not an integer is refused before accept: 400, or 403.",
-    "SPEC §1 /stream, §3 invalid count",
+    "contract §1 /stream, §3 invalid count",
 )
 async def bad_count_400(target: Target) -> Transcript:
     """Zero, too many, negative, text, empty, a sign, a decimal, repeated; then the two bounds."""
@@ -67,13 +67,13 @@ async def bad_count_400(target: Target) -> Transcript:
     return await _handshakes(target, [f"/stream?count={query}" for query in queries])
 
 
-# Origin (SPEC §3)
+# Origin (contract §3)
 
 
 @scenario(
     "origin-foreign-403",
     "A handshake whose Origin is another host is refused before accept with 403.",
-    "SPEC §3 origin",
+    "contract §3 origin",
 )
 async def origin_foreign_403(target: Target) -> Transcript:
     """Another host, the same host on another port, and the opaque origin "null"."""
@@ -84,7 +84,7 @@ async def origin_foreign_403(target: Target) -> Transcript:
 @scenario(
     "origin-same-host-accepted",
     "A handshake without Origin, or with the server's own host as Origin, is accepted.",
-    "SPEC §3 origin",
+    "contract §3 origin",
 )
 async def origin_same_host_accepted(target: Target) -> Transcript:
     """No Origin header (non-browser clients), then the origin of a page this server served."""
@@ -97,7 +97,7 @@ async def origin_same_host_accepted(target: Target) -> Transcript:
 @scenario(
     "origin-allow-list",
     "ASGI_WS_ALLOWED_ORIGINS adds origins, compared without case or trailing slash; others are still 403.",
-    "SPEC §3 origin",
+    "contract §3 origin",
     settings=HANDSHAKE,
 )
 async def origin_allow_list(target: Target) -> Transcript:
@@ -111,13 +111,13 @@ async def origin_allow_list(target: Target) -> Transcript:
     }
 
 
-# Connection cap (SPEC §3)
+# Connection cap (contract §3)
 
 
 @scenario(
     "max-connections-503",
     "Past max_connections a handshake is refused before accept: 503 with the extension, 403 without.",
-    "SPEC §3 max_connections",
+    "contract §3 max_connections",
     settings=HANDSHAKE,
 )
 async def max_connections_503(target: Target) -> Transcript:

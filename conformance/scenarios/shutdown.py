@@ -1,4 +1,4 @@
-"""The server is stopped (SIGTERM) while WebSockets are open (SPEC §4 "Lifespan", §5 shutdown).
+"""The server is stopped (SIGTERM) while WebSockets are open (contract §4 "Lifespan", §5 shutdown).
 
 Closing open sockets at shutdown is the server's job, and servers do it
 differently: some send a close frame (with a code of their choosing), some
@@ -60,7 +60,7 @@ async def _count_to_end(ws: ClientConnection) -> tuple[int, Any]:
 @scenario(
     "shutdown-idle-sockets",
     "SIGTERM with idle sockets open: how each client's connection ends and how the process exits.",
-    "SPEC §4 lifespan, §5 server shutdown with open sockets",
+    "contract §4 lifespan, §5 server shutdown with open sockets",
     own_server=True,
     racy=(
         "The server's exit races the client's reply to its close frame. FIN or RST is not recorded, and the "
@@ -82,7 +82,7 @@ async def shutdown_idle_sockets(target: Target) -> Transcript:
 @scenario(
     "shutdown-mid-stream",
     "SIGTERM during a /stream push that the client is reading: how the push ends, how the process exits.",
-    "SPEC §4 lifespan, §5 server shutdown with open sockets",
+    "contract §4 lifespan, §5 server shutdown with open sockets",
     own_server=True,
     racy=(
         "SIGTERM lands at some point of the push. The transcript keeps only how the push ended and that it "

@@ -1,4 +1,4 @@
-"""The wire under the echo endpoint: message edge cases, control frames, closes and resets (SPEC §5).
+"""The wire under the echo endpoint: message edge cases, control frames, closes and resets (contract §5).
 
 Most scenarios here use the raw client (:mod:`conformance.rawclient`), because
 what they do cannot be done with a well-behaved client, and what they record
@@ -87,7 +87,7 @@ async def _then_closed(raw: RawClient) -> None:
 @scenario(
     "echo-empty-messages",
     "An empty text and an empty binary message are each echoed as an empty frame of the same type.",
-    "SPEC §1 /echo, §5 empty messages",
+    "contract §1 /echo, §5 empty messages",
     generic=True,
 )
 async def echo_empty_messages(target: Target) -> Transcript:
@@ -116,7 +116,7 @@ UNICODE = [
 @scenario(
     "echo-unicode",
     "Non-ASCII text, from 2-byte characters to the last code point, is echoed unchanged.",
-    "SPEC §1 /echo, §5 unicode",
+    "contract §1 /echo, §5 unicode",
     generic=True,
 )
 async def echo_unicode(target: Target) -> Transcript:
@@ -135,7 +135,7 @@ async def echo_unicode(target: Target) -> Transcript:
 @scenario(
     "echo-fragmented-text",
     "A text message sent in five fragments, split inside characters, reaches the app and comes back whole.",
-    "SPEC §1 every message, §5 fragmented frames",
+    "contract §1 every message, §5 fragmented frames",
     generic=True,
 )
 async def echo_fragmented_text(target: Target) -> Transcript:
@@ -151,7 +151,7 @@ async def echo_fragmented_text(target: Target) -> Transcript:
 @scenario(
     "echo-fragmented-binary",
     "A binary message sent in four fragments reaches the app and comes back whole.",
-    "SPEC §1 every message, §5 fragmented frames",
+    "contract §1 every message, §5 fragmented frames",
     generic=True,
 )
 async def echo_fragmented_binary(target: Target) -> Transcript:
@@ -171,7 +171,7 @@ async def echo_fragmented_binary(target: Target) -> Transcript:
 @scenario(
     "echo-ping-between-fragments",
     "A ping between two fragments of a message is answered at once; the message still arrives whole.",
-    "SPEC §5 fragmented frames; RFC 6455 §5.4 control frames inside fragmented messages",
+    "contract §5 fragmented frames; RFC 6455 §5.4 control frames inside fragmented messages",
     generic=True,
 )
 async def echo_ping_between_fragments(target: Target) -> Transcript:
@@ -189,7 +189,7 @@ async def echo_ping_between_fragments(target: Target) -> Transcript:
 @scenario(
     "echo-ping-pong",
     "A client ping is answered with a pong of the same payload; an unsolicited pong is ignored.",
-    "SPEC §5; RFC 6455 §5.5.2-3",
+    "contract §5; RFC 6455 §5.5.2-3",
     generic=True,
 )
 async def echo_ping_pong(target: Target) -> Transcript:
@@ -207,7 +207,7 @@ async def echo_ping_pong(target: Target) -> Transcript:
 @scenario(
     "echo-pipelined-order",
     "150 messages written back to back on one connection are answered completely and in order.",
-    "SPEC §1 every message",
+    "contract §1 every message",
     generic=True,
 )
 async def echo_pipelined_order(target: Target) -> Transcript:
@@ -237,7 +237,7 @@ def _close_with(code: int | None, reason: str = "") -> Moves:
 @scenario(
     "echo-client-close-4000",
     "A client close with a private code and a reason: the server's reply, and the code and reason the app gets.",
-    "SPEC §5 client close codes and reasons",
+    "contract §5 client close codes and reasons",
     generic=True,
 )
 async def echo_client_close_4000(target: Target) -> Transcript:
@@ -248,7 +248,7 @@ async def echo_client_close_4000(target: Target) -> Transcript:
 @scenario(
     "echo-client-close-1001",
     "A client close with 1001 'going away' (a browser leaving the page): the reply, and what the app gets.",
-    "SPEC §5 client close codes and reasons",
+    "contract §5 client close codes and reasons",
     generic=True,
 )
 async def echo_client_close_1001(target: Target) -> Transcript:
@@ -259,7 +259,7 @@ async def echo_client_close_1001(target: Target) -> Transcript:
 @scenario(
     "echo-client-close-no-code",
     "A client close frame with no code: the server's reply, and the code the app gets (1005 per the ASGI spec).",
-    "SPEC §5 client close codes; RFC 6455 §7.1.5",
+    "contract §5 client close codes; RFC 6455 §7.1.5",
     generic=True,
 )
 async def echo_client_close_no_code(target: Target) -> Transcript:
@@ -273,7 +273,7 @@ async def echo_client_close_no_code(target: Target) -> Transcript:
 @scenario(
     "echo-reset-after-message",
     "A client that resets TCP after a round trip: the code of the disconnect the app gets.",
-    "SPEC §5 abrupt TCP resets",
+    "contract §5 abrupt TCP resets",
     generic=True,
     racy=(
         "The reset races the server's read of the connection. The client waits for its echo before it resets,"
@@ -295,7 +295,7 @@ async def echo_reset_after_message(target: Target) -> Transcript:
 @scenario(
     "echo-reset-mid-frame",
     "A client that resets TCP halfway through a frame: the app gets no message, only a disconnect.",
-    "SPEC §5 abrupt TCP resets, §7 reset mid-message",
+    "contract §5 abrupt TCP resets, §7 reset mid-message",
     generic=True,
     racy=(
         "The reset races the server's read of the half frame. The client waits for its first echo before it "
@@ -317,7 +317,7 @@ async def echo_reset_mid_frame(target: Target) -> Transcript:
 @scenario(
     "stream-reset-send-errors",
     "A client that resets TCP during a /stream push: whether the app's send() raised, and what, differs by server.",
-    "SPEC §3 send() may fail after a disconnect, §5 resets, §7 reset mid-stream",
+    "contract §3 send() may fail after a disconnect, §5 resets, §7 reset mid-stream",
     racy=(
         "How many push messages go out before send() fails depends on the moment of the reset. The transcript"
         " keeps only whether send() failed and with what (a million-message push cannot finish first), and "
@@ -346,7 +346,7 @@ async def stream_reset_send_errors(target: Target) -> Transcript:
 @scenario(
     "echo-invalid-utf8",
     "A text frame that is not valid UTF-8 never reaches the app; the server closes the connection.",
-    "SPEC §5; RFC 6455 §8.1 (fail with 1007)",
+    "contract §5; RFC 6455 §8.1 (fail with 1007)",
     generic=True,
 )
 async def echo_invalid_utf8(target: Target) -> Transcript:

@@ -1,7 +1,7 @@
 """Every conformance scenario and probe under each server of ``--servers``, judged as the report judges it.
 
 This is how ``tox -e py311-uvicorn`` (say) runs "the tests and the scenarios for
-one server" (SPEC §5): the whole check suite runs once per server, then each
+one server" (contract §5): the whole check suite runs once per server, then each
 check is its own test, which passes when the verdict is "same" or a known
 server divergence and fails with the diff otherwise.  Autobahn is not run here;
 ``python -m conformance`` runs it.

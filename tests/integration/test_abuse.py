@@ -1,4 +1,4 @@
-"""Clients that misbehave, under real servers: each gets the answer of SPEC §3, and nobody else notices (SPEC §7).
+"""Clients that misbehave, under real servers: each gets the answer of contract §3, and nobody else notices (§7).
 
 The flood past the rate limit is in ``test_policies.py`` (4429).  Here:
 

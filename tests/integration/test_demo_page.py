@@ -1,4 +1,4 @@
-"""The demo page at ``GET /`` in a real browser, under real servers (SPEC §2).
+"""The demo page at ``GET /`` in a real browser, under real servers (contract §2).
 
 Playwright drives Debian's Chromium (``apt-get install chromium``) through
 ``executable_path``: no browser is downloaded.  Without Chromium the tests fail

@@ -1,4 +1,4 @@
-"""Every WebSocket endpoint of SPEC §1, answered exactly as its table says, under every server.
+"""Every WebSocket endpoint of contract §1, answered exactly as its table says, under every server.
 
 One shared server per server name (the ``server`` fixture), real ``websockets``
 clients.  Text payloads are compared to the character; JSON payloads as values,
@@ -174,7 +174,7 @@ async def test_stream_without_a_string_message_pushes_plain_numbers(server: Runn
         assert [await ws.recv() for _ in range(2)] == ["1", "2"]
 
 
-# Binary where only text is accepted (SPEC §1, §3)
+# Binary where only text is accepted (contract §1, §3)
 
 
 @pytest.mark.parametrize("path", ["/ws_json", "/ws_broadcast", "/ws/chat", "/ws/chat/binary", "/stream"])

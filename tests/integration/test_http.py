@@ -1,4 +1,4 @@
-"""Plain HTTP under every server (SPEC §2): the demo page, ``/healthz``, ``/metrics``, and 404 for the rest."""
+"""Plain HTTP under every server (contract §2): the demo page, ``/healthz``, ``/metrics``, and 404 for the rest."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_the_demo_page_is_served(server: RunningServer) -> None:
 
 @pytest.mark.anyio
 async def test_metrics_count_a_known_workload(server: RunningServer) -> None:
-    """Scrape, run a workload, scrape again: the deltas are the workload (SPEC §2)."""
+    """Scrape, run a workload, scrape again: the deltas are the workload (contract §2)."""
     before = server.metrics()
     async with connect(server.url("/ws_json")) as ws:
         for number in range(5):

@@ -1,4 +1,4 @@
-"""The policies that close an accepted connection (SPEC §3): size 4413, rate 4429, idle 4408.
+"""The policies that close an accepted connection (contract §3): size 4413, rate 4429, idle 4408.
 
 Each limit is tested with its ``ASGI_WS_*`` variable set low on a server of its
 own, so that one message or a short flood trips it however slow the machine

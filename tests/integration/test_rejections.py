@@ -1,4 +1,4 @@
-"""Handshakes refused before accept (SPEC §1 last bullet, SPEC §3): status and body on the wire.
+"""Handshakes refused before accept (contract §1 last bullet, contract §3): status and body on the wire.
 
 Where the server advertises the ``websocket.http.response`` extension (uvicorn,
 hypercorn, granian, anycorn), every refusal is the app's own HTTP response; where

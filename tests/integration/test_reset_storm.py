@@ -1,4 +1,4 @@
-"""A reset storm against a real server: nothing leaks, and the survivors get all they are owed (SPEC §7).
+"""A reset storm against a real server: nothing leaks, and the survivors get all they are owed (contract §7).
 
 1000 clients connect at once: chat clients in one room, ``/stream`` clients and
 echo clients.  Half of them, chosen at random, end with a TCP reset at a random

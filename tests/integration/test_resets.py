@@ -1,4 +1,4 @@
-"""Clients that reset their TCP connection leave no trace (SPEC §7, last bullet).
+"""Clients that reset their TCP connection leave no trace (contract §7, last bullet).
 
 Twenty connections are opened with :class:`~conformance.rawclient.RawClient`
 and caught in the middle of something: a chat fan-out, a broadcast, a stream

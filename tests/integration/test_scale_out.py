@@ -1,4 +1,4 @@
-"""Chat and broadcast across two server processes that share one Redis (SPEC §4).
+"""Chat and broadcast across two server processes that share one Redis (contract §4).
 
 Each test starts a real ``redis-server`` and two app processes on it.  When the
 test run covers both uvicorn and hypercorn (the default), the two processes are

@@ -1,4 +1,4 @@
-"""SIGTERM with 100 open connections (SPEC §4 "Lifespan", §7 clean shutdown).
+"""SIGTERM with 100 open connections (contract §4 "Lifespan", §7 clean shutdown).
 
 The server process gets SIGTERM while 100 clients (chat and echo, all in use)
 are connected.  Then:
