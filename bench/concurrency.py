@@ -206,7 +206,7 @@ class ChatRoom:
                 self.round_done.set()
 
     def _count_joined(self) -> None:
-        # Session.run joins the room after accept and before its first receive(),
+        # Session.serve joins the room after accept and before its first receive(),
         # so a member asking for its second event is in the room.
         self.joined += 1
         if self.joined == self.members:
@@ -323,7 +323,7 @@ async def outbox_cost(outbox: Outbox[int] | AsyncioOutbox[int], items: int, batc
 
 
 async def anyio_session_cost(sessions: int) -> float:
-    """µs per session shape, as in ``Session.run``: scope, task group, one helper, cancel."""
+    """µs per session shape, as in ``Session.serve``: scope, task group, one helper, cancel."""
     pause = native_yield()
     start = time.perf_counter()
     for _ in range(sessions):
