@@ -1,8 +1,11 @@
 """Fixtures shared by every test module.
 
-Unit tests are ``async`` and run under anyio's pytest plugin on *both* of its
-backends, asyncio and trio, because the app must run under hypercorn's trio
-worker as well as on asyncio servers (contract §0).
+Why anyio's pytest plugin and not pytest-asyncio: unit tests are ``async`` and
+must run on *both* event loops, asyncio and trio, because the app runs under
+hypercorn's trio worker as well as under the asyncio servers (contract §0). pytest-asyncio
+runs tests on asyncio only; anyio's plugin runs each test once per backend that
+the ``anyio_backend`` fixture below lists, so a test that passes on asyncio but
+not on trio fails here rather than in production.
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ from conformance.launcher import APP
 from conformance.runner import run_checks
 from conformance.verdicts import Cell, judge, load_divergences, load_expected
 
-pytestmark = pytest.mark.server
+# The first test of each server runs every check under it (the session fixture below): minutes,
+# not the two minutes pytest-timeout gives one test (gunicorn alone waits 30 s at SIGTERM).
+pytestmark = [pytest.mark.server, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="session")
