@@ -231,7 +231,11 @@ async def test_handshakes_that_never_finish(server_name: str, start_server: Star
         finally:
             for sock in stalled:
                 sock.close()
-    # The server's business, recorded: hypercorn ends them after its keep-alive timeout, others wait.
+    # The server's business, recorded.  hypercorn 0.18 ends them after its keep_alive_timeout of 5 s
+    # (hypercorn/asyncio/tcp_server.py, TCPServer._idle_timeout; the trio worker alike).  uvicorn
+    # 0.54 waits: its keep-alive timer is stopped by the first byte of a request
+    # (protocols/http/httptools_impl.py, HttpToolsProtocol.data_received) and no timeout covers
+    # headers that never end (a request-start timeout was proposed in Kludex/uvicorn#157, closed).
     print(f"hostile: handshakes never finished under {server_name}: {ended} of {CAP} ended by the server")
 
 
