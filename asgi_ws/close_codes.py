@@ -32,6 +32,7 @@ __all__ = [
     "UNSUPPORTED_DATA",
     "Close",
     "Rejection",
+    "code_label",
 ]
 
 # RFC 6455 §5.5.1: a close frame's payload is at most 125 bytes, two of which
@@ -91,3 +92,26 @@ BAD_ORIGIN = Rejection(403, "origin not allowed", "bad_origin")
 NOT_FOUND = Rejection(404, "not found", "not_found")
 REJECTED_INTERNAL_ERROR = Rejection(500, "internal error", "internal_error")
 TOO_MANY_CONNECTIONS = Rejection(503, "too many connections", "too_many_connections")
+
+
+# The codes a close's ``code`` label names one by one: those RFC 6455 §7.4.1 defines and
+# the app's own.  Any other code comes from a client, which may pick any of the 2000
+# codes of 3000-4999: as labels they would let one client add a time series per code.
+_APP_CLOSES = (UNSUPPORTED_DATA, IDLE_TIMEOUT, MESSAGE_TOO_BIG, RATE_LIMITED, INTERNAL_ERROR, SLOW_CONSUMER)
+_NAMED_CODES = frozenset(range(1000, 1016)) | {close.code for close in _APP_CLOSES}
+
+
+def code_label(code: int | None) -> str:
+    """A close code as a metrics label from a small fixed set.
+
+    ``none`` when the client vanished without one; the code itself when the RFC
+    or this app defines it; ``3xxx`` or ``4xxx`` for a registered or private code
+    a client chose; ``other`` for anything else a lenient server lets through.
+    """
+    if code is None:
+        return "none"
+    if code in _NAMED_CODES:
+        return str(code)
+    if 3000 <= code <= 4999:
+        return f"{code // 1000}xxx"
+    return "other"

@@ -29,7 +29,9 @@ never the raw path, whose room names and query strings would make the label
 set grow without bound.  For the same reason a close's ``reason`` label is the
 app's own reason, as a name (``rate_limited``, ``too_many_requests``,
 ``normal`` for 1000), and ``none`` when the client closed: the client's reason
-is free text.
+is free text.  A close's ``code`` is the code for those RFC 6455 defines and the
+app's own, and ``3xxx``, ``4xxx`` or ``other`` for any other code a client sends
+(:func:`asgi_ws.close_codes.code_label`), so that no client can add a series per code.
 
 The four traffic counters (messages and bytes, each way) cost the hot path one
 integer addition each: every connection counts in plain attributes of its
@@ -55,6 +57,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollecto
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .close_codes import code_label
 from .runtime import app_task_count, task_count
 
 __all__ = ["CONTENT_TYPE", "ConnectionMetrics", "Metrics"]
@@ -134,7 +137,7 @@ class ConnectionMetrics:
     def closed(self, code: int | None, by: str, reason: str) -> None:
         """The connection ended with ``code`` (None: the client vanished without one) and ``reason`` (a label)."""
         self._metrics.connections.labels(self.endpoint).dec()
-        self._metrics.closes.labels(self.endpoint, "none" if code is None else str(code), by, reason).inc()
+        self._metrics.closes.labels(self.endpoint, code_label(code), by, reason).inc()
         self._metrics.traffic.retire(self)
 
     def slow_consumer(self) -> None:

@@ -62,6 +62,10 @@ COMMAND_TIMEOUT = 5.0  # a publish batch or a subscribe that takes longer means 
 POLL_INTERVAL = 5.0  # the listener wakes this often when idle, so health checks can run
 HEALTH_CHECK_INTERVAL = 10.0  # an idle subscriber connection is pinged this often
 PUBLISH_QUEUE = 10_000  # messages waiting for the publish connection before new ones are dropped
+# Bytes of envelopes waiting, whichever bound comes first: 10,000 chat messages of 64 KiB would
+# be 640 MiB held for a Redis that is slow but still connected.  16 MiB is 10,000 messages of
+# 1.6 KiB, or 256 of the largest a client may send.
+PUBLISH_QUEUE_BYTES = 16 * 1024 * 1024
 PUBLISH_BATCH = 512  # messages per pipelined round trip
 
 
@@ -83,7 +87,7 @@ class RedisBroker:
         self._min_backoff = min_backoff
         self._wanted: set[str] = set()  # channels of the topics with a member here
         self._wanted_changed: anyio.Event | None = None  # set when _wanted changes while connected
-        self._outgoing: Outbox[tuple[str, bytes]] = Outbox(PUBLISH_QUEUE)  # (channel, envelope)
+        self._outgoing: Outbox[tuple[str, bytes]] = Outbox(PUBLISH_QUEUE, PUBLISH_QUEUE_BYTES)  # (channel, envelope)
         self._deliver: Deliver | None = None
         self._supervising = False  # the supervisor task is alive
 
@@ -120,7 +124,11 @@ class RedisBroker:
         self._wake_subscriptions()
 
     def publish(self, topic: Topic, text: str) -> None:
-        if not self.connected or not self._outgoing.offer((channel(topic), encode_envelope(self.node, topic, text))):
+        if not self.connected:
+            self.dropped += 1
+            return
+        envelope = encode_envelope(self.node, topic, text)
+        if not self._outgoing.offer((channel(topic), envelope), len(envelope)):
             self.dropped += 1
 
     def state(self) -> dict[str, Any]:

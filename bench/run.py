@@ -176,12 +176,8 @@ def group_of(server: RunningServer) -> int:
 
 
 def rss(server: RunningServer) -> float:
-    """Resident memory of the server process, in bytes (from /proc, so any app can be measured)."""
-    assert server.process is not None
-    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return float(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for {server.name}")
+    """Resident memory of the server and its worker processes, in bytes (from /proc, so any app can be measured)."""
+    return float(server.rss())
 
 
 @contextlib.contextmanager

@@ -59,6 +59,7 @@ __all__ = [
     "StartServer",
     "free_port",
     "launch_listen",
+    "process_group_rss",
     "run_server",
     "spawn",
     "stop_process",
@@ -131,6 +132,17 @@ class RunningServer:
         response = self.get("/metrics")
         assert response.status == 200, f"{self.name}: GET /metrics answered {response.status}"
         return MetricSamples.parse(response.body.decode())
+
+    def rss(self) -> int:
+        """Resident memory of the whole server, in bytes: its process and every process in its group.
+
+        Read from ``/proc``, so that it covers what ``/metrics`` cannot: a
+        supervisor and its workers (gunicorn), a server without the app's
+        metrics (the benchmarks' peers).  The server runs in a session of its
+        own (:func:`spawn`), so its group id is its PID.  Linux only.
+        """
+        assert self.process is not None
+        return process_group_rss(self.process.pid)
 
     def wait_for_health(self, condition: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
         """Poll ``/healthz`` until ``condition`` holds for its document, and return that document.
@@ -226,6 +238,24 @@ def free_port() -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def process_group_rss(group: int) -> int:
+    """The summed VmRSS of every live process in process group ``group``, in bytes (Linux ``/proc``)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")".
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) != group:
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended while it was being read
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 # Starting and stopping

@@ -32,3 +32,30 @@ def test_reasons_longer_than_123_bytes_are_refused() -> None:
     Close(4000, "é" * 61)  # 122 bytes
     with pytest.raises(ValueError, match="123 bytes"):
         Close(4000, "é" * 62)
+
+
+@pytest.mark.parametrize(
+    ("code", "label"),
+    [
+        (None, "none"),
+        (1000, "1000"),
+        (1001, "1001"),
+        (1015, "1015"),
+        (4429, "4429"),
+        (4503, "4503"),
+        (3000, "3xxx"),
+        (3999, "3xxx"),
+        (4000, "4xxx"),
+        (4999, "4xxx"),
+        (1016, "other"),
+        (2999, "other"),
+        (5000, "other"),
+    ],
+)
+def test_code_label_names_a_bounded_set(code: int | None, label: str) -> None:
+    assert close_codes.code_label(code) == label
+
+
+def test_every_client_code_fits_in_a_few_labels() -> None:
+    labels = {close_codes.code_label(code) for code in range(65536)}
+    assert len(labels) <= 16 + 6 + 3  # the RFC's codes, the app's, 3xxx, 4xxx and other

@@ -82,3 +82,12 @@ def test_stream_label_with_a_lone_surrogate_is_escaped() -> None:
 
 def test_stream_request_with_nan_is_not_a_label() -> None:
     assert list(stream_payloads('{"message": "m", "x": NaN}', 2)) == ["1", "2"]
+
+
+def test_json_reply_answers_an_integer_past_pythons_digit_limit() -> None:
+    # Python 3.11+ refuses to convert integers of more than 4300 digits (sys.int_info), with a
+    # ValueError: a 60,000-digit number, within the size limit, is invalid_json, never a 4500.
+    reply = json.loads(json_reply("1" * 60_000))
+    assert reply["error"] == "invalid_json"
+    assert "60000 digits" in reply["detail"]
+    assert json.loads(json_reply("1" * 4000))["data"] == int("1" * 4000)

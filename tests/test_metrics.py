@@ -48,6 +48,18 @@ async def test_an_echo_session_counts_messages_bytes_the_connection_and_its_clos
     assert delta(before, after, "asgi_ws_closes_total", endpoint="echo", code="1001", by="client", reason="none") == 1
 
 
+async def test_a_client_close_code_of_its_own_choosing_is_counted_under_a_bounded_label(app: App) -> None:
+    before = await scrape(app)
+    for code in (4000, 4001, 4999, 3123):
+        async with connect(app, "/echo") as ws:
+            ws.disconnect(code)
+            await ws.wait_app_done()
+    after = await scrape(app)
+    assert delta(before, after, "asgi_ws_closes_total", endpoint="echo", code="4xxx", by="client", reason="none") == 3
+    assert delta(before, after, "asgi_ws_closes_total", endpoint="echo", code="3xxx", by="client", reason="none") == 1
+    assert delta(before, after, "asgi_ws_closes_total", endpoint="echo", code="4001", by="client", reason="none") == 0
+
+
 async def test_chat_counts_one_message_in_and_one_out_per_member(app: App) -> None:
     before = await scrape(app)
     async with connect(app, "/ws/chat/m") as a, connect(app, "/ws/chat/m") as b, connect(app, "/ws/chat/m") as c:

@@ -21,7 +21,14 @@ from asgi_ws.app import App, create_app
 from asgi_ws.broker import BrokerError, encode_envelope
 from asgi_ws.http import health
 from asgi_ws.hub import BROADCAST, Topic, chat_room
-from asgi_ws.redis_broker import MIN_BACKOFF, RedisBroker, channel, next_backoff
+from asgi_ws.redis_broker import (
+    MIN_BACKOFF,
+    PUBLISH_QUEUE,
+    PUBLISH_QUEUE_BYTES,
+    RedisBroker,
+    channel,
+    next_backoff,
+)
 from asgi_ws.settings import Settings
 from conformance.redis_server import RedisServer
 
@@ -218,6 +225,20 @@ async def test_under_trio_it_refuses_to_start_and_says_why(anyio_backend: str) -
     with pytest.raises(BrokerError, match=r"needs asyncio.*hypercorn -k trio"):
         async with broker.running(Inbox()):
             pass
+
+
+def test_the_publish_queue_is_bounded_in_bytes_as_well_as_in_messages() -> None:
+    # A broker marked connected whose publisher never runs: Redis accepted the connection and then
+    # stopped reading, so nothing leaves the queue.  No Redis is needed to fill it.
+    broker = RedisBroker("redis://127.0.0.1:1/0")
+    broker.connected = True
+    largest = "x" * Settings().max_message_size
+    envelope = len(encode_envelope(broker.node, ROOM, largest))
+    fits = PUBLISH_QUEUE_BYTES // envelope
+    for _ in range(fits + 10):
+        broker.publish(ROOM, largest)
+    assert broker.dropped == 10
+    assert fits < PUBLISH_QUEUE  # the byte bound, not the message bound, is what stopped it
 
 
 def test_backoff_doubles_from_1_s_up_to_30_s() -> None:

@@ -2,6 +2,7 @@
 
 - :func:`refusal`: a handshake that must be refused before accept; its HTTP status and body.
 - :func:`server_close`: read until the server closes the connection; its close code and reason.
+- :func:`still_serves`: a well-behaved client is answered, and leaves no connection behind.
 
 Everything else is the ``websockets`` client as users call it:
 ``async with connect(server.url("/ws")) as ws``, or, where a test must send
@@ -11,13 +12,17 @@ what a correct client never would or end with a TCP reset,
 
 from __future__ import annotations
 
+import anyio
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from asgi_ws.servers import SERVERS
+from conformance.launcher import RunningServer
 
-__all__ = ["refusal", "refused_as", "server_close"]
+__all__ = ["refusal", "refused_as", "server_close", "still_serves"]
+
+PATIENCE = 60.0  # seconds for the server to wind a connection down; only a hung server takes that long
 
 
 def refused_as(server_name: str, status: int, body: bytes) -> tuple[int, bytes]:
@@ -48,3 +53,11 @@ async def server_close(ws: ClientConnection) -> tuple[int, str]:
         received = closed.rcvd
     assert received is not None, "the connection ended without a close frame from the server"
     return received.code, received.reason
+
+
+async def still_serves(server: RunningServer) -> None:
+    """A well-behaved client is answered, and no connection is left over once it is gone."""
+    async with connect(server.url("/echo")) as ws:
+        await ws.send("still here?")
+        assert await ws.recv() == "still here?"
+    await anyio.to_thread.run_sync(server.wait_for_health, lambda document: document["connections"] == 0, PATIENCE)

@@ -27,7 +27,7 @@ from websockets.frames import Frame, Opcode
 from conformance.launcher import HOST, RunningServer, run_server
 from conformance.rawclient import RawClient
 
-from .client import refusal, server_close
+from .client import refusal, server_close, still_serves
 
 pytestmark = [pytest.mark.server, pytest.mark.anyio]
 
@@ -41,14 +41,6 @@ PATIENCE = 60.0
 def capped_server(server_name: str, tmp_path: Path) -> Iterator[RunningServer]:
     with run_server(server_name, tmp_path, {"ASGI_WS_MAX_CONNECTIONS": str(CAP)}) as server:
         yield server
-
-
-async def still_serves(server: RunningServer) -> None:
-    """A well-behaved client is answered, and no connection is left over once it is gone."""
-    async with connect(server.url("/echo")) as ws:
-        await ws.send("still here?")
-        assert await ws.recv() == "still here?"
-    await anyio.to_thread.run_sync(server.wait_for_health, lambda document: document["connections"] == 0, PATIENCE)
 
 
 async def test_1000_connections_from_one_client_against_a_cap_of_500(capped_server: RunningServer) -> None:

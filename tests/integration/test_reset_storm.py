@@ -37,6 +37,8 @@ from websockets.frames import Frame, Opcode
 
 from conformance.launcher import RunningServer, run_server
 
+from .footprint import settled
+
 pytestmark = [pytest.mark.server, pytest.mark.anyio]
 
 CHAT, STREAM, ECHO = 200, 300, 500  # clients of each kind: 1000 in all
@@ -47,8 +49,6 @@ HANDSHAKES_AT_ONCE = 50  # under hypercorn's listen backlog (100), so that no SY
 PATIENCE = 120.0  # seconds for the whole storm; only a hung server takes that long
 MEMORY_GROWTH_LIMIT = 16 * 1024 * 1024  # bytes the second storm may add to the first one's RSS
 SETTLE_PING_INTERVAL = 2.0  # seconds; see storm_server
-SERVER_TASKS_SLACK = 10  # the server's own tasks count as settled this close to their baseline
-SERVER_SETTLE = 15.0  # seconds to wait for that at most
 ROOM = "/ws/chat/storm"
 
 
@@ -98,46 +98,6 @@ async def test_a_reset_storm_leaves_nothing_behind(storm_server: RunningServer) 
     growth = after_second["rss"] - after_first["rss"]
     print(f"\n{server.name}: baseline {baseline}, after storm 1 {after_first}, after storm 2 {after_second}")
     assert growth < MEMORY_GROWTH_LIMIT, f"the second storm grew RSS by {growth / 2**20:.1f} MiB"
-
-
-async def settled(server: RunningServer, baseline: dict[str, float] | None = None) -> dict[str, float]:
-    """Connections, rooms, event-loop tasks and RSS, once the server has wound every connection down.
-
-    With a ``baseline``, also wait a while (SERVER_SETTLE seconds at most) for the server's own
-    tasks to come back near it, so that the memory figures compare steady states.  They are
-    the server's business, so they are waited for and printed, not asserted on.
-    """
-    state: dict[str, float] = {}
-    server_deadline = anyio.current_time() + SERVER_SETTLE
-    with anyio.move_on_after(PATIENCE):
-        while True:
-            health = await anyio.to_thread.run_sync(server.health)
-            metrics = await anyio.to_thread.run_sync(server.metrics)
-            state = {
-                "connections": health["connections"],
-                "rooms": health["rooms"],
-                "tasks": metrics.value("asgi_ws_app_tasks"),
-                "all tasks": metrics.value("asgi_ws_event_loop_tasks"),
-                "rss": metrics.value("process_resident_memory_bytes"),
-            }
-            server_settled = (
-                baseline is None
-                or state["all tasks"] <= baseline["all tasks"] + SERVER_TASKS_SLACK
-                or anyio.current_time() > server_deadline
-            )
-            if (
-                state["connections"] == 0
-                and state["rooms"] == 0
-                and metrics.total("asgi_ws_connections") == 0
-                and server_settled
-            ):
-                # Give tasks that are finishing (a close handshake's last steps) a moment, then read again.
-                await anyio.sleep(1.0)
-                again = await anyio.to_thread.run_sync(server.metrics)
-                if again.value("asgi_ws_app_tasks") == state["tasks"]:
-                    return state
-            await anyio.sleep(0.2)
-    return state
 
 
 async def storm(server: RunningServer, seed: int) -> Storm:
