@@ -60,9 +60,13 @@ if TYPE_CHECKING:
         WebSocketCloseEvent,
     )
 
-__all__ = ["Connection", "Disconnect"]
+__all__ = ["ClientGone", "Connection", "Disconnect"]
 
 logger = logging.getLogger(__name__)
+
+
+class ClientGone(OSError):
+    """A send on a connection whose client has gone: what the ASGI spec (2.4) asks a server to raise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,10 @@ class Connection:
         self.incoming = self._refuse_receive if state is State.CLOSED else self._receive
 
     async def _refuse_data(self, event: ASGISendEvent) -> None:
+        if self._state is State.CLOSED:
+            # Another task of the session saw the client leave before this one was cancelled:
+            # the client is gone, as a server says after a disconnect, not a bug of the app.
+            raise ClientGone("the client is gone")
         after_send(self._state, event)  # raises ProtocolError, naming the state and the event
         raise AssertionError("unreachable: transmit is the server's send wherever data may be sent")
 
