@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import logs
 from .broker import Broker, BrokerError, MemoryBroker, redact
+from .feed import MemoryHistory
 from .http import handle_http
 from .hub import Hub
 from .lifespan import handle_lifespan
@@ -52,14 +53,14 @@ class App:
 def create_broker(settings: Settings) -> Broker:
     """The broker ``settings.broker`` names.  Redis is imported only when asked for."""
     if settings.broker.startswith("memory://"):
-        return MemoryBroker()
+        return MemoryBroker(MemoryHistory(settings.history_size, settings.history_ttl, settings.history_bytes))
     try:
         from .redis_broker import RedisBroker
     except ImportError as exc:  # the optional dependency is missing
         raise BrokerError(
             f"the broker {redact(settings.broker)} needs redis-py ({exc.name} is missing): pip install 'asgi-ws[redis]'"
         ) from None
-    return RedisBroker(settings.broker)
+    return RedisBroker(settings.broker, history_size=settings.history_size, history_ttl=settings.history_ttl)
 
 
 def create_app(settings: Settings | None = None) -> App:

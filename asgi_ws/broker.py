@@ -6,18 +6,23 @@ that serve the app, and hands the ones they publish back to the hub.  Two
 brokers implement the one small :class:`Broker` interface:
 
 - :class:`MemoryBroker` (``memory://``, the default): there are no other
-  processes, so it does nothing at all.
+  processes, so it carries nothing; it only keeps the feed rooms' history.
 - :class:`asgi_ws.redis_broker.RedisBroker` (``redis://host:port/db``): Redis
-  pub/sub, one channel per room.
+  pub/sub, one channel per room, and a Redis Stream per feed room.
+
+The broker also keeps the feed's history (contract §8), because the history
+must be shared by every process that serves a room: the broker numbers each
+feed message (:meth:`Broker.append`), and serves resumes
+(:meth:`Broker.replay`) and gaps (:meth:`Broker.between`) from what it kept.
 
 This module is the interface and the memory broker; it imports neither Redis
 nor :mod:`asgi_ws.redis_broker`, which imports it.  The app picks one with
 :func:`asgi_ws.app.create_broker`.
 
 The interface is synchronous on purpose, like the hub: a chat message must not
-wait for Redis.  ``publish`` queues, ``subscribe`` records a wish, and the
-broker's own tasks, started by :meth:`Broker.running` from the lifespan scope,
-do the I/O.
+wait for Redis.  ``publish`` and ``append`` queue, ``subscribe`` records a
+wish, and the broker's own tasks, started by :meth:`Broker.running` from the
+lifespan scope, do the I/O.  Only a resume awaits its history.
 
 On the wire between processes a message is a small versioned JSON
 **envelope**, ``{"v": 1, "node": ..., "room": ..., "data": ...}``, never a
@@ -35,7 +40,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
-from .topics import BROADCAST, Topic, chat_room
+from .feed import FeedMessage, MemoryHistory, Replay, Since
+from .topics import BROADCAST, Topic, chat_room, feed_room
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -54,8 +60,8 @@ __all__ = [
 
 ENVELOPE_VERSION = 1
 
-Deliver = Callable[[Topic, str], None]
-"""How a broker hands a message from another process to the hub: topic and text."""
+Deliver = Callable[[Topic, "str | FeedMessage"], None]
+"""How a broker hands a message to the hub: its topic, and its text or, for a feed, the numbered message."""
 
 
 class BrokerError(RuntimeError):
@@ -84,14 +90,32 @@ class Broker(Protocol):
     def publish(self, topic: Topic, text: str) -> None:
         """Send ``text`` to ``topic``'s clients in other processes.  Never waits."""
 
+    def append(self, topic: Topic, text: str) -> FeedMessage | None:
+        """Number ``text`` as the next message of the feed room ``topic`` and keep it.  Never waits.
+
+        Returns the message when this process may deliver it at once (the
+        memory broker).  None means the order is decided elsewhere (by Redis),
+        and the message comes back through ``deliver``, to this process too.
+        """
+
+    async def replay(self, topic: Topic, since: Since) -> Replay:
+        """What a client resuming the feed room ``topic`` from ``since`` is sent first."""
+
+    async def between(self, topic: Topic, epoch: str, after: int, until: int) -> list[FeedMessage]:
+        """The kept messages of ``topic`` in ``epoch`` with ``after < offset <= until``, oldest first."""
+
     def state(self) -> dict[str, Any]:
         """The ``broker`` object of ``/healthz``: at least ``kind`` and ``connected``."""
 
 
 class MemoryBroker:
-    """One process, no other processes to reach: every method is a no-op."""
+    """One process, no other processes to reach: it only keeps the feed's history."""
 
     kind = "memory"
+
+    def __init__(self, history: MemoryHistory | None = None) -> None:
+        # The feed rooms' last messages; defaults to the settings' defaults.
+        self.history = MemoryHistory(1000, 300.0, 64 * 1024 * 1024) if history is None else history
 
     @asynccontextmanager
     async def running(self, deliver: Deliver) -> AsyncIterator[None]:
@@ -106,8 +130,22 @@ class MemoryBroker:
     def publish(self, topic: Topic, text: str) -> None:
         pass
 
+    def append(self, topic: Topic, text: str) -> FeedMessage:
+        return self.history.append(topic.name, text)
+
+    async def replay(self, topic: Topic, since: Since) -> Replay:
+        return self.history.replay(topic.name, since)
+
+    async def between(self, topic: Topic, epoch: str, after: int, until: int) -> list[FeedMessage]:
+        return self.history.between(topic.name, epoch, after, until)
+
     def state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "connected": True}
+        return {
+            "kind": self.kind,
+            "connected": True,
+            "feed_rooms": len(self.history),
+            "feed_history_bytes": self.history.bytes,
+        }
 
 
 def redact(url: str) -> str:
@@ -129,8 +167,8 @@ def new_node_id() -> str:
 
 
 def topic_to_wire(topic: Topic) -> str:
-    """``Topic("chat", "lobby")`` -> ``"chat:lobby"``; the broadcast group -> ``"broadcast"``."""
-    return "broadcast" if topic == BROADCAST else f"chat:{topic.name}"
+    """``Topic("chat", "lobby")`` -> ``"chat:lobby"`` (a feed: ``"feed:lobby"``); broadcast -> ``"broadcast"``."""
+    return "broadcast" if topic == BROADCAST else f"{topic.kind}:{topic.name}"
 
 
 def topic_from_wire(room: str) -> Topic | None:
@@ -140,6 +178,8 @@ def topic_from_wire(room: str) -> Topic | None:
     kind, _, name = room.partition(":")
     if kind == "chat" and name:
         return chat_room(name)
+    if kind == "feed" and name:
+        return feed_room(name)
     return None
 
 
@@ -151,7 +191,9 @@ class Envelope(NamedTuple):
 
     node: str  # the publishing process
     topic: Topic
-    text: str  # exactly what the clients receive
+    text: str  # exactly what the clients receive; in a feed room, the data the offset numbers
+    offset: int | None = None  # in a feed room: the message's number, given by Redis
+    epoch: str | None = None  # in a feed room: the history the offset belongs to
 
 
 def encode_envelope(node: str, topic: Topic, text: str) -> bytes:
@@ -182,4 +224,11 @@ def decode_envelope(raw: bytes | str) -> Envelope | None:
     topic = topic_from_wire(room)
     if topic is None:
         return None
-    return Envelope(node, topic, text)
+    if topic.kind != "feed":
+        return Envelope(node, topic, text)
+    # A feed message also carries its number and epoch (written by the Redis broker's
+    # append script); bool is an int in Python, and never an offset.
+    offset, epoch = document.get("offset"), document.get("epoch")
+    if type(offset) is not int or offset < 1 or not isinstance(epoch, str):
+        return None
+    return Envelope(node, topic, text, offset, epoch)

@@ -19,6 +19,7 @@ __all__ = [
     "BAD_COUNT",
     "BAD_ORIGIN",
     "BAD_ROOM",
+    "BAD_SINCE",
     "IDLE_TIMEOUT",
     "INTERNAL_ERROR",
     "MESSAGE_TOO_BIG",
@@ -88,6 +89,7 @@ SLOW_CONSUMER = Close(4503, "slow consumer")
 # Handshakes refused before accept (contract §1 last bullet, contract §3 last rows).
 BAD_COUNT = Rejection(400, "invalid count: expected an integer from 1 to 1000000", "bad_count")
 BAD_ROOM = Rejection(400, "invalid room name: expected 1-64 characters of [A-Za-z0-9_.-]", "bad_room")
+BAD_SINCE = Rejection(400, "invalid since: expected EPOCH:OFFSET, as in a feed message", "bad_since")
 BAD_ORIGIN = Rejection(403, "origin not allowed", "bad_origin")
 NOT_FOUND = Rejection(404, "not found", "not_found")
 REJECTED_INTERNAL_ERROR = Rejection(500, "internal error", "internal_error")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from . import close_codes
 from .close_codes import Close
-from .hub import BROADCAST, Topic, chat_room
+from .hub import BROADCAST, Topic, chat_room, feed_room
 from .messages import broadcast_text, json_reply, ws_reply
 from .routing import Endpoint, Route
 
@@ -45,7 +45,7 @@ __all__ = [
 BINARY_ENDPOINTS = frozenset({Endpoint.WS, Endpoint.ECHO})
 
 # Endpoints whose connections join a topic and are sent broadcasts (docs/contract.md §4).
-FAN_OUT_ENDPOINTS = frozenset({Endpoint.WS_BROADCAST, Endpoint.CHAT})
+FAN_OUT_ENDPOINTS = frozenset({Endpoint.WS_BROADCAST, Endpoint.CHAT, Endpoint.FEED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,8 @@ def answer(route: Route, text: str | None, data: bytes | None) -> Action:
         return Publish(BROADCAST, broadcast_text(text), exclude_sender=True)
     if endpoint is Endpoint.CHAT:
         return Publish(chat_room(route.room), text, exclude_sender=False)
+    if endpoint is Endpoint.FEED:
+        return Publish(feed_room(route.room), text, exclude_sender=False)  # numbered by the broker
     return Push(text)  # Endpoint.STREAM
 
 
@@ -106,4 +108,6 @@ def topic_of(route: Route) -> Topic | None:
         return BROADCAST
     if route.endpoint is Endpoint.CHAT:
         return chat_room(route.room)
+    if route.endpoint is Endpoint.FEED:
+        return feed_room(route.room)
     return None

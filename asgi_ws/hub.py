@@ -4,8 +4,8 @@ The hub owns two things for one process:
 
 - the **connection count**, which :meth:`Hub.admit` checks against
   ``max_connections`` before a handshake is accepted;
-- **topics**: the chat rooms and the ``/ws_broadcast`` group, each a set of
-  subscribers.  :meth:`Hub.publish` hands one event to every subscriber's
+- **topics**: the chat rooms, the feed rooms and the ``/ws_broadcast`` group,
+  each a set of subscribers.  :meth:`Hub.publish` hands one event to every subscriber's
   outbox and never waits.  A subscriber whose outbox is full is removed and
   kicked with 4503; the others still get the event.
 
@@ -21,6 +21,12 @@ broker for the rest, and takes the other processes' messages back through
 count: the broker is told to subscribe when a topic gets its first member here
 and to unsubscribe when it loses its last.
 
+A feed room's messages are numbered by the broker, which keeps its history
+(contract §8): the hub asks the broker for the number first, and fans out the
+numbered message, a :class:`~asgi_ws.feed.FeedMessage`, when the broker gives
+it back: at once on the memory broker, and through Redis, in Redis's order,
+on the Redis broker.
+
 The hub does no I/O and never awaits, so it needs no lock: on one event loop
 nothing can run between its statements.  Sending is each connection's own
 sender task (:mod:`asgi_ws.websocket`).
@@ -32,8 +38,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from . import close_codes
 from .broker import MemoryBroker
+from .feed import FeedMessage
 from .policy import message_size
-from .topics import BROADCAST, Topic, chat_room
+from .topics import BROADCAST, Topic, chat_room, feed_room
 
 if TYPE_CHECKING:
     from asgiref.typing import WebSocketSendEvent
@@ -41,14 +48,17 @@ if TYPE_CHECKING:
     from .broker import Broker
     from .close_codes import Close
 
-__all__ = ["BROADCAST", "Hub", "Subscriber", "Topic", "chat_room"]
+__all__ = ["BROADCAST", "Hub", "Subscriber", "Topic", "chat_room", "feed_room"]
 
 
 class Subscriber(Protocol):
     """What the hub needs from a connection."""
 
-    def deliver(self, event: WebSocketSendEvent, size: int) -> bool:
-        """Queue ``event``, of ``size`` payload bytes, without waiting; False if the outbox is full."""
+    def deliver(self, item: WebSocketSendEvent | FeedMessage, size: int) -> bool:
+        """Queue ``item`` (a feed's numbered message in a feed room), of ``size`` payload bytes, without waiting.
+
+        False if the outbox is full.
+        """
 
     def kick(self, close: Close) -> None:
         """End the connection soon with ``close``.  Must not wait."""
@@ -100,8 +110,8 @@ class Hub:
 
     @property
     def room_count(self) -> int:
-        """Chat rooms with at least one member (the broadcast group is not a room)."""
-        return sum(1 for topic in self._topics if topic.kind == "chat")
+        """Chat and feed rooms with at least one member (the broadcast group is not a room)."""
+        return sum(1 for topic in self._topics if topic != BROADCAST)
 
     @property
     def topic_count(self) -> int:
@@ -111,18 +121,30 @@ class Hub:
     def publish(self, topic: Topic, text: str, *, exclude: Subscriber | None = None) -> int:
         """Send ``text`` to every member of ``topic`` but ``exclude``, here and in other processes.
 
-        Returns how many members of this process got it.  Never waits.
+        Returns how many members of this process got it.  Never waits.  In a
+        feed room the broker numbers the message first; on the Redis broker it
+        reaches this process's members later, through :meth:`deliver_remote`.
         """
-        delivered = self._fan_out(topic, {"type": "websocket.send", "bytes": None, "text": text}, exclude)
+        if topic.kind == "feed":
+            message = self.broker.append(topic, text)
+            return 0 if message is None else self._fan_out(topic, message, message.size, exclude)
+        event: WebSocketSendEvent = {"type": "websocket.send", "bytes": None, "text": text}
+        delivered = self._fan_out(topic, event, message_size(text, None), exclude)
         self.broker.publish(topic, text)
         return delivered
 
-    def deliver_remote(self, topic: Topic, text: str) -> None:
-        """A message another process published: its clients were served there, ours are served here."""
-        self._fan_out(topic, {"type": "websocket.send", "bytes": None, "text": text}, None)
+    def deliver_remote(self, topic: Topic, item: str | FeedMessage) -> None:
+        """A message from the broker: another process's text, or a feed message Redis numbered."""
+        if isinstance(item, FeedMessage):
+            self._fan_out(topic, item, item.size, None)
+        else:
+            event: WebSocketSendEvent = {"type": "websocket.send", "bytes": None, "text": item}
+            self._fan_out(topic, event, message_size(item, None), None)
 
-    def _fan_out(self, topic: Topic, event: WebSocketSendEvent, exclude: Subscriber | None) -> int:
-        """Queue ``event`` for every local member of ``topic`` but ``exclude``, sized once for all of them.
+    def _fan_out(
+        self, topic: Topic, item: WebSocketSendEvent | FeedMessage, size: int, exclude: Subscriber | None
+    ) -> int:
+        """Queue ``item``, of ``size`` bytes, for every local member of ``topic`` but ``exclude``.
 
         Never waits.  Members whose outbox is full are removed from the topic
         and kicked with 4503 after the loop, so they cannot be kicked twice.
@@ -130,13 +152,12 @@ class Hub:
         members = self._topics.get(topic)
         if not members:
             return 0
-        size = message_size(event["text"], event["bytes"])
         delivered = 0
         too_slow = []
         for member in members:
             if member is exclude:
                 continue
-            if member.deliver(event, size):
+            if member.deliver(item, size):
                 delivered += 1
             else:
                 too_slow.append(member)

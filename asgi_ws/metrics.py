@@ -3,25 +3,29 @@
 Every metric is made with ``prometheus_client`` in a registry of the app's own,
 so two apps in one process (tests, embedders) never share numbers.  The names:
 
-=====================================  =======  ==========================  ============================================
-metric                                 type     labels                      what it counts
-=====================================  =======  ==========================  ============================================
-``asgi_ws_connections``                gauge    endpoint                    open WebSocket connections
-``asgi_ws_messages_received_total``    counter  endpoint                    messages from clients
-``asgi_ws_messages_sent_total``        counter  endpoint                    messages to clients
-``asgi_ws_received_bytes_total``       counter  endpoint                    payload bytes from clients (text as UTF-8)
-``asgi_ws_sent_bytes_total``           counter  endpoint                    payload bytes to clients (text as UTF-8)
-``asgi_ws_closes_total``               counter  endpoint, code, by, reason  ended connections: close code, app or client
-``asgi_ws_rejections_total``           counter  endpoint, reason            handshakes refused before accept
-``asgi_ws_slow_consumer_drops_total``  counter  endpoint                    clients closed 4503 for a full outbox
-``asgi_ws_broker_connected``           gauge    kind                        1 while the broker reaches other processes
-``asgi_ws_broker_reconnects_total``    counter  kind                        broker reconnects after an outage
-``asgi_ws_broker_dropped_total``       counter  kind                        messages for other processes lost
-``asgi_ws_event_loop_tasks``           gauge                                all live tasks of the event loop
-``asgi_ws_app_tasks``                  gauge                                live tasks the app started (leak check)
-``asgi_ws_pushes_waiting``             gauge                                /stream requests queued behind a push
-``process_*``                          various                              prometheus_client's: RSS, open fds, CPU
-=====================================  =======  ==========================  ============================================
+========================================  =======  ==========================  =======================================
+metric                                    type     labels                      what it counts
+========================================  =======  ==========================  =======================================
+``asgi_ws_connections``                   gauge    endpoint                    open WebSocket connections
+``asgi_ws_messages_received_total``       counter  endpoint                    messages from clients
+``asgi_ws_messages_sent_total``           counter  endpoint                    messages to clients
+``asgi_ws_received_bytes_total``          counter  endpoint                    payload bytes from clients (UTF-8 text)
+``asgi_ws_sent_bytes_total``              counter  endpoint                    payload bytes to clients (UTF-8 text)
+``asgi_ws_closes_total``                  counter  endpoint, code, by, reason  ended connections: code, app or client
+``asgi_ws_rejections_total``              counter  endpoint, reason            handshakes refused before accept
+``asgi_ws_slow_consumer_drops_total``     counter  endpoint                    clients closed 4503 for a full outbox
+``asgi_ws_broker_connected``              gauge    kind                        1 while the broker reaches the others
+``asgi_ws_broker_reconnects_total``       counter  kind                        broker reconnects after an outage
+``asgi_ws_broker_dropped_total``          counter  kind                        messages for other processes lost
+``asgi_ws_event_loop_tasks``              gauge                                all live tasks of the event loop
+``asgi_ws_app_tasks``                     gauge                                live tasks the app started (leak check)
+``asgi_ws_pushes_waiting``                gauge                                /stream requests queued behind a push
+``asgi_ws_feed_replays_total``            counter                              feed resumes served (recovered: true)
+``asgi_ws_feed_replayed_total``           counter                              messages sent by those resumes
+``asgi_ws_feed_recoveries_failed_total``  counter  reason                      resumes refused: epoch, trimmed, ...
+``asgi_ws_feed_gaps_filled_total``        counter                              feed messages fetched to fill a gap
+``process_*``                             various                              prometheus_client's: RSS, open fds, CPU
+========================================  =======  ==========================  =======================================
 
 ``endpoint`` is the endpoint's name (``ws``, ``echo``, ``ws_json``,
 ``ws_broadcast``, ``chat``, ``stream``), or ``unknown`` for a refused path:
@@ -95,7 +99,22 @@ class Metrics:
             per_endpoint,
             registry=self.registry,
         )
-        self.registry.register(_BrokerCollector(broker_state))
+        self.feed_replays = Counter(
+            "asgi_ws_feed_replays",
+            "Feed resumes served: the client got everything after its offset.",
+            registry=self.registry,
+        )
+        self.feed_replayed = Counter(
+            "asgi_ws_feed_replayed", "Feed messages sent by resumes, before the live ones.", registry=self.registry
+        )
+        self.feed_failed = Counter(
+            "asgi_ws_feed_recoveries_failed",
+            "Feed resumes answered recovered false: another epoch, messages trimmed, or history unavailable.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.feed_filled = 0  # feed messages a session fetched from the history (the broker counts its own)
+        self.registry.register(_BrokerCollector(broker_state, self))
         Gauge(
             "asgi_ws_event_loop_tasks", "Live tasks of the event loop serving the app.", registry=self.registry
         ).set_function(task_count)
@@ -142,6 +161,18 @@ class ConnectionMetrics:
 
     def slow_consumer(self) -> None:
         self._metrics.slow_consumer_drops.labels(self.endpoint).inc()
+
+    def resumed(self, failure: str | None, replayed: int) -> None:
+        """A feed resume: served with ``replayed`` messages, or refused for ``failure``."""
+        if failure is None:
+            self._metrics.feed_replays.inc()
+            self._metrics.feed_replayed.inc(replayed)
+        else:
+            self._metrics.feed_failed.labels(failure).inc()
+
+    def filled(self, count: int) -> None:
+        """``count`` feed messages fetched from the history to close a gap before a live one."""
+        self._metrics.feed_filled += count
 
 
 # (metric name, help, ConnectionMetrics attribute)
@@ -190,8 +221,9 @@ def _add_counts(totals: dict[str, list[int]], connection: ConnectionMetrics) -> 
 class _BrokerCollector(Collector):
     """The broker's own counters, read at scrape time rather than mirrored on every change."""
 
-    def __init__(self, broker_state: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, broker_state: Callable[[], dict[str, Any]], metrics: Metrics) -> None:
         self._broker_state = broker_state
+        self._metrics = metrics
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         state = self._broker_state()
@@ -208,4 +240,9 @@ class _BrokerCollector(Collector):
             "asgi_ws_broker_dropped", "Messages for other processes that were lost.", labels=["kind"]
         )
         dropped.add_metric([kind], float(state.get("dropped", 0)))
-        yield from (connected, reconnects, dropped)
+        filled = CounterMetricFamily(
+            "asgi_ws_feed_gaps_filled",
+            "Feed messages fetched from the history to fill a gap before a later message was delivered.",
+        )
+        filled.add_metric([], float(state.get("feed_filled", 0) + self._metrics.feed_filled))
+        yield from (connected, reconnects, dropped, filled)

@@ -16,6 +16,32 @@ Per process, while :meth:`RedisBroker.running` is entered (the lifespan scope):
 Delivery is at most once, as Redis pub/sub is: a message published while a
 process is disconnected from Redis never reaches that process.
 
+**Feed rooms** (contract §8) add a history, and an order every process agrees on:
+
+- Each feed room has two keys in one Redis Cluster hash slot (the ``{feed:room}``
+  hash tag): a hash ``asgi-ws:{feed:room}:meta`` with the room's ``epoch`` and
+  newest offset ``top``, and a Stream ``asgi-ws:{feed:room}:log`` whose entry
+  ids are the offsets (``42-0``), trimmed to ``history_size`` entries with
+  ``MAXLEN`` and expiring ``history_ttl`` after the room's last message.
+- One Lua script (:data:`APPEND_SCRIPT`) numbers a message, adds it to the
+  Stream and publishes it, atomically: Redis runs one script at a time, so two
+  processes publishing into one room, under any servers, get one order, and
+  pub/sub hands every subscriber the messages in that order.  A room without
+  a ``meta`` starts a new epoch there.
+- Every process delivers a feed message when it comes back from pub/sub, its
+  own included: local clients are not served first, or they could see a
+  message before an earlier one from another process.
+- Each process remembers the last offset it delivered per feed room.  A
+  message further ahead means pub/sub lost some (a reconnect): they are read
+  from the Stream and delivered first.  After a reconnect, every room is
+  caught up from the Stream at once, not at its next message.
+- During an outage no feed message is delivered, not even locally: its
+  number must come from Redis, and a number given here could be given to
+  another message by another process.  Messages sent meanwhile wait in a
+  bounded queue and are numbered and delivered, in order, once Redis is back.
+  A batch whose reply was lost in the outage is sent again, so a message may
+  appear twice under two offsets; no offset is ever skipped or repeated.
+
 **Outages.**  One supervisor task owns the connections.  When Redis goes away
 it marks the broker disconnected (``/healthz`` turns ``degraded``), drops what
 cannot be published, and reconnects with exponential backoff from 1 s to 30 s.
@@ -32,7 +58,9 @@ event loop (hypercorn's trio worker) with :class:`~asgi_ws.broker.BrokerError`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -44,7 +72,17 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from .broker import BrokerError, Deliver, decode_envelope, encode_envelope, new_node_id, redact, topic_to_wire
+from .broker import (
+    BrokerError,
+    Deliver,
+    Envelope,
+    decode_envelope,
+    encode_envelope,
+    new_node_id,
+    redact,
+    topic_to_wire,
+)
+from .feed import FeedMessage, Replay, Since, new_epoch, plan_replay
 from .logs import log_event
 from .outbox import Outbox
 from .runtime import counted_task
@@ -68,13 +106,59 @@ PUBLISH_QUEUE = 10_000  # messages waiting for the publish connection before new
 PUBLISH_QUEUE_BYTES = 16 * 1024 * 1024
 PUBLISH_BATCH = 512  # messages per pipelined round trip
 
+# Number a feed message, keep it, and publish it, in one step.  KEYS: meta, log.
+# ARGV: data as a JSON string, node, a fresh epoch, history_size, ttl in ms,
+# channel, room as a JSON string.  Returns the offset.
+APPEND_SCRIPT = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
+end
+local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset .. '-0', 'd', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PUBLISH', ARGV[6], '{"v":1,"node":"' .. ARGV[2] .. '","room":' .. ARGV[7] ..
+  ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[1] .. '}')
+return offset
+"""
+
+# A room's epoch and top, and its kept messages after an offset.  KEYS: meta, log.
+# ARGV: a fresh epoch (used if the room has none), ttl in ms, the first offset
+# wanted, the most to read, and the epoch they must belong to.
+READ_SCRIPT = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+local top = redis.call('HGET', KEYS[1], 'top')
+local entries = {}
+if epoch == ARGV[5] then
+  entries = redis.call('XRANGE', KEYS[2], ARGV[3] .. '-0', '+', 'COUNT', ARGV[4])
+end
+return {epoch, top, entries}
+"""
+
 
 class RedisBroker:
     """Redis pub/sub for one process.  See the module docstring for the design."""
 
     kind = "redis"
 
-    def __init__(self, url: str, *, node: str | None = None, min_backoff: float = MIN_BACKOFF) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        node: str | None = None,
+        min_backoff: float = MIN_BACKOFF,
+        history_size: int = 1000,
+        history_ttl: float = 300.0,
+    ) -> None:
         self.url = url  # redis://host:port/db, as configured
         self.node = node or new_node_id()  # this process, in every envelope it publishes
         self.connected = False  # both connections up and every wanted channel subscribed
@@ -90,6 +174,15 @@ class RedisBroker:
         self._outgoing: Outbox[tuple[str, bytes]] = Outbox(PUBLISH_QUEUE, PUBLISH_QUEUE_BYTES)  # (channel, envelope)
         self._deliver: Deliver | None = None
         self._supervising = False  # the supervisor task is alive
+        # The feed (see the module docstring)
+        self.history_size = history_size  # Stream entries kept per feed room (MAXLEN)
+        self.history_ttl = history_ttl  # seconds a feed room's keys outlive its last message
+        self.feed_filled = 0  # feed messages read from a Stream to fill a gap in pub/sub
+        self._client: redis.Redis | None = None  # the command connection while connected
+        self._cursors: dict[Topic, tuple[str, int]] = {}  # feed room -> (epoch, last offset delivered here)
+        # Feed messages to number, (topic, data): kept through an outage, unlike chat.
+        self._feed_outgoing: Outbox[tuple[Topic, str]] = Outbox(PUBLISH_QUEUE, PUBLISH_QUEUE_BYTES)
+        self._feed_retry: deque[tuple[Topic, str]] = deque()  # a batch the outage cut off, sent first
 
     # The Broker interface
 
@@ -121,6 +214,7 @@ class RedisBroker:
 
     def unsubscribe(self, topic: Topic) -> None:
         self._wanted.discard(channel(topic))
+        self._cursors.pop(topic, None)  # no member left to keep in order
         self._wake_subscriptions()
 
     def publish(self, topic: Topic, text: str) -> None:
@@ -130,6 +224,31 @@ class RedisBroker:
         envelope = encode_envelope(self.node, topic, text)
         if not self._outgoing.offer((channel(topic), envelope), len(envelope)):
             self.dropped += 1
+
+    def append(self, topic: Topic, text: str) -> None:
+        """Queue ``text`` for the append script; it comes back numbered through pub/sub."""
+        if not self._feed_outgoing.offer((topic, text), len(text)):
+            self.dropped += 1
+
+    async def replay(self, topic: Topic, since: Since) -> Replay:
+        wanted = min(self.history_size, 10_000_000)
+        try:
+            epoch, top, kept = await self._read(topic, since.offset + 1, wanted, since.epoch)
+        except Exception as exc:
+            if not is_connection_error(exc) and self._client is not None:
+                raise
+            epoch, top = self._cursors.get(topic, (since.epoch, since.offset))
+            return Replay(epoch, top, (), "unavailable")
+        return plan_replay(since, epoch, top, kept)
+
+    async def between(self, topic: Topic, epoch: str, after: int, until: int) -> list[FeedMessage]:
+        try:
+            _, _, kept = await self._read(topic, after + 1, until - after, epoch)
+        except Exception as exc:
+            if not is_connection_error(exc) and self._client is not None:
+                raise
+            return []  # Redis is gone: nothing to fill with; the later message goes out as it is
+        return [message for message in kept if message.offset <= until]
 
     def state(self) -> dict[str, Any]:
         return {
@@ -143,6 +262,8 @@ class RedisBroker:
             "received": self.received,
             "dropped": self.dropped,
             "invalid": self.invalid,
+            "feed_filled": self.feed_filled,
+            "feed_held": len(self._feed_outgoing) + len(self._feed_retry),
             "supervisor": "running" if self._supervising else "stopped",
             "last_error": self.last_error,
         }
@@ -195,6 +316,9 @@ class RedisBroker:
                 subscribed = set(self._wanted)
                 if subscribed:
                     await pubsub.subscribe(*subscribed)
+            with anyio.fail_after(COMMAND_TIMEOUT):
+                await self._catch_up(client)
+            self._client = client
             self.connected = True
             self.last_error = None
             if reconnect:
@@ -206,8 +330,10 @@ class RedisBroker:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._keep_subscriptions, pubsub, subscribed)
                 tasks.start_soon(self._publish_queued, client)
+                tasks.start_soon(self._publish_feed, client)
                 await self._listen(pubsub)
         finally:
+            self._client = None
             # Close both connections even when the app is shutting down (cancelled).
             with anyio.CancelScope(shield=True), anyio.move_on_after(CONNECT_TIMEOUT):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -218,18 +344,81 @@ class RedisBroker:
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_INTERVAL)
             if message is not None and message["type"] == "message":
-                self.on_message(message["channel"], message["data"])
+                feed_message = self.on_message(message["channel"], message["data"])
+                if feed_message is not None:
+                    await self._deliver_in_order(feed_message)
 
-    def on_message(self, channel_name: bytes | str, raw: bytes) -> None:
-        """One message from Redis: deliver it unless it is ours or not an envelope at all."""
+    def on_message(self, channel_name: bytes | str, raw: bytes) -> Envelope | None:
+        """One message from Redis: deliver it unless it is ours or not an envelope at all.
+
+        A feed message is returned instead, for :meth:`_deliver_in_order`:
+        every process delivers those from here, its own included.
+        """
         assert self._deliver is not None
         envelope = decode_envelope(raw)
         if envelope is None:
             self.invalid += 1
             log_event(logger, logging.WARNING, "broker_invalid_message", channel=_text(channel_name))
+        elif envelope.offset is not None:
+            return envelope
         elif envelope.node != self.node:  # our own messages were delivered locally already
             self.received += 1
             self._deliver(envelope.topic, envelope.text)
+        return None
+
+    # The feed: in order, with no gap, through pub/sub and the Streams
+
+    async def _deliver_in_order(self, envelope: Envelope) -> None:
+        """Deliver a feed message after any this process missed, and never one twice."""
+        topic, offset, epoch = envelope.topic, envelope.offset, envelope.epoch
+        assert offset is not None, "only feed envelopes come here"
+        assert epoch is not None
+        cursor = self._cursors.get(topic)
+        if cursor is not None and cursor[0] == epoch:
+            last = cursor[1]
+            if offset <= last:
+                return  # delivered already, from the Stream
+            if offset > last + 1 and self._client is not None:
+                _, _, missing = await self._read(topic, last + 1, offset - last - 1, epoch)
+                self.feed_filled += len(missing)
+                for message in missing:
+                    self._deliver_one(topic, message)
+        if envelope.node != self.node:
+            self.received += 1
+        self._deliver_one(topic, FeedMessage(offset, epoch, envelope.text))
+
+    def _deliver_one(self, topic: Topic, message: FeedMessage) -> None:
+        assert self._deliver is not None
+        cursor = self._cursors.get(topic)
+        if cursor is not None and cursor[0] == message.epoch and message.offset <= cursor[1]:
+            return
+        if topic in self._cursors or channel(topic) in self._wanted:
+            self._cursors[topic] = (message.epoch, message.offset)
+        self._deliver(topic, message)
+
+    async def _catch_up(self, client: redis.Redis) -> None:
+        """After a reconnect, deliver what every feed room here missed while this process was away."""
+        for topic, (epoch, last) in list(self._cursors.items()):
+            current, _, missing = await self._read(topic, last + 1, self.history_size, epoch, client)
+            if current != epoch:  # a new history (Redis lost the old one): all of it is new here
+                _, _, missing = await self._read(topic, 1, self.history_size, current, client)
+            self.feed_filled += len(missing)
+            for message in missing:
+                self._deliver_one(topic, message)
+
+    async def _read(
+        self, topic: Topic, first: int, count: int, epoch: str, client: redis.Redis | None = None
+    ) -> tuple[str, int, list[FeedMessage]]:
+        """The room's epoch and top, and up to ``count`` kept messages from offset ``first`` if in ``epoch``."""
+        client = client or self._client
+        if client is None:
+            raise ConnectionError("not connected to Redis")
+        meta, log = feed_keys(topic)
+        ttl_ms = int(self.history_ttl * 1000)
+        with anyio.fail_after(COMMAND_TIMEOUT):
+            result = await client.eval(READ_SCRIPT, 2, meta, log, new_epoch(), ttl_ms, first, max(count, 1), epoch)
+        current, top, entries = _text(result[0]), int(result[1]), result[2]
+        return current, top, [_stream_message(entry, current) for entry in entries]
 
     @counted_task
     async def _keep_subscriptions(self, pubsub: PubSub, subscribed: set[str]) -> None:
@@ -266,6 +455,34 @@ class RedisBroker:
                 raise
             self.published += len(batch)
 
+    @counted_task
+    async def _publish_feed(self, client: redis.Redis) -> None:
+        """Number, keep and publish the queued feed messages, in order, in pipelined batches.
+
+        A batch cut off by an outage is kept and sent first after the
+        reconnect: it may have run before the connection broke, so it may run
+        twice.  That is the price of losing nothing: the same text under two
+        offsets, never an offset skipped or given twice.
+        """
+        script = client.register_script(APPEND_SCRIPT)
+        retry = self._feed_retry
+        while True:
+            if not retry:
+                retry.append(await self._feed_outgoing.get())
+                while len(self._feed_outgoing) and len(retry) < PUBLISH_BATCH:
+                    retry.append(await self._feed_outgoing.get())
+            pipe = client.pipeline(transaction=False)
+            ttl_ms = int(self.history_ttl * 1000)
+            for topic, text in retry:
+                meta, log = feed_keys(topic)
+                data, room = json.dumps(text), json.dumps(topic_to_wire(topic))
+                args: list[str | int] = [data, self.node, new_epoch(), self.history_size, ttl_ms, channel(topic), room]
+                await script(keys=[meta, log], args=args, client=pipe)
+            with anyio.fail_after(COMMAND_TIMEOUT):
+                await pipe.execute()
+            self.published += len(retry)
+            retry.clear()
+
     def _wake_subscriptions(self) -> None:
         if self._wanted_changed is not None:
             self._wanted_changed.set()
@@ -281,6 +498,12 @@ def channel(topic: Topic) -> str:
     return CHANNEL_PREFIX + topic_to_wire(topic)
 
 
+def feed_keys(topic: Topic) -> tuple[str, str]:
+    """The Redis keys of a feed room: its meta hash and its Stream, in one Cluster hash slot."""
+    slot = "{" + topic_to_wire(topic) + "}"
+    return f"{CHANNEL_PREFIX}{slot}:meta", f"{CHANNEL_PREFIX}{slot}:log"
+
+
 def is_connection_error(exc: BaseException) -> bool:
     """Redis went away or never answered: expected in an outage, retried without a traceback."""
     if isinstance(exc, BaseExceptionGroup):
@@ -293,6 +516,12 @@ def describe(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _stream_message(entry: Any, epoch: str) -> FeedMessage:
+    """A Stream entry, ``(b"42-0", [b"d", b'"text"'])``, as the feed message it keeps."""
+    entry_id, fields = entry
+    return FeedMessage(int(_text(entry_id).partition("-")[0]), epoch, json.loads(fields[1]))
 
 
 def _text(name: bytes | str) -> str:

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from . import close_codes
 from .close_codes import Rejection
+from .feed import Since, parse_since
 
 __all__ = [
     "DEFAULT_ROOM",
@@ -31,6 +32,7 @@ DEFAULT_STREAM_COUNT = 10_000
 MAX_STREAM_COUNT = 1_000_000
 
 CHAT_PREFIX = "/ws/chat/"
+FEED_PREFIX = "/ws/feed/"
 
 # contract §1: 1-64 characters of [A-Za-z0-9_.-].  \Z, not $, so "room\n" fails.
 _ROOM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
@@ -46,11 +48,12 @@ class Endpoint(enum.Enum):
     WS_JSON = "/ws_json"
     WS_BROADCAST = "/ws_broadcast"
     CHAT = "/ws/chat"
+    FEED = "/ws/feed"
     STREAM = "/stream"
 
     @property
     def label(self) -> str:
-        """The name in logs and metrics: ``ws``, ``echo``, ``ws_json``, ``ws_broadcast``, ``chat``, ``stream``."""
+        """The name in logs and metrics: ``ws``, ``echo``, ``ws_json``, ``ws_broadcast``, ``chat``, ``feed``..."""
         return self.name.lower()
 
 
@@ -59,8 +62,9 @@ class Route:
     """A handshake that names a real endpoint with valid parameters."""
 
     endpoint: Endpoint
-    room: str = DEFAULT_ROOM  # only meaningful for CHAT
+    room: str = DEFAULT_ROOM  # only meaningful for CHAT and FEED
     count: int = DEFAULT_STREAM_COUNT  # only meaningful for STREAM
+    since: Since | None = None  # only for FEED: where a resuming client left off
 
 
 _EXACT_PATHS = {endpoint.value: endpoint for endpoint in Endpoint}
@@ -71,6 +75,8 @@ def resolve(path: str, query_string: bytes) -> Route | Rejection:
     endpoint = _EXACT_PATHS.get(path)
     if endpoint is Endpoint.STREAM:
         return _stream_route(query_string)
+    if endpoint is Endpoint.FEED:
+        return _feed_route(DEFAULT_ROOM, query_string)
     if endpoint is not None:
         return Route(endpoint)
     if path.startswith(CHAT_PREFIX):
@@ -80,6 +86,8 @@ def resolve(path: str, query_string: bytes) -> Route | Rejection:
         if _ROOM_NAME.match(room) is None:
             return close_codes.BAD_ROOM
         return Route(Endpoint.CHAT, room=room)
+    if path.startswith(FEED_PREFIX):
+        return _feed_route(path.removeprefix(FEED_PREFIX), query_string)
     return close_codes.NOT_FOUND
 
 
@@ -92,14 +100,32 @@ def endpoint_label(path: str) -> str:
     endpoint = _EXACT_PATHS.get(path)
     if endpoint is not None:
         return endpoint.label
-    return Endpoint.CHAT.label if path.startswith(CHAT_PREFIX) else "unknown"
+    if path.startswith(CHAT_PREFIX):
+        return Endpoint.CHAT.label
+    return Endpoint.FEED.label if path.startswith(FEED_PREFIX) else "unknown"
+
+
+def _query(query_string: bytes) -> list[tuple[str, str]]:
+    # latin-1 maps every byte to one character, so decoding never fails; any
+    # non-ASCII byte then fails the ASCII-only patterns the values must match.
+    return parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+
+
+def _feed_route(room: str, query_string: bytes) -> Route | Rejection:
+    """A feed room, with the names of chat rooms, and an optional ``since=EPOCH:OFFSET``."""
+    if _ROOM_NAME.match(room) is None:
+        return close_codes.BAD_ROOM
+    values = [value for name, value in _query(query_string) if name == "since"]
+    if not values:
+        return Route(Endpoint.FEED, room=room)
+    since = parse_since(values[0]) if len(values) == 1 else None
+    if since is None:
+        return close_codes.BAD_SINCE
+    return Route(Endpoint.FEED, room=room, since=since)
 
 
 def _stream_route(query_string: bytes) -> Route | Rejection:
-    # latin-1 maps every byte to one character, so decoding never fails; any
-    # non-ASCII byte then fails the digits-only pattern below.
-    params = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-    counts = [value for name, value in params if name == "count"]
+    counts = [value for name, value in _query(query_string) if name == "count"]
     if not counts:
         return Route(Endpoint.STREAM)
     if len(counts) > 1 or _COUNT.match(counts[0]) is None:

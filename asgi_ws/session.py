@@ -13,6 +13,9 @@ scope, until something ends it:
 - the **sender**, on ``/ws_broadcast`` and chat only, a second task in a task
   group, drains the connection's :class:`~asgi_ws.outbox.Outbox` of
   broadcasts;
+- the **feed sender**, on ``/ws/feed/{room}``, in its place: it serves the
+  client's resume first, if it asked for one, then the room's numbered
+  messages in order, with no gap and no duplicate (:meth:`Session._drain_feed`);
 - the **pusher**, on ``/stream`` only, also in the task group, runs the
   pushes: one at a time, in the order the requests came.  A request that comes
   while a push runs waits in a bounded queue, as its text, not as a task; one
@@ -29,7 +32,7 @@ queued as push requests bounded in number; every task the app starts is
 counted in ``asgi_ws_app_tasks`` (:func:`asgi_ws.runtime.counted_task`).
 
 On every endpoint exactly one of these sends data: the receive loop on the
-echo endpoints, the sender on the fan-out endpoints, the pusher on ``/stream``,
+echo endpoints, the sender (or the feed sender) on the fan-out endpoints, the pusher on ``/stream``,
 so no two tasks ever call ``send`` at once.  Every send goes through the
 :class:`~asgi_ws.connection.Connection`: the data messages through its hot
 path, :attr:`~asgi_ws.connection.Connection.transmit`, which is the server's
@@ -60,8 +63,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Iterable
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -70,6 +74,7 @@ import anyio.lowlevel
 from . import close_codes
 from .close_codes import Close
 from .endpoints import FAN_OUT_ENDPOINTS, Publish, Push, answer, text_event, topic_of
+from .feed import FeedMessage, control_text
 from .idle import IdleDeadline
 from .lifecycle import State
 from .messages import stream_payloads
@@ -86,6 +91,7 @@ if TYPE_CHECKING:
     from .metrics import ConnectionMetrics
     from .routing import Route
     from .settings import Settings
+    from .topics import Topic
 
 __all__ = ["STREAM_YIELD_EVERY", "Session"]
 
@@ -130,8 +136,10 @@ class Session:
         self._hub = hub  # the process's rooms and connection count
         self._max_size = settings.max_message_size  # the size limit, in bytes
         self._bucket = TokenBucket(settings.rate_limit, settings.rate_burst, monotonic())  # the rate limit
-        # Broadcasts waiting to be sent; only the fan-out endpoints receive any.
-        self._outbox: Outbox[WebSocketSendEvent] | None = (
+        # Broadcasts waiting to be sent; only the fan-out endpoints receive any: websocket.send
+        # events, or FeedMessages on the feed.  Any, because the one type each endpoint's
+        # sender takes out is the one its topic's publisher put in (Hub.publish).
+        self._outbox: Outbox[Any] | None = (
             Outbox(settings.outbox_size, settings.outbox_bytes) if route.endpoint in FAN_OUT_ENDPOINTS else None
         )
         self._scope = anyio.CancelScope()  # cancelling it stops every task of this session
@@ -169,8 +177,9 @@ class Session:
                     async with anyio.create_task_group() as task_group:
                         self._task_group = task_group
                         if topic is not None:
-                            self._hub.join(topic, self)
-                            task_group.start_soon(self._drain_outbox)
+                            self._hub.join(topic, self)  # before a resume reads the history: no message falls between
+                            sender = self._drain_feed if self.route.endpoint is Endpoint.FEED else self._drain_outbox
+                            task_group.start_soon(sender, topic)
                         await self._receive_loop()
                         self._scope.cancel()  # the receive loop has returned: stop the helper tasks too
             if self._scope.cancelled_caught and self.ending is None and self.connection.state is State.ACCEPTED:
@@ -270,13 +279,13 @@ class Session:
 
     # Sending
 
-    def deliver(self, event: WebSocketSendEvent, size: int) -> bool:
+    def deliver(self, item: WebSocketSendEvent | FeedMessage, size: int) -> bool:
         """Queue a broadcast of ``size`` payload bytes without waiting (the hub calls this).  False if full."""
         assert self._outbox is not None, "only fan-out endpoints join topics"
-        return self._outbox.offer(event, size)
+        return self._outbox.offer(item, size)
 
     @counted_task
-    async def _drain_outbox(self) -> None:
+    async def _drain_outbox(self, topic: Topic) -> None:
         """The sender task: send queued broadcasts, oldest first, until the session ends.
 
         The hot loop of the fan-out endpoints: it sends inline, and notes
@@ -296,6 +305,70 @@ class Session:
                 return
             stats.messages_out += 1
             stats.bytes_out += message_size(event["text"], event["bytes"])
+
+    @counted_task
+    async def _drain_feed(self, topic: Topic) -> None:
+        """The feed sender: the resume, if the client asked for one, then the live messages in order.
+
+        It remembers the last offset it sent in its epoch.  A queued message
+        at or below it was already sent by the replay, and is skipped.  One
+        further ahead than the next means messages went missing in between,
+        and they are fetched from the history and sent first.  On Redis, that
+        happens when the history was read for a resume before this process
+        received the room's messages, or when Redis lost some; the memory
+        broker numbers and queues in one step, so it never happens there.  A
+        message of another epoch starts a new count: that history was lost,
+        and the client sees it in the new ``epoch``.
+        """
+        outbox, connection, stats, broker = self._outbox, self.connection, self._stats, self._hub.broker
+        assert outbox is not None
+        epoch, last = "", 0  # the last message sent: none yet
+        since = self.route.since
+        if since is not None:
+            replay = await broker.replay(topic, since)
+            stats.resumed(replay.failure, len(replay.messages))
+            if not await self._send_texts([control_text(replay.recovered, replay.epoch, replay.top)]):
+                return
+            if not await self._send_texts(message.text for message in replay.messages):
+                return
+            epoch, last = replay.epoch, replay.top
+        while True:
+            if not outbox:
+                self._idle.note_sent()
+            message: FeedMessage = await outbox.get()
+            if message.epoch == epoch:
+                if message.offset <= last:
+                    continue  # the replay sent it
+                if message.offset > last + 1:
+                    missing = await broker.between(topic, epoch, last, message.offset - 1)
+                    stats.filled(len(missing))
+                    if not await self._send_texts(earlier.text for earlier in missing):
+                        return
+            try:
+                await connection.transmit(message.event)
+            except Exception as exc:
+                self._lost(exc)
+                return
+            stats.messages_out += 1
+            stats.bytes_out += message.size
+            epoch, last = message.epoch, message.offset
+
+    async def _send_texts(self, texts: Iterable[str]) -> bool:
+        """Send ``texts`` in order, yielding now and then; False if the client is gone."""
+        connection, stats = self.connection, self._stats
+        for number, text in enumerate(texts, start=1):
+            try:
+                await connection.transmit(text_event(text))
+            except Exception as exc:
+                self._lost(exc)
+                return False
+            stats.messages_out += 1
+            stats.bytes_out += message_size(text, None)
+            if number % STREAM_YIELD_EVERY == 0:
+                self._idle.note_sent()
+                await anyio.lowlevel.checkpoint()
+        self._idle.note_sent()
+        return True
 
     def _queue_push(self, request: str) -> bool:
         """Start the pusher on ``request``, or queue it behind the running push.  False if too many wait."""

@@ -31,6 +31,17 @@ Why the defaults:
   needs.  Each waiting request costs its text in a queue, no task; the next one
   closes the connection with 4429 ``too many requests``.  0 refuses any request
   made while a push runs.
+- ``history_size`` 1000 messages per feed room and ``history_ttl`` 300 s after
+  the room's last message: a client that reconnects within five minutes, or
+  after missing fewer than a thousand messages, gets everything it missed.
+  Five minutes matches ``idle_timeout``, the longest a live client may be
+  silent.
+- ``history_bytes`` 64 MiB: the memory broker's budget for all feed rooms
+  together (text plus a fixed cost per message and per room).  A thousand
+  full rooms of 64-byte chat lines fit in it many times over; a client that
+  fills rooms with 64 KiB messages evicts the oldest messages first instead
+  of growing the process.  Redis keeps its own history, trimmed per room by
+  ``history_size`` and expired by ``history_ttl``.
 """
 
 from __future__ import annotations
@@ -85,6 +96,16 @@ def _non_negative_float(raw: str) -> float:
         raise ValueError("expected a number >= 0 (0 turns it off)") from None
     if not value >= 0 or value == float("inf"):  # also rejects NaN
         raise ValueError("expected a number >= 0 (0 turns it off)")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("expected a number > 0") from None
+    if not 0 < value < float("inf"):  # also rejects NaN
+        raise ValueError("expected a number > 0")
     return value
 
 
@@ -155,6 +176,13 @@ class Settings:
     )
     max_pending_pushes: int = _setting(
         4, _non_negative_int, "/stream requests that may wait behind a running push; 0 refuses them all"
+    )
+    history_size: int = _setting(1000, _positive_int, "messages kept per feed room for clients that resume")
+    history_ttl: float = _setting(
+        300.0, _positive_float, "seconds a feed room's history is kept after its last message"
+    )
+    history_bytes: int = _setting(
+        64 * 1024 * 1024, _positive_int, "bytes of feed history for all rooms together (memory broker)"
     )
     broker: str = _setting(
         "memory://", _broker, "where rooms and broadcast run: memory:// (one process) or redis://host:port/db"

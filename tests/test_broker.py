@@ -121,7 +121,7 @@ def test_create_broker_explains_a_missing_redis_package(monkeypatch: pytest.Monk
 
 
 @pytest.mark.anyio
-async def test_the_memory_broker_is_always_connected_and_does_nothing() -> None:
+async def test_the_memory_broker_is_always_connected_and_carries_nothing() -> None:
     broker = MemoryBroker()
     delivered: list[object] = []
     async with broker.running(lambda topic, text: delivered.append((topic, text))):
@@ -129,7 +129,7 @@ async def test_the_memory_broker_is_always_connected_and_does_nothing() -> None:
         broker.publish(BROADCAST, "hi")
         broker.unsubscribe(BROADCAST)
     assert delivered == []
-    assert broker.state() == {"kind": "memory", "connected": True}
+    assert broker.state() == {"kind": "memory", "connected": True, "feed_rooms": 0, "feed_history_bytes": 0}
 
 
 def test_a_process_skips_its_own_messages_and_takes_the_others() -> None:
