@@ -20,7 +20,7 @@ async def test_healthz_reports_the_spec_keys(app: App) -> None:
         "status": "ok",
         "connections": 0,
         "rooms": 0,
-        "broker": {"kind": "memory", "connected": True},
+        "broker": {"kind": "memory", "connected": True, "feed_rooms": 0, "feed_history_bytes": 0},
     }
 
 
