@@ -2,6 +2,7 @@
 
     python -m bench              # the full run, about 15 minutes; writes bench/RESULTS.md and bench/results.png
     python -m bench --quick      # every workload once, short, in under 2 minutes; writes nothing unless --out
+    python -m bench --only c100k # P8, 100,000 connections: never part of a full run (bench/c100k.py)
 
 Theory of operation
 -------------------
@@ -32,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -46,7 +48,7 @@ import uvloop
 from conformance.launcher import HOST, RunningServer, free_port, run_server, spawn, stop_process, wait_until_ready
 from conformance.redis_server import RedisServer
 
-from . import cross_process, loadgen, report
+from . import c100k, cross_process, loadgen, report
 from .loadgen import Measured
 from .results import Arm, Group, Peer, Results, Sizes, Workload
 
@@ -337,8 +339,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="A/B alternations (default 5, 1 with --quick)")
     parser.add_argument(
         "--only",
-        help=f"comma-separated workloads to run, of: {', '.join([*workloads(Sizes()), 'latency'])} (default: all)",
+        help=f"comma-separated workloads to run, of: {', '.join([*workloads(Sizes()), 'latency', 'c100k'])} "
+        "(default: all but c100k)",
     )
+    parser.add_argument("--c100k-connections", type=int, default=100_000, help="c100k: connections (default 100000)")
+    parser.add_argument("--c100k-workers", type=int, default=6, help="c100k: uvicorn processes (default 6)")
+    parser.add_argument("--c100k-generators", type=int, default=6, help="c100k: load-generator processes (default 6)")
     parser.add_argument(
         "--servers",
         help="comma-separated servers to run under (default: uvicorn,hypercorn,granian; "
@@ -353,12 +359,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, rounds=args.rounds)
     out = args.out if args.out or args.quick else BENCH_DIR
     only = set(args.only.split(",")) if args.only else None
-    known = {*workloads(sizes), "latency"}
+    known = {*workloads(sizes), "latency", "c100k"}
     if only is not None and only - known:
         parser.error(
             f"--only: unknown workload(s) {', '.join(sorted(only - known))}; known: {', '.join(sorted(known))}"
         )
 
+    if only is not None and "c100k" in only:
+        config = c100k.C100k(args.c100k_connections, args.c100k_workers, args.c100k_generators)
+        with tempfile.TemporaryDirectory(prefix="asgi-ws-c100k-") as scratch:
+            c100k.run(config, Path(scratch))
+        print(json.dumps(config.figures, indent=2))
+        if out is not None:
+            (out / "c100k.json").write_text(json.dumps(config.figures, indent=2) + "\n")
+            print(f"wrote {out / 'c100k.json'}")
+        only.discard("c100k")
+        if not only:
+            return 0
     loadgen.raise_fd_limit(sizes.idle_connections * 2 + 4096)
     cpus = split_cpus()
     os.sched_setaffinity(0, cpus[1])
