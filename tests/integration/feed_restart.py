@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -53,9 +54,12 @@ class RestartablePair:
         server.wait_for_health(lambda document: document["broker"]["connected"], PATIENCE)
         return server
 
-    def subscribers(self, room: str) -> int:
-        """How many processes Redis has subscribed to the feed room's channel."""
-        return self.redis.subscribers(channel(feed_room(room)))
+    def wait_until_subscribed(self, room: str) -> None:
+        """Wait until both processes subscribe to the feed room: pub/sub reaches only the subscribers of the moment."""
+        deadline = time.monotonic() + PATIENCE
+        while self.redis.subscribers(channel(feed_room(room))) < 2:  # another process's state: no event to wait on
+            assert time.monotonic() < deadline, f"a and b not both subscribed to feed room {room} after {PATIENCE} s"
+            time.sleep(0.05)
 
     def kill_a(self) -> None:
         """SIGKILL to ``a``'s PID: its sockets are closed by the kernel, with no close frame."""
