@@ -1,4 +1,4 @@
-"""Follow a feed room and lose nothing: python examples/feed_client.py ws://127.0.0.1:8000/ws/feed/lobby"""
+"""Follow a feed room and lose nothing: python -u examples/feed_client.py ws://127.0.0.1:8000/ws/feed/lobby"""
 
 import argparse
 import asyncio
@@ -18,19 +18,16 @@ async def follow(url: str, count: int) -> None:
                 async for text in ws:
                     message = json.loads(text)
                     if "recovered" in message:  # a resume's first message: the missed ones follow
-                        print(
-                            f"recovered {message['offset'] - offset}" if message["recovered"] else "not recovered",
-                            flush=True,
-                        )
+                        print(f"recovered {message['offset'] - offset}" if message["recovered"] else "not recovered")
                         offset = offset if message["recovered"] else message["offset"]
                     else:
                         offset, seen = message["offset"], seen + 1
-                        print(f"{message['epoch']}:{offset} {message['data']}", flush=True)
+                        print(f"{message['epoch']}:{offset} {message['data']}")
                     epoch = message["epoch"]
                     if seen == count:
                         return
         except (OSError, WebSocketException) as exc:
-            print(f"disconnected ({exc}), resuming from {epoch}:{offset}", flush=True)
+            print(f"disconnected ({exc}), resuming from {epoch}:{offset}")
         attempt += 1
         await asyncio.sleep(random.uniform(0, min(5.0, 0.25 * 2**attempt)))  # full jitter, 5 s cap
 

@@ -24,6 +24,7 @@ from .feed_restart import PATIENCE, Publisher, restartable_pair
 pytestmark = pytest.mark.server
 
 EXAMPLE = REPO_ROOT / "examples" / "feed_client.py"
+GUIDE = REPO_ROOT / "docs" / "feed.md"
 ROOM = "example"
 
 
@@ -58,7 +59,7 @@ def test_the_example_client_resumes_after_its_server_is_killed(
     server_name: str, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     with restartable_pair(server_name, redis_server, tmp_path) as pair, Publisher.on(pair.b, ROOM) as publisher:
-        argv = [sys.executable, str(EXAMPLE), pair.a.url(f"/ws/feed/{ROOM}"), "--count", "10"]
+        argv = [sys.executable, "-u", str(EXAMPLE), pair.a.url(f"/ws/feed/{ROOM}"), "--count", "10"]
         with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as client:
             lines = Lines(client)
             try:
@@ -82,3 +83,10 @@ def test_the_example_client_resumes_after_its_server_is_killed(
     assert messages == [f"{epoch}:{offset} message {offset}" for offset in range(1, 11)]
     assert "recovered 5" in lines.seen, lines.seen
     assert any(line.startswith("disconnected (") for line in lines.seen), lines.seen
+
+
+def test_the_guide_shows_the_example_as_it_is() -> None:
+    """docs/feed.md quotes the example from its imports to the end of ``follow``: the code this module runs."""
+    example = EXAMPLE.read_text()
+    quoted = example[example.index("import asyncio") : example.index("\n\n\nif __name__")]
+    assert f"```python\n{quoted}\n```" in GUIDE.read_text()
