@@ -85,6 +85,7 @@ from .broker import (
 from .feed import FeedMessage, Replay, Since, new_epoch, plan_replay
 from .logs import log_event
 from .outbox import Outbox
+from .policy import message_size
 from .runtime import counted_task
 from .topics import Topic
 
@@ -227,7 +228,7 @@ class RedisBroker:
 
     def append(self, topic: Topic, text: str) -> None:
         """Queue ``text`` for the append script; it comes back numbered through pub/sub."""
-        if not self._feed_outgoing.offer((topic, text), len(text)):
+        if not self._feed_outgoing.offer((topic, text), message_size(text, None)):
             self.dropped += 1
 
     async def replay(self, topic: Topic, since: Since) -> Replay:
