@@ -57,7 +57,7 @@ SERVER_CAP = "20000"  # ASGI_WS_MAX_CONNECTIONS of every worker: the descriptors
 CONNECT_WAIT = 600.0  # seconds for every client of one phase to connect
 BROADCAST_WAIT = 120.0  # seconds for a broadcast to reach everyone
 HEALTH_TIMEOUT = 10.0  # one /healthz request
-HANDSHAKE_WAIT = 20.0  # one client's handshake: a server out of descriptors leaves the rest waiting
+HANDSHAKE_WAIT = 10.0  # one client's handshake: a server out of descriptors leaves the rest waiting
 
 
 @dataclass

@@ -13,7 +13,8 @@ The parent (:mod:`bench.c100k`) talks to this process through stdin and
 stdout, one JSON object per line:
 
 - on start, it connects ``--count`` clients and reports progress, then
-  ``{"connected": n, "failed": f, "seconds": s}``;
+  ``{"connected": n, "failed": f, "seconds": s}``; after ``--give-up-after``
+  failed handshakes it stops offering more (the servers are full);
 - on the line ``arm``, it forgets what its clients have received, and reports
   ``{"received": n, "last": t}`` once every client has received a message
   (``t``: the ``time.monotonic()`` of the last arrival, which on Linux is the
@@ -162,6 +163,8 @@ async def run(args: argparse.Namespace) -> None:
             f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
         async with gate:
+            if failed >= args.give_up_after:
+                return  # the servers are full: stop offering, and report what they hold
             try:
                 _, client = await loop.create_connection(
                     lambda: Client(hub, request), "127.0.0.1", port, local_addr=(sources[index % len(sources)], 0)
@@ -201,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--first", type=int, default=0, help="the global index of this process's first client")
     parser.add_argument("--sources", required=True, help="comma-separated 127.0.0.0/8 addresses to connect from")
     parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for a broadcast to reach all")
-    parser.add_argument("--handshake-wait", type=float, default=20.0, help="seconds to wait for one handshake")
+    parser.add_argument("--handshake-wait", type=float, default=10.0, help="seconds to wait for one handshake")
+    parser.add_argument("--give-up-after", type=int, default=100, help="failed handshakes before it stops offering")
     args = parser.parse_args(argv)
     uvloop.run(run(args))
     return 0
