@@ -84,6 +84,7 @@ class Group:
     arms: list[Arm]
     fresh_server: bool = False  # a new server process for every run of every arm
     rounds: int | None = None  # alternations, where the group has its own count (default: Sizes.rounds)
+    warm_up: bool = False  # one run of every arm first, not recorded (servers kept between runs only)
     tag: str = ""  # a name that selects the group with --only, besides its workloads' keys
 
 
