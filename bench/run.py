@@ -1,6 +1,6 @@
 """``python -m bench``: asgi_ws against its peers, side by side in one run (contract §6, goals P1-P7, P9).
 
-    python -m bench              # the full run, about 20 minutes; writes bench/RESULTS.md and bench/results.png
+    python -m bench              # the full run, about 15 minutes; writes bench/RESULTS.md and bench/results.png
     python -m bench --quick      # every workload once, short, in under 2 minutes; writes nothing unless --out
     python -m bench --only feed  # the feed's groups alone (P9)
 
@@ -363,7 +363,7 @@ def redis_publish(port: int, requests: int) -> dict[str, float]:
 def selectable(sizes: Sizes) -> list[str]:
     """What --only takes: every workload's key, the groups' tags, and "latency" (P7)."""
     tags = sorted({group.tag for group in groups(sizes) if group.tag})
-    return [*workloads(sizes), *tags, "latency"]
+    return list(dict.fromkeys([*workloads(sizes), *tags, "latency"]))  # "feed" is a workload and a tag
 
 
 def split_cpus() -> tuple[set[int], set[int]]:
