@@ -377,7 +377,8 @@ def split_cpus() -> tuple[set[int], set[int]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description="asgi_ws against its peers, side by side in one run (contract §6, P1-P7)."
+        prog="python -m bench",
+        description="asgi_ws against its peers, side by side in one run (contract §6, P1-P7, P9).",
     )
     parser.add_argument("--quick", action="store_true", help="every workload once and short (under 2 minutes)")
     parser.add_argument("--rounds", type=int, help="A/B alternations (default 5, 1 with --quick)")
