@@ -467,16 +467,23 @@ async def test_outage_with_persistence_holds_feed_messages_then_numbers_them_and
         assert a.feed_filled == 1  # 4, found behind 5
 
 
-async def test_a_restart_without_persistence_starts_a_new_epoch(redis_server: RedisServer) -> None:
+@asynccontextmanager
+async def after_an_outage(server: RedisServer) -> AsyncIterator[tuple[RedisBroker, FeedInbox]]:
+    """A broker following FEED that has delivered one message, "before", and Redis just killed."""
     inbox = FeedInbox()
-    broker = RedisBroker(redis_server.url, min_backoff=FAST_BACKOFF)
+    broker = RedisBroker(server.url, min_backoff=FAST_BACKOFF)
     async with running(broker, inbox):  # type: ignore[arg-type]
-        await subscribed(broker, redis_server)
-        broker.append(FEED, "old")
+        await subscribed(broker, server)
+        broker.append(FEED, "before")
         await eventually(lambda: inbox.offsets() == [1], "the message before the outage")
-        old = inbox.messages[0].epoch
-        redis_server.kill()
+        server.kill()
         await eventually(lambda: not broker.connected, "the outage")
+        yield broker, inbox
+
+
+async def test_a_restart_without_persistence_starts_a_new_epoch(redis_server: RedisServer) -> None:
+    async with after_an_outage(redis_server) as (broker, inbox):
+        old = inbox.messages[0].epoch
         broker.append(FEED, "held")
         redis_server.start()
         await eventually(lambda: len(inbox.messages) == 2, "the held message")
@@ -619,3 +626,42 @@ async def test_cursors_are_forgotten_with_the_last_member(redis_server: RedisSer
         for number in range(20):
             broker.unsubscribe(feed_room(f"room{number}"))
         assert broker._cursors == {}
+
+
+async def test_after_a_new_epoch_a_message_pub_sub_lost_is_filled_from_offset_one(redis_server: RedisServer) -> None:
+    async with after_an_outage(redis_server) as (broker, inbox):
+        redis_server.start()  # without persistence: the room's history is gone
+        await eventually(lambda: broker.connected and subscribers(redis_server, FEED) == 1, "the reconnect")
+        assert append_unseen(redis_server, FEED, "first of the new history") == 1  # lost on pub/sub
+        broker.append(FEED, "second of the new history")
+        await eventually(lambda: len(inbox.messages) >= 3, "the new history")
+        assert inbox.offsets() == [1, 1, 2]
+        assert inbox.data() == ["before", "first of the new history", "second of the new history"]
+        assert inbox.messages[1].epoch == inbox.messages[2].epoch != inbox.messages[0].epoch
+        assert broker.feed_filled == 1
+
+
+async def test_an_append_redis_refuses_is_retried_alone_and_the_rest_of_its_batch_is_not_repeated(
+    redis_server: RedisServer,
+) -> None:
+    inbox = FeedInbox()
+    bad = feed_room("bad")
+    broker = RedisBroker(redis_server.url, min_backoff=FAST_BACKOFF)
+    with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
+        client.set(feed_keys(bad)[0], "not a hash")  # the append script fails on this room: WRONGTYPE
+        async with running(broker, lambda topic, item: inbox(FEED, item) if topic == FEED else None):  # type: ignore[arg-type]
+            await subscribed(broker, redis_server)
+            broker.append(FEED, "a")
+            broker.append(bad, "refused until the key is fixed")
+            broker.append(FEED, "b")  # one pipelined batch of three
+            await eventually(lambda: inbox.data() == ["a", "b"], "the two appends Redis took")
+            await eventually(lambda: broker.reconnects >= 2, "two retries of the refused one")
+            assert "WRONGTYPE" in (broker.state()["last_error"] or "")
+            assert broker.state()["feed_held"] == 1
+            client.delete(feed_keys(bad)[0])
+            await eventually(lambda: broker.state()["feed_held"] == 0, "the refused one, once the key is fixed")
+            assert client.hget(feed_keys(bad)[0], "top") == b"1"
+            broker.append(FEED, "c")
+            await eventually(lambda: len(inbox.messages) >= 3, "the next message")
+            assert inbox.offsets() == [1, 2, 3]  # a and b were not appended again by the retries
+            assert inbox.data() == ["a", "b", "c"]
