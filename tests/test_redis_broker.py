@@ -665,3 +665,18 @@ async def test_an_append_redis_refuses_is_retried_alone_and_the_rest_of_its_batc
             await eventually(lambda: len(inbox.messages) >= 3, "the next message")
             assert inbox.offsets() == [1, 2, 3]  # a and b were not appended again by the retries
             assert inbox.data() == ["a", "b", "c"]
+
+
+def test_feed_messages_held_for_redis_are_bounded() -> None:
+    # Never connected: every append waits for Redis, up to the queue's bound, and the rest are counted as dropped.
+    broker = RedisBroker("redis://127.0.0.1:1/0")
+    for number in range(PUBLISH_QUEUE + 10):
+        broker.append(FEED, str(number))
+    assert broker.state()["feed_held"] == PUBLISH_QUEUE
+    assert broker.dropped == 10
+    largest = "x" * Settings().max_message_size
+    bytes_bound = RedisBroker("redis://127.0.0.1:1/0")
+    for _ in range(PUBLISH_QUEUE_BYTES // len(largest) + 10):
+        bytes_bound.append(FEED, largest)
+    assert bytes_bound.state()["feed_held"] == PUBLISH_QUEUE_BYTES // len(largest)
+    assert bytes_bound.dropped == 10
