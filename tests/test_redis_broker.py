@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -352,22 +351,6 @@ def append_unseen(server: RedisServer, topic: Topic, text: str, channel_name: st
 async def subscribed(broker: RedisBroker, server: RedisServer, count: int = 1) -> None:
     broker.subscribe(FEED)
     await eventually(lambda: subscribers(server, FEED) >= count, "the feed subscription")
-
-
-@pytest.fixture
-def persistent_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server whose restart keeps every acknowledged write (an append-only file, fsynced always)."""
-    if request.config.getoption("no_redis"):
-        pytest.skip("--no-redis was given: the Redis broker tests did not run")
-    try:
-        server = RedisServer(tmp_path, persistent=True)
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_two_processes_appending_into_one_feed_room_see_one_order(redis_server: RedisServer) -> None:
