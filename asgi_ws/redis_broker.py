@@ -375,8 +375,9 @@ class RedisBroker:
         assert offset is not None, "only feed envelopes come here"
         assert epoch is not None
         cursor = self._cursors.get(topic)
-        if cursor is not None and cursor[0] == epoch:
-            last = cursor[1]
+        if cursor is not None:
+            # A new epoch seen while following the room: all of that history is new here, from offset 1.
+            last = cursor[1] if cursor[0] == epoch else 0
             if offset <= last:
                 return  # delivered already, from the Stream
             if offset > last + 1 and self._client is not None:
@@ -463,7 +464,9 @@ class RedisBroker:
         A batch cut off by an outage is kept and sent first after the
         reconnect: it may have run before the connection broke, so it may run
         twice.  That is the price of losing nothing: the same text under two
-        offsets, never an offset skipped or given twice.
+        offsets, never an offset skipped or given twice.  When Redis answers
+        but refuses some appends (out of memory, a key of another type), only
+        those are kept and sent again: the others were numbered and published.
         """
         script = client.register_script(APPEND_SCRIPT)
         retry = self._feed_retry
@@ -480,9 +483,15 @@ class RedisBroker:
                 args: list[str | int] = [data, self.node, new_epoch(), self.history_size, ttl_ms, channel(topic), room]
                 await script(keys=[meta, log], args=args, client=pipe)
             with anyio.fail_after(COMMAND_TIMEOUT):
-                await pipe.execute()
-            self.published += len(retry)
+                results = await pipe.execute(raise_on_error=False)
+            refused = [
+                (item, result) for item, result in zip(retry, results, strict=True) if isinstance(result, Exception)
+            ]
+            self.published += len(retry) - len(refused)
             retry.clear()
+            if refused:
+                retry.extend(item for item, _ in refused)
+                raise refused[0][1]  # the supervisor logs it and tries again after its backoff
 
     def _wake_subscriptions(self) -> None:
         if self._wanted_changed is not None:

@@ -2,7 +2,8 @@
 
 The broker tests need to take Redis away and bring it back on the same port, so
 this wraps one ``redis-server`` process (the Debian package's binary) with
-persistence off.  It is stopped by its own PID, never by name.
+persistence off, or, for a test that needs a restart to keep the data, with an
+append-only file written on every command.  It is stopped by its own PID, never by name.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ MISSING = (
 class RedisServer:
     """One redis-server process on ``HOST`` and a port of its own, which survives restarts."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, *, persistent: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(MISSING)
         self.binary = binary
-        self.log_dir = log_dir
+        self.log_dir = log_dir  # its logs, and its append-only file when persistent
+        self.persistent = persistent  # a restart keeps every acknowledged write (appendfsync always)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -49,10 +51,11 @@ class RedisServer:
         """Start (or start again) on the same port, and wait until it answers PING."""
         assert self.process is None or self.process.poll() is not None, "already running"
         self.starts += 1
+        persistence = ("--appendonly", "yes", "--appendfsync", "always") if self.persistent else ("--appendonly", "no")
         argv = [
             self.binary,
             *("--bind", HOST, "--port", str(self.port)),
-            *("--save", "", "--appendonly", "no"),  # persistence off
+            *("--save", "", *persistence),  # no snapshots; an append-only file only if persistent
             *("--dir", str(self.log_dir)),
         ]
         with (self.log_dir / f"redis-{self.port}-{self.starts}.log").open("wb") as log:

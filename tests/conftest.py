@@ -92,10 +92,20 @@ def app(make_app: MakeApp) -> App:
 @pytest.fixture
 def redis_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server on a free port for this test, which the test may kill and restart."""
+    yield from _redis_server(request, tmp_path, persistent=False)
+
+
+@pytest.fixture
+def persistent_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """The same, but a restart keeps every acknowledged write (an append-only file, fsynced always)."""
+    yield from _redis_server(request, tmp_path, persistent=True)
+
+
+def _redis_server(request: pytest.FixtureRequest, tmp_path: Path, *, persistent: bool) -> Iterator[RedisServer]:
     if request.config.getoption("no_redis"):
         pytest.skip("--no-redis was given: the Redis broker tests did not run")
     try:
-        server = RedisServer(tmp_path)
+        server = RedisServer(tmp_path, persistent=persistent)
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
     try:
