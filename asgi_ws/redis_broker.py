@@ -80,6 +80,7 @@ from .broker import (
     encode_envelope,
     new_node_id,
     redact,
+    topic_from_wire,
     topic_to_wire,
 )
 from .feed import FeedMessage, Replay, Since, new_epoch, plan_replay
@@ -215,7 +216,6 @@ class RedisBroker:
 
     def unsubscribe(self, topic: Topic) -> None:
         self._wanted.discard(channel(topic))
-        self._cursors.pop(topic, None)  # no member left to keep in order
         self._wake_subscriptions()
 
     def publish(self, topic: Topic, text: str) -> None:
@@ -315,6 +315,9 @@ class RedisBroker:
                 await client.ping()
                 await pubsub.connect()  # type: ignore[no-untyped-call]
                 subscribed = set(self._wanted)
+                for topic in set(self._cursors) - {topic_of_channel(name) for name in subscribed}:
+                    del self._cursors[topic]  # left while Redis was away
+                await self._start_cursors(client, subscribed)
                 if subscribed:
                     await pubsub.subscribe(*subscribed)
             with anyio.fail_after(COMMAND_TIMEOUT):
@@ -329,7 +332,7 @@ class RedisBroker:
                 log_event(logger, logging.INFO, "broker_connected", url=redact(self.url), node=self.node)
             first_attempt.set()
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._keep_subscriptions, pubsub, subscribed)
+                tasks.start_soon(self._keep_subscriptions, client, pubsub, subscribed)
                 tasks.start_soon(self._publish_queued, client)
                 tasks.start_soon(self._publish_feed, client)
                 await self._listen(pubsub)
@@ -398,6 +401,18 @@ class RedisBroker:
             self._cursors[topic] = (message.epoch, message.offset)
         self._deliver(topic, message)
 
+    async def _start_cursors(self, client: redis.Redis, channels: set[str]) -> None:
+        """Before subscribing to a feed room, note its newest offset: nothing after it can then go missing.
+
+        A message published between this read and the subscription is filled
+        from the Stream when the next one arrives, or by :meth:`_catch_up`.
+        """
+        for name in channels:
+            topic = topic_of_channel(name)
+            if topic.kind == "feed" and topic not in self._cursors:
+                epoch, top, _ = await self._read(topic, 1, 0, "", client)
+                self._cursors[topic] = (epoch, top)
+
     async def _catch_up(self, client: redis.Redis) -> None:
         """After a reconnect, deliver what every feed room here missed while this process was away."""
         for topic, (epoch, last) in list(self._cursors.items()):
@@ -416,15 +431,15 @@ class RedisBroker:
         if client is None:
             raise ConnectionError("not connected to Redis")
         meta, log = feed_keys(topic)
-        ttl_ms = int(self.history_ttl * 1000)
+        ttl_ms = max(1, int(self.history_ttl * 1000))  # PEXPIRE 0 would delete at once
         with anyio.fail_after(COMMAND_TIMEOUT):
             result = await client.eval(READ_SCRIPT, 2, meta, log, new_epoch(), ttl_ms, first, max(count, 1), epoch)
         current, top, entries = _text(result[0]), int(result[1]), result[2]
         return current, top, [_stream_message(entry, current) for entry in entries]
 
     @counted_task
-    async def _keep_subscriptions(self, pubsub: PubSub, subscribed: set[str]) -> None:
-        """Follow the hub: SUBSCRIBE new topics, UNSUBSCRIBE empty ones."""
+    async def _keep_subscriptions(self, client: redis.Redis, pubsub: PubSub, subscribed: set[str]) -> None:
+        """Follow the hub: SUBSCRIBE new topics, UNSUBSCRIBE empty ones; feed rooms start and end a cursor."""
         while True:
             self._wanted_changed = anyio.Event()
             if self._wanted == subscribed:
@@ -433,11 +448,14 @@ class RedisBroker:
             new, gone = self._wanted - subscribed, subscribed - self._wanted
             with anyio.fail_after(COMMAND_TIMEOUT):
                 if new:
+                    await self._start_cursors(client, new)
                     await pubsub.subscribe(*new)
                 if gone:
                     await pubsub.unsubscribe(*gone)
             subscribed |= new
             subscribed -= gone
+            for name in gone - self._wanted:
+                self._cursors.pop(topic_of_channel(name), None)  # no member left to keep in order
 
     @counted_task
     async def _publish_queued(self, client: redis.Redis) -> None:
@@ -476,7 +494,7 @@ class RedisBroker:
                 while len(self._feed_outgoing) and len(retry) < PUBLISH_BATCH:
                     retry.append(await self._feed_outgoing.get())
             pipe = client.pipeline(transaction=False)
-            ttl_ms = int(self.history_ttl * 1000)
+            ttl_ms = max(1, int(self.history_ttl * 1000))  # PEXPIRE 0 would delete at once
             for topic, text in retry:
                 meta, log = feed_keys(topic)
                 data, room = json.dumps(text), json.dumps(topic_to_wire(topic))
@@ -506,6 +524,13 @@ def next_backoff(delay: float) -> float:
 def channel(topic: Topic) -> str:
     """The Redis channel of ``topic``."""
     return CHANNEL_PREFIX + topic_to_wire(topic)
+
+
+def topic_of_channel(name: str) -> Topic:
+    """The topic of one of our channels (the inverse of :func:`channel`)."""
+    topic = topic_from_wire(name.removeprefix(CHANNEL_PREFIX))
+    assert topic is not None, f"not a channel of ours: {name!r}"
+    return topic
 
 
 def feed_keys(topic: Topic) -> tuple[str, str]:

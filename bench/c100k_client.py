@@ -36,6 +36,7 @@ import struct
 import sys
 import time
 from collections.abc import Sequence
+from typing import cast
 
 import uvloop
 
@@ -60,9 +61,8 @@ class Client(asyncio.Protocol):
         self.opened: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
+        self.transport = cast("asyncio.Transport", transport)  # uvloop's TCPTransport, not a subclass
+        self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

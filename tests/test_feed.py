@@ -21,6 +21,9 @@ from asgi_ws.feed import (
     parse_since,
     plan_replay,
 )
+from asgi_ws.routing import Endpoint, Route
+from asgi_ws.session import outbox_capacity
+from asgi_ws.settings import Settings
 
 BIG = 1 << 40  # a byte budget no test reaches
 
@@ -320,3 +323,19 @@ def test_rooms_created_by_readers_count_against_the_budget_and_are_forgotten_fir
         feed.replay(f"r{number}", Since("e", 0), now=number)
         assert feed.bytes <= 10 * ROOM_OVERHEAD
     assert len(feed) == 10
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "history_size", "outbox_size", "capacity"),
+    [
+        (Endpoint.FEED, 1000, 1024, 500),  # the defaults: half the history
+        (Endpoint.FEED, 4000, 1024, 1024),  # a history large enough: the outbox's own bound
+        (Endpoint.FEED, 1, 1024, 1),  # never below one message
+        (Endpoint.CHAT, 1000, 1024, 1024),  # chat keeps no history: its own bound
+    ],
+)
+def test_a_feed_outbox_holds_at_most_half_the_history(
+    endpoint: Endpoint, history_size: int, outbox_size: int, capacity: int
+) -> None:
+    settings = Settings(history_size=history_size, outbox_size=outbox_size)
+    assert outbox_capacity(Route(endpoint), settings) == capacity

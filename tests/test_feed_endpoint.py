@@ -202,11 +202,11 @@ async def test_another_epoch_is_not_recovered_and_goes_on_live(app: App) -> None
 
 
 async def test_a_resume_past_the_kept_history_is_trimmed_and_goes_on_live(make_app: MakeApp) -> None:
-    app = make_app(history_size=3)
+    app = make_app(history_size=3)  # and so an outbox of one message (half the history): read as it comes
     async with connect(app, "/ws/feed/r") as a:
         for number in range(10):
             a.send_text(str(number))
-        epoch = (await feed(a, 10))[0]["epoch"]
+            epoch = (await feed(a, 1))[0]["epoch"]
         before = await scrape(app)
         async with resume(app, f"{epoch}:6") as b:  # 7 is gone: only 8, 9, 10 are kept
             assert await feed(b, 1) == [{"recovered": False, "epoch": epoch, "offset": 10}]

@@ -610,7 +610,7 @@ async def test_cursors_are_forgotten_with_the_last_member(redis_server: RedisSer
         await eventually(lambda: len(broker._cursors) == 20, "a cursor per room with a member")
         for number in range(20):
             broker.unsubscribe(feed_room(f"room{number}"))
-        assert broker._cursors == {}
+        await eventually(lambda: broker._cursors == {}, "every cursor forgotten once its channel is unsubscribed")
 
 
 async def test_after_a_new_epoch_a_message_pub_sub_lost_is_filled_from_offset_one(redis_server: RedisServer) -> None:
