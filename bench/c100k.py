@@ -83,7 +83,7 @@ def run(config: C100k, scratch: Path, say: Any = print) -> C100k:
             "ASGI_WS_IDLE_TIMEOUT": "0",  # the clients stay quiet for minutes on purpose
             "ASGI_WS_LOG_LEVEL": "warning",
         }
-        single = PER_PROCESS_FDS - 20  # more than one process can hold: it shows where it stops
+        single = PER_PROCESS_FDS + 100  # more than one process can hold: it shows where it stops
         say(f"c100k: phase 1, one uvicorn process, {single:,} clients offered")
         with servers(1, scratch, settings) as (worker,):
             held = asyncio.run(_open(config, [worker], single, generators=2, rooms=config.rooms, say=say))

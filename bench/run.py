@@ -418,6 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             c100k.run(config, Path(scratch))
         print(json.dumps(config.figures, indent=2))
         if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
             (out / "c100k.json").write_text(json.dumps(config.figures, indent=2) + "\n")
             print(f"wrote {out / 'c100k.json'}")
         only.discard("c100k")
