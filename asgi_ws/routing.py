@@ -54,7 +54,7 @@ class Endpoint(enum.Enum):
     @property
     def label(self) -> str:
         """The name in logs and metrics: ``ws``, ``echo``, ``ws_json``, ``ws_broadcast``, ``chat``, ``feed``..."""
-        return self.name.lower()
+        return _LABELS[self]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,13 @@ class Route:
 
 _EXACT_PATHS = {endpoint.value: endpoint for endpoint in Endpoint}
 
+# Made once, not per connection: every accepted connection keeps its label (in
+# its metrics) and its route for its whole life, and an idle connection should
+# hold as little as a connection can (bench/RESULTS.md, P6).  A route without
+# parameters is the same value for every connection to its path.
+_LABELS = {endpoint: endpoint.name.lower() for endpoint in Endpoint}
+_PLAIN_ROUTES = {endpoint: Route(endpoint) for endpoint in Endpoint}
+
 
 def resolve(path: str, query_string: bytes) -> Route | Rejection:
     """Route a handshake by the scope's (already percent-decoded) ``path`` and raw query."""
@@ -78,7 +85,7 @@ def resolve(path: str, query_string: bytes) -> Route | Rejection:
     if endpoint is Endpoint.FEED:
         return _feed_route(DEFAULT_ROOM, query_string)
     if endpoint is not None:
-        return Route(endpoint)
+        return _PLAIN_ROUTES[endpoint]
     if path.startswith(CHAT_PREFIX):
         # Everything under /ws/chat/ is the chat endpoint, so a bad name is
         # answered "bad room" (400) rather than "no such path" (404).
@@ -127,7 +134,7 @@ def _feed_route(room: str, query_string: bytes) -> Route | Rejection:
 def _stream_route(query_string: bytes) -> Route | Rejection:
     counts = [value for name, value in _query(query_string) if name == "count"]
     if not counts:
-        return Route(Endpoint.STREAM)
+        return _PLAIN_ROUTES[Endpoint.STREAM]
     if len(counts) > 1 or _COUNT.match(counts[0]) is None:
         return close_codes.BAD_COUNT
     count = int(counts[0])

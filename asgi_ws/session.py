@@ -124,15 +124,13 @@ class Session:
     """One accepted connection: its tasks, its policies, and why it ends."""
 
     __slots__ = (
-        "_bucket",
         "_hub",
         "_idle",
-        "_max_pending_pushes",
-        "_max_size",
         "_outbox",
         "_pushes_waiting",
         "_pushing",
         "_scope",
+        "_settings",
         "_stats",
         "_task_group",
         "connection",
@@ -148,8 +146,7 @@ class Session:
         self.ending: Close | None = None  # why the session ends; the first reason wins
         self._stats = stats  # this connection's counters in /metrics
         self._hub = hub  # the process's rooms and connection count
-        self._max_size = settings.max_message_size  # the size limit, in bytes
-        self._bucket = TokenBucket(settings.rate_limit, settings.rate_burst, monotonic())  # the rate limit
+        self._settings = settings  # the limits: message size, rate, pushes waiting
         # Broadcasts waiting to be sent; only the fan-out endpoints receive any: websocket.send
         # events, or FeedMessages on the feed.  Any, because the one type each endpoint's
         # sender takes out is the one its topic's publisher put in (Hub.publish).
@@ -161,8 +158,9 @@ class Session:
         self._scope = anyio.CancelScope()  # cancelling it stops every task of this session
         self._idle = IdleDeadline(self._scope, settings.idle_timeout)  # the scope's deadline, moved by traffic
         self._pushing = False  # the pusher task is running (/stream)
-        self._pushes_waiting: deque[str] = deque()  # /stream requests behind the running push, oldest first
-        self._max_pending_pushes = settings.max_pending_pushes  # how many may wait; one more ends the session
+        # /stream requests behind the running push, oldest first; made with the first push, since
+        # an empty deque is 760 bytes, the largest object an idle connection held (bench/RESULTS.md, P6).
+        self._pushes_waiting: deque[str] | None = None
         self._task_group: anyio.abc.TaskGroup | None = None  # set while helper tasks may be started
 
     @property
@@ -256,6 +254,10 @@ class Session:
         """
         connection, route, stats, idle = self.connection, self.route, self._stats, self._idle
         echo = route.endpoint is Endpoint.ECHO
+        max_size = self._settings.max_message_size
+        # The rate limit, made at the first message rather than at accept: a bucket starts full and
+        # stays full while nothing arrives, so it is the same bucket, and an idle connection holds none.
+        bucket: TokenBucket | None = None
         while True:
             message = await connection.incoming()
             if message["type"] != "websocket.receive":
@@ -271,7 +273,9 @@ class Session:
             size = message_size(text, data)
             stats.messages_in += 1
             stats.bytes_in += size
-            action = check_message(size, self._max_size, self._bucket, now) or answer(route, text, data)
+            if bucket is None:
+                bucket = TokenBucket(self._settings.rate_limit, self._settings.rate_burst, now)
+            action = check_message(size, max_size, bucket, now) or answer(route, text, data)
             if isinstance(action, dict):  # a reply, the echo endpoints' hot path; the arrival moved the idle deadline
                 try:
                     await connection.transmit(action)
@@ -390,10 +394,13 @@ class Session:
         """Start the pusher on ``request``, or queue it behind the running push.  False if too many wait."""
         if not self._pushing:
             assert self._task_group is not None
+            if self._pushes_waiting is None:
+                self._pushes_waiting = deque()
             self._pushing = True
             self._task_group.start_soon(self._push, request)
             return True
-        if len(self._pushes_waiting) >= self._max_pending_pushes:
+        assert self._pushes_waiting is not None
+        if len(self._pushes_waiting) >= self._settings.max_pending_pushes:
             return False
         self._pushes_waiting.append(request)
         self._stats.pushes_waiting = len(self._pushes_waiting)
@@ -410,6 +417,7 @@ class Session:
         else runs, so no request is left behind.
         """
         connection, stats, waiting = self.connection, self._stats, self._pushes_waiting
+        assert waiting is not None, "made by _queue_push before it starts the pusher"
         while True:
             for number, payload in enumerate(stream_payloads(request, self.route.count), start=1):
                 try:

@@ -350,6 +350,17 @@ async def test_flood_past_the_burst_closes_4429(make_app: MakeApp) -> None:
         assert await ws.receive_close() == (4429, "rate limited")
 
 
+async def test_a_silent_start_saves_no_more_than_the_burst(make_app: MakeApp) -> None:
+    # The bucket is made at the first message; it must be as full as one made at accept, and no fuller.
+    app = make_app(rate_limit=1, rate_burst=5)
+    async with connect(app, "/echo") as ws:
+        await anyio.sleep(0.2)
+        for i in range(6):
+            ws.send_text(str(i))
+        assert [await ws.receive_text() for _ in range(5)] == ["0", "1", "2", "3", "4"]
+        assert await ws.receive_close() == (4429, "rate limited")
+
+
 async def test_rate_limit_zero_turns_it_off(make_app: MakeApp) -> None:
     app = make_app(rate_limit=0, rate_burst=1)
     async with connect(app, "/echo") as ws:
