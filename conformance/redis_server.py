@@ -1,8 +1,10 @@
 """A real ``redis-server`` for tests and benchmarks: started on a free port, killed and restarted at will.
 
 The broker tests need to take Redis away and bring it back on the same port, so
-this wraps one ``redis-server`` process (the Debian package's binary) with
-persistence off.  It is stopped by its own PID, never by name.
+this wraps one ``redis-server`` process (the Debian package's binary), with
+persistence off unless asked for: then every write is in its append-only
+file, in its log directory, before Redis answers it, so that a restart after
+a SIGKILL finds every key again.  It is stopped by its own PID, never by name.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ MISSING = (
 class RedisServer:
     """One redis-server process on ``HOST`` and a port of its own, which survives restarts."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, *, persistent: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(MISSING)
         self.binary = binary
-        self.log_dir = log_dir
+        self.log_dir = log_dir  # its logs, and its append-only file when persistent
+        self.persistent = persistent  # appendonly with an fsync per write: a restart loses nothing
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -52,7 +55,8 @@ class RedisServer:
         argv = [
             self.binary,
             *("--bind", HOST, "--port", str(self.port)),
-            *("--save", "", "--appendonly", "no"),  # persistence off
+            *("--save", ""),
+            *(("--appendonly", "yes", "--appendfsync", "always") if self.persistent else ("--appendonly", "no")),
             *("--dir", str(self.log_dir)),
         ]
         with (self.log_dir / f"redis-{self.port}-{self.starts}.log").open("wb") as log:

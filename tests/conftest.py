@@ -92,10 +92,20 @@ def app(make_app: MakeApp) -> App:
 @pytest.fixture
 def redis_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server on a free port for this test, which the test may kill and restart."""
+    yield from _run_redis(request, tmp_path, persistent=False)
+
+
+@pytest.fixture
+def persistent_redis_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """``redis_server``, with every write in an append-only file first: a kill and restart loses nothing."""
+    yield from _run_redis(request, tmp_path, persistent=True)
+
+
+def _run_redis(request: pytest.FixtureRequest, tmp_path: Path, *, persistent: bool) -> Iterator[RedisServer]:
     if request.config.getoption("no_redis"):
         pytest.skip("--no-redis was given: the Redis broker tests did not run")
     try:
-        server = RedisServer(tmp_path)
+        server = RedisServer(tmp_path, persistent=persistent)
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
     try:
