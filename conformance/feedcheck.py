@@ -66,6 +66,7 @@ class ClientTally:
     bad_resumes: int = 0  # recovered resumes that did not continue right after since (or answered another epoch)
     malformed: int = 0  # texts that are neither a numbered message nor a control message where one belongs
     epochs: list[str] = field(default_factory=list)  # in the order first seen
+    last: tuple[str, int] | None = None  # the last numbered message received: (epoch, offset)
     problems: list[str] = field(default_factory=list)  # the first few, in words
 
     @property
@@ -154,6 +155,7 @@ def _check_client(name: str, connections: Iterable[Connection], seen: dict[tuple
                 tally.problem(f"{where}: gap in {epoch} from {last[epoch]} to {offset}")
             may_jump = False
             last[epoch] = offset
+            tally.last = (epoch, offset)
     return tally
 
 

@@ -15,7 +15,7 @@ with a small receive buffer; what it read once it read again goes in through
 :meth:`FeedClient.record`.
 
 The connections are ``websockets`` asyncio clients, as users run them, with no
-size limit and no keepalive pings of their own.
+size limit, no queue limit and no keepalive pings of their own.
 """
 
 from __future__ import annotations
@@ -92,8 +92,12 @@ class FeedClient:
     async def connect(self, url_of: UrlOf) -> AsyncIterator[tuple[ClientConnection, Connection]]:
         """Open a connection to the server behind ``url_of``, resuming from :attr:`last`."""
         since = self.last
+        # max_queue=None: a client that closes while a bounded queue is full has stopped reading TCP,
+        # so it never reads the server's close frame and waits out its close_timeout (10 s); the
+        # websockets maintainer calls that the correct behaviour (python-websockets/websockets#1555,
+        # closed).  These clients read everything they keep, so their queue is bounded by the test.
         async with connect(
-            url_of(self.resume_path()), compression=None, max_size=None, ping_interval=None, proxy=None
+            url_of(self.resume_path()), compression=None, max_size=None, max_queue=None, ping_interval=None, proxy=None
         ) as ws:
             yield ws, self.record(since)
 
