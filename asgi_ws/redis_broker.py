@@ -80,11 +80,13 @@ from .broker import (
     encode_envelope,
     new_node_id,
     redact,
+    topic_from_wire,
     topic_to_wire,
 )
 from .feed import FeedMessage, Replay, Since, new_epoch, plan_replay
 from .logs import log_event
 from .outbox import Outbox
+from .policy import message_size
 from .runtime import counted_task
 from .topics import Topic
 
@@ -214,7 +216,6 @@ class RedisBroker:
 
     def unsubscribe(self, topic: Topic) -> None:
         self._wanted.discard(channel(topic))
-        self._cursors.pop(topic, None)  # no member left to keep in order
         self._wake_subscriptions()
 
     def publish(self, topic: Topic, text: str) -> None:
@@ -227,7 +228,7 @@ class RedisBroker:
 
     def append(self, topic: Topic, text: str) -> None:
         """Queue ``text`` for the append script; it comes back numbered through pub/sub."""
-        if not self._feed_outgoing.offer((topic, text), len(text)):
+        if not self._feed_outgoing.offer((topic, text), message_size(text, None)):
             self.dropped += 1
 
     async def replay(self, topic: Topic, since: Since) -> Replay:
@@ -314,6 +315,9 @@ class RedisBroker:
                 await client.ping()
                 await pubsub.connect()  # type: ignore[no-untyped-call]
                 subscribed = set(self._wanted)
+                for topic in set(self._cursors) - {topic_of_channel(name) for name in subscribed}:
+                    del self._cursors[topic]  # left while Redis was away
+                await self._start_cursors(client, subscribed)
                 if subscribed:
                     await pubsub.subscribe(*subscribed)
             with anyio.fail_after(COMMAND_TIMEOUT):
@@ -328,7 +332,7 @@ class RedisBroker:
                 log_event(logger, logging.INFO, "broker_connected", url=redact(self.url), node=self.node)
             first_attempt.set()
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._keep_subscriptions, pubsub, subscribed)
+                tasks.start_soon(self._keep_subscriptions, client, pubsub, subscribed)
                 tasks.start_soon(self._publish_queued, client)
                 tasks.start_soon(self._publish_feed, client)
                 await self._listen(pubsub)
@@ -374,8 +378,9 @@ class RedisBroker:
         assert offset is not None, "only feed envelopes come here"
         assert epoch is not None
         cursor = self._cursors.get(topic)
-        if cursor is not None and cursor[0] == epoch:
-            last = cursor[1]
+        if cursor is not None:
+            # A new epoch seen while following the room: all of that history is new here, from offset 1.
+            last = cursor[1] if cursor[0] == epoch else 0
             if offset <= last:
                 return  # delivered already, from the Stream
             if offset > last + 1 and self._client is not None:
@@ -396,6 +401,18 @@ class RedisBroker:
             self._cursors[topic] = (message.epoch, message.offset)
         self._deliver(topic, message)
 
+    async def _start_cursors(self, client: redis.Redis, channels: set[str]) -> None:
+        """Before subscribing to a feed room, note its newest offset: nothing after it can then go missing.
+
+        A message published between this read and the subscription is filled
+        from the Stream when the next one arrives, or by :meth:`_catch_up`.
+        """
+        for name in channels:
+            topic = topic_of_channel(name)
+            if topic.kind == "feed" and topic not in self._cursors:
+                epoch, top, _ = await self._read(topic, 1, 0, "", client)
+                self._cursors[topic] = (epoch, top)
+
     async def _catch_up(self, client: redis.Redis) -> None:
         """After a reconnect, deliver what every feed room here missed while this process was away."""
         for topic, (epoch, last) in list(self._cursors.items()):
@@ -414,15 +431,15 @@ class RedisBroker:
         if client is None:
             raise ConnectionError("not connected to Redis")
         meta, log = feed_keys(topic)
-        ttl_ms = int(self.history_ttl * 1000)
+        ttl_ms = max(1, int(self.history_ttl * 1000))  # PEXPIRE 0 would delete at once
         with anyio.fail_after(COMMAND_TIMEOUT):
             result = await client.eval(READ_SCRIPT, 2, meta, log, new_epoch(), ttl_ms, first, max(count, 1), epoch)
         current, top, entries = _text(result[0]), int(result[1]), result[2]
         return current, top, [_stream_message(entry, current) for entry in entries]
 
     @counted_task
-    async def _keep_subscriptions(self, pubsub: PubSub, subscribed: set[str]) -> None:
-        """Follow the hub: SUBSCRIBE new topics, UNSUBSCRIBE empty ones."""
+    async def _keep_subscriptions(self, client: redis.Redis, pubsub: PubSub, subscribed: set[str]) -> None:
+        """Follow the hub: SUBSCRIBE new topics, UNSUBSCRIBE empty ones; feed rooms start and end a cursor."""
         while True:
             self._wanted_changed = anyio.Event()
             if self._wanted == subscribed:
@@ -431,11 +448,14 @@ class RedisBroker:
             new, gone = self._wanted - subscribed, subscribed - self._wanted
             with anyio.fail_after(COMMAND_TIMEOUT):
                 if new:
+                    await self._start_cursors(client, new)
                     await pubsub.subscribe(*new)
                 if gone:
                     await pubsub.unsubscribe(*gone)
             subscribed |= new
             subscribed -= gone
+            for name in gone - self._wanted:
+                self._cursors.pop(topic_of_channel(name), None)  # no member left to keep in order
 
     @counted_task
     async def _publish_queued(self, client: redis.Redis) -> None:
@@ -462,7 +482,9 @@ class RedisBroker:
         A batch cut off by an outage is kept and sent first after the
         reconnect: it may have run before the connection broke, so it may run
         twice.  That is the price of losing nothing: the same text under two
-        offsets, never an offset skipped or given twice.
+        offsets, never an offset skipped or given twice.  When Redis answers
+        but refuses some appends (out of memory, a key of another type), only
+        those are kept and sent again: the others were numbered and published.
         """
         script = client.register_script(APPEND_SCRIPT)
         retry = self._feed_retry
@@ -472,16 +494,22 @@ class RedisBroker:
                 while len(self._feed_outgoing) and len(retry) < PUBLISH_BATCH:
                     retry.append(await self._feed_outgoing.get())
             pipe = client.pipeline(transaction=False)
-            ttl_ms = int(self.history_ttl * 1000)
+            ttl_ms = max(1, int(self.history_ttl * 1000))  # PEXPIRE 0 would delete at once
             for topic, text in retry:
                 meta, log = feed_keys(topic)
                 data, room = json.dumps(text), json.dumps(topic_to_wire(topic))
                 args: list[str | int] = [data, self.node, new_epoch(), self.history_size, ttl_ms, channel(topic), room]
                 await script(keys=[meta, log], args=args, client=pipe)
             with anyio.fail_after(COMMAND_TIMEOUT):
-                await pipe.execute()
-            self.published += len(retry)
+                results = await pipe.execute(raise_on_error=False)
+            refused = [
+                (item, result) for item, result in zip(retry, results, strict=True) if isinstance(result, Exception)
+            ]
+            self.published += len(retry) - len(refused)
             retry.clear()
+            if refused:
+                retry.extend(item for item, _ in refused)
+                raise refused[0][1]  # the supervisor logs it and tries again after its backoff
 
     def _wake_subscriptions(self) -> None:
         if self._wanted_changed is not None:
@@ -496,6 +524,13 @@ def next_backoff(delay: float) -> float:
 def channel(topic: Topic) -> str:
     """The Redis channel of ``topic``."""
     return CHANNEL_PREFIX + topic_to_wire(topic)
+
+
+def topic_of_channel(name: str) -> Topic:
+    """The topic of one of our channels (the inverse of :func:`channel`)."""
+    topic = topic_from_wire(name.removeprefix(CHANNEL_PREFIX))
+    assert topic is not None, f"not a channel of ours: {name!r}"
+    return topic
 
 
 def feed_keys(topic: Topic) -> tuple[str, str]:

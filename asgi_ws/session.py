@@ -80,7 +80,7 @@ from .lifecycle import State
 from .messages import stream_payloads
 from .outbox import Outbox
 from .policy import TokenBucket, check_message, message_size
-from .routing import Endpoint
+from .routing import Endpoint, Route
 from .runtime import counted_task
 
 if TYPE_CHECKING:
@@ -89,7 +89,6 @@ if TYPE_CHECKING:
     from .connection import Connection
     from .hub import Hub
     from .metrics import ConnectionMetrics
-    from .routing import Route
     from .settings import Settings
     from .topics import Topic
 
@@ -104,6 +103,21 @@ logger = logging.getLogger(__name__)
 # often costs throughput, because every yield lets the server flush a smaller
 # batch to the socket (bench/RESULTS.md, P3: 64 gave 0.81x the raw floor).
 STREAM_YIELD_EVERY = 256
+
+
+def outbox_capacity(route: Route, settings: Settings) -> int:
+    """How many messages a connection's outbox holds before the client counts as slow (4503).
+
+    ``outbox_size``, except on the feed, where it is at most half the history:
+    a feed client closed as a slow consumer must find what it missed still
+    kept when it resumes (contract §8).  With a full ``outbox_size`` (1024) and
+    the default history (1000), a client closed by the message bound would
+    have missed more than a room keeps, and could never recover.  Half leaves
+    the other half of the history for what is published while it reconnects.
+    """
+    if route.endpoint is Endpoint.FEED:
+        return min(settings.outbox_size, max(1, settings.history_size // 2))
+    return settings.outbox_size
 
 
 class Session:
@@ -140,7 +154,9 @@ class Session:
         # events, or FeedMessages on the feed.  Any, because the one type each endpoint's
         # sender takes out is the one its topic's publisher put in (Hub.publish).
         self._outbox: Outbox[Any] | None = (
-            Outbox(settings.outbox_size, settings.outbox_bytes) if route.endpoint in FAN_OUT_ENDPOINTS else None
+            Outbox(outbox_capacity(route, settings), settings.outbox_bytes)
+            if route.endpoint in FAN_OUT_ENDPOINTS
+            else None
         )
         self._scope = anyio.CancelScope()  # cancelling it stops every task of this session
         self._idle = IdleDeadline(self._scope, settings.idle_timeout)  # the scope's deadline, moved by traffic

@@ -13,15 +13,19 @@ The workloads (contract §6):
   in flight;
 - :func:`stream`: one request, then the time until all ``count`` messages of
   the stream are in;
-- :func:`fan_out`: listeners in one chat room and a publisher that keeps a
+- :func:`fan_out`: listeners in one chat (or feed) room and a publisher that keeps a
   fixed number of messages in flight, deliveries per second; optionally with
   one more member that never reads (:func:`maybe_stalled`);
-- :func:`idle`: many open connections that do nothing, for memory per connection.
+- :func:`idle`: many open connections that do nothing, for memory per connection;
+- :func:`replay`: a feed client that resumes ``messages`` behind the newest
+  message of a room, the time until the last one it missed is in
+  (:func:`feed_top` first gives the room that much history).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import resource
 import socket
@@ -41,8 +45,10 @@ __all__ = [
     "Tally",
     "echo",
     "fan_out",
+    "feed_top",
     "idle",
     "raise_fd_limit",
+    "replay",
     "stream",
 ]
 
@@ -93,12 +99,15 @@ class Tally:
 class Client(WSListener):
     """One connection.  Counts data frames into a :class:`Tally`; ``reply`` makes it an echo client."""
 
-    def __init__(self, tally: Tally, reply: bytes | None = None) -> None:
+    def __init__(self, tally: Tally, reply: bytes | None = None, *, keep: bool = False) -> None:
         super().__init__()
         self.tally = tally
         self.reply = reply  # sent back on every data frame while ``replying``
         self.replying = False
         self.transport: WSTransport | None = None
+        self.first = ""  # the first data frame's text, where ``keep`` asks for it
+        self.last = ""  # the latest data frame's text, where ``keep`` asks for it
+        self.keep = keep  # decode and keep ``first`` and ``last`` (the feed workloads read offsets)
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -106,6 +115,9 @@ class Client(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
         if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+            if self.keep:
+                self.last = frame.get_payload_as_utf8_text()
+                self.first = self.first or self.last
             self.tally.add()
             if self.replying:
                 transport.send(WSMsgType.TEXT, self.reply)
@@ -293,6 +305,66 @@ async def maybe_stalled(url: str, stalled: bool) -> AsyncIterator[None]:
         if client.handshake.status != 101:
             raise ConnectionError(f"{url}: the stalled client was refused with {client.handshake.status}")
         yield
+
+
+async def feed_top(url: str, at_least: int, payload: bytes, *, window: int = 32) -> tuple[str, int]:
+    """The epoch and newest offset of the feed room at ``url``, after sending messages until it is ``at_least``.
+
+    One "hello" first tells where the room stands; the publisher is a member,
+    so each message it sends comes back to it, numbered, and it keeps
+    ``window`` of them in flight.
+    """
+    tally = Tally()
+    async with connections(url, 1, tally) as (client,):
+        client.keep = True
+        client.send(b"hello")
+        if not await tally.wait_for(1, 30.0):
+            raise RuntimeError(f"{url}: no answer to a feed message")
+        top = json.loads(client.last)["offset"]
+        missing = max(0, at_least - top)
+        for number in range(missing):
+            if number >= window and not await tally.wait_for(2 + number - window, 30.0):
+                raise RuntimeError(f"{url}: the feed stopped answering after {tally.count} messages")
+            client.send(payload)
+        if not await tally.wait_for(1 + missing, 30.0):
+            raise RuntimeError(f"{url}: the feed stopped answering after {tally.count} messages")
+        last = json.loads(client.last)
+    return last["epoch"], last["offset"]
+
+
+async def replay(url: str, since: str, messages: int, *, server: int | None = None, limit: float = 60.0) -> Measured:
+    """Milliseconds from the start of the connection to the last of ``messages`` replayed from ``?since=``.
+
+    The rate of the result is that time, in ms, not a rate: one resume is one
+    figure.  The control message must say ``recovered``, and the last message
+    must be the newest the control message announced, or the figure would be
+    of something else; either failing raises.
+    """
+    tally = Tally()
+    meter = CpuMeter(server)
+    started = time.perf_counter()
+    _, client = await ws_connect(
+        lambda: Client(tally, keep=True),
+        f"{url}?since={since}",
+        max_frame_size=FRAME_LIMIT,
+        websocket_handshake_timeout=30,
+    )
+    assert isinstance(client, Client)
+    try:
+        done = await tally.wait_for(1 + messages, limit)
+        elapsed = time.perf_counter() - started
+        measured = meter.measured(1)
+    finally:
+        assert client.transport is not None
+        client.transport.send_close()
+        client.transport.disconnect()
+        await client.transport.wait_disconnected()
+    control, newest = json.loads(client.first), json.loads(client.last) if done else {}
+    if control.get("recovered") is not True:
+        raise RuntimeError(f"{url}?since={since}: the resume was refused: {client.first}")
+    if done and newest.get("offset") != control["offset"]:
+        raise RuntimeError(f"{url}?since={since}: the replay ended at {newest}, not at {control['offset']}")
+    return Measured(elapsed * 1000, measured.client_cpu, done, server_cpu=measured.server_cpu)
 
 
 async def idle(url: str, count: int, measure: Callable[[], float], settle: float = 1.0) -> float:

@@ -17,7 +17,7 @@ from conformance.launcher import RunningServer
 
 from .loadgen import Measured
 
-__all__ = ["Arm", "Group", "Peer", "Results", "Sizes", "Workload"]
+__all__ = ["Arm", "Group", "Peer", "Results", "Sizes", "Workload", "figure_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,7 @@ class Peer:
     label: str  # as shown in the tables
     app: str | None  # "module:attr" of an ASGI app; None: the websockets server, which is no ASGI app
     settings: dict[str, str] = field(default_factory=dict)
+    redis: bool = False  # the app runs on the Redis broker, a redis-server the run starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class Sizes:
     stall_timeout: float = 15.0
     idle_connections: int = 5000
     latency_messages: int = 2000
+    replay_rounds: int = 20  # resumes timed per broker, alternated
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -51,6 +53,7 @@ class Sizes:
             stall_timeout=6.0,
             idle_connections=1000,
             latency_messages=300,
+            replay_rounds=2,
         )
 
 
@@ -80,6 +83,9 @@ class Group:
     name: str
     arms: list[Arm]
     fresh_server: bool = False  # a new server process for every run of every arm
+    rounds: int | None = None  # alternations, where the group has its own count (default: Sizes.rounds)
+    warm_up: bool = False  # one run of every arm first, not recorded (servers kept between runs only)
+    tag: str = ""  # a name that selects the group with --only, besides its workloads' keys
 
 
 @dataclass
@@ -92,3 +98,8 @@ class Results:
 
     def median(self, key: str) -> float:
         return statistics.median(run.rate for run in self.runs[key])
+
+
+def figure_text(value: float) -> str:
+    """A figure as the tables show it: whole numbers with separators, one decimal below 100 (milliseconds)."""
+    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"

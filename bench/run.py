@@ -1,7 +1,9 @@
-"""``python -m bench``: asgi_ws against its peers, side by side in one run (contract §6, goals P1-P7).
+"""``python -m bench``: asgi_ws against its peers, side by side in one run (contract §6, goals P1-P7, P9).
 
     python -m bench              # the full run, about 15 minutes; writes bench/RESULTS.md and bench/results.png
     python -m bench --quick      # every workload once, short, in under 2 minutes; writes nothing unless --out
+    python -m bench --only feed  # the feed's groups alone (P9)
+    python -m bench --only c100k # P8, 100,000 connections: never part of a full run (bench/c100k.py)
 
 Theory of operation
 -------------------
@@ -24,6 +26,12 @@ The peers (:mod:`bench.peers`): the raw ASGI floor, FastAPI written the usual
 way, and the ``websockets`` library's own server.  asgi_ws runs with every
 policy on and the rate limit raised so that it never throttles (P2); P1 uses
 the same settings, so that P1 and P2 measure one build of the app.
+
+The feed (P9) is measured against the app itself: the same fan-out on
+``/ws/feed/{room}`` and on ``/ws/chat/{room}``, one server, alternated, once on
+the memory broker and once on Redis (a ``redis-server`` this run starts, not
+pinned, as a Redis on another machine would not share the server's CPU); and
+the time a client that resumes 1000 messages behind takes to get them all.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -46,9 +55,9 @@ import uvloop
 from conformance.launcher import HOST, RunningServer, free_port, run_server, spawn, stop_process, wait_until_ready
 from conformance.redis_server import RedisServer
 
-from . import cross_process, loadgen, report
+from . import c100k, cross_process, loadgen, report
 from .loadgen import Measured
-from .results import Arm, Group, Peer, Results, Sizes, Workload
+from .results import Arm, Group, Peer, Results, Sizes, Workload, figure_text
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -67,10 +76,13 @@ FAN_OUT_WINDOW = 32
 BENCH_SERVERS = ("uvicorn", "hypercorn", "granian")  # echo and stream run under each; the rest under uvicorn
 SATURATED = 0.9  # load-generator CPU share from which a figure is marked
 HEALTHY_LIMIT = 120.0  # seconds a fan-out run without a stalled client may take
+FEED_LISTENERS = 100  # members of the room in the feed-vs-chat fan-out (P9), as in P4's smaller size
+REPLAYED = 1000  # messages a resuming feed client missed (P9), the default history_size
 
 
 OURS = Peer("asgi-ws", "asgi-ws", "asgi_ws.app:app", POLICIES_ON)
 FLOOR = Peer("floor", "raw ASGI floor", "bench.peers.raw_asgi:app")
+OURS_REDIS = Peer("asgi-ws-redis", "asgi-ws, Redis broker", "asgi_ws.app:app", POLICIES_ON, redis=True)
 FASTAPI = Peer("fastapi", "FastAPI", "bench.peers.fastapi_app:app")
 WEBSOCKETS = Peer("websockets", "websockets server", None)
 
@@ -84,11 +96,13 @@ def workloads(sizes: Sizes) -> dict[str, Workload]:
             server.url(path), connections, sizes.echo_seconds, payload, server=group_of(server)
         )
 
-    def fan_out(listeners: int, stalled: bool) -> Callable[[RunningServer], Coroutine[Any, Any, Measured]]:
+    def fan_out(
+        listeners: int, stalled: bool, path: str = "/ws/chat/bench"
+    ) -> Callable[[RunningServer], Coroutine[Any, Any, Measured]]:
         messages = sizes.fan_out_messages[listeners]
 
         async def measure(server: RunningServer) -> Measured:
-            url, before = server.url("/ws/chat/bench"), rss(server)
+            url, before = server.url(path), rss(server)
             run = await loadgen.fan_out(
                 url,
                 listeners,
@@ -114,6 +128,13 @@ def workloads(sizes: Sizes) -> dict[str, Workload]:
         after = await loadgen.idle(server.url("/echo"), sizes.idle_connections, lambda: rss(server))
         return Measured((after - before) / sizes.idle_connections, 0.0)
 
+    async def resume(server: RunningServer) -> Measured:
+        url = server.url("/ws/feed/replay")
+        # The room's history first (once per server: later runs find it there), then one resume.
+        epoch, top = await loadgen.feed_top(url, REPLAYED + 1, CHAT_PAYLOAD)
+        return await loadgen.replay(url, f"{epoch}:{top - REPLAYED}", REPLAYED, server=group_of(server))
+
+    feed_chat, feed = f"chat fan-out to {FEED_LISTENERS} (beside the feed)", f"feed fan-out to {FEED_LISTENERS}"
     found = [
         Workload("echo-10", "echo 32 B, 10 connections", "round trips/s", "/echo", echo(10, ECHO_PAYLOAD, "/echo")),
         Workload("echo-50", "echo 32 B, 50 connections", "round trips/s", "/echo", echo(50, ECHO_PAYLOAD, "/echo")),
@@ -131,11 +152,14 @@ def workloads(sizes: Sizes) -> dict[str, Workload]:
             for stalled in (False, True)
         ),
         Workload("idle", f"{sizes.idle_connections:,} idle connections", "bytes/connection", "/echo", idle, False),
+        Workload("feed-chat", feed_chat, "deliveries/s", "/ws/chat/bench", fan_out(FEED_LISTENERS, False)),
+        Workload("feed", feed, "deliveries/s", "/ws/feed/bench", fan_out(FEED_LISTENERS, False, "/ws/feed/bench")),
+        Workload("feed-replay", f"feed resume, {REPLAYED:,} messages missed", "ms", "/ws/feed/replay", resume, False),
     ]
     return {workload.key: workload for workload in found}
 
 
-def groups(sizes: Sizes) -> list[Group]:
+def groups(sizes: Sizes, feed_servers: Sequence[str] = ("uvicorn",)) -> list[Group]:
     w = workloads(sizes)
     found = []
     for server in BENCH_SERVERS:
@@ -163,6 +187,13 @@ def groups(sizes: Sizes) -> list[Group]:
     found.append(
         Group(f"{w['idle'].title} · uvicorn", [Arm(peer, "uvicorn", w["idle"]) for peer in (OURS, FLOOR)], True)
     )
+    for server in feed_servers:
+        for peer in (OURS, OURS_REDIS):
+            broker = "Redis" if peer.redis else "memory"
+            arms = [Arm(peer, server, w[key]) for key in ("feed-chat", "feed")]
+            found.append(Group(f"feed vs chat · {server}, {broker} broker", arms, warm_up=True, tag="feed"))
+        arms = [Arm(peer, server, w["feed-replay"]) for peer in (OURS, OURS_REDIS)]
+        found.append(Group(f"{w['feed-replay'].title} · {server}", arms, rounds=sizes.replay_rounds, tag="feed"))
     return found
 
 
@@ -181,10 +212,17 @@ def rss(server: RunningServer) -> float:
 
 
 @contextlib.contextmanager
-def serve(arm: Arm, log_dir: Path, cpus: set[int]) -> Iterator[RunningServer]:
-    """The arm's server, pinned to ``cpus``, for the ``with`` block."""
+def serve(arm: Arm, log_dir: Path, cpus: set[int], redis_url: str | None = None) -> Iterator[RunningServer]:
+    """The arm's server, pinned to ``cpus``, for the ``with`` block; on ``redis_url`` if its peer wants Redis."""
     if arm.peer.app is not None:
-        with run_server(arm.server, log_dir, arm.peer.settings, app=arm.peer.app, cpus=cpus) as server:
+        settings = arm.peer.settings
+        if arm.peer.redis:
+            if redis_url is None:
+                raise RuntimeError(f"{arm.key}: runs on Redis, and no redis-server was started")
+            settings = {**settings, "ASGI_WS_BROKER": redis_url}
+        with run_server(arm.server, log_dir, settings, app=arm.peer.app, cpus=cpus) as server:
+            if arm.peer.redis:
+                server.wait_for_health(lambda document: document["broker"]["connected"], 30)
             yield server
         return
     with websockets_server(log_dir, cpus) as server:
@@ -221,7 +259,7 @@ class Progress:
 
 
 def describe(arm: Arm, round_: int, rounds: int, run: Measured) -> str:
-    figure = f"{run.rate:,.0f} {arm.workload.unit}"
+    figure = f"{figure_text(run.rate)} {arm.workload.unit}"
     notes = [f"server CPU {run.server_cpu:.0%}"] if run.server_cpu else []
     notes += [f"client CPU {run.client_cpu:.0%}"] if run.client_cpu else []
     if run.client_cpu >= SATURATED:
@@ -239,8 +277,8 @@ class ServerPool:
     so the uvicorn servers of the echo groups also serve the stream group.
     """
 
-    def __init__(self, log_dir: Path, cpus: set[int]) -> None:
-        self.log_dir, self.cpus = log_dir, cpus
+    def __init__(self, log_dir: Path, cpus: set[int], redis_url: str | None = None) -> None:
+        self.log_dir, self.cpus, self.redis_url = log_dir, cpus, redis_url
         self._stack = contextlib.ExitStack()
         self._servers: dict[tuple[str, str], RunningServer] = {}
 
@@ -249,7 +287,7 @@ class ServerPool:
             self.close()
         key = (arm.server, arm.peer.key)
         if key not in self._servers:
-            self._servers[key] = self._stack.enter_context(serve(arm, self.log_dir, self.cpus))
+            self._servers[key] = self._stack.enter_context(serve(arm, self.log_dir, self.cpus, self.redis_url))
         return self._servers[key]
 
     def close(self) -> None:
@@ -258,12 +296,16 @@ class ServerPool:
 
 
 def run_group(group: Group, results: Results, pool: ServerPool, progress: Progress) -> None:
-    for round_ in range(1, results.sizes.rounds + 1):
+    rounds = group.rounds or results.sizes.rounds
+    if group.warm_up:  # the first run on a new server is the slowest: it would favour the arm that runs second
+        for arm in group.arms:
+            uvloop.run(arm.workload.measure(pool.get(arm)))
+    for round_ in range(1, rounds + 1):
         order = group.arms if round_ % 2 else group.arms[::-1]  # A B C, then C B A
         for arm in order:
             with contextlib.ExitStack() as per_run:
                 if group.fresh_server:
-                    server = per_run.enter_context(serve(arm, pool.log_dir, pool.cpus))
+                    server = per_run.enter_context(serve(arm, pool.log_dir, pool.cpus, pool.redis_url))
                 else:
                     server = pool.get(arm)
                 run = uvloop.run(arm.workload.measure(server))
@@ -271,7 +313,7 @@ def run_group(group: Group, results: Results, pool: ServerPool, progress: Progre
             results.runs.setdefault(arm.key, []).append(run)
             if not run.done and arm.peer is OURS:
                 results.failures.append(f"{arm.key} round {round_} did not finish")
-            progress.line(describe(arm, round_, results.sizes.rounds, run))
+            progress.line(describe(arm, round_, rounds, run))
 
 
 def run_latency(results: Results, scratch: Path, cpus: tuple[set[int], set[int]], progress: Progress) -> None:
@@ -320,6 +362,12 @@ def redis_publish(port: int, requests: int) -> dict[str, float]:
     }
 
 
+def selectable(sizes: Sizes) -> list[str]:
+    """What --only takes: every workload's key, the groups' tags, and "latency" (P7)."""
+    tags = sorted({group.tag for group in groups(sizes) if group.tag})
+    return list(dict.fromkeys([*workloads(sizes), *tags, "latency"]))  # "feed" is a workload and a tag
+
+
 def split_cpus() -> tuple[set[int], set[int]]:
     """(server CPUs, load generator CPUs): the first usable CPU for the servers, the rest for the clients."""
     usable = sorted(os.sched_getaffinity(0))
@@ -331,18 +379,23 @@ def split_cpus() -> tuple[set[int], set[int]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description="asgi_ws against its peers, side by side in one run (contract §6, P1-P7)."
+        prog="python -m bench",
+        description="asgi_ws against its peers, side by side in one run (contract §6, P1-P7, P9).",
     )
     parser.add_argument("--quick", action="store_true", help="every workload once and short (under 2 minutes)")
     parser.add_argument("--rounds", type=int, help="A/B alternations (default 5, 1 with --quick)")
     parser.add_argument(
         "--only",
-        help=f"comma-separated workloads to run, of: {', '.join([*workloads(Sizes()), 'latency'])} (default: all)",
+        help=f"comma-separated workloads to run, of: {', '.join([*selectable(Sizes()), 'c100k'])} "
+        "(default: all but c100k)",
     )
+    parser.add_argument("--c100k-connections", type=int, default=100_000, help="c100k: connections (default 100000)")
+    parser.add_argument("--c100k-workers", type=int, default=6, help="c100k: uvicorn processes (default 6)")
+    parser.add_argument("--c100k-generators", type=int, default=6, help="c100k: load-generator processes (default 6)")
     parser.add_argument(
         "--servers",
         help="comma-separated servers to run under (default: uvicorn,hypercorn,granian; "
-        "fan-out, JSON and idle run under uvicorn only)",
+        "fan-out, JSON and idle run under uvicorn only, the feed under uvicorn unless servers are named)",
     )
     parser.add_argument(
         "--out", type=Path, help="where RESULTS.md and results.png go (default bench/, not written with --quick)"
@@ -353,25 +406,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, rounds=args.rounds)
     out = args.out if args.out or args.quick else BENCH_DIR
     only = set(args.only.split(",")) if args.only else None
-    known = {*workloads(sizes), "latency"}
+    known = {*selectable(sizes), "c100k"}
     if only is not None and only - known:
         parser.error(
             f"--only: unknown workload(s) {', '.join(sorted(only - known))}; known: {', '.join(sorted(known))}"
         )
 
+    if only is not None and "c100k" in only:
+        config = c100k.C100k(args.c100k_connections, args.c100k_workers, args.c100k_generators)
+        with tempfile.TemporaryDirectory(prefix="asgi-ws-c100k-") as scratch:
+            c100k.run(config, Path(scratch))
+        print(json.dumps(config.figures, indent=2))
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "c100k.json").write_text(json.dumps(config.figures, indent=2) + "\n")
+            print(f"wrote {out / 'c100k.json'}")
+        only.discard("c100k")
+        if not only:
+            return 0
     loadgen.raise_fd_limit(sizes.idle_connections * 2 + 4096)
     cpus = split_cpus()
     os.sched_setaffinity(0, cpus[1])
     servers = set(args.servers.split(",")) | {"websockets"} if args.servers else None
     if servers is not None and servers - {*BENCH_SERVERS, "websockets"}:
         parser.error(f"--servers: choose among {', '.join(BENCH_SERVERS)}")
+    feed_servers = sorted(servers - {"websockets"}) if servers is not None else ["uvicorn"]
     chosen = [
         group
-        for group in groups(sizes)
-        if (only is None or any(arm.workload.key in only for arm in group.arms))
+        for group in groups(sizes, feed_servers)
+        if (only is None or group.tag in only or any(arm.workload.key in only for arm in group.arms))
         and (servers is None or all(arm.server in servers for arm in group.arms))
     ]
-    measurements = sum(len(g.arms) for g in chosen) * sizes.rounds + (2 if only is None or "latency" in only else 0)
+    measurements = sum(len(g.arms) * (g.rounds or sizes.rounds) for g in chosen)
+    measurements += 2 if only is None or "latency" in only else 0
     print(
         f"bench: {len(chosen)} groups, {measurements} measurements; servers on CPU {sorted(cpus[0])}, "
         f"load generator on CPU {sorted(cpus[1])}",
@@ -380,8 +447,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = Results(sizes)
     progress = Progress(measurements)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="asgi-ws-bench-") as scratch:
-        pool = ServerPool(Path(scratch) / "logs", cpus[0])
+    with tempfile.TemporaryDirectory(prefix="asgi-ws-bench-") as scratch, contextlib.ExitStack() as stack:
+        redis_url = None
+        if any(arm.peer.redis for group in chosen for arm in group.arms):
+            redis = RedisServer(Path(scratch))
+            redis.start()
+            stack.callback(redis.stop)
+            redis_url = redis.url
+        pool = ServerPool(Path(scratch) / "logs", cpus[0], redis_url)
         try:
             for group in chosen:
                 if group.fresh_server:

@@ -212,6 +212,7 @@ def run_server(
     extra_env: Mapping[str, str] | None = None,
     listen: Mapping[str, float | None] | None = None,
     cpus: Collection[int] | None = None,
+    port: int | None = None,
 ) -> Iterator[RunningServer]:
     """Run server ``name`` serving ``app`` with ``ASGI_WS_*`` ``settings`` for the ``with`` block.
 
@@ -222,9 +223,12 @@ def run_server(
     (None: no ping flags, the server's own keepalive default).
     ``cpus``: pin the server, and every process and thread it starts, to these
     CPUs (the benchmarks keep it off the load generator's).
+    ``port``: listen on this port (say, the one of a server that was just
+    stopped, so that its clients can come back) instead of a free one; taken,
+    it fails at once with :class:`ServerStartError`.
     """
     options = Launch(app, ready_path, via_cli, extra_env or {}, listen or {}, frozenset(cpus or ()))
-    server = _start(name, log_dir, settings or {}, options)
+    server = _start(name, log_dir, settings or {}, options, port)
     try:
         yield server
     finally:
@@ -277,7 +281,9 @@ class Launch:
     cpus: frozenset[int]  # CPU affinity of the child; empty: wherever the OS puts it
 
 
-def _start(name: str, log_dir: Path, settings: Mapping[str, str], options: Launch) -> RunningServer:
+def _start(
+    name: str, log_dir: Path, settings: Mapping[str, str], options: Launch, port: int | None = None
+) -> RunningServer:
     kind = SERVERS[name]
     missing = kind.missing()
     if missing:
@@ -294,9 +300,11 @@ def _start(name: str, log_dir: Path, settings: Mapping[str, str], options: Launc
     env["PYTHONUNBUFFERED"] = "1"  # log lines reach the file as they are written
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    for _ in range(START_ATTEMPTS):
-        port = free_port()
-        server = RunningServer(name, port, log_dir / f"{name}-{port}.log")
+    ports = [port] if port is not None else (free_port() for _ in range(START_ATTEMPTS))
+    for chosen in ports:
+        # On a port given again, a new log beside the earlier process's, not over it.
+        again = "" if port is None else f"-{time.time_ns()}"
+        server = RunningServer(name, chosen, log_dir / f"{name}-{chosen}{again}.log")
         server.process = _spawn(kind, server, env, options)
         try:
             wait_until_ready(server, options.ready_path, kind.ready_log)
@@ -307,6 +315,8 @@ def _start(name: str, log_dir: Path, settings: Mapping[str, str], options: Launc
             stop_process(server.process)
             raise
         return server
+    if port is not None:
+        raise ServerStartError(f"{name}: port {port} is taken")
     raise ServerStartError(f"{name}: the chosen port was taken {START_ATTEMPTS} times in a row")
 
 

@@ -1,10 +1,9 @@
 """A real ``redis-server`` for tests and benchmarks: started on a free port, killed and restarted at will.
 
 The broker tests need to take Redis away and bring it back on the same port, so
-this wraps one ``redis-server`` process (the Debian package's binary), with
-persistence off unless asked for: then every write is in its append-only
-file, in its log directory, before Redis answers it, so that a restart after
-a SIGKILL finds every key again.  It is stopped by its own PID, never by name.
+this wraps one ``redis-server`` process (the Debian package's binary) with
+persistence off, or, for a test that needs a restart to keep the data, with an
+append-only file written on every command.  It is stopped by its own PID, never by name.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ class RedisServer:
             raise RuntimeError(MISSING)
         self.binary = binary
         self.log_dir = log_dir  # its logs, and its append-only file when persistent
-        self.persistent = persistent  # appendonly with an fsync per write: a restart loses nothing
+        self.persistent = persistent  # a restart keeps every acknowledged write (appendfsync always)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -52,11 +51,11 @@ class RedisServer:
         """Start (or start again) on the same port, and wait until it answers PING."""
         assert self.process is None or self.process.poll() is not None, "already running"
         self.starts += 1
+        persistence = ("--appendonly", "yes", "--appendfsync", "always") if self.persistent else ("--appendonly", "no")
         argv = [
             self.binary,
             *("--bind", HOST, "--port", str(self.port)),
-            *("--save", ""),
-            *(("--appendonly", "yes", "--appendfsync", "always") if self.persistent else ("--appendonly", "no")),
+            *("--save", "", *persistence),  # no snapshots; an append-only file only if persistent
             *("--dir", str(self.log_dir)),
         ]
         with (self.log_dir / f"redis-{self.port}-{self.starts}.log").open("wb") as log:

@@ -92,16 +92,16 @@ def app(make_app: MakeApp) -> App:
 @pytest.fixture
 def redis_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server on a free port for this test, which the test may kill and restart."""
-    yield from _run_redis(request, tmp_path, persistent=False)
+    yield from _redis_server(request, tmp_path, persistent=False)
 
 
 @pytest.fixture
-def persistent_redis_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
-    """``redis_server``, with every write in an append-only file first: a kill and restart loses nothing."""
-    yield from _run_redis(request, tmp_path, persistent=True)
+def persistent_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """The same, but a restart keeps every acknowledged write (an append-only file, fsynced always)."""
+    yield from _redis_server(request, tmp_path, persistent=True)
 
 
-def _run_redis(request: pytest.FixtureRequest, tmp_path: Path, *, persistent: bool) -> Iterator[RedisServer]:
+def _redis_server(request: pytest.FixtureRequest, tmp_path: Path, *, persistent: bool) -> Iterator[RedisServer]:
     if request.config.getoption("no_redis"):
         pytest.skip("--no-redis was given: the Redis broker tests did not run")
     try:

@@ -8,6 +8,7 @@ fixture), which the outage tests kill and start again on the same port.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,16 +18,20 @@ import anyio
 import pytest
 import redis
 
+import asgi_ws.redis_broker
 from asgi_ws.app import App, create_app
-from asgi_ws.broker import BrokerError, encode_envelope
+from asgi_ws.broker import BrokerError, encode_envelope, topic_to_wire
+from asgi_ws.feed import FeedMessage, Since, new_epoch
 from asgi_ws.http import health
-from asgi_ws.hub import BROADCAST, Topic, chat_room
+from asgi_ws.hub import BROADCAST, Topic, chat_room, feed_room
 from asgi_ws.redis_broker import (
+    APPEND_SCRIPT,
     MIN_BACKOFF,
     PUBLISH_QUEUE,
     PUBLISH_QUEUE_BYTES,
     RedisBroker,
     channel,
+    feed_keys,
     next_backoff,
 )
 from asgi_ws.settings import Settings
@@ -298,3 +303,367 @@ async def run_lifespan(app: App, until_started: Callable[[], bool]) -> list[dict
             await eventually(until_started, "the started app")
         shutdown.set()
     return sent
+
+
+# Feed rooms: one order for every process, gaps filled from the Stream, nothing lost in an outage
+
+FEED = feed_room("f")
+
+
+class FeedInbox:
+    """The ``deliver`` callback of one broker for a feed room: the numbered messages its hub was handed."""
+
+    def __init__(self) -> None:
+        self.messages: list[FeedMessage] = []
+
+    def __call__(self, topic: Topic, item: str | FeedMessage) -> None:
+        assert topic == FEED
+        assert isinstance(item, FeedMessage), item
+        self.messages.append(item)
+
+    def offsets(self) -> list[int]:
+        return [message.offset for message in self.messages]
+
+    def data(self) -> list[str]:
+        return [json.loads(message.text)["data"] for message in self.messages]
+
+
+def append_unseen(server: RedisServer, topic: Topic, text: str, channel_name: str = "asgi-ws:nobody") -> int:
+    """Run the append script as another process would, publishing on a channel nobody listens to.
+
+    The message is numbered and kept in the Stream, but pub/sub never brings
+    it to any broker: a lost pub/sub message.
+    """
+    meta, log = feed_keys(topic)
+    args = [
+        json.dumps(text),
+        "another-node",
+        new_epoch(),
+        1000,
+        300_000,
+        channel_name,
+        json.dumps(topic_to_wire(topic)),
+    ]
+    with redis.Redis(host="127.0.0.1", port=server.port) as client:
+        return int(client.eval(APPEND_SCRIPT, 2, meta, log, *args))
+
+
+async def subscribed(broker: RedisBroker, server: RedisServer, count: int = 1) -> None:
+    broker.subscribe(FEED)
+    await eventually(lambda: subscribers(server, FEED) >= count, "the feed subscription")
+
+
+async def test_two_processes_appending_into_one_feed_room_see_one_order(redis_server: RedisServer) -> None:
+    a_inbox, b_inbox = FeedInbox(), FeedInbox()
+    async with (
+        running(RedisBroker(redis_server.url), a_inbox) as a,  # type: ignore[arg-type]
+        running(RedisBroker(redis_server.url), b_inbox) as b,  # type: ignore[arg-type]
+    ):
+        a.subscribe(FEED)
+        await subscribed(b, redis_server, 2)
+        for number in range(300):
+            assert a.append(FEED, f"a{number}") is None  # numbered by Redis, delivered through pub/sub
+            b.append(FEED, f"b{number}")
+        await eventually(lambda: len(a_inbox.messages) == len(b_inbox.messages) == 600, "all 600 at both")
+        assert a_inbox.offsets() == list(range(1, 601))
+        assert [m.text for m in a_inbox.messages] == [m.text for m in b_inbox.messages]
+        assert len({message.epoch for message in a_inbox.messages}) == 1
+        data = a_inbox.data()
+        assert [text for text in data if text[0] == "a"] == [f"a{number}" for number in range(300)]
+        assert [text for text in data if text[0] == "b"] == [f"b{number}" for number in range(300)]
+        assert (a.received, b.received, a.feed_filled, b.feed_filled) == (300, 300, 0, 0)
+        await eventually(lambda: a.published == b.published == 300, "both to count their appends")
+
+
+async def test_a_feed_message_pub_sub_never_delivered_is_filled_from_the_stream(redis_server: RedisServer) -> None:
+    inbox = FeedInbox()
+    async with running(RedisBroker(redis_server.url), inbox) as broker:  # type: ignore[arg-type]
+        await subscribed(broker, redis_server)
+        broker.append(FEED, "first")
+        await eventually(lambda: inbox.offsets() == [1], "the first message")
+        assert append_unseen(redis_server, FEED, "lost on pub/sub") == 2
+        assert append_unseen(redis_server, FEED, "lost too") == 3
+        await anyio.sleep(0.2)
+        assert inbox.offsets() == [1]  # nothing came through pub/sub
+        broker.append(FEED, "fourth")
+        await eventually(lambda: len(inbox.messages) == 4, "the fourth message, and the two before it")
+        assert inbox.offsets() == [1, 2, 3, 4]
+        assert inbox.data() == ["first", "lost on pub/sub", "lost too", "fourth"]
+        assert broker.feed_filled == 2
+        assert broker.state()["feed_filled"] == 2
+
+
+async def test_a_numbered_envelope_from_afar_is_delivered_after_the_gap_before_it(redis_server: RedisServer) -> None:
+    inbox = FeedInbox()
+    async with running(RedisBroker(redis_server.url), inbox) as broker:  # type: ignore[arg-type]
+        await subscribed(broker, redis_server)
+        broker.append(FEED, "first")
+        await eventually(lambda: inbox.offsets() == [1], "the first message")
+        epoch = inbox.messages[0].epoch
+        append_unseen(redis_server, FEED, "second")
+        append_unseen(redis_server, FEED, "third")
+        envelope = {"v": 1, "node": "n2", "room": "feed:f", "offset": 3, "epoch": epoch, "data": "third"}
+        with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
+            client.publish(channel(FEED), json.dumps(envelope))  # only the later one reaches pub/sub
+        await eventually(lambda: len(inbox.messages) == 3, "the third message and the one before it")
+        assert inbox.data() == ["first", "second", "third"]
+        assert broker.feed_filled == 1
+
+
+async def test_outage_with_persistence_holds_feed_messages_then_numbers_them_and_catches_up(
+    persistent_redis: RedisServer,
+) -> None:
+    server = persistent_redis
+    a_inbox, b_inbox = FeedInbox(), FeedInbox()
+    a = RedisBroker(server.url, min_backoff=FAST_BACKOFF)
+    b = RedisBroker(server.url, min_backoff=3.0)  # back well after a: it misses what a sends meanwhile
+    async with running(a, a_inbox), running(b, b_inbox):  # type: ignore[arg-type]
+        a.subscribe(FEED)
+        await subscribed(b, server, 2)
+        a.append(FEED, "before")
+        await eventually(lambda: a_inbox.offsets() == b_inbox.offsets() == [1], "the message before the outage")
+        epoch = a_inbox.messages[0].epoch
+
+        server.kill()
+        await eventually(lambda: not a.connected and not b.connected, "both brokers to notice the outage")
+        a.append(FEED, "during 1")
+        a.append(FEED, "during 2")
+        assert a.state()["feed_held"] == 2  # held, not dropped
+        assert a.dropped == 0
+        await anyio.sleep(0.3)
+        assert a_inbox.offsets() == [1]  # not delivered, not even locally: Redis gives the numbers
+
+        server.start()
+        await eventually(lambda: a_inbox.offsets() == [1, 2, 3], "a's held messages, numbered, at a")
+        await eventually(
+            lambda: a.state()["feed_held"] == 0, "a to count them sent"
+        )  # after pub/sub may have delivered them
+        assert append_unseen(server, FEED, "while b was away") == 4  # and on no channel b could hear
+        assert not b.connected, "b came back too early for this test to prove its catch-up"
+        await eventually(lambda: b.connected, "b to reconnect")
+        # b caught up from the Stream when it reconnected, with no later message to reveal the gap.
+        assert b_inbox.offsets() == [1, 2, 3, 4]
+        assert b.feed_filled == 3
+        b.append(FEED, "after")
+        await eventually(lambda: len(a_inbox.messages) == 5 and len(b_inbox.messages) == 5, "the message after")
+        assert a_inbox.offsets() == b_inbox.offsets() == [1, 2, 3, 4, 5]
+        assert a_inbox.data() == b_inbox.data() == ["before", "during 1", "during 2", "while b was away", "after"]
+        assert {message.epoch for message in a_inbox.messages + b_inbox.messages} == {epoch}
+        assert a.feed_filled == 1  # 4, found behind 5
+
+
+@asynccontextmanager
+async def after_an_outage(server: RedisServer) -> AsyncIterator[tuple[RedisBroker, FeedInbox]]:
+    """A broker following FEED that has delivered one message, "before", and Redis just killed."""
+    inbox = FeedInbox()
+    broker = RedisBroker(server.url, min_backoff=FAST_BACKOFF)
+    async with running(broker, inbox):  # type: ignore[arg-type]
+        await subscribed(broker, server)
+        broker.append(FEED, "before")
+        await eventually(lambda: inbox.offsets() == [1], "the message before the outage")
+        server.kill()
+        await eventually(lambda: not broker.connected, "the outage")
+        yield broker, inbox
+
+
+async def test_a_restart_without_persistence_starts_a_new_epoch(redis_server: RedisServer) -> None:
+    async with after_an_outage(redis_server) as (broker, inbox):
+        old = inbox.messages[0].epoch
+        broker.append(FEED, "held")
+        redis_server.start()
+        await eventually(lambda: len(inbox.messages) == 2, "the held message")
+        new = inbox.messages[1]
+        assert (new.offset, new.epoch != old, inbox.data()[1]) == (1, True, "held")
+        lost = await broker.replay(FEED, Since(old, 1))
+        assert (lost.failure, lost.epoch, lost.top, list(lost.messages)) == ("epoch", new.epoch, 1, [])
+        served = await broker.replay(FEED, Since(new.epoch, 0))
+        assert served.recovered
+        assert [message.text for message in served.messages] == [new.text]
+
+
+async def test_the_stream_is_trimmed_to_history_size(redis_server: RedisServer) -> None:
+    inbox = FeedInbox()
+    async with running(RedisBroker(redis_server.url, history_size=5), inbox) as broker:  # type: ignore[arg-type]
+        await subscribed(broker, redis_server)
+        for number in range(1, 13):
+            broker.append(FEED, f"m{number}")
+        await eventually(lambda: len(inbox.messages) == 12, "all twelve")
+        epoch = inbox.messages[0].epoch
+        with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
+            assert client.xlen(feed_keys(FEED)[1]) == 5
+        trimmed = await broker.replay(FEED, Since(epoch, 6))  # 7 is gone
+        assert (trimmed.failure, trimmed.top) == ("trimmed", 12)
+        served = await broker.replay(FEED, Since(epoch, 7))
+        assert (served.failure, served.top) == (None, 12)
+        assert [message.text for message in served.messages] == [message.text for message in inbox.messages[7:]]
+        between = await broker.between(FEED, epoch, 8, 10)
+        assert [message.text for message in between] == [message.text for message in inbox.messages[8:10]]
+
+
+def test_feed_keys_share_one_cluster_slot() -> None:
+    assert feed_keys(feed_room("r.1")) == ("asgi-ws:{feed:r.1}:meta", "asgi-ws:{feed:r.1}:log")
+
+
+async def test_feed_keys_carry_the_hash_tag_and_expire_after_the_ttl(redis_server: RedisServer) -> None:
+    inbox = FeedInbox()
+    async with running(RedisBroker(redis_server.url, history_ttl=60), inbox) as broker:  # type: ignore[arg-type]
+        await subscribed(broker, redis_server)
+        broker.append(FEED, "x")
+        await eventually(lambda: len(inbox.messages) == 1, "the message")
+        with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
+            keys = sorted(key.decode() for key in client.keys("asgi-ws:*"))
+            assert keys == ["asgi-ws:{feed:f}:log", "asgi-ws:{feed:f}:meta"]
+            for key in keys:
+                assert 0 < client.pttl(key) <= 60_000
+            assert client.hgetall(keys[1]) == {b"epoch": inbox.messages[0].epoch.encode(), b"top": b"1"}
+
+
+async def test_a_resume_while_redis_is_down_is_unavailable_and_raises_nothing(redis_server: RedisServer) -> None:
+    inbox = FeedInbox()
+    broker = RedisBroker(redis_server.url, min_backoff=30.0)
+    async with running(broker, inbox):  # type: ignore[arg-type]
+        await subscribed(broker, redis_server)
+        broker.append(FEED, "x")
+        await eventually(lambda: len(inbox.messages) == 1, "the message")
+        epoch = inbox.messages[0].epoch
+        redis_server.kill()
+        await eventually(lambda: not broker.connected, "the outage")
+        replay = await broker.replay(FEED, Since(epoch, 0))
+        assert (replay.failure, replay.epoch, replay.top, list(replay.messages)) == ("unavailable", epoch, 1, [])
+        unknown = await broker.replay(feed_room("elsewhere"), Since("e", 3))
+        assert (unknown.failure, unknown.epoch, unknown.top) == ("unavailable", "e", 3)
+        assert await broker.between(FEED, epoch, 0, 5) == []
+
+
+async def test_a_room_whose_stream_vanished_but_not_its_meta_is_trimmed_not_replayed_empty(
+    redis_server: RedisServer,
+) -> None:
+    inbox = FeedInbox()
+    async with running(RedisBroker(redis_server.url), inbox) as broker:  # type: ignore[arg-type]
+        await subscribed(broker, redis_server)
+        for text in ("1", "2", "3"):
+            broker.append(FEED, text)
+        await eventually(lambda: len(inbox.messages) == 3, "three messages")
+        epoch = inbox.messages[0].epoch
+        with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
+            client.delete(feed_keys(FEED)[1])  # evicted, or expired on its own
+        assert (await broker.replay(FEED, Since(epoch, 1))).failure == "trimmed"
+        assert (await broker.replay(FEED, Since(epoch, 3))).recovered
+        broker.append(FEED, "4")
+        await eventually(lambda: len(inbox.messages) == 4, "the fourth")
+        assert inbox.messages[3].offset == 4
+        assert inbox.messages[3].epoch == epoch
+        assert [m.offset for m in (await broker.replay(FEED, Since(epoch, 3))).messages] == [4]
+
+
+async def test_a_room_whose_meta_vanished_but_not_its_stream_starts_a_new_epoch(redis_server: RedisServer) -> None:
+    inbox = FeedInbox()
+    async with running(RedisBroker(redis_server.url), inbox) as broker:  # type: ignore[arg-type]
+        await subscribed(broker, redis_server)
+        broker.append(FEED, "1")
+        broker.append(FEED, "2")
+        await eventually(lambda: len(inbox.messages) == 2, "two messages")
+        old = inbox.messages[0].epoch
+        with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
+            client.delete(feed_keys(FEED)[0])
+        broker.append(FEED, "new")
+        await eventually(lambda: len(inbox.messages) == 3, "the first of the new history")
+        assert (inbox.messages[2].offset, inbox.messages[2].epoch != old) == (1, True)
+        replay = await broker.replay(FEED, Since(inbox.messages[2].epoch, 0))
+        assert [message.text for message in replay.messages] == [inbox.messages[2].text]  # the old entries are gone
+
+
+async def test_a_fill_cut_off_by_redis_is_caught_up_after_the_reconnect(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CLIENT PAUSE WRITE holds every script (the fill is one) while pub/sub still flows: the fill times out
+    # as it would if Redis had gone, the connection is dropped, and the reconnect must deliver the gap.
+    monkeypatch.setattr(asgi_ws.redis_broker, "COMMAND_TIMEOUT", 0.5)
+    inbox = FeedInbox()
+    broker = RedisBroker(redis_server.url, min_backoff=FAST_BACKOFF)
+    async with running(broker, inbox):  # type: ignore[arg-type]
+        await subscribed(broker, redis_server)
+        broker.append(FEED, "1")
+        await eventually(lambda: inbox.offsets() == [1], "the first message")
+        append_unseen(redis_server, FEED, "2")
+        meta, log = feed_keys(FEED)
+        args = [json.dumps("3"), "another-node", new_epoch(), 1000, 300_000, channel(FEED), json.dumps("feed:f")]
+        with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
+            pipe = client.pipeline(transaction=False)
+            pipe.eval(APPEND_SCRIPT, 2, meta, log, *args)  # 3, published: the broker sees the gap at once
+            pipe.execute_command("CLIENT", "PAUSE", 1500, "WRITE")  # and its fill waits
+            pipe.execute()
+        await eventually(lambda: broker.reconnects >= 1, "the broker to give up on the fill and reconnect")
+        await eventually(lambda: len(inbox.messages) == 3, "the gap and the message after it")
+        assert inbox.offsets() == [1, 2, 3]
+        assert inbox.data() == ["1", "2", "3"]
+        await anyio.sleep(0.2)
+        assert len(inbox.messages) == 3  # and nothing twice
+
+
+async def test_cursors_are_forgotten_with_the_last_member(redis_server: RedisServer) -> None:
+    async with running(RedisBroker(redis_server.url), lambda topic, item: None) as broker:  # type: ignore[arg-type]
+        for number in range(20):
+            room = feed_room(f"room{number}")
+            broker.subscribe(room)
+            broker.append(room, "x")
+        await eventually(lambda: len(broker._cursors) == 20, "a cursor per room with a member")
+        for number in range(20):
+            broker.unsubscribe(feed_room(f"room{number}"))
+        await eventually(lambda: broker._cursors == {}, "every cursor forgotten once its channel is unsubscribed")
+
+
+async def test_after_a_new_epoch_a_message_pub_sub_lost_is_filled_from_offset_one(redis_server: RedisServer) -> None:
+    async with after_an_outage(redis_server) as (broker, inbox):
+        redis_server.start()  # without persistence: the room's history is gone
+        await eventually(lambda: broker.connected and subscribers(redis_server, FEED) == 1, "the reconnect")
+        assert append_unseen(redis_server, FEED, "first of the new history") == 1  # lost on pub/sub
+        broker.append(FEED, "second of the new history")
+        await eventually(lambda: len(inbox.messages) >= 3, "the new history")
+        assert inbox.offsets() == [1, 1, 2]
+        assert inbox.data() == ["before", "first of the new history", "second of the new history"]
+        assert inbox.messages[1].epoch == inbox.messages[2].epoch != inbox.messages[0].epoch
+        assert broker.feed_filled == 1
+
+
+async def test_an_append_redis_refuses_is_retried_alone_and_the_rest_of_its_batch_is_not_repeated(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = FeedInbox()
+    bad = feed_room("bad")
+    broker = RedisBroker(redis_server.url, min_backoff=FAST_BACKOFF)
+    with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
+        client.set(feed_keys(bad)[0], "not a hash")  # the append script fails on this room: WRONGTYPE
+        async with running(broker, lambda topic, item: inbox(FEED, item) if topic == FEED else None):  # type: ignore[arg-type]
+            await subscribed(broker, redis_server)
+            broker.append(FEED, "first")
+            await eventually(lambda: inbox.offsets() == [1], "the first message")
+            broker.append(FEED, "a")
+            broker.append(bad, "refused until the key is fixed")
+            broker.append(FEED, "b")  # one pipelined batch of three
+            await eventually(lambda: inbox.data() == ["first", "a", "b"], "the two appends Redis took")
+            await eventually(lambda: broker.reconnects >= 2, "two retries of the refused one")
+            assert "WRONGTYPE" in caplog.text
+            assert broker.state()["feed_held"] == 1
+            client.delete(feed_keys(bad)[0])
+            await eventually(lambda: broker.state()["feed_held"] == 0, "the refused one, once the key is fixed")
+            assert client.hget(feed_keys(bad)[0], "top") == b"1"
+            broker.append(FEED, "c")
+            await eventually(lambda: len(inbox.messages) >= 4, "the next message")
+            assert inbox.offsets() == [1, 2, 3, 4]  # a and b were not appended again by the retries
+            assert inbox.data() == ["first", "a", "b", "c"]
+
+
+def test_feed_messages_held_for_redis_are_bounded() -> None:
+    # Never connected: every append waits for Redis, up to the queue's bound, and the rest are counted as dropped.
+    broker = RedisBroker("redis://127.0.0.1:1/0")
+    for number in range(PUBLISH_QUEUE + 10):
+        broker.append(FEED, str(number))
+    assert broker.state()["feed_held"] == PUBLISH_QUEUE
+    assert broker.dropped == 10
+    largest = "x" * Settings().max_message_size
+    bytes_bound = RedisBroker("redis://127.0.0.1:1/0")
+    for _ in range(PUBLISH_QUEUE_BYTES // len(largest) + 10):
+        bytes_bound.append(FEED, largest)
+    assert bytes_bound.state()["feed_held"] == PUBLISH_QUEUE_BYTES // len(largest)
+    assert bytes_bound.dropped == 10

@@ -147,3 +147,42 @@ def test_values_built_in_code_are_normalised_like_the_environment() -> None:
     from_env = Settings.from_env({"ASGI_WS_ALLOWED_ORIGINS": "https://App.example.com/"})
     assert in_code.allowed_origins == from_env.allowed_origins == ("https://app.example.com",)
     assert origin_allowed("https://app.example.com", "other.example", in_code.allowed_origins)
+
+
+def test_the_feed_history_settings_have_their_defaults_and_variables() -> None:
+    defaults = Settings()
+    assert (defaults.history_size, defaults.history_ttl, defaults.history_bytes) == (1000, 300.0, 64 * 1024 * 1024)
+    settings = Settings.from_env(
+        {"ASGI_WS_HISTORY_SIZE": "50", "ASGI_WS_HISTORY_TTL": "2.5", "ASGI_WS_HISTORY_BYTES": "65536"}
+    )
+    assert (settings.history_size, settings.history_ttl, settings.history_bytes) == (50, 2.5, 65536)
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("ASGI_WS_HISTORY_SIZE", "0", "positive integer"),
+        ("ASGI_WS_HISTORY_SIZE", "-1", "positive integer"),
+        ("ASGI_WS_HISTORY_SIZE", "1e3", "positive integer"),
+        ("ASGI_WS_HISTORY_SIZE", "", "positive integer"),
+        ("ASGI_WS_HISTORY_TTL", "0", "number > 0"),
+        ("ASGI_WS_HISTORY_TTL", "-5", "number > 0"),
+        ("ASGI_WS_HISTORY_TTL", "inf", "number > 0"),
+        ("ASGI_WS_HISTORY_TTL", "nan", "number > 0"),
+        ("ASGI_WS_HISTORY_TTL", "5m", "number > 0"),
+        ("ASGI_WS_HISTORY_BYTES", "0", "positive integer"),
+        ("ASGI_WS_HISTORY_BYTES", "64MiB", "positive integer"),
+    ],
+)
+def test_bad_history_variables_are_refused(variable: str, value: str, expected: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({variable: value})
+    assert str(error.value).startswith(f"{variable}={value!r}:")
+    assert expected in str(error.value)
+
+
+def test_history_flags_override_the_environment() -> None:
+    args = parse_flags("--history-size", "7", "--history-ttl", "0.5")
+    settings = Settings.from_sources(args, {"ASGI_WS_HISTORY_SIZE": "99", "ASGI_WS_HISTORY_BYTES": "4096"})
+    assert (settings.history_size, settings.history_ttl, settings.history_bytes) == (7, 0.5, 4096)

@@ -3,7 +3,9 @@
 Playwright drives Debian's Chromium (``apt-get install chromium``) through
 ``executable_path``: no browser is downloaded.  Without Chromium the tests fail
 and say how to install it, unless ``--no-browser`` is given.  Each test saves a
-screenshot under ``artifacts/`` (kept by CI, ignored by git).
+screenshot under ``artifacts/`` (kept by CI, ignored by git).  The feed panel's
+test also needs ``redis-server`` (``--no-redis`` skips it), because the page's
+server is killed and started again and only Redis keeps the history meanwhile.
 
 The tests are synchronous: Playwright's sync API runs its own event loop, which
 must not be nested in the anyio plugin's.
@@ -21,6 +23,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from conformance.launcher import REPO_ROOT, RunningServer
+from conformance.redis_server import RedisServer
+
+from .feed_restart import Publisher, restartable_pair
 
 pytestmark = pytest.mark.server
 
@@ -123,6 +128,49 @@ def test_the_stream_counts_to_10000(browser: Browser, server: RunningServer) -> 
     assert page.eval_on_selector("#stream-progress", "bar => bar.value === bar.max && bar.max === 10000")
     screenshot(page, f"demo-stream-{server.name}.png")
     page.close()
+
+
+def test_the_feed_panel_resumes_after_its_server_is_killed(
+    browser: Browser, server_name: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The page's server dies under it; the panel reconnects by itself and recovers what it missed.
+
+    The page is on process ``a``, a publisher on ``b``, both on one Redis.
+    While ``a`` is down the publisher goes on, and Redis keeps the messages;
+    ``a`` comes back on its port and the page, resuming with ``since``,
+    receives exactly the five it missed.
+    """
+    with restartable_pair(server_name, redis_server, tmp_path) as pair, Publisher.on(pair.b, "browsers") as publisher:
+        page = open_page(browser, pair.a)
+        panel = page.locator("#feed")
+        page.fill("#feed-room", "browsers")
+        page.click("#feed-connect")
+        expect(page.locator("#feed-status")).to_have_text("open: /ws/feed/browsers")
+        pair.wait_until_subscribed("browsers")
+        numbered = publisher.send([f"before {number}" for number in range(1, 6)])
+        epoch = numbered[-1][0]
+        expect(page.locator("#feed-offset")).to_have_text("5")
+        expect(page.locator("#feed-epoch")).to_have_text(epoch)
+        expect(page.locator("#feed-log")).to_contain_text("#5 before 5")
+
+        pair.kill_a()
+        expect(page.locator("#feed-status")).to_contain_text("reconnecting in")
+        numbered += publisher.send([f"while away {number}" for number in range(6, 11)])
+        pair.restart_a()
+
+        expect(page.locator("#feed-status")).to_have_text(f"open: /ws/feed/browsers?since={epoch}:5")
+        expect(page.locator("#feed-recovered")).to_have_text("recovered 5")
+        expect(page.locator("#feed-offset")).to_have_text("10")
+        expect(page.locator("#feed-log")).to_contain_text(f"resumed from {epoch}:5: 5 missed")
+        log = page.locator("#feed-log li").all_inner_texts()
+        received = [line for line in log if line.startswith("#")]
+        assert received == [f"#{offset} before {offset}" for offset in range(1, 6)] + [
+            f"#{offset} while away {offset}" for offset in range(6, 11)
+        ]
+        assert numbered == [(epoch, offset) for offset in range(1, 11)]
+        panel.screenshot(path=str(tmp_path / "feed-panel.png"))
+        screenshot(page, f"demo-feed-{server_name}.png")
+        page.close()
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -1,0 +1,270 @@
+"""P8: 100,000 open WebSocket connections on one machine (``python -m bench --only c100k``).
+
+    python -m bench --only c100k                         # both phases, about 5 minutes
+    python -m bench --only c100k --c100k-connections 20000 --c100k-workers 2   # a smaller rehearsal
+
+A process may hold at most 20,000 file descriptors on the benchmark machine,
+a hard limit that root cannot raise, so 100,000 connections take several
+processes on each side:
+
+- **the servers**: ``--c100k-workers`` uvicorn processes, each on its own port,
+  sharing chat rooms through one ``redis-server`` (the Redis broker of contract
+  §4), each with a connection cap of 20,000;
+- **the clients**: ``--c100k-generators`` processes of :mod:`bench.c100k_client`,
+  each holding its share of the connections as bare asyncio protocols, and
+  connecting from addresses of 127.0.0.0/8 of their own, since one source
+  address has only about 28,000 ports.
+
+Client ``i`` is on worker ``i mod W`` and in room ``(i div W) mod R``, so every
+room spans every worker.  The run measures, in this order:
+
+1. **one process**: a single worker, and clients until it refuses them: the most
+   one process holds (its descriptors, less the few it has open for itself);
+2. **all of them**: the time to open every connection, the servers' resident
+   memory per connection (their RSS after, less before, over the connections),
+   and the load generators' CPU while they connect;
+3. **a broadcast**: one message into every room at once (one publisher per
+   room), timed from the first send to the last client's first arrival, while
+   ``/healthz`` of every worker is asked in a loop: its p99 says whether the
+   processes stayed responsive.
+
+Everything is started on 127.0.0.1 and stopped by its own PID when the run
+ends, failed or not.  The run stops by itself: every wait has a time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance.launcher import HOST, RunningServer, run_server
+from conformance.redis_server import RedisServer
+
+from .loadgen import group_cpu_seconds
+
+__all__ = ["C100k", "run"]
+
+PER_PROCESS_FDS = 20_000  # the hard RLIMIT_NOFILE of the benchmark machine
+SERVER_CAP = "20000"  # ASGI_WS_MAX_CONNECTIONS of every worker: the descriptors decide, not the app
+CONNECT_WAIT = 600.0  # seconds for every client of one phase to connect
+BROADCAST_WAIT = 120.0  # seconds for a broadcast to reach everyone
+HEALTH_TIMEOUT = 10.0  # one /healthz request
+HANDSHAKE_WAIT = 10.0  # one client's handshake: a server out of descriptors leaves the rest waiting
+
+
+@dataclass
+class C100k:
+    """The P8 figures."""
+
+    connections: int = 100_000
+    workers: int = 6
+    generators: int = 6
+    rooms: int = 100
+    figures: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def run(config: C100k, scratch: Path, say: Any = print) -> C100k:
+    """Both phases; fills ``config.figures``."""
+    redis = RedisServer(scratch)
+    redis.start()
+    try:
+        settings = {
+            "ASGI_WS_BROKER": redis.url,
+            "ASGI_WS_MAX_CONNECTIONS": SERVER_CAP,
+            "ASGI_WS_IDLE_TIMEOUT": "0",  # the clients stay quiet for minutes on purpose
+            "ASGI_WS_LOG_LEVEL": "warning",
+        }
+        single = PER_PROCESS_FDS + 100  # more than one process can hold: it shows where it stops
+        say(f"c100k: phase 1, one uvicorn process, {single:,} clients offered")
+        with servers(1, scratch, settings) as (worker,):
+            held = asyncio.run(_open(config, [worker], single, generators=2, rooms=config.rooms, say=say))
+            config.figures["one process: connections held"] = held["connected"]
+            config.figures["one process: RSS per connection, KiB"] = held["rss_per_connection"] / 1024
+        say(f"c100k: phase 2, {config.connections:,} clients on {config.workers} uvicorn processes through Redis")
+        with servers(config.workers, scratch, settings) as workers:
+            total = asyncio.run(
+                _open(
+                    config,
+                    list(workers),
+                    config.connections,
+                    generators=config.generators,
+                    rooms=config.rooms,
+                    say=say,
+                    broadcast=True,
+                )
+            )
+        config.figures.update({f"all: {name}": value for name, value in total.items()})
+    finally:
+        redis.stop()
+    return config
+
+
+@contextlib.contextmanager
+def servers(count: int, scratch: Path, settings: dict[str, str]) -> Iterator[tuple[RunningServer, ...]]:
+    with contextlib.ExitStack() as stack:
+        yield tuple(stack.enter_context(run_server("uvicorn", scratch / "logs", settings)) for _ in range(count))
+
+
+async def _open(
+    config: C100k,
+    workers: list[RunningServer],
+    connections: int,
+    *,
+    generators: int,
+    rooms: int,
+    say: Any,
+    broadcast: bool = False,
+) -> dict[str, float]:
+    """Open ``connections`` clients on ``workers``; with ``broadcast``, time one message into every room."""
+    for worker in workers:
+        worker.wait_for_health(lambda document: document["broker"]["connected"], 30)
+    before = [worker.rss() for worker in workers]
+    ports = ",".join(str(worker.port) for worker in workers)
+    share = -(-connections // generators)
+    processes: list[asyncio.subprocess.Process] = []
+    figures: dict[str, float] = {}
+    try:
+        started = time.monotonic()
+        for index in range(generators):
+            count = min(share, connections - index * share)
+            sources = ",".join(f"127.{index + 1}.{host // 250}.{host % 250 + 2}" for host in range(8))
+            argv = [
+                sys.executable,
+                "-m",
+                "bench.c100k_client",
+                f"--ports={ports}",
+                f"--rooms={rooms}",
+                f"--count={count}",
+                f"--first={index * share}",
+                f"--sources={sources}",
+                f"--wait={BROADCAST_WAIT}",
+                f"--handshake-wait={HANDSHAKE_WAIT}",
+            ]
+            processes.append(
+                await asyncio.create_subprocess_exec(
+                    *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+                )
+            )
+        cpu_before = sum(group_cpu_seconds(process.pid) for process in processes)
+        connected = failed = 0
+        for process in processes:
+            done = await _until(process, "connected", CONNECT_WAIT, say)
+            connected += done["connected"]
+            failed += done["failed"]
+        accept_seconds = time.monotonic() - started
+        client_cpu = (sum(group_cpu_seconds(process.pid) for process in processes) - cpu_before) / accept_seconds
+        after = [worker.rss() for worker in workers]
+        health = [worker.health() for worker in workers]
+        figures.update(
+            connected=connected,
+            failed=failed,
+            accept_seconds=accept_seconds,
+            accepts_per_second=connected / accept_seconds,
+            rss_per_connection=(sum(after) - sum(before)) / max(connected, 1),
+            server_rss_mib=sum(after) / 2**20,
+            load_generator_cpu=client_cpu / generators,
+            app_connections=sum(document["connections"] for document in health),
+        )
+        say(
+            f"c100k: {connected:,} connected ({failed:,} refused) in {accept_seconds:.1f} s; "
+            f"RSS {figures['rss_per_connection'] / 1024:.1f} KiB per connection; "
+            f"load generators at {figures['load_generator_cpu']:.0%} CPU each"
+        )
+        if broadcast:
+            figures.update(await _broadcast(workers, processes, rooms, say))
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError, BrokenPipeError, ConnectionResetError):
+                assert process.stdin is not None
+                process.stdin.write(b"quit\n")
+        for process in processes:
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()  # by its PID
+    return figures
+
+
+async def _broadcast(
+    workers: list[RunningServer], processes: list[asyncio.subprocess.Process], rooms: int, say: Any
+) -> dict[str, float]:
+    """One message into every room at once; the time until every client has one, and /healthz meanwhile."""
+    import websockets  # the publishers and the parent's own clients: a handful, no need to be cheap
+
+    publishers = [
+        await websockets.connect(workers[room % len(workers)].url(f"/ws/chat/c100k-{room}"), max_size=None)
+        for room in range(rooms)
+    ]
+    try:
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write(b"arm\n")
+        for process in processes:
+            await _until(process, "armed", 30, say)
+        latencies: list[float] = []
+        stop = asyncio.Event()
+        pollers = [asyncio.create_task(_poll_health(worker, latencies, stop)) for worker in workers]
+        await asyncio.sleep(1.0)  # /healthz before the broadcast too, for comparison
+        sent = time.monotonic()
+        await asyncio.gather(*(publisher.send("broadcast") for publisher in publishers))
+        reached, last, lost = 0, sent, 0
+        for process in processes:
+            done = await _until(process, "received", BROADCAST_WAIT + 30, say)
+            reached += done["received"]
+            last = max(last, done["last"])
+            lost += done["lost"]
+        stop.set()
+        await asyncio.gather(*pollers)
+    finally:
+        for publisher in publishers:
+            await publisher.close()
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
+    say(
+        f"c100k: one message into each of {rooms} rooms reached {reached:,} clients in {last - sent:.2f} s; "
+        f"/healthz p99 {p99 * 1000:.0f} ms over {len(latencies)} requests"
+    )
+    return {
+        "broadcast_reached": reached,
+        "broadcast_seconds": last - sent,
+        "healthz_p99_ms": p99 * 1000,
+        "healthz_requests": len(latencies),
+        "closed_by_server": lost,
+    }
+
+
+async def _poll_health(worker: RunningServer, latencies: list[float], stop: asyncio.Event) -> None:
+    """GET /healthz on ``worker`` again and again until ``stop``, recording each request's time."""
+    while not stop.is_set():
+        started = time.monotonic()
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, worker.port), HEALTH_TIMEOUT)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        await asyncio.wait_for(reader.read(), HEALTH_TIMEOUT)
+        latencies.append(time.monotonic() - started)
+        writer.close()
+        await asyncio.sleep(0.05)
+
+
+async def _until(process: asyncio.subprocess.Process, key: str, within: float, say: Any) -> dict[str, Any]:
+    """The generator's next report holding ``key``; progress reports are passed on to ``say``."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + within
+    while True:
+        line = await asyncio.wait_for(process.stdout.readline(), max(deadline - time.monotonic(), 0.1))
+        if not line:
+            raise RuntimeError(f"load generator {process.pid} ended before reporting {key!r}")
+        document: dict[str, Any] = json.loads(line)
+        if key in document:
+            return document
+        if "progress" in document:
+            say(f"  generator {process.pid}: {document['progress']:,} connected after {document['seconds']:.0f} s")

@@ -1,0 +1,104 @@
+"""A feed client whose server is killed under it, for the tests of the clients that resume (contract §8).
+
+Two app processes of one server share one ``redis-server``: ``a`` serves the
+client under test (the demo page, the example client), ``b`` a publisher.
+``a`` is killed with SIGKILL, so its clients lose their connections without a
+close frame, as in a crash; the publisher goes on through ``b``, and Redis
+numbers and keeps its messages; then ``a`` starts again on the same port, and
+the client must come back by itself and resume with ``since``.
+
+Everything is synchronous: the demo page test drives Playwright's sync API,
+which must not run inside an event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from asgi_ws.hub import feed_room
+from asgi_ws.redis_broker import channel
+from asgi_ws.servers import SERVERS
+from conformance.launcher import RunningServer, run_server
+from conformance.redis_server import RedisServer
+
+__all__ = ["PATIENCE", "Publisher", "RestartablePair", "restartable_pair"]
+
+PATIENCE = 60.0  # seconds for any one wait; only a broken deployment takes that long
+
+
+class RestartablePair:
+    """Processes ``a`` and ``b`` of ``server_name`` on one Redis; ``a`` can be killed and started again."""
+
+    def __init__(self, server_name: str, redis: RedisServer, log_dir: Path, stack: ExitStack) -> None:
+        self.server_name = server_name  # both processes run this server
+        self.redis = redis  # the Redis they share
+        self._log_dir = log_dir  # every process's log goes here
+        self._stack = stack  # stops every process started, whatever happens
+        self._settings = {"ASGI_WS_BROKER": redis.url}
+        self.a = self._start("a")  # the process the client under test uses
+        self.b = self._start("b")  # the publisher's process
+
+    def _start(self, name: str, port: int | None = None) -> RunningServer:
+        server = self._stack.enter_context(
+            run_server(self.server_name, self._log_dir / name, self._settings, port=port)
+        )
+        server.wait_for_health(lambda document: document["broker"]["connected"], PATIENCE)
+        return server
+
+    def wait_until_subscribed(self, room: str) -> None:
+        """Wait until both processes subscribe to the feed room: pub/sub reaches only the subscribers of the moment."""
+        deadline = time.monotonic() + PATIENCE
+        while self.redis.subscribers(channel(feed_room(room))) < 2:  # another process's state: no event to wait on
+            assert time.monotonic() < deadline, f"a and b not both subscribed to feed room {room} after {PATIENCE} s"
+            time.sleep(0.05)
+
+    def kill_a(self) -> None:
+        """SIGKILL to ``a``'s PID: its sockets are closed by the kernel, with no close frame."""
+        assert self.a.process is not None
+        os.kill(self.a.process.pid, signal.SIGKILL)
+        self.a.process.wait()
+
+    def restart_a(self) -> None:
+        """Start ``a`` again on the port it had, so that its clients can find it."""
+        self.a = self._start("a", port=self.a.port)
+
+
+@contextmanager
+def restartable_pair(server_name: str, redis: RedisServer, log_dir: Path) -> Iterator[RestartablePair]:
+    if SERVERS[server_name].no_redis is not None:
+        pytest.skip(f"{server_name} cannot run the Redis broker: {SERVERS[server_name].no_redis}")
+    with ExitStack() as stack:
+        yield RestartablePair(server_name, redis, log_dir, stack)
+
+
+class Publisher:
+    """A feed client that sends texts into a room and waits until each has come back numbered."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws  # a connection to /ws/feed/{room}, without since
+
+    @classmethod
+    @contextmanager
+    def on(cls, server: RunningServer, room: str) -> Iterator[Publisher]:
+        with connect(server.url(f"/ws/feed/{room}"), open_timeout=PATIENCE) as ws:
+            yield cls(ws)
+
+    def send(self, texts: Sequence[str]) -> list[tuple[str, int]]:
+        """Send ``texts``; the ``(epoch, offset)`` Redis gave each, once all have come back."""
+        for text in texts:
+            self.ws.send(text)
+        numbered: list[tuple[str, int]] = []
+        while len(numbered) < len(texts):
+            message = json.loads(self.ws.recv(timeout=PATIENCE))
+            assert message["data"] == texts[len(numbered)], message  # the publisher is alone in sending
+            numbered.append((message["epoch"], message["offset"]))
+        return numbered
