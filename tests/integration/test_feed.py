@@ -196,6 +196,11 @@ STALL_MAX_MESSAGES = 4000  # 64 MiB: if no 4503 came by then, the app never clos
 async def test_a_stalled_client_closed_4503_resumes_and_gets_everything(
     server_name: str, start_server: StartServer
 ) -> None:
+    if server_name == "daphne":
+        # conformance/divergences.toml, slow-consumer-4503: daphne 4.2.3 buffers every write in Twisted
+        # (daphne/ws_protocol.py, WebSocketProtocol.serverSend), so a send never waits, the outbox never
+        # fills and no client of it is ever closed 4503.
+        pytest.skip("daphne has no backpressure to the app, so it never closes a stalled client with 4503")
     server = start_server(STALL_SETTINGS)
     room = "stalled"
     talker, stalled = FeedClient("talker", feed_path(room)), FeedClient("stalled", feed_path(room))
@@ -334,7 +339,7 @@ async def redis_kill_and_restart(deployment: Deployment, room: str) -> tuple[lis
 def killable(request: pytest.FixtureRequest, server_name: str, tmp_path: Path) -> Iterator[Deployment]:
     """Two processes of ``server_name`` on a Redis with persistence (param "persistent") or without ("volatile")."""
     skip_without_redis(server_name)
-    redis_fixture = {"persistent": "persistent_redis_server", "volatile": "redis_server"}[request.param]
+    redis_fixture = {"persistent": "persistent_redis", "volatile": "redis_server"}[request.param]
     redis: RedisServer = request.getfixturevalue(redis_fixture)
     yield from deploy(request, redis, tmp_path, (server_name, server_name))
 
