@@ -62,6 +62,7 @@ class ClientTally:
     not_recovered: int = 0  # of those, answered recovered: false
     gaps: int = 0  # jumps over one or more offsets in an epoch
     missing: int = 0  # offsets jumped over by those gaps
+    skipped: int = 0  # offsets passed over right after a resume that was not recovered (allowed)
     duplicates: int = 0  # messages at or below the last offset already seen in their epoch
     bad_resumes: int = 0  # recovered resumes that did not continue right after since (or answered another epoch)
     malformed: int = 0  # texts that are neither a numbered message nor a control message where one belongs
@@ -149,7 +150,9 @@ def _check_client(name: str, connections: Iterable[Connection], seen: dict[tuple
                 tally.duplicates += 1
                 tally.problem(f"{where}: {epoch}:{offset} again, after {epoch}:{last[epoch]}")
                 continue
-            elif offset > last[epoch] + 1 and not may_jump:
+            elif offset > last[epoch] + 1 and may_jump:
+                tally.skipped += offset - last[epoch] - 1
+            elif offset > last[epoch] + 1:
                 tally.gaps += 1
                 tally.missing += offset - last[epoch] - 1
                 tally.problem(f"{where}: gap in {epoch} from {last[epoch]} to {offset}")

@@ -81,6 +81,7 @@ def test_a_resume_not_recovered_may_jump_once() -> None:
     result = check({"a": [Connection(None, run(1, 2)), trimmed]})
     tally = result.clients["a"]
     assert (tally.resumes, tally.not_recovered, tally.gaps) == (1, 1, 1)  # the jump to 91 is allowed, 92 to 94 is not
+    assert (tally.skipped, tally.missing) == (88, 1)
     assert "(not recovered 1)" in result.line("hand")
 
 

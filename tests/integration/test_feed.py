@@ -32,6 +32,7 @@ import contextlib
 import json
 import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -291,20 +292,41 @@ KILL_AT = 150  # messages sent, in all, when Redis is killed
 OUTAGE = 1.0  # seconds Redis stays down while the publishers go on
 
 
-async def redis_kill_and_restart(deployment: Deployment, room: str) -> tuple[list[FeedClient], list[FeedClient]]:
-    """Clients stay on both processes, two more leave before the kill and resume after the restart on
-    the other process, publishers on both go on through the outage.  The staying and the returning clients."""
+@dataclass
+class KillRun:
+    """The clients of :func:`redis_kill_and_restart`, by what they did."""
+
+    staying: list[FeedClient]  # connected all along, publishers included
+    away: list[FeedClient]  # left before the kill, resumed after the restart on the other process
+    moved: list[FeedClient]  # moved to the other process during the outage: a resume Redis cannot serve
+
+    @property
+    def clients(self) -> list[FeedClient]:
+        return self.staying + self.away + self.moved
+
+
+async def redis_kill_and_restart(deployment: Deployment, room: str) -> KillRun:
+    """Kill Redis mid-traffic and start it again, publishers on both processes going on through the outage.
+
+    Clients stay on both processes; two leave before the kill and resume after the restart on the
+    other process; two move to the other process during the outage.
+    """
     a, b = deployment.a.url, deployment.b.url
-    staying = [FeedClient(f"stay-{name}", feed_path(room)) for name in ("a1", "a2", "b1", "b2")]
-    away = [FeedClient(f"away-{name}", feed_path(room)) for name in ("a", "b")]
+    readers = [FeedClient(f"stay-{name}", feed_path(room)) for name in ("a1", "a2", "b1", "b2")]
     publishers = Publishers(room, [a, b], KILL_PUBLISHED, milestone=KILL_AT)
+    run = KillRun(
+        readers + publishers.clients,
+        [FeedClient(f"away-{name}", feed_path(room)) for name in ("a", "b")],
+        [FeedClient(f"moved-{name}", feed_path(room)) for name in ("a", "b")],
+    )
+    outage, returning = anyio.Event(), anyio.Event()
 
     async def stay(client: FeedClient, url_of: UrlOf, joined: anyio.Event) -> None:
         async with client.connect(url_of) as (ws, connection):
             joined.set()
             await client.read_until(ws, connection, DONE)
 
-    async def leave_and_return(client: FeedClient, there: UrlOf, back: UrlOf, returning: anyio.Event) -> None:
+    async def leave_and_return(client: FeedClient, there: UrlOf, back: UrlOf) -> None:
         async with client.connect(there) as (ws, connection):
             for _ in range(5):
                 await client.read(ws, connection)
@@ -312,27 +334,36 @@ async def redis_kill_and_restart(deployment: Deployment, room: str) -> tuple[lis
         async with client.connect(back) as (ws, connection):
             await client.read_until(ws, connection, DONE)
 
-    returning = anyio.Event()
+    async def move(client: FeedClient, there: UrlOf, back: UrlOf) -> None:
+        async with client.connect(there) as (ws, connection), anyio.create_task_group() as reading:
+            reading.start_soon(client.read_until, ws, connection, DONE)
+            await outage.wait()
+            reading.cancel_scope.cancel()  # websockets' recv() loses nothing when cancelled
+        async with client.connect(back) as (ws, connection):
+            await client.read_until(ws, connection, DONE)
+
     with anyio.fail_after(PATIENCE):
         async with anyio.create_task_group() as tasks:
-            for client, url_of in zip(staying, [a, a, b, b], strict=True):
+            for client, url_of in zip(readers, [a, a, b, b], strict=True):
                 joined = anyio.Event()
                 tasks.start_soon(stay, client, url_of, joined)
                 await joined.wait()
             await deployment.wait_until_subscribed(feed_room(room))
             tasks.start_soon(publishers.run)
-            tasks.start_soon(leave_and_return, away[0], a, b, returning)
-            tasks.start_soon(leave_and_return, away[1], b, a, returning)
+            for there, back, away, moved in zip((a, b), (b, a), run.away, run.moved, strict=True):
+                tasks.start_soon(leave_and_return, away, there, back)
+                tasks.start_soon(move, moved, there, back)
             await publishers.reached_milestone.wait()
             deployment.redis.kill()
             await deployment.wait_for_health(lambda document: document["status"] == "degraded")
+            outage.set()
             await anyio.sleep(OUTAGE)
             deployment.redis.start()
             await deployment.wait_for_health(
                 lambda document: document["status"] == "ok" and document["broker"]["reconnects"] >= 1
             )
             returning.set()
-    return staying + publishers.clients, away
+    return run
 
 
 @pytest.fixture
@@ -346,29 +377,38 @@ def killable(request: pytest.FixtureRequest, server_name: str, tmp_path: Path) -
 
 @pytest.mark.parametrize("killable", ["persistent"], indirect=True)
 async def test_redis_killed_with_persistence_loses_nothing(server_name: str, killable: Deployment) -> None:
-    staying, away = await redis_kill_and_restart(killable, "redis-kill")
-    result = checked(staying + away)
+    """One epoch throughout: every client that resumed after the restart is served, and only the
+    resumes made while Redis was down are not (``unavailable``)."""
+    run = await redis_kill_and_restart(killable, "redis-kill")
+    result = checked(run.clients)
     assert_clean(result, "redis-kill-persistent", server_name)
-    assert result.total("resumes") == len(away)
-    assert result.total("not_recovered") == 0
+    assert [result.clients[client.name].not_recovered for client in run.away + run.moved] == [0, 0, 1, 1]
     assert {len(tally.epochs) for tally in result.clients.values()} == {1}
     assert len({tally.last for tally in result.clients.values()}) == 1
+    print_skipped(result, run.moved)
 
 
 @pytest.mark.parametrize("killable", ["volatile"], indirect=True)
 async def test_redis_killed_without_persistence_starts_a_new_epoch(server_name: str, killable: Deployment) -> None:
-    """The history is gone with Redis: the next message starts a new epoch at offset 1, and a client
-    that was away when Redis died cannot be served (recovered: false).  No client sees a gap or a
-    duplicate within an epoch."""
-    staying, away = await redis_kill_and_restart(killable, "redis-kill")
-    result = checked(staying + away)
+    """The history is gone with Redis: the next message starts a new epoch at offset 1, and no resume
+    across the outage can be served.  No client sees a gap or a duplicate within an epoch."""
+    run = await redis_kill_and_restart(killable, "redis-kill")
+    result = checked(run.clients)
     assert_clean(result, "redis-kill-volatile", server_name)
-    assert (result.total("resumes"), result.total("not_recovered")) == (len(away), len(away))
-    for client in staying:
-        epochs = result.clients[client.name].epochs
-        assert len(epochs) == 2, (client.name, epochs)
-    for client in staying + away:
+    assert [result.clients[client.name].not_recovered for client in run.away + run.moved] == [1, 1, 1, 1]
+    for client in run.staying:
+        assert len(result.clients[client.name].epochs) == 2, client.name
+    print_skipped(result, run.moved)
+    for client in run.clients:
         print(f"  {client.name}: {span(client)}")
+
+
+def print_skipped(result: FeedCheck, clients: list[FeedClient]) -> None:
+    """How many offsets each client passed over after its resume was not recovered: the contract allows it."""
+    print(
+        "  skipped after a resume not recovered: "
+        + ", ".join(f"{c.name} {result.clients[c.name].skipped}" for c in clients)
+    )
 
 
 # A uvicorn and a hypercorn process sharing one room through one Redis
