@@ -239,6 +239,8 @@ class RedisBroker:
             if not is_connection_error(exc) and self._client is not None:
                 raise
             epoch, top = self._cursors.get(topic, (since.epoch, since.offset))
+            if epoch == since.epoch:  # the client may have seen more, through a process ahead of this one
+                top = max(top, since.offset)  # the session counts from top: what the client has is not sent again
             return Replay(epoch, top, (), "unavailable")
         return plan_replay(since, epoch, top, kept)
 

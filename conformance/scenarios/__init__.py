@@ -4,6 +4,7 @@ Importing this package registers every scenario with :mod:`conformance.checks`.
 One module per area:
 
 - :mod:`.endpoints`: every WebSocket endpoint of contract §1, answered as its table says;
+- :mod:`.feed`: the feed's numbered messages, its resumes, and a malformed ``since``;
 - :mod:`.rejections`: handshakes refused before accept (unknown path, room, count, origin, cap);
 - :mod:`.policies`: what ends an accepted connection (contract §3: 1000, 4408, 4413, 4429, 4503);
 - :mod:`.wire`: empty, unicode and fragmented messages, control frames, client closes, resets;
@@ -20,6 +21,6 @@ hypercorn's trio worker can crash) is the last one its server process runs.
 
 from __future__ import annotations
 
-from . import endpoints, load, policies, rejections, shutdown, wire
+from . import endpoints, feed, load, policies, rejections, shutdown, wire
 
-__all__ = ["endpoints", "load", "policies", "rejections", "shutdown", "wire"]
+__all__ = ["endpoints", "feed", "load", "policies", "rejections", "shutdown", "wire"]

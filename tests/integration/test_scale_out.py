@@ -100,9 +100,14 @@ async def wait_for(condition: Callable[[], bool], what: str) -> None:
 
 
 def deploy(
-    request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path, **settings: str
+    request: pytest.FixtureRequest,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    names: tuple[str, str] | None = None,
+    **settings: str,
 ) -> Iterator[Deployment]:
-    first, second = pair_of_servers(request.config)
+    """Two processes on ``redis_server``: ``names``, or :func:`pair_of_servers` when not given."""
+    first, second = names or pair_of_servers(request.config)
     env = {"ASGI_WS_BROKER": redis_server.url, **{f"ASGI_WS_{key.upper()}": value for key, value in settings.items()}}
     with ExitStack() as stack:
         a = stack.enter_context(run_server(first, tmp_path / "a", env))
