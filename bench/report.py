@@ -90,6 +90,7 @@ def goals() -> list[Goal]:
                     0.95,
                 )
             )
+    for server in SERVERS:
         found.append(
             Goal("P3", f"stream vs raw floor · {server}", f"stream|{server}|asgi-ws", f"stream|{server}|floor", 0.95)
         )
@@ -638,6 +639,7 @@ def p10_chart(document: Report, path: Path) -> None:
     titles = {arm.workload.key: arm.workload.title for arm in document.results.arms.values()}
     figure, axes = plt.subplots(figsize=(max(8.0, 1.1 * len(speeds) + 2), 4.8))
     width = 0.8 / len(P10)
+    top = 1.0
     for index, (key, colour) in enumerate(zip(P10, ("#1565c0", "#2e7d32", "#ef6c00"), strict=True)):
         positions = [number + (index - (len(P10) - 1) / 2) * width for number in range(len(speeds))]
         heights = [(speed.median(key) or 0.0) / best[key] for speed in speeds]
@@ -650,19 +652,13 @@ def p10_chart(document: Report, path: Path) -> None:
             for speed, height in zip(speeds, heights, strict=True)
         ]
         axes.bar(positions, heights, width, color=colour, label=titles.get(key, key), yerr=[low, high], capsize=2)
+        top = max([top, *(height + above for height, above in zip(heights, high, strict=True))])
         for position, speed, height in zip(positions, speeds, heights, strict=True):
             if key in speed.unable and not speed.figures.get(key):
                 axes.text(position, 0.02, "could not run", rotation=90, fontsize=7, ha="center", va="bottom")
-            elif height:
-                axes.text(
-                    position,
-                    height,
-                    f" {figure_text(speed.median(key) or 0.0)}",
-                    rotation=90,
-                    fontsize=6,
-                    ha="center",
-                    va="bottom",
-                )
+            elif height:  # the figure itself, inside the bar at its foot, clear of the min - max line
+                text = figure_text(speed.median(key) or 0.0)
+                axes.text(position, 0.02, text, rotation=90, fontsize=6, ha="center", va="bottom", color="white")
     labels = [
         f"{speed.server}\n{found.identical_text}\nAutobahn {found.autobahn_ok}/{found.autobahn_cases}"
         if (found := speed.conformance)
@@ -670,7 +666,7 @@ def p10_chart(document: Report, path: Path) -> None:
         for speed in speeds
     ]
     axes.set_xticks(list(range(len(speeds))), labels, fontsize=7)
-    axes.set_ylim(0, 1.35)
+    axes.set_ylim(0, top + 0.3)  # room for the legend
     axes.set_ylabel("median ÷ the fastest server's (lines: min - max over rounds)")
     axes.set_title(f"asgi-ws under every server: which to choose for WebSockets, {document.date}")
     axes.legend(loc="upper right", fontsize=8)

@@ -1,9 +1,21 @@
-"""``python -m bench``: asgi_ws against its peers, side by side in one run (contract §6, goals P1-P7, P9).
+"""``python -m bench``: asgi_ws against its peers, and under every server, side by side in one run (goals P1-P10).
 
-    python -m bench              # the full run, about 15 minutes; writes bench/RESULTS.md and bench/results.png
-    python -m bench --quick      # every workload once, short, in under 2 minutes; writes nothing unless --out
+    python -m bench              # the full run, about 35 minutes (printed at the start); writes bench/RESULTS.md,
+                                 # results.png and p10.png
+    python -m bench --quick      # every workload once, short, in about 3 minutes; writes nothing unless --out
+    python -m bench --only p10   # the server comparison alone: asgi-ws under all ten server configurations
     python -m bench --only feed  # the feed's groups alone (P9)
     python -m bench --only c100k # P8, 100,000 connections: never part of a full run (bench/c100k.py)
+
+A full run, group by group (``groups``): under each of uvicorn, hypercorn and
+granian, echo on 10 and on 50 connections and the stream with asgi-ws, FastAPI
+and the raw floor (and the ``websockets`` server beside them under uvicorn),
+JSON echo and chat fan-out to 100 and to 1000 with asgi-ws and FastAPI (P1-P4;
+under uvicorn the fan-outs also with one client that never reads, P5); idle
+memory under uvicorn (P6); the server comparison (P10): asgi-ws alone under all
+ten configurations of :mod:`asgi_ws.servers`, echo on 10 connections, the
+stream and fan-out to 100, the servers alternated like peers; the feed (P9);
+and cross-process latency through Redis (P7).
 
 Theory of operation
 -------------------
@@ -334,6 +346,10 @@ class Progress:
         print(f"[{self.done:>3}/{self.total} {time.monotonic() - self.started:5.0f}s] {text}", flush=True)
 
 
+def where(arm: Arm) -> str:
+    return f"{arm.peer.label} on {arm.server}" if arm.server != "websockets" else arm.peer.label
+
+
 def describe(arm: Arm, round_: int, rounds: int, run: Measured) -> str:
     figure = f"{figure_text(run.rate)} {arm.workload.unit}"
     notes = [f"server CPU {run.server_cpu:.0%}"] if run.server_cpu else []
@@ -342,8 +358,7 @@ def describe(arm: Arm, round_: int, rounds: int, run: Measured) -> str:
         notes.append("load generator saturated")
     if not run.done:
         notes.append("did not finish")
-    where = f"{arm.peer.label} on {arm.server}" if arm.server != "websockets" else arm.peer.label
-    return f"{arm.workload.title:<42} {where:<30} round {round_}/{rounds}: {figure:>26}  ({', '.join(notes)})"
+    return f"{arm.workload.title:<42} {where(arm):<30} round {round_}/{rounds}: {figure:>26}  ({', '.join(notes)})"
 
 
 class ServerPool:
@@ -399,7 +414,7 @@ def run_group(group: Group, results: Results, pool: ServerPool, progress: Progre
         order = group.arms if round_ % 2 else group.arms[::-1]  # A B C, then C B A
         for arm in order:
             if arm.key in results.unable:
-                progress.line(f"{arm.workload.title:<42} {arm.server:<30} round {round_}/{rounds}: not run")
+                progress.line(f"{arm.workload.title:<42} {where(arm):<30} round {round_}/{rounds}: not run")
                 continue
             try:
                 with contextlib.ExitStack() as per_run:
@@ -414,7 +429,7 @@ def run_group(group: Group, results: Results, pool: ServerPool, progress: Progre
                 # This server cannot run this workload: say why once, and do not try it again.
                 results.unable[arm.key] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 pool.discard(arm)
-                progress.line(f"{arm.workload.title:<42} {arm.server:<30} failed: {results.unable[arm.key]}")
+                progress.line(f"{arm.workload.title:<42} {where(arm):<30} failed: {results.unable[arm.key]}")
                 continue
             if group.tolerant and not run.done:
                 results.unable[arm.key] = f"did not finish within {HEALTHY_LIMIT:.0f} s"
@@ -429,8 +444,9 @@ def estimate(chosen: Sequence[Group], sizes: Sizes, latency: bool) -> float:
     total = 0.0
     names: set[str] = set()
     for group in chosen:
-        runs = len(group.arms) * ((group.rounds or sizes.rounds) + group.warm_up)
-        total += runs * max(arm.workload.seconds for arm in group.arms)
+        rounds = (group.rounds or sizes.rounds) + group.warm_up
+        total += rounds * sum(arm.workload.seconds for arm in group.arms)
+        runs = rounds * len(group.arms)
         servers = {arm.server for arm in group.arms} - {"websockets"}
         if group.fresh_server:
             total += runs * SERVER_START
@@ -507,9 +523,9 @@ def split_cpus() -> tuple[set[int], set[int]]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="asgi_ws against its peers, side by side in one run (contract §6, P1-P7, P9).",
+        description="asgi_ws against its peers, and under every server, side by side in one run (P1-P7, P9, P10).",
     )
-    parser.add_argument("--quick", action="store_true", help="every workload once and short (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="every workload once and short (about 3 minutes)")
     parser.add_argument("--rounds", type=int, help="A/B alternations (default 5, 1 with --quick)")
     parser.add_argument(
         "--only",
@@ -564,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers = set(args.servers.split(",")) | {"websockets"} if args.servers else None
     if servers is not None and servers - {*SERVERS, "websockets"}:
         parser.error(f"--servers: choose among {', '.join(SERVERS)}")
-    feed_servers = [name for name in BENCH_SERVERS if servers is None or name in servers] or ["uvicorn"]
+    feed_servers = [name for name in BENCH_SERVERS if servers is not None and name in servers] or ["uvicorn"]
     chosen = []
     for group in groups(sizes, feed_servers):
         if only is not None and group.tag not in only and not any(arm.workload.key in only for arm in group.arms):
