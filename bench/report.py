@@ -23,11 +23,14 @@ from .results import Arm, Results, figure_text
 
 ANALYSIS_START = "<!-- ANALYSIS: written by hand, kept across runs -->"
 ANALYSIS_END = "<!-- /ANALYSIS -->"
-SERVERS = ("uvicorn", "hypercorn", "granian")  # where the goals are looked for
-# The feed's ratio to chat varies by about this much from one full run to the next on a quiet
-# machine; a median closer than this to the goal is called "within noise" rather than met or missed.
-FEED_NOISE = 0.03
+SERVERS = ("uvicorn", "hypercorn", "granian")  # where asgi-ws is compared with its peers
+# A ratio varies by about this much from one full run to the next on a quiet machine: a median
+# closer than this to its goal is called "within noise" rather than met or missed.
+NOISE = 0.03
+SATURATED = 0.9  # the load generator's CPU share from which a figure may be its limit, not the server's
 BROKERS = {"asgi-ws": "memory", "asgi-ws-redis": "Redis"}  # the feed's peers: the app on each broker
+P10 = ("p10-echo-10", "p10-stream", "p10-fan-out-100")  # the server comparison's workloads, as its columns
+C100K = "c100k.json"  # P8's figures, written by ``python -m bench --only c100k`` into the same directory
 VERSIONS = (
     *("uvicorn", "websockets", "hypercorn", "granian", "fastapi", "starlette"),
     *("anyio", "picows", "uvloop", "redis"),
@@ -36,20 +39,19 @@ VERSIONS = (
 
 @dataclass(frozen=True, slots=True)
 class Goal:
-    id: str  # P1 ... P7
+    id: str  # P1 ... P9
     measure: str  # what is compared, in words
     numerator: str  # arm key
     denominator: str  # arm key
     target: float
     at_most: bool = False  # the ratio must be <= target (memory) rather than >=
-    noise: float = 0.0  # a ratio this close to target is "within noise", and shown with its per-round range
 
     def met(self, ratio: float) -> bool:
         return ratio <= self.target if self.at_most else ratio >= self.target
 
     def verdict(self, ratio: float) -> str:
-        if abs(ratio - self.target) <= self.noise:
-            return f"within noise ({'pass' if self.met(ratio) else 'miss'})"
+        if abs(ratio - self.target) <= NOISE:
+            return "within noise"
         return "pass" if self.met(ratio) else "**miss**"
 
     @property
@@ -59,18 +61,25 @@ class Goal:
 
 def goals() -> list[Goal]:
     found = []
-    for server in ("uvicorn", "hypercorn", "granian"):
-        for n in (10, 50):
+    for server in SERVERS:
+        for key, what in (("echo-10", "echo, 10 conns"), ("echo-50", "echo, 50 conns"), ("json", "JSON echo")):
+            found.append(
+                Goal("P1", f"{what} vs FastAPI · {server}", f"{key}|{server}|asgi-ws", f"{key}|{server}|fastapi", 1.0)
+            )
+        found.append(
+            Goal("P1", f"stream vs FastAPI · {server}", f"stream|{server}|asgi-ws", f"stream|{server}|fastapi", 1.0)
+        )
+        for n in (100, 1000):
             found.append(
                 Goal(
-                    "P1",
-                    f"echo, {n} conns, vs FastAPI · {server}",
-                    f"echo-{n}|{server}|asgi-ws",
-                    f"echo-{n}|{server}|fastapi",
-                    1.25,
+                    "P1, P4",
+                    f"fan-out to {n} vs FastAPI's loop · {server}",
+                    f"fan-out-{n}|{server}|asgi-ws",
+                    f"fan-out-{n}|{server}|fastapi",
+                    1.0,
                 )
             )
-    for server in ("uvicorn", "hypercorn", "granian"):
+    for server in SERVERS:
         for n in (10, 50):
             found.append(
                 Goal(
@@ -78,22 +87,12 @@ def goals() -> list[Goal]:
                     f"echo, {n} conns, all policies vs raw floor · {server}",
                     f"echo-{n}|{server}|asgi-ws",
                     f"echo-{n}|{server}|floor",
-                    0.90,
+                    0.95,
                 )
             )
-    for server in ("uvicorn", "hypercorn", "granian"):
+    for server in SERVERS:
         found.append(
             Goal("P3", f"stream vs raw floor · {server}", f"stream|{server}|asgi-ws", f"stream|{server}|floor", 0.95)
-        )
-    for n in (100, 1000):
-        found.append(
-            Goal(
-                "P4",
-                f"fan-out to {n} vs FastAPI's loop · uvicorn",
-                f"fan-out-{n}|uvicorn|asgi-ws",
-                f"fan-out-{n}|uvicorn|fastapi",
-                1.0,
-            )
         )
     for n in (100, 1000):
         found.append(
@@ -124,19 +123,89 @@ def goals() -> list[Goal]:
                     f"feed|{server}|{peer}",
                     f"feed-chat|{server}|{peer}",
                     0.8,
-                    noise=FEED_NOISE,
                 )
             )
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Conformance:
+    """One server's line of the committed conformance report: what a client sees, and Autobahn."""
+
+    identical: int  # scenarios whose client-visible behaviour is the reference's
+    scenarios: int
+    autobahn_ok: int
+    autobahn_failed: int
+    autobahn_cases: int
+
+    @property
+    def identical_text(self) -> str:
+        return f"{self.identical} of {self.scenarios}"
+
+    @property
+    def autobahn_text(self) -> str:
+        return f"{self.autobahn_ok}/{self.autobahn_cases} OK, {self.autobahn_failed} failed"
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """Higher is more conformant: fewer client-visible differences first, then fewer Autobahn failures."""
+        return (self.identical - self.scenarios, -self.autobahn_failed)
+
+
+def read_conformance(path: Path) -> dict[str, Conformance]:
+    """Per server, the conformance report's headline and Autobahn summary; nothing if there is no report."""
+    if not path.exists():
+        return {}
+    document = json.loads(path.read_text())
+    autobahn = document.get("autobahn", {}).get("servers", {})
+    found = {}
+    for server, headline in document.get("headline", {}).items():
+        summary = autobahn.get(server, {}).get("summary", {})
+        found[server] = Conformance(
+            headline["identical"],
+            headline["scenarios"],
+            summary.get("OK", 0),
+            summary.get("FAILED", 0),
+            sum(summary.values()),
+        )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpeed:
+    """One server of the comparison: its figure per workload (None where it could not run), and why not."""
+
+    server: str
+    figures: dict[str, list[float] | None]  # workload key -> the rates of its rounds
+    unable: dict[str, str]  # workload key -> the reason it could not run
+    client_cpu: float  # the load generator's CPU, the highest median of the server's arms
+    conformance: Conformance | None
+
+    def median(self, key: str) -> float | None:
+        rates = self.figures.get(key)
+        return statistics.median(rates) if rates else None
+
+
 class Report:
-    def __init__(self, results: Results, cpus: tuple[set[int], set[int]], command: str, seconds: float) -> None:
+    def __init__(
+        self,
+        results: Results,
+        cpus: tuple[set[int], set[int]],
+        command: str,
+        seconds: float,
+        *,
+        out: Path | None = None,
+        conformance: Path | None = None,
+    ) -> None:
         self.results = results
         self.cpus = cpus
         self.command = command
         self.seconds = seconds
         self.date = time.strftime("%Y-%m-%d")
+        c100k = out / C100K if out is not None else None
+        self.c100k: dict[str, float] = json.loads(c100k.read_text()) if c100k and c100k.exists() else {}
+        self.conformance_path = conformance
+        self.conformance = read_conformance(conformance) if conformance is not None else {}
 
     def ratio(self, goal: Goal) -> float | None:
         runs = self.results.runs
@@ -150,37 +219,177 @@ class Report:
         pairs = zip(runs.get(goal.numerator, []), runs.get(goal.denominator, []), strict=False)
         return [a.rate / b.rate for a, b in pairs if b.rate]
 
+    def client_cpu(self, *keys: str) -> float:
+        """The load generator's CPU share: the highest median of the arms ``keys``."""
+        return max((self.results.client_cpu(key) for key in keys if key in self.results.runs), default=0.0)
+
     def goal_table(self) -> str:
-        lines = ["| goal | measure | target | ratio | |", "|---|---|---:|---:|---|"]
+        lines = [
+            "| goal | measure | target | ratio, median | min - max per round | load generator CPU | verdict |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
         for goal in goals():
             ratio = self.ratio(goal)
             if ratio is None:
                 continue
+            spread = self.round_ratios(goal)
+            cpu = self.client_cpu(goal.numerator, goal.denominator)
+            verdict = goal.verdict(ratio)
+            if cpu >= SATURATED:
+                verdict += "; limited by the load generator"
             # Three decimals, so that a ratio just under its goal does not print as the goal.
-            text = f"{ratio:.3f}x"
-            if goal.noise and (spread := self.round_ratios(goal)):
-                text += f" ({min(spread):.2f} - {max(spread):.2f})"
-            lines.append(f"| {goal.id} | {goal.measure} | {goal.goal_text} | {text} | {goal.verdict(ratio)} |")
+            lines.append(
+                f"| {goal.id} | {goal.measure} | {goal.goal_text} | {ratio:.3f}x "
+                f"| {f'{min(spread):.2f} - {max(spread):.2f}' if spread else '-'} | {cpu:.0%} | {verdict} |"
+            )
         for arm, runs in self.replays():
             times = [run.rate for run in runs]
             lines.append(
-                f"| P9 | {arm.workload.title}, median (min - max) · {arm.server}, {BROKERS[arm.peer.key]} broker "
-                f"| reported | {statistics.median(times):.1f} ms ({min(times):.1f} - {max(times):.1f}) "
-                f"| load generator CPU {statistics.median(run.client_cpu for run in runs):.0%} |"
+                f"| P9 | {arm.workload.title} · {arm.server}, {BROKERS[arm.peer.key]} broker "
+                f"| reported | {statistics.median(times):.1f} ms | {min(times):.1f} - {max(times):.1f} ms "
+                f"| {self.client_cpu(arm.key):.0%} | reported |"
             )
         latency = self.results.latency
         if latency:
             lines.append(
-                f"| P7 | cross-process chat through Redis, p99 (p50) | reported | "
-                f"{latency['across Redis p99 ms']:.2f} ms ({latency['across Redis p50 ms']:.2f} ms) | "
-                f"Redis PUBLISH alone: p99 {latency['PUBLISH p99 ms']:.3f} ms |"
+                f"| P7 | cross-process chat through Redis, p99 (p50); Redis PUBLISH alone p99 "
+                f"{latency['PUBLISH p99 ms']:.3f} ms | reported | {latency['across Redis p99 ms']:.2f} ms "
+                f"({latency['across Redis p50 ms']:.2f} ms) | - | - | reported |"
+            )
+        lines.append(f"| P8 | 100,000 connections, uvicorn workers through Redis | reported | {self.c100k_text()} |")
+        if self.speeds():
+            lines.append(
+                f"| P10 | echo, stream and fan-out under {len(self.speeds())} server configurations "
+                "| published | see the server comparison below | | | reported |"
             )
         return "\n".join(lines)
+
+    def c100k_text(self) -> str:
+        """P8's figures in one table cell (and the three after it), or how to get them."""
+        figures = self.c100k
+        if not figures:
+            return "not run: `python -m bench --only c100k` | | | not run"
+        return (
+            f"{figures.get('all: connected', 0):,.0f} connected, "
+            f"{figures.get('all: rss_per_connection', 0) / 1024:.1f} KiB RSS each; a broadcast reached "
+            f"{figures.get('all: broadcast_reached', 0):,.0f} in {figures.get('all: broadcast_seconds', 0):.2f} s; "
+            f"healthz p99 {figures.get('all: healthz_p99_ms', 0):.0f} ms; one process held "
+            f"{figures.get('one process: connections held', 0):,.0f} "
+            f"| | {figures.get('all: load_generator_cpu', 0):.0%} | reported |"
+        )
 
     def replays(self) -> list[tuple[Arm, list[Measured]]]:
         """The feed's resume arms and their runs, in the order they ran."""
         arms = self.results.arms
         return [(arms[key], runs) for key, runs in self.results.runs.items() if arms[key].workload.key == "feed-replay"]
+
+    def speeds(self) -> list[ServerSpeed]:
+        """The server comparison (P10): one entry per server it ran under, in the order of the run."""
+        servers: dict[str, ServerSpeed] = {}
+        for key, arm in self.results.arms.items():
+            if arm.workload.key not in P10:
+                continue
+            speed = servers.setdefault(
+                arm.server, ServerSpeed(arm.server, {}, {}, 0.0, self.conformance.get(arm.server))
+            )
+            runs = self.results.runs.get(key, [])
+            speed.figures[arm.workload.key] = [run.rate for run in runs] or None
+            if key in self.results.unable:
+                speed.unable[arm.workload.key] = self.results.unable[key]
+        return [
+            dataclasses.replace(speed, client_cpu=self.client_cpu(*(f"{key}|{speed.server}|asgi-ws" for key in P10)))
+            for speed in servers.values()
+        ]
+
+    def recommendations(self, speeds: list[ServerSpeed]) -> dict[str, str]:
+        """A line per server, from the figures and the conformance report: which one to choose, and why not the others.
+
+        A server's speed is the geometric mean of its three figures, each divided by the best
+        server's; the pick is the fastest of the servers that ran everything and are the most
+        conformant (most scenarios identical to the reference, then fewest Autobahn failures).
+        """
+        complete = [speed for speed in speeds if all(speed.median(key) for key in P10)]
+        if not complete:
+            return {}
+        best = {key: max(speed.median(key) or 0.0 for speed in complete) for key in P10}
+
+        def score(speed: ServerSpeed) -> float:
+            return statistics.geometric_mean([(speed.median(key) or 0.0) / best[key] for key in P10])
+
+        def rank(speed: ServerSpeed) -> tuple[int, int]:
+            return speed.conformance.rank if speed.conformance else (-(10**6), 0)
+
+        most = max(rank(speed) for speed in complete)
+        pick = max((speed for speed in complete if rank(speed) == most), key=score)
+        fastest = max(complete, key=score)
+        found = {}
+        for speed in speeds:
+            if speed not in complete:
+                reasons = "; ".join(f"{key.removeprefix('p10-')}: {why}" for key, why in speed.unable.items())
+                found[speed.server] = f"could not run everything ({reasons or 'no figure'})"
+                continue
+            conformance = speed.conformance
+            differs = []
+            if conformance and conformance.identical < conformance.scenarios:
+                differs.append(f"differs from the reference in {conformance.scenarios - conformance.identical}")
+            if conformance and conformance.autobahn_failed:
+                differs.append(f"{conformance.autobahn_failed} Autobahn failed")
+            caveat = f" ({', '.join(differs)})" if differs else ""
+            if speed is pick:
+                kind = "conformant" if conformance else "no conformance report:"
+                found[speed.server] = f"**choose**: the fastest of the most {kind} servers{caveat}"
+            elif speed is fastest:
+                found[speed.server] = f"fastest overall, {score(speed) / score(pick):.2f}x the pick{caveat}"
+            else:
+                found[speed.server] = f"{score(speed) / score(pick):.2f}x the pick's speed{caveat}"
+        return found
+
+    def p10_table(self) -> str:
+        """P10: one row per server, its three figures, its conformance summary, and a recommendation."""
+        speeds = self.speeds()
+        if not speeds:
+            return ""
+        advice = self.recommendations(speeds)
+        lines = [
+            "| server | echo, round trips/s: median (min - max) | stream, messages/s | fan-out to 100, deliveries/s "
+            "| load generator CPU | client-visible identical | Autobahn | recommendation |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for speed in speeds:
+            cells = []
+            for key in P10:
+                rates = speed.figures.get(key)
+                if key in speed.unable and not rates:
+                    cells.append(f"could not run: {speed.unable[key]}")
+                elif rates:
+                    cells.append(
+                        f"{figure_text(statistics.median(rates))} "
+                        f"({figure_text(min(rates))} - {figure_text(max(rates))})"
+                    )
+                else:
+                    cells.append("not run")
+            cpu = f"{speed.client_cpu:.0%}" + (
+                " (limited by the load generator)" if speed.client_cpu >= SATURATED else ""
+            )
+            conformance = speed.conformance
+            lines.append(
+                f"| {speed.server} | {' | '.join(cells)} | {cpu} "
+                f"| {conformance.identical_text if conformance else 'no report'} "
+                f"| {conformance.autobahn_text if conformance else 'no report'} | {advice.get(speed.server, '')} |"
+            )
+        return "\n".join(lines)
+
+    def conformance_source(self) -> str:
+        """Where the conformance columns come from, in a sentence."""
+        path = self.conformance_path
+        if path is None or not self.conformance:
+            return (
+                f"No conformance report was found{f' at `{path.name}`' if path else ''}: "
+                "`python -m conformance --out .` writes it, and the next bench run reads it."
+            )
+        document = json.loads(path.read_text())
+        command, ran_on = document.get("command", "?"), document.get("ran_on", "?")
+        return f"The conformance columns are from `{path.name}` (`{command}`, {ran_on})."
 
     def feed_table(self) -> str:
         """P9 per server and broker: chat and feed deliveries/s, their ratio, and the resume time."""
@@ -232,6 +441,12 @@ class Report:
                 f"{figure_text(min(rates))} - {figure_text(max(rates))} | "
                 f"{f'{server_cpu:.0%}' if server_cpu else '-'} | {f'{cpu:.0%}' if cpu else '-'} | {growth_text} |"
             )
+        for key, reason in self.results.unable.items():
+            if not self.results.runs.get(key):
+                arm = self.results.arms[key]
+                lines.append(
+                    f"| {arm.workload.title} | {arm.server} | {arm.peer.label} | could not run: {reason} | | | | |"
+                )
         return "\n".join(lines)
 
     def latency_table(self) -> str:
@@ -285,9 +500,21 @@ hand.
 
 ## Goals
 
+{GOALS_EXPLAINED}
+
 {document.goal_table()}
 
 ![ratios to goal](results.png)
+
+## P10: which server to choose for WebSockets
+
+{P10_EXPLAINED}
+
+{document.conformance_source()}
+
+{document.p10_table() or "The server comparison was not run: `python -m bench --only p10`."}
+
+{"![asgi-ws under every server](p10.png)" if document.speeds() else ""}
 
 ## Every figure
 
@@ -308,6 +535,24 @@ hand.
 {ANALYSIS_END}
 """
 
+
+GOALS_EXPLAINED = f"""\
+Each ratio is asgi-ws's median over the peer's (medians of the alternated rounds); beside it, the
+lowest and highest ratio of the two arms within one round, and the load generator's CPU share (the
+higher median of the two arms). A median within ±{NOISE} of its goal is "within noise": full runs
+on a quiet machine move that much. At {SATURATED:.0%} load-generator CPU and above, the figure may be
+the client's limit rather than the server's, and says so."""
+
+P10_EXPLAINED = """\
+asgi-ws alone, with every policy on, under each server configuration of `asgi_ws/servers.py`, the
+servers alternated within each workload like the peers of the other groups (echo of 32 B on 10
+connections; a stream of 10,000 messages; chat fan-out to 100 members, 1 KiB messages, 32 in
+flight). Each server runs with one worker, pinned to the same CPU. The conformance columns: the
+scenarios in which what a client sees under that server is identical to the reference (uvicorn with
+websockets' sans-I/O protocol), and the Autobahn cases passed (OK) and failed. The recommendation:
+a server's speed is the geometric mean of its three figures over the best server's; the pick is the
+fastest of the servers that ran everything and differ from the reference in the fewest scenarios,
+then fail the fewest Autobahn cases."""
 
 FEED_EXPLAINED = """\
 The same fan-out as P4 (100 members and the publisher in one room, 1 KiB messages, 32 in flight) on
@@ -336,11 +581,14 @@ def write(document: Report, out: Path) -> None:
     results = out / "RESULTS.md"
     results.write_text(markdown(document, kept_analysis(results)))
     chart(document, out / "results.png")
+    if document.speeds():
+        p10_chart(document, out / "p10.png")
     raw = {
         "command": document.command,
         "date": document.date,
         "runs": {key: [dataclasses.asdict(run) for run in runs] for key, runs in document.results.runs.items()},
         "latency": document.results.latency,
+        "unable": document.results.unable,
         "goals": {
             f"{goal.id} {goal.measure}": {"ratio": ratio, "per round": document.round_ratios(goal)}
             for goal in goals()
@@ -360,7 +608,10 @@ def chart(document: Report, path: Path) -> None:
     rows = [(goal, ratio) for goal in goals() if (ratio := document.ratio(goal)) is not None]
     figure, axes = plt.subplots(figsize=(10, 0.38 * len(rows) + 1.6))
     labels = [f"{goal.id} {goal.measure}" for goal, _ in rows]
-    colours = ["#2e7d32" if goal.met(ratio) else "#c62828" for goal, ratio in rows]
+    colours = [
+        "#f9a825" if goal.verdict(ratio) == "within noise" else "#2e7d32" if goal.met(ratio) else "#c62828"
+        for goal, ratio in rows
+    ]
     positions = range(len(rows))
     axes.barh(positions, [ratio for _, ratio in rows], color=colours)
     axes.scatter([goal.target for goal, _ in rows], positions, marker="|", s=300, color="black", zorder=3, label="goal")
@@ -368,9 +619,57 @@ def chart(document: Report, path: Path) -> None:
         axes.text(ratio, position, f" {ratio:.2f}x", va="center", fontsize=8)
     axes.set_yticks(list(positions), labels, fontsize=8)
     axes.invert_yaxis()
-    axes.set_xlabel("asgi-ws ÷ peer (medians); green meets the goal, red misses it")
+    axes.set_xlabel("asgi-ws ÷ peer (medians); green meets the goal, red misses it, amber is within noise")
     axes.set_title(f"asgi-ws vs its peers, {document.date}")
     axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def p10_chart(document: Report, path: Path) -> None:
+    """P10: per server, a bar per workload, each the server's median over the best server's, min - max as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    speeds = document.speeds()
+    best = {key: max((speed.median(key) or 0.0 for speed in speeds), default=0.0) or 1.0 for key in P10}
+    titles = {arm.workload.key: arm.workload.title for arm in document.results.arms.values()}
+    figure, axes = plt.subplots(figsize=(max(8.0, 1.1 * len(speeds) + 2), 4.8))
+    width = 0.8 / len(P10)
+    top = 1.0
+    for index, (key, colour) in enumerate(zip(P10, ("#1565c0", "#2e7d32", "#ef6c00"), strict=True)):
+        positions = [number + (index - (len(P10) - 1) / 2) * width for number in range(len(speeds))]
+        heights = [(speed.median(key) or 0.0) / best[key] for speed in speeds]
+        low = [
+            height - min(speed.figures.get(key) or [0.0]) / best[key]
+            for speed, height in zip(speeds, heights, strict=True)
+        ]
+        high = [
+            max(speed.figures.get(key) or [0.0]) / best[key] - height
+            for speed, height in zip(speeds, heights, strict=True)
+        ]
+        axes.bar(positions, heights, width, color=colour, label=titles.get(key, key), yerr=[low, high], capsize=2)
+        top = max([top, *(height + above for height, above in zip(heights, high, strict=True))])
+        for position, speed, height in zip(positions, speeds, heights, strict=True):
+            if key in speed.unable and not speed.figures.get(key):
+                axes.text(position, 0.02, "could not run", rotation=90, fontsize=7, ha="center", va="bottom")
+            elif height:  # the figure itself, inside the bar at its foot, clear of the min - max line
+                text = figure_text(speed.median(key) or 0.0)
+                axes.text(position, 0.02, text, rotation=90, fontsize=6, ha="center", va="bottom", color="white")
+    labels = [
+        f"{speed.server}\n{found.identical_text}\nAutobahn {found.autobahn_ok}/{found.autobahn_cases}"
+        if (found := speed.conformance)
+        else f"{speed.server}\n(no conformance report)"
+        for speed in speeds
+    ]
+    axes.set_xticks(list(range(len(speeds))), labels, fontsize=7)
+    axes.set_ylim(0, top + 0.3)  # room for the legend
+    axes.set_ylabel("median ÷ the fastest server's (lines: min - max over rounds)")
+    axes.set_title(f"asgi-ws under every server: which to choose for WebSockets, {document.date}")
+    axes.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

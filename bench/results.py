@@ -65,6 +65,7 @@ class Workload:
     path: str  # the endpoint it drives
     measure: Callable[[RunningServer], Coroutine[Any, Any, Measured]]
     higher_is_better: bool = True
+    seconds: float = 5.0  # about how long one run takes on this 2-CPU machine, for the estimate printed at the start
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,10 @@ class Group:
     rounds: int | None = None  # alternations, where the group has its own count (default: Sizes.rounds)
     warm_up: bool = False  # one run of every arm first, not recorded (servers kept between runs only)
     tag: str = ""  # a name that selects the group with --only, besides its workloads' keys
+    # An arm whose server fails to start or to run the workload is recorded as unable, with the
+    # reason, and the group goes on (the server comparison, where some servers may not cope);
+    # elsewhere such a failure ends the run.
+    tolerant: bool = False
 
 
 @dataclass
@@ -95,9 +100,14 @@ class Results:
     arms: dict[str, Arm] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)  # P7 figures, ms and requests/s
     failures: list[str] = field(default_factory=list)  # what did not complete
+    unable: dict[str, str] = field(default_factory=dict)  # arm key -> why it could not run (tolerant groups)
 
     def median(self, key: str) -> float:
         return statistics.median(run.rate for run in self.runs[key])
+
+    def client_cpu(self, key: str) -> float:
+        """The load generator's CPU share over the arm's runs, median."""
+        return statistics.median(run.client_cpu for run in self.runs[key])
 
 
 def figure_text(value: float) -> str:

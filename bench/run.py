@@ -1,9 +1,21 @@
-"""``python -m bench``: asgi_ws against its peers, side by side in one run (contract §6, goals P1-P7, P9).
+"""``python -m bench``: asgi_ws against its peers, and under every server, side by side in one run (goals P1-P10).
 
-    python -m bench              # the full run, about 15 minutes; writes bench/RESULTS.md and bench/results.png
-    python -m bench --quick      # every workload once, short, in under 2 minutes; writes nothing unless --out
+    python -m bench              # the full run, about 35 minutes (printed at the start); writes bench/RESULTS.md,
+                                 # results.png and p10.png
+    python -m bench --quick      # every workload once, short, in about 3 minutes; writes nothing unless --out
+    python -m bench --only p10   # the server comparison alone: asgi-ws under all ten server configurations
     python -m bench --only feed  # the feed's groups alone (P9)
     python -m bench --only c100k # P8, 100,000 connections: never part of a full run (bench/c100k.py)
+
+A full run, group by group (``groups``): under each of uvicorn, hypercorn and
+granian, echo on 10 and on 50 connections and the stream with asgi-ws, FastAPI
+and the raw floor (and the ``websockets`` server beside them under uvicorn),
+JSON echo and chat fan-out to 100 and to 1000 with asgi-ws and FastAPI (P1-P4;
+under uvicorn the fan-outs also with one client that never reads, P5); idle
+memory under uvicorn (P6); the server comparison (P10): asgi-ws alone under all
+ten configurations of :mod:`asgi_ws.servers`, echo on 10 connections, the
+stream and fan-out to 100, the servers alternated like peers; the feed (P9);
+and cross-process latency through Redis (P7).
 
 Theory of operation
 -------------------
@@ -52,6 +64,7 @@ from typing import Any
 
 import uvloop
 
+from asgi_ws.servers import SERVERS
 from conformance.launcher import HOST, RunningServer, free_port, run_server, spawn, stop_process, wait_until_ready
 from conformance.redis_server import RedisServer
 
@@ -60,6 +73,7 @@ from .loadgen import Measured
 from .results import Arm, Group, Peer, Results, Sizes, Workload, figure_text
 
 BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
 
 # Every policy on, the rate limit out of the way (contract §6 P2).  The connection
 # cap is raised for the 5000 idle connections of P6 plus the clients of others.
@@ -73,7 +87,10 @@ CHAT_PAYLOAD = b"x" * 1024
 # round trip through the load generator, limits the rate: see the server CPU
 # column of RESULTS.md, which should be near 100 %.
 FAN_OUT_WINDOW = 32
-BENCH_SERVERS = ("uvicorn", "hypercorn", "granian")  # echo and stream run under each; the rest under uvicorn
+BENCH_SERVERS = ("uvicorn", "hypercorn", "granian")  # asgi-ws against its peers under each; idle and P5 under uvicorn
+P10_TAG = "p10"  # --only p10: asgi-ws alone under every server configuration
+P10_WORKLOADS = ("echo-10", "stream", "fan-out-100")
+SERVER_START = 2.0  # seconds to start and stop a server, about, for the estimate
 SATURATED = 0.9  # load-generator CPU share from which a figure is marked
 HEALTHY_LIMIT = 120.0  # seconds a fan-out run without a stalled client may take
 FEED_LISTENERS = 100  # members of the room in the feed-vs-chat fan-out (P9), as in P4's smaller size
@@ -134,12 +151,48 @@ def workloads(sizes: Sizes) -> dict[str, Workload]:
         epoch, top = await loadgen.feed_top(url, REPLAYED + 1, CHAT_PAYLOAD)
         return await loadgen.replay(url, f"{epoch}:{top - REPLAYED}", REPLAYED, server=group_of(server))
 
+    # About how long one run takes (for the estimate printed at the start), from the rates of
+    # earlier full runs on this 2-CPU machine: about 1 s of connecting and warming up an echo,
+    # streams at 40,000 messages/s, fan-outs at 60,000 deliveries/s plus 2 ms a member to join.
+    def fan_out_seconds(listeners: int) -> float:
+        return sizes.fan_out_messages[listeners] * (listeners + 1) / 60_000 + listeners * 0.002
+
+    echo_seconds = sizes.echo_seconds + 1.0
+    stream_seconds = sizes.stream_count * (sizes.stream_repeats + 1) / 40_000 + 0.3
     feed_chat, feed = f"chat fan-out to {FEED_LISTENERS} (beside the feed)", f"feed fan-out to {FEED_LISTENERS}"
     found = [
-        Workload("echo-10", "echo 32 B, 10 connections", "round trips/s", "/echo", echo(10, ECHO_PAYLOAD, "/echo")),
-        Workload("echo-50", "echo 32 B, 50 connections", "round trips/s", "/echo", echo(50, ECHO_PAYLOAD, "/echo")),
-        Workload("json", "JSON echo, 10 connections", "round trips/s", "/ws_json", echo(10, JSON_PAYLOAD, "/ws_json")),
-        Workload("stream", f"stream of {sizes.stream_count:,} messages", "messages/s", "/stream", stream),
+        Workload(
+            "echo-10",
+            "echo 32 B, 10 connections",
+            "round trips/s",
+            "/echo",
+            echo(10, ECHO_PAYLOAD, "/echo"),
+            seconds=echo_seconds,
+        ),
+        Workload(
+            "echo-50",
+            "echo 32 B, 50 connections",
+            "round trips/s",
+            "/echo",
+            echo(50, ECHO_PAYLOAD, "/echo"),
+            seconds=echo_seconds,
+        ),
+        Workload(
+            "json",
+            "JSON echo, 10 connections",
+            "round trips/s",
+            "/ws_json",
+            echo(10, JSON_PAYLOAD, "/ws_json"),
+            seconds=echo_seconds,
+        ),
+        Workload(
+            "stream",
+            f"stream of {sizes.stream_count:,} messages",
+            "messages/s",
+            "/stream",
+            stream,
+            seconds=stream_seconds,
+        ),
         *(
             Workload(
                 f"fan-out-{n}{'-stalled' if stalled else ''}",
@@ -147,46 +200,81 @@ def workloads(sizes: Sizes) -> dict[str, Workload]:
                 "deliveries/s",
                 "/ws/chat/bench",
                 fan_out(n, stalled),
+                # Stalled, FastAPI's loop waits out the time limit and asgi-ws does not: half each.
+                seconds=(fan_out_seconds(n) + sizes.stall_timeout) / 2 if stalled else fan_out_seconds(n),
             )
             for n in (100, 1000)
             for stalled in (False, True)
         ),
-        Workload("idle", f"{sizes.idle_connections:,} idle connections", "bytes/connection", "/echo", idle, False),
-        Workload("feed-chat", feed_chat, "deliveries/s", "/ws/chat/bench", fan_out(FEED_LISTENERS, False)),
-        Workload("feed", feed, "deliveries/s", "/ws/feed/bench", fan_out(FEED_LISTENERS, False, "/ws/feed/bench")),
-        Workload("feed-replay", f"feed resume, {REPLAYED:,} messages missed", "ms", "/ws/feed/replay", resume, False),
+        Workload(
+            "idle",
+            f"{sizes.idle_connections:,} idle connections",
+            "bytes/connection",
+            "/echo",
+            idle,
+            False,
+            seconds=sizes.idle_connections / 1000 + 1.0,
+        ),
+        Workload(
+            "feed-chat",
+            feed_chat,
+            "deliveries/s",
+            "/ws/chat/bench",
+            fan_out(FEED_LISTENERS, False),
+            seconds=fan_out_seconds(FEED_LISTENERS),
+        ),
+        Workload(
+            "feed",
+            feed,
+            "deliveries/s",
+            "/ws/feed/bench",
+            fan_out(FEED_LISTENERS, False, "/ws/feed/bench"),
+            seconds=fan_out_seconds(FEED_LISTENERS),
+        ),
+        Workload(
+            "feed-replay",
+            f"feed resume, {REPLAYED:,} messages missed",
+            "ms",
+            "/ws/feed/replay",
+            resume,
+            False,
+            seconds=0.3,
+        ),
     ]
     return {workload.key: workload for workload in found}
 
 
 def groups(sizes: Sizes, feed_servers: Sequence[str] = ("uvicorn",)) -> list[Group]:
+    """Every group of a full run, in the order they run."""
     w = workloads(sizes)
     found = []
     for server in BENCH_SERVERS:
-        for key in ("echo-10", "echo-50"):
+        # P1, P2, P3: asgi-ws, FastAPI and the floor (the websockets server beside them under uvicorn).
+        for key in ("echo-10", "echo-50", "stream"):
             arms = [Arm(peer, server, w[key]) for peer in (OURS, FASTAPI, FLOOR)]
             if server == "uvicorn":
                 arms.append(Arm(WEBSOCKETS, "websockets", w[key]))
             found.append(Group(f"{w[key].title} · {server}", arms))
-        arms = [Arm(peer, server, w["stream"]) for peer in (OURS, FLOOR, FASTAPI)]
-        if server == "uvicorn":
-            arms.append(Arm(WEBSOCKETS, "websockets", w["stream"]))
-        found.append(Group(f"{w['stream'].title} · {server}", arms))
-        if server == "uvicorn":
-            arms = [Arm(peer, server, w["json"]) for peer in (OURS, FASTAPI)]
-            found.append(Group(f"{w['json'].title} · {server}", arms))
-    for n in (100, 1000):
-        healthy, stalled = w[f"fan-out-{n}"], w[f"fan-out-{n}-stalled"]
-        found.append(
-            Group(
-                f"chat fan-out to {n}, healthy and with one stalled client · uvicorn",
-                [Arm(peer, "uvicorn", workload) for workload in (healthy, stalled) for peer in (OURS, FASTAPI)],
-                fresh_server=True,  # the naive loop stays stuck on the stalled client
-            )
-        )
+        found.append(Group(f"{w['json'].title} · {server}", [Arm(peer, server, w["json"]) for peer in (OURS, FASTAPI)]))
+        # P1 and P4: fan-out against FastAPI's naive loop; under uvicorn with a stalled client too (P5).
+        for n in (100, 1000):
+            healthy, stalled = w[f"fan-out-{n}"], w[f"fan-out-{n}-stalled"]
+            if server == "uvicorn":
+                arms = [Arm(peer, server, workload) for workload in (healthy, stalled) for peer in (OURS, FASTAPI)]
+                # The naive loop stays stuck on the stalled client, so every run gets a new server.
+                found.append(Group(f"{healthy.title}, healthy and with one stalled client · {server}", arms, True))
+            else:
+                found.append(
+                    Group(f"{healthy.title} · {server}", [Arm(peer, server, healthy) for peer in (OURS, FASTAPI)])
+                )
     found.append(
         Group(f"{w['idle'].title} · uvicorn", [Arm(peer, "uvicorn", w["idle"]) for peer in (OURS, FLOOR)], True)
     )
+    # P10: asgi-ws alone under every server configuration, the servers alternated like peers.
+    for key in P10_WORKLOADS:
+        workload = dataclasses.replace(w[key], key=f"{P10_TAG}-{key}")
+        arms = [Arm(OURS, server, workload) for server in SERVERS]
+        found.append(Group(f"{workload.title} · every server", arms, tag=P10_TAG, tolerant=True))
     for server in feed_servers:
         for peer in (OURS, OURS_REDIS):
             broker = "Redis" if peer.redis else "memory"
@@ -258,6 +346,10 @@ class Progress:
         print(f"[{self.done:>3}/{self.total} {time.monotonic() - self.started:5.0f}s] {text}", flush=True)
 
 
+def where(arm: Arm) -> str:
+    return f"{arm.peer.label} on {arm.server}" if arm.server != "websockets" else arm.peer.label
+
+
 def describe(arm: Arm, round_: int, rounds: int, run: Measured) -> str:
     figure = f"{figure_text(run.rate)} {arm.workload.unit}"
     notes = [f"server CPU {run.server_cpu:.0%}"] if run.server_cpu else []
@@ -266,54 +358,104 @@ def describe(arm: Arm, round_: int, rounds: int, run: Measured) -> str:
         notes.append("load generator saturated")
     if not run.done:
         notes.append("did not finish")
-    where = f"{arm.peer.label} on {arm.server}" if arm.server != "websockets" else arm.peer.label
-    return f"{arm.workload.title:<42} {where:<30} round {round_}/{rounds}: {figure:>26}  ({', '.join(notes)})"
+    return f"{arm.workload.title:<42} {where(arm):<30} round {round_}/{rounds}: {figure:>26}  ({', '.join(notes)})"
 
 
 class ServerPool:
-    """Servers kept running from one group to the next while the server name stays the same.
+    """Servers kept running from one group to the next while the groups run under the same servers.
 
     Stopping a server can take seconds (hypercorn waits for its connections),
-    so the uvicorn servers of the echo groups also serve the stream group.
+    so the uvicorn servers of the echo groups also serve the stream group, and
+    the ten servers of the server comparison serve all three of its groups.
     """
 
     def __init__(self, log_dir: Path, cpus: set[int], redis_url: str | None = None) -> None:
         self.log_dir, self.cpus, self.redis_url = log_dir, cpus, redis_url
-        self._stack = contextlib.ExitStack()
-        self._servers: dict[tuple[str, str], RunningServer] = {}
+        self._servers: dict[tuple[str, str], tuple[RunningServer, contextlib.ExitStack]] = {}
+        self._names: set[str] = set()  # the servers of the groups served so far ("websockets" aside)
+
+    def begin(self, group: Group) -> None:
+        """Stop the servers unless ``group`` runs under the same ones as the groups before it."""
+        names = {arm.server for arm in group.arms} - {"websockets"}
+        if group.fresh_server or names != self._names:
+            self.close()
+        self._names = names
 
     def get(self, arm: Arm) -> RunningServer:
-        if self._servers and next(iter(self._servers))[0] != arm.server and arm.server != "websockets":
-            self.close()
         key = (arm.server, arm.peer.key)
         if key not in self._servers:
-            self._servers[key] = self._stack.enter_context(serve(arm, self.log_dir, self.cpus, self.redis_url))
-        return self._servers[key]
+            stack = contextlib.ExitStack()  # empty if the server fails to start: nothing to stop then
+            self._servers[key] = (stack.enter_context(serve(arm, self.log_dir, self.cpus, self.redis_url)), stack)
+        return self._servers[key][0]
+
+    def discard(self, arm: Arm) -> None:
+        """Stop the arm's server, if it runs (one that failed a workload is not trusted with the next)."""
+        if found := self._servers.pop((arm.server, arm.peer.key), None):
+            found[1].close()
 
     def close(self) -> None:
-        self._stack.close()
+        for _, stack in self._servers.values():
+            stack.close()
         self._servers.clear()
+        self._names = set()
 
 
 def run_group(group: Group, results: Results, pool: ServerPool, progress: Progress) -> None:
     rounds = group.rounds or results.sizes.rounds
+    pool.begin(group)
+    for arm in group.arms:
+        results.arms[arm.key] = arm
+        if group.tolerant and (missing := SERVERS[arm.server].missing()):
+            results.unable[arm.key] = f"not installed: {', '.join(missing)}"
     if group.warm_up:  # the first run on a new server is the slowest: it would favour the arm that runs second
         for arm in group.arms:
             uvloop.run(arm.workload.measure(pool.get(arm)))
     for round_ in range(1, rounds + 1):
         order = group.arms if round_ % 2 else group.arms[::-1]  # A B C, then C B A
         for arm in order:
-            with contextlib.ExitStack() as per_run:
-                if group.fresh_server:
-                    server = per_run.enter_context(serve(arm, pool.log_dir, pool.cpus, pool.redis_url))
-                else:
-                    server = pool.get(arm)
-                run = uvloop.run(arm.workload.measure(server))
-            results.arms[arm.key] = arm
+            if arm.key in results.unable:
+                progress.line(f"{arm.workload.title:<42} {where(arm):<30} round {round_}/{rounds}: not run")
+                continue
+            try:
+                with contextlib.ExitStack() as per_run:
+                    if group.fresh_server:
+                        server = per_run.enter_context(serve(arm, pool.log_dir, pool.cpus, pool.redis_url))
+                    else:
+                        server = pool.get(arm)
+                    run = uvloop.run(arm.workload.measure(server))
+            except Exception as exc:
+                if not group.tolerant:
+                    raise
+                # This server cannot run this workload: say why once, and do not try it again.
+                results.unable[arm.key] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                pool.discard(arm)
+                progress.line(f"{arm.workload.title:<42} {where(arm):<30} failed: {results.unable[arm.key]}")
+                continue
+            if group.tolerant and not run.done:
+                results.unable[arm.key] = f"did not finish within {HEALTHY_LIMIT:.0f} s"
             results.runs.setdefault(arm.key, []).append(run)
-            if not run.done and arm.peer is OURS:
+            if not run.done and arm.peer is OURS and not group.tolerant:
                 results.failures.append(f"{arm.key} round {round_} did not finish")
             progress.line(describe(arm, round_, rounds, run))
+
+
+def estimate(chosen: Sequence[Group], sizes: Sizes, latency: bool) -> float:
+    """Seconds the chosen groups should take, about: every run, plus starting their servers."""
+    total = 0.0
+    names: set[str] = set()
+    for group in chosen:
+        rounds = (group.rounds or sizes.rounds) + group.warm_up
+        total += rounds * sum(arm.workload.seconds for arm in group.arms)
+        runs = rounds * len(group.arms)
+        servers = {arm.server for arm in group.arms} - {"websockets"}
+        if group.fresh_server:
+            total += runs * SERVER_START
+        elif servers != names:
+            total += len({(arm.server, arm.peer.key) for arm in group.arms}) * SERVER_START
+        names = set() if group.fresh_server else servers
+    if latency:
+        total += sizes.latency_messages / 500 + 2 * SERVER_START + 5
+    return total
 
 
 def run_latency(results: Results, scratch: Path, cpus: tuple[set[int], set[int]], progress: Progress) -> None:
@@ -364,8 +506,9 @@ def redis_publish(port: int, requests: int) -> dict[str, float]:
 
 def selectable(sizes: Sizes) -> list[str]:
     """What --only takes: every workload's key, the groups' tags, and "latency" (P7)."""
-    tags = sorted({group.tag for group in groups(sizes) if group.tag})
-    return list(dict.fromkeys([*workloads(sizes), *tags, "latency"]))  # "feed" is a workload and a tag
+    found = groups(sizes)
+    keys = [arm.workload.key for group in found for arm in group.arms]
+    return list(dict.fromkeys([*keys, *(group.tag for group in found if group.tag), "latency"]))
 
 
 def split_cpus() -> tuple[set[int], set[int]]:
@@ -380,9 +523,9 @@ def split_cpus() -> tuple[set[int], set[int]]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="asgi_ws against its peers, side by side in one run (contract §6, P1-P7, P9).",
+        description="asgi_ws against its peers, and under every server, side by side in one run (P1-P7, P9, P10).",
     )
-    parser.add_argument("--quick", action="store_true", help="every workload once and short (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="every workload once and short (about 3 minutes)")
     parser.add_argument("--rounds", type=int, help="A/B alternations (default 5, 1 with --quick)")
     parser.add_argument(
         "--only",
@@ -394,8 +537,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--c100k-generators", type=int, default=6, help="c100k: load-generator processes (default 6)")
     parser.add_argument(
         "--servers",
-        help="comma-separated servers to run under (default: uvicorn,hypercorn,granian; "
-        "fan-out, JSON and idle run under uvicorn only, the feed under uvicorn unless servers are named)",
+        help="comma-separated servers to run under (default: every one; asgi-ws against its peers under "
+        f"{', '.join(BENCH_SERVERS)}, idle and the stalled fan-out under uvicorn, the server comparison (p10) "
+        "under all of asgi_ws.servers, the feed under uvicorn unless servers are named)",
+    )
+    parser.add_argument(
+        "--conformance",
+        type=Path,
+        default=REPO_ROOT / "conformance-report.json",
+        help="the conformance report whose summary goes beside each server's speed (default: the repository's)",
     )
     parser.add_argument(
         "--out", type=Path, help="where RESULTS.md and results.png go (default bench/, not written with --quick)"
@@ -428,19 +578,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpus = split_cpus()
     os.sched_setaffinity(0, cpus[1])
     servers = set(args.servers.split(",")) | {"websockets"} if args.servers else None
-    if servers is not None and servers - {*BENCH_SERVERS, "websockets"}:
-        parser.error(f"--servers: choose among {', '.join(BENCH_SERVERS)}")
-    feed_servers = sorted(servers - {"websockets"}) if servers is not None else ["uvicorn"]
-    chosen = [
-        group
-        for group in groups(sizes, feed_servers)
-        if (only is None or group.tag in only or any(arm.workload.key in only for arm in group.arms))
-        and (servers is None or all(arm.server in servers for arm in group.arms))
-    ]
+    if servers is not None and servers - {*SERVERS, "websockets"}:
+        parser.error(f"--servers: choose among {', '.join(SERVERS)}")
+    feed_servers = [name for name in BENCH_SERVERS if servers is not None and name in servers] or ["uvicorn"]
+    chosen = []
+    for group in groups(sizes, feed_servers):
+        if only is not None and group.tag not in only and not any(arm.workload.key in only for arm in group.arms):
+            continue
+        if servers is not None and group.tolerant:  # the server comparison: the servers named, of its ten
+            group = dataclasses.replace(group, arms=[arm for arm in group.arms if arm.server in servers])
+        if group.arms and (servers is None or all(arm.server in servers for arm in group.arms)):
+            chosen.append(group)
     measurements = sum(len(g.arms) * (g.rounds or sizes.rounds) for g in chosen)
-    measurements += 2 if only is None or "latency" in only else 0
+    latency = only is None or "latency" in only
+    measurements += 2 if latency else 0
     print(
-        f"bench: {len(chosen)} groups, {measurements} measurements; servers on CPU {sorted(cpus[0])}, "
+        f"bench: {len(chosen)} groups, {measurements} measurements, about "
+        f"{estimate(chosen, sizes, latency) / 60:.1f} minutes; servers on CPU {sorted(cpus[0])}, "
         f"load generator on CPU {sorted(cpus[1])}",
         flush=True,
     )
@@ -457,21 +611,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         pool = ServerPool(Path(scratch) / "logs", cpus[0], redis_url)
         try:
             for group in chosen:
-                if group.fresh_server:
-                    pool.close()
                 run_group(group, results, pool, progress)
         finally:
             pool.close()
-        if only is None or "latency" in only:
+        if latency:
             run_latency(results, Path(scratch), cpus, progress)
     command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
-    document = report.Report(results, cpus, command, time.monotonic() - started)
+    document = report.Report(results, cpus, command, time.monotonic() - started, out=out, conformance=args.conformance)
     print()
     print(document.goal_table())
     if out is not None:
         report.write(document, out)
-        print(f"\nwrote {out / 'RESULTS.md'} and {out / 'results.png'}")
-    missing = [arm.key for group in chosen for arm in group.arms if not results.runs.get(arm.key)]
+        print(f"\nwrote {out / 'RESULTS.md'}, {out / 'results.png'}{' and p10.png' if document.speeds() else ''}")
+    for key, reason in results.unable.items():
+        print(f"bench: {key} could not run: {reason}", file=sys.stderr)
+    missing = [
+        arm.key
+        for group in chosen
+        for arm in group.arms
+        if not results.runs.get(arm.key) and arm.key not in results.unable
+    ]
     zero = [key for key, runs in results.runs.items() if any(run.rate <= 0 for run in runs)]
     problems = results.failures + [f"{key}: no figure" for key in missing] + [f"{key}: a figure of 0" for key in zero]
     for problem in problems:
