@@ -544,8 +544,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--conformance",
         type=Path,
-        default=REPO_ROOT / "conformance-report.json",
-        help="the conformance report whose summary goes beside each server's speed (default: the repository's)",
+        default=REPO_ROOT / "docs" / "server-summary.json",
+        help="the conformance summary put beside each server's speed (default: docs/server-summary.json, "
+        "written by python -m conformance --publish; a conformance-report.json also works)",
     )
     parser.add_argument(
         "--out", type=Path, help="where RESULTS.md and results.png go (default bench/, not written with --quick)"

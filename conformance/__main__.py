@@ -64,6 +64,9 @@ from .verdicts import (
 __all__ = ["main"]
 
 PUBLISHED = REPO_ROOT / "docs" / "server-divergences.md"
+# The published matrix's headline and Autobahn counts per server, as data: the bench puts
+# them beside each server's speed (bench/RESULTS.md, P10).
+PUBLISHED_SUMMARY = REPO_ROOT / "docs" / "server-summary.json"
 CACHE = REPO_ROOT / ".conformance-cache"
 
 
@@ -334,9 +337,28 @@ def _write(report: Report, args: argparse.Namespace, say: Callable[[str], None])
         written.append(args.out / "conformance-report.html")
         write_html(report, written[-1])
     if args.publish:
-        written.append(PUBLISHED)
+        written += [PUBLISHED, PUBLISHED_SUMMARY]
         write_markdown(report, PUBLISHED, title="ASGI WebSocket server divergence matrix")
+        write_summary(written[1], PUBLISHED_SUMMARY)
     say("wrote " + ", ".join(str(path) for path in written))
+
+
+def write_summary(report_json: Path, summary: Path) -> None:
+    """The parts of the JSON report that say, per server, how it did: small enough to commit."""
+    document = json.loads(report_json.read_text())
+    autobahn = document.get("autobahn", {})
+    kept = {
+        "ran_on": document["ran_on"],
+        "versions": document["versions"],
+        "headline": document["headline"],
+        "autobahn": {
+            "cases": autobahn.get("cases"),
+            "servers": {
+                server: {"summary": result.get("summary", {})} for server, result in autobahn.get("servers", {}).items()
+            },
+        },
+    }
+    summary.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
 
 
 def _printer(started: float) -> Callable[[str], None]:
