@@ -40,7 +40,9 @@ process is disconnected from Redis never reaches that process.
   another message by another process.  Messages sent meanwhile wait in a
   bounded queue and are numbered and delivered, in order, once Redis is back.
   A batch whose reply was lost in the outage is sent again, so a message may
-  appear twice under two offsets; no offset is ever skipped or repeated.
+  appear twice under two offsets; no offset is ever skipped or repeated.  A
+  resume made during an outage waits for Redis (up to :data:`RESUME_WAIT`)
+  before it answers ``unavailable``.
 
 **Outages.**  One supervisor task owns the connections.  When Redis goes away
 it marks the broker disconnected (``/healthz`` turns ``degraded``), drops what
@@ -107,6 +109,10 @@ PUBLISH_QUEUE = 10_000  # messages waiting for the publish connection before new
 # 1.6 KiB, or 256 of the largest a client may send.
 PUBLISH_QUEUE_BYTES = 16 * 1024 * 1024
 PUBLISH_BATCH = 512  # messages per pipelined round trip
+# How long a feed resume waits for Redis to come back before it answers "unavailable": a
+# client that reconnects during a short outage (a Redis restart) then still gets what it
+# missed.  Its control message is simply late; live messages wait for Redis anyway.
+RESUME_WAIT = 10.0
 
 # Number a feed message, keep it, and publish it, in one step.  KEYS: meta, log.
 # ARGV: data as a JSON string, node, a fresh epoch, history_size, ttl in ms,
@@ -158,6 +164,7 @@ class RedisBroker:
         *,
         node: str | None = None,
         min_backoff: float = MIN_BACKOFF,
+        resume_wait: float = RESUME_WAIT,
         history_size: int = 1000,
         history_ttl: float = 300.0,
     ) -> None:
@@ -181,6 +188,8 @@ class RedisBroker:
         self.history_ttl = history_ttl  # seconds a feed room's keys outlive its last message
         self.feed_filled = 0  # feed messages read from a Stream to fill a gap in pub/sub
         self._client: redis.Redis | None = None  # the command connection while connected
+        self._resume_wait = resume_wait  # seconds a resume waits for Redis to come back
+        self._up: anyio.Event | None = None  # set while connected; a new one after each outage
         self._cursors: dict[Topic, tuple[str, int]] = {}  # feed room -> (epoch, last offset delivered here)
         # Feed messages to number, (topic, data): kept through an outage, unlike chat.
         self._feed_outgoing: Outbox[tuple[Topic, str]] = Outbox(PUBLISH_QUEUE, PUBLISH_QUEUE_BYTES)
@@ -199,6 +208,7 @@ class RedisBroker:
                 "use -k asyncio or -k uvloop, or the memory:// broker"
             ) from None
         self._deliver = deliver
+        self._up = anyio.Event()
         async with anyio.create_task_group() as tasks:
             first_attempt = anyio.Event()
             tasks.start_soon(self._supervise, first_attempt)
@@ -233,6 +243,9 @@ class RedisBroker:
 
     async def replay(self, topic: Topic, since: Since) -> Replay:
         wanted = min(self.history_size, 10_000_000)
+        if self._client is None and self._up is not None:
+            with anyio.move_on_after(self._resume_wait):
+                await self._up.wait()  # an outage: give Redis a chance to come back first
         try:
             epoch, top, kept = await self._read(topic, since.offset + 1, wanted, since.epoch)
         except Exception as exc:
@@ -295,6 +308,8 @@ class RedisBroker:
                 if self.connected:
                     delay = self._min_backoff  # a working connection resets the backoff
                 self.connected = False
+                if self._up is not None and self._up.is_set():
+                    self._up = anyio.Event()  # resumes wait on this one until the next connection
                 self.dropped += self._outgoing.clear()  # at most once: no late delivery after an outage
                 first_attempt.set()
                 await anyio.sleep(delay)
@@ -327,6 +342,8 @@ class RedisBroker:
             self._client = client
             self.connected = True
             self.last_error = None
+            assert self._up is not None
+            self._up.set()
             if reconnect:
                 self.reconnects += 1
                 log_event(logger, logging.INFO, "broker_reconnected", url=redact(self.url), rooms=len(subscribed))

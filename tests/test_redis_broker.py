@@ -21,7 +21,7 @@ import redis
 import asgi_ws.redis_broker
 from asgi_ws.app import App, create_app
 from asgi_ws.broker import BrokerError, encode_envelope, topic_to_wire
-from asgi_ws.feed import FeedMessage, Since, new_epoch
+from asgi_ws.feed import FeedMessage, Replay, Since, new_epoch
 from asgi_ws.http import health
 from asgi_ws.hub import BROADCAST, Topic, chat_room, feed_room
 from asgi_ws.redis_broker import (
@@ -520,7 +520,7 @@ async def test_feed_keys_carry_the_hash_tag_and_expire_after_the_ttl(redis_serve
 
 async def test_a_resume_while_redis_is_down_is_unavailable_and_raises_nothing(redis_server: RedisServer) -> None:
     inbox = FeedInbox()
-    broker = RedisBroker(redis_server.url, min_backoff=30.0)
+    broker = RedisBroker(redis_server.url, min_backoff=30.0, resume_wait=0.5)
     async with running(broker, inbox):  # type: ignore[arg-type]
         await subscribed(broker, redis_server)
         broker.append(FEED, "x")
@@ -538,6 +538,32 @@ async def test_a_resume_while_redis_is_down_is_unavailable_and_raises_nothing(re
         unknown = await broker.replay(feed_room("elsewhere"), Since("e", 3))
         assert (unknown.failure, unknown.epoch, unknown.top) == ("unavailable", "e", 3)
         assert await broker.between(FEED, epoch, 0, 5) == []
+
+
+async def test_a_resume_during_a_short_outage_waits_for_redis_and_is_served(persistent_redis: RedisServer) -> None:
+    inbox = FeedInbox()
+    broker = RedisBroker(persistent_redis.url, min_backoff=FAST_BACKOFF, resume_wait=30.0)
+    async with running(broker, inbox):  # type: ignore[arg-type]
+        await subscribed(broker, persistent_redis)
+        for text in ("1", "2", "3"):
+            broker.append(FEED, text)
+        await eventually(lambda: len(inbox.messages) == 3, "three messages")
+        epoch = inbox.messages[0].epoch
+        persistent_redis.kill()
+        await eventually(lambda: not broker.connected, "the outage")
+        answers: list[Replay] = []
+        async with anyio.create_task_group() as tasks:
+
+            async def resume() -> None:
+                answers.append(await broker.replay(FEED, Since(epoch, 1)))
+
+            tasks.start_soon(resume)
+            await anyio.sleep(0.5)
+            assert answers == [], "the resume waits for Redis rather than answering unavailable"
+            persistent_redis.start()
+        (replay,) = answers
+        assert (replay.failure, replay.epoch, replay.top) == (None, epoch, 3)
+        assert [json.loads(message.text)["data"] for message in replay.messages] == ["2", "3"]
 
 
 async def test_a_room_whose_stream_vanished_but_not_its_meta_is_trimmed_not_replayed_empty(
