@@ -32,7 +32,9 @@ The servers are pinned to one CPU and this process, which is the load
 generator (:mod:`bench.loadgen`), to another, with ``sched_setaffinity`` (what
 ``taskset`` does).  Every figure comes with the load generator's CPU share
 during the measurement; at 0.9 and above the figure is marked, because it may be
-the client's limit rather than the server's.
+the client's limit rather than the server's.  hypercorn runs with glibc's malloc
+thresholds fixed (:data:`FIXED_MALLOC`), so that no arm pays an mmap per socket
+read that another arm escapes by the accident of its imports.
 
 The peers (:mod:`bench.peers`): the raw ASGI floor, FastAPI written the usual
 way, and the ``websockets`` library's own server.  asgi_ws runs with every
@@ -87,6 +89,20 @@ CHAT_PAYLOAD = b"x" * 1024
 # round trip through the load generator, limits the rate: see the server CPU
 # column of RESULTS.md, which should be near 100 %.
 FAN_OUT_WINDOW = 32
+# hypercorn's asyncio worker reads every socket through asyncio's selector transport,
+# which calls sock.recv(256 KiB) (CPython 3.11 asyncio/selector_events.py,
+# _SelectorSocketTransport._read_ready__data_received, max_size): a new 256 KiB
+# block per read.  glibc serves it with mmap whenever it is above the mmap
+# threshold and the heap's top has no room: the threshold starts at 128 KiB and
+# only rises when a block above it is freed, which some imports happen to do.  So
+# whether each read costs mmap + mremap + munmap and two page faults depended on
+# the app's imports and the heap's layout, not on the app's work: the 10-line floor
+# paid it on every read, asgi-ws only with 50 connections, FastAPI never
+# (python/cpython#85451, open).  Fixed thresholds put every arm on the heap; the
+# trim threshold too, or the heap would grow and shrink by brk on every read.
+# uvicorn (uvloop) and granian read into buffers of their own and keep glibc's defaults.
+FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1024 * 1024), "MALLOC_TRIM_THRESHOLD_": str(4 * 1024 * 1024)}
+SERVER_ENV = {"hypercorn": FIXED_MALLOC}
 BENCH_SERVERS = ("uvicorn", "hypercorn", "granian")  # asgi-ws against its peers under each; idle and P5 under uvicorn
 P10_TAG = "p10"  # --only p10: asgi-ws alone under every server configuration
 P10_WORKLOADS = ("echo-10", "stream", "fan-out-100")
@@ -308,7 +324,8 @@ def serve(arm: Arm, log_dir: Path, cpus: set[int], redis_url: str | None = None)
             if redis_url is None:
                 raise RuntimeError(f"{arm.key}: runs on Redis, and no redis-server was started")
             settings = {**settings, "ASGI_WS_BROKER": redis_url}
-        with run_server(arm.server, log_dir, settings, app=arm.peer.app, cpus=cpus) as server:
+        env = SERVER_ENV.get(arm.server)
+        with run_server(arm.server, log_dir, settings, app=arm.peer.app, extra_env=env, cpus=cpus) as server:
             if arm.peer.redis:
                 server.wait_for_health(lambda document: document["broker"]["connected"], 30)
             yield server

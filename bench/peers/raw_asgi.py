@@ -1,4 +1,12 @@
-"""The floor: a minimal raw ASGI echo (``/echo``) and stream (``/stream?count=N``), no policies at all."""
+"""The floor: a minimal raw ASGI echo (``/echo``) and stream (``/stream?count=N``), no policies at all.
+
+It imports nothing and does nothing but the protocol, so that an app's cost is
+its figure's distance from this one.  Importing nothing once made it the slowest
+arm under hypercorn: the server's 256 KiB socket reads landed above glibc's
+untouched mmap threshold, an mmap per read that bigger apps escape by what their
+imports free.  The benchmark fixes the thresholds instead (``bench.run.FIXED_MALLOC``),
+so the floor stays free of anything that is not the protocol.
+"""
 
 from __future__ import annotations
 
