@@ -62,9 +62,14 @@ class RestartablePair:
             time.sleep(0.05)
 
     def kill_a(self) -> None:
-        """SIGKILL to ``a``'s PID: its sockets are closed by the kernel, with no close frame."""
+        """SIGKILL to ``a`` and its workers: the kernel closes their sockets, with no close frame.
+
+        The whole process group, whose id is the server's PID (the launcher starts
+        each server in a session of its own): gunicorn serves from a worker
+        process that would otherwise outlive its killed master and go on serving.
+        """
         assert self.a.process is not None
-        os.kill(self.a.process.pid, signal.SIGKILL)
+        os.killpg(self.a.process.pid, signal.SIGKILL)
         self.a.process.wait()
 
     def restart_a(self) -> None:
