@@ -179,6 +179,8 @@ class RedisBroker:
         self.last_error: str | None = None  # why the last connection ended, for /healthz
         self._min_backoff = min_backoff
         self._wanted: set[str] = set()  # channels of the topics with a member here
+        self._subscribed: set[str] = set()  # channels the subscriber connection is subscribed to now
+        self._subscriptions_moved: anyio.Event | None = None  # set each time _subscribed catches up some
         self._wanted_changed: anyio.Event | None = None  # set when _wanted changes while connected
         self._outgoing: Outbox[tuple[str, bytes]] = Outbox(PUBLISH_QUEUE, PUBLISH_QUEUE_BYTES)  # (channel, envelope)
         self._deliver: Deliver | None = None
@@ -337,6 +339,7 @@ class RedisBroker:
                 await self._start_cursors(client, subscribed)
                 if subscribed:
                     await pubsub.subscribe(*subscribed)
+                self._subscribed = subscribed
             with anyio.fail_after(COMMAND_TIMEOUT):
                 await self._catch_up(client)
             self._client = client
@@ -473,6 +476,8 @@ class RedisBroker:
                     await pubsub.unsubscribe(*gone)
             subscribed |= new
             subscribed -= gone
+            if self._subscriptions_moved is not None:
+                self._subscriptions_moved.set()  # a feed message waiting for one of these may go
             for name in gone - self._wanted:
                 self._cursors.pop(topic_of_channel(name), None)  # no member left to keep in order
 
@@ -512,6 +517,12 @@ class RedisBroker:
                 retry.append(await self._feed_outgoing.get())
                 while len(self._feed_outgoing) and len(retry) < PUBLISH_BATCH:
                     retry.append(await self._feed_outgoing.get())
+            # A member of this process sent it, so this process wants the room: number it only once
+            # the process is subscribed to the room, or pub/sub could never bring it back here, and
+            # the room's cursor, read before subscribing, would already count it as delivered.
+            while any(channel(topic) in self._wanted - self._subscribed for topic, _ in retry):
+                self._subscriptions_moved = anyio.Event()
+                await self._subscriptions_moved.wait()
             pipe = client.pipeline(transaction=False)
             ttl_ms = max(1, int(self.history_ttl * 1000))  # PEXPIRE 0 would delete at once
             for topic, text in retry:

@@ -540,6 +540,23 @@ async def test_a_resume_while_redis_is_down_is_unavailable_and_raises_nothing(re
         assert await broker.between(FEED, epoch, 0, 5) == []
 
 
+async def test_a_message_sent_as_a_room_is_joined_comes_back_to_its_own_process(redis_server: RedisServer) -> None:
+    """The first member's first message is numbered only once the process is subscribed to the room.
+
+    Numbered earlier, pub/sub would never bring it back here, and the room's cursor, read just
+    before subscribing, would already count it as delivered: the member would never see it.
+    """
+    delivered: list[tuple[Topic, str | FeedMessage]] = []
+    async with running(RedisBroker(redis_server.url), lambda topic, item: delivered.append((topic, item))) as broker:
+        rooms = [feed_room(f"joined-{number}") for number in range(30)]
+        for room in rooms:
+            broker.subscribe(room)  # a first member joins ...
+            broker.append(room, "hello")  # ... and speaks at once
+        await eventually(lambda: len(delivered) == len(rooms), "every room's first message, back here")
+        assert sorted(topic.name for topic, _ in delivered) == sorted(room.name for room in rooms)
+        assert {item.offset for _, item in delivered if isinstance(item, FeedMessage)} == {1}
+
+
 async def test_a_resume_during_a_short_outage_waits_for_redis_and_is_served(persistent_redis: RedisServer) -> None:
     inbox = FeedInbox()
     broker = RedisBroker(persistent_redis.url, min_backoff=FAST_BACKOFF, resume_wait=30.0)
