@@ -33,6 +33,7 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from .messages import dump_json
+from .policy import message_size
 
 if TYPE_CHECKING:
     from asgiref.typing import WebSocketSendEvent
@@ -96,7 +97,7 @@ class FeedMessage:
         self.epoch = epoch  # the unbroken history this offset belongs to
         self.text = dump_json({"offset": offset, "epoch": epoch, "data": data})  # what the client receives
         self.event: WebSocketSendEvent = {"type": "websocket.send", "bytes": None, "text": self.text}
-        self.size = len(self.text.encode()) if not self.text.isascii() else len(self.text)  # payload bytes
+        self.size = message_size(self.text, None)  # payload bytes, as every outbox counts them
 
     def __repr__(self) -> str:
         return f"FeedMessage({self.offset}, {self.epoch!r})"

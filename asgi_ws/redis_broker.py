@@ -114,29 +114,10 @@ PUBLISH_BATCH = 512  # messages per pipelined round trip
 # missed.  Its control message is simply late; live messages wait for Redis anyway.
 RESUME_WAIT = 10.0
 
-# Number a feed message, keep it, and publish it, in one step.  KEYS: meta, log.
-# ARGV: data as a JSON string, node, a fresh epoch, history_size, ttl in ms,
-# channel, room as a JSON string.  Returns the offset.
-APPEND_SCRIPT = """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[3]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
-end
-local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset .. '-0', 'd', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PUBLISH', ARGV[6], '{"v":1,"node":"' .. ARGV[2] .. '","room":' .. ARGV[7] ..
-  ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[1] .. '}')
-return offset
-"""
-
-# A room's epoch and top, and its kept messages after an offset.  KEYS: meta, log.
-# ARGV: a fresh epoch (used if the room has none), ttl in ms, the first offset
-# wanted, the most to read, and the epoch they must belong to.
-READ_SCRIPT = """
+# Both scripts start with this: the room's epoch, or, for a room without one (new, expired,
+# flushed), a new epoch at top 0, with any Stream left of the old one deleted.  KEYS: meta,
+# log; ARGV[1]: a fresh epoch.
+_EPOCH = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[1]
@@ -144,6 +125,30 @@ if not epoch then
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
+"""
+
+# Number a feed message, keep it, and publish it, in one step.  KEYS: meta, log.
+# ARGV: a fresh epoch, ttl in ms, data as a JSON string, node, history_size,
+# channel, room as a JSON string.  Returns the offset.
+APPEND_SCRIPT = (
+    _EPOCH
+    + """
+local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], offset .. '-0', 'd', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PUBLISH', ARGV[6], '{"v":1,"node":"' .. ARGV[4] .. '","room":' .. ARGV[7] ..
+  ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[3] .. '}')
+return offset
+"""
+)
+
+# A room's epoch and top, and its kept messages after an offset.  KEYS: meta, log.
+# ARGV: a fresh epoch (used if the room has none), ttl in ms, the first offset
+# wanted, the most to read, and the epoch they must belong to.
+READ_SCRIPT = (
+    _EPOCH
+    + """
 local top = redis.call('HGET', KEYS[1], 'top')
 local entries = {}
 if epoch == ARGV[5] then
@@ -151,6 +156,7 @@ if epoch == ARGV[5] then
 end
 return {epoch, top, entries}
 """
+)
 
 
 class RedisBroker:
@@ -244,12 +250,11 @@ class RedisBroker:
             self.dropped += 1
 
     async def replay(self, topic: Topic, since: Since) -> Replay:
-        wanted = min(self.history_size, 10_000_000)
         if self._client is None and self._up is not None:
             with anyio.move_on_after(self._resume_wait):
                 await self._up.wait()  # an outage: give Redis a chance to come back first
         try:
-            epoch, top, kept = await self._read(topic, since.offset + 1, wanted, since.epoch)
+            epoch, top, kept = await self._read(topic, since.offset + 1, self.history_size, since.epoch)
         except Exception as exc:
             if not is_connection_error(exc) and self._client is not None:
                 raise
@@ -267,6 +272,11 @@ class RedisBroker:
                 raise
             return []  # Redis is gone: nothing to fill with; the later message goes out as it is
         return [message for message in kept if message.offset <= until]
+
+    @property
+    def _ttl_ms(self) -> int:
+        """``history_ttl`` for PEXPIRE, never 0, which would delete the keys at once."""
+        return max(1, int(self.history_ttl * 1000))
 
     def state(self) -> dict[str, Any]:
         return {
@@ -453,9 +463,9 @@ class RedisBroker:
         if client is None:
             raise ConnectionError("not connected to Redis")
         meta, log = feed_keys(topic)
-        ttl_ms = max(1, int(self.history_ttl * 1000))  # PEXPIRE 0 would delete at once
         with anyio.fail_after(COMMAND_TIMEOUT):
-            result = await client.eval(READ_SCRIPT, 2, meta, log, new_epoch(), ttl_ms, first, max(count, 1), epoch)
+            args = (new_epoch(), self._ttl_ms, first, max(count, 1), epoch)
+            result = await client.eval(READ_SCRIPT, 2, meta, log, *args)
         current, top, entries = _text(result[0]), int(result[1]), result[2]
         return current, top, [_stream_message(entry, current) for entry in entries]
 
@@ -524,11 +534,11 @@ class RedisBroker:
                 self._subscriptions_moved = anyio.Event()
                 await self._subscriptions_moved.wait()
             pipe = client.pipeline(transaction=False)
-            ttl_ms = max(1, int(self.history_ttl * 1000))  # PEXPIRE 0 would delete at once
             for topic, text in retry:
                 meta, log = feed_keys(topic)
                 data, room = json.dumps(text), json.dumps(topic_to_wire(topic))
-                args: list[str | int] = [data, self.node, new_epoch(), self.history_size, ttl_ms, channel(topic), room]
+                args: list[str | int] = [new_epoch(), self._ttl_ms, data, self.node, self.history_size]
+                args += [channel(topic), room]
                 await script(keys=[meta, log], args=args, client=pipe)
             with anyio.fail_after(COMMAND_TIMEOUT):
                 results = await pipe.execute(raise_on_error=False)

@@ -192,8 +192,10 @@ class Session:
                         self._task_group = task_group
                         if topic is not None:
                             self._hub.join(topic, self)  # before a resume reads the history: no message falls between
-                            sender = self._drain_feed if self.route.endpoint is Endpoint.FEED else self._drain_outbox
-                            task_group.start_soon(sender, topic)
+                            if self.route.endpoint is Endpoint.FEED:
+                                task_group.start_soon(self._drain_feed, topic)
+                            else:
+                                task_group.start_soon(self._drain_outbox)
                         await self._receive_loop()
                         self._scope.cancel()  # the receive loop has returned: stop the helper tasks too
             if self._scope.cancelled_caught and self.ending is None and self.connection.state is State.ACCEPTED:
@@ -305,7 +307,7 @@ class Session:
         return self._outbox.offer(item, size)
 
     @counted_task
-    async def _drain_outbox(self, topic: Topic) -> None:
+    async def _drain_outbox(self) -> None:
         """The sender task: send queued broadcasts, oldest first, until the session ends.
 
         The hot loop of the fan-out endpoints: it sends inline, and notes

@@ -336,11 +336,11 @@ def append_unseen(server: RedisServer, topic: Topic, text: str, channel_name: st
     """
     meta, log = feed_keys(topic)
     args = [
+        new_epoch(),
+        300_000,
         json.dumps(text),
         "another-node",
-        new_epoch(),
         1000,
-        300_000,
         channel_name,
         json.dumps(topic_to_wire(topic)),
     ]
@@ -635,7 +635,7 @@ async def test_a_fill_cut_off_by_redis_is_caught_up_after_the_reconnect(
         await eventually(lambda: inbox.offsets() == [1], "the first message")
         append_unseen(redis_server, FEED, "2")
         meta, log = feed_keys(FEED)
-        args = [json.dumps("3"), "another-node", new_epoch(), 1000, 300_000, channel(FEED), json.dumps("feed:f")]
+        args = [new_epoch(), 300_000, json.dumps("3"), "another-node", 1000, channel(FEED), json.dumps("feed:f")]
         with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
             pipe = client.pipeline(transaction=False)
             pipe.eval(APPEND_SCRIPT, 2, meta, log, *args)  # 3, published: the broker sees the gap at once
