@@ -32,7 +32,8 @@ __all__ = ["Footprint", "settled", "watched"]
 
 PATIENCE = 120.0  # seconds for a server to settle; only a hung server takes that long
 SERVER_TASKS_SLACK = 10  # the server's own tasks count as settled this close to their baseline
-SERVER_SETTLE = 15.0  # seconds to wait for that at most
+SERVER_STEADY = 2.0  # ... or once their count has not fallen for this many seconds
+SERVER_SETTLE = 15.0  # seconds to wait for either at most
 SAMPLE_EVERY = 0.25  # seconds between two round trips of the well-behaved client, and two samples
 MIB = 1024 * 1024
 
@@ -41,13 +42,16 @@ async def settled(server: RunningServer, baseline: dict[str, float] | None = Non
     """Connections, rooms, app tasks, waiting pushes and RSS, once the server has wound every connection down.
 
     With a ``baseline``, also wait a while (SERVER_SETTLE seconds at most) for the server's own
-    tasks to come back near it, so that the memory figures compare steady states.  They are
-    the server's business, so they are waited for and printed, not asserted on.  Returns the
+    tasks to come back near it, or to stop falling, so that the memory figures compare steady
+    states.  (gunicorn's ASGI worker keeps a task a while for every HTTP request it has served, so
+    that the polling here holds its count above the baseline.)  They are the server's business,
+    so they are waited for and printed, not asserted on.  Returns the
     last reading even if the app never settles within PATIENCE: the caller's assertions say what
     was left.
     """
     state: dict[str, float] = {}
     server_deadline = anyio.current_time() + SERVER_SETTLE
+    fewest_tasks, fewest_since = float("inf"), anyio.current_time()
     with anyio.move_on_after(PATIENCE):
         while True:
             health = await anyio.to_thread.run_sync(server.health)
@@ -60,10 +64,14 @@ async def settled(server: RunningServer, baseline: dict[str, float] | None = Non
                 "waiting": metrics.value("asgi_ws_pushes_waiting"),
                 "rss": await anyio.to_thread.run_sync(server.rss),
             }
+            now = anyio.current_time()
+            if state["all tasks"] < fewest_tasks:
+                fewest_tasks, fewest_since = state["all tasks"], now
             server_settled = (
                 baseline is None
                 or state["all tasks"] <= baseline["all tasks"] + SERVER_TASKS_SLACK
-                or anyio.current_time() > server_deadline
+                or now - fewest_since > SERVER_STEADY
+                or now > server_deadline
             )
             if (
                 state["connections"] == 0
