@@ -163,7 +163,7 @@ async def _open(
         accept_seconds = time.monotonic() - started
         client_cpu = (sum(group_cpu_seconds(process.pid) for process in processes) - cpu_before) / accept_seconds
         after = [worker.rss() for worker in workers]
-        health = [worker.health() for worker in workers]
+        health = [_health(worker) for worker in workers]
         figures.update(
             connected=connected,
             failed=failed,
@@ -172,12 +172,18 @@ async def _open(
             rss_per_connection=(sum(after) - sum(before)) / max(connected, 1),
             server_rss_mib=sum(after) / 2**20,
             load_generator_cpu=client_cpu / generators,
-            app_connections=sum(document["connections"] for document in health),
+            app_connections=sum(document["connections"] for document in health if document is not None),
+            healthz_refused=sum(document is None for document in health),
         )
         say(
             f"c100k: {connected:,} connected ({failed:,} refused) in {accept_seconds:.1f} s; "
             f"RSS {figures['rss_per_connection'] / 1024:.1f} KiB per connection; "
             f"load generators at {figures['load_generator_cpu']:.0%} CPU each"
+            + (
+                f"; /healthz refused by {figures['healthz_refused']:.0f} (no descriptor left)"
+                if figures["healthz_refused"]
+                else ""
+            )
         )
         if broadcast:
             figures.update(await _broadcast(workers, processes, rooms, say))
@@ -193,6 +199,14 @@ async def _open(
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()  # by its PID
     return figures
+
+
+def _health(worker: RunningServer) -> dict[str, Any] | None:
+    """The worker's /healthz, or None if it had no descriptor left to accept the request with."""
+    try:
+        return worker.health()
+    except OSError:
+        return None
 
 
 async def _broadcast(

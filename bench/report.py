@@ -270,7 +270,7 @@ class Report:
         if not figures:
             return "not run: `python -m bench --only c100k` | | | not run"
         return (
-            f"{figures.get('all: connected', 0):,.0f} connected, "
+            f"{figures.get('all: connected', 0):,.0f} connected in {figures.get('all: accept_seconds', 0):.0f} s, "
             f"{figures.get('all: rss_per_connection', 0) / 1024:.1f} KiB RSS each; a broadcast reached "
             f"{figures.get('all: broadcast_reached', 0):,.0f} in {figures.get('all: broadcast_seconds', 0):.2f} s; "
             f"healthz p99 {figures.get('all: healthz_p99_ms', 0):.0f} ms; one process held "
