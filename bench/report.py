@@ -275,7 +275,7 @@ class Report:
             f"{figures.get('all: broadcast_reached', 0):,.0f} in {figures.get('all: broadcast_seconds', 0):.2f} s; "
             f"healthz p99 {figures.get('all: healthz_p99_ms', 0):.0f} ms; one process held "
             f"{figures.get('one process: connections held', 0):,.0f} "
-            f"| | {figures.get('all: load_generator_cpu', 0):.0%} | reported |"
+            f"| | {figures.get('all: load_generator_cpu', 0):.0%} | reported"
         )
 
     def replays(self) -> list[tuple[Arm, list[Measured]]]:
@@ -388,7 +388,8 @@ class Report:
                 "`python -m conformance --out .` writes it, and the next bench run reads it."
             )
         document = json.loads(path.read_text())
-        command, ran_on = document.get("command", "?"), document.get("ran_on", "?")
+        # The published summary does not repeat its command; a full report names its own.
+        command, ran_on = document.get("command", "python -m conformance --publish"), document.get("ran_on", "?")
         return f"The conformance columns are from `{path.name}` (`{command}`, {ran_on})."
 
     def feed_table(self) -> str:
