@@ -175,15 +175,12 @@ async def _open(
             app_connections=sum(document["connections"] for document in health if document is not None),
             healthz_refused=sum(document is None for document in health),
         )
+        refused = figures["healthz_refused"]
         say(
             f"c100k: {connected:,} connected ({failed:,} refused) in {accept_seconds:.1f} s; "
             f"RSS {figures['rss_per_connection'] / 1024:.1f} KiB per connection; "
             f"load generators at {figures['load_generator_cpu']:.0%} CPU each"
-            + (
-                f"; /healthz refused by {figures['healthz_refused']:.0f} (no descriptor left)"
-                if figures["healthz_refused"]
-                else ""
-            )
+            f"{f'; /healthz refused by {refused:.0f} (no descriptor left)' if refused else ''}"
         )
         if broadcast:
             figures.update(await _broadcast(workers, processes, rooms, say))

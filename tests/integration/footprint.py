@@ -43,11 +43,15 @@ async def settled(server: RunningServer, baseline: dict[str, float] | None = Non
 
     With a ``baseline``, also wait a while (SERVER_SETTLE seconds at most) for the server's own
     tasks to come back near it, or to stop falling, so that the memory figures compare steady
-    states.  (gunicorn's ASGI worker keeps a task a while for every HTTP request it has served, so
-    that the polling here holds its count above the baseline.)  They are the server's business,
-    so they are waited for and printed, not asserted on.  Returns the
-    last reading even if the app never settles within PATIENCE: the caller's assertions say what
-    was left.
+    states.  They are the server's business, so they are waited for and printed, not asserted on.
+    Returns the last reading even if the app never settles within PATIENCE: the caller's
+    assertions say what was left.
+
+    "Stop falling" is for gunicorn 27's ASGI worker, which runs every connection, the /healthz and
+    /metrics requests of this polling included, in a task of its own (``gunicorn/asgi/protocol.py``,
+    ``ASGIProtocol.connection_made``), and whose task count stays above its idle baseline while
+    it is polled (measured: 5 idle, 6-9 with a request a second), so that it never came within
+    SERVER_TASKS_SLACK and every call waited the whole SERVER_SETTLE.
     """
     state: dict[str, float] = {}
     server_deadline = anyio.current_time() + SERVER_SETTLE
