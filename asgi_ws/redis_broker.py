@@ -70,9 +70,9 @@ from typing import Any
 import anyio
 import redis.asyncio as redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from .broker import (
     BrokerError,
@@ -333,7 +333,9 @@ class RedisBroker:
         """One connection to Redis, from connect to failure.  Never returns normally."""
         client = redis.Redis.from_url(
             self.url,
-            retry=Retry(NoBackoff(), 0),  # the supervisor does the retrying, visibly
+            # The asyncio client's own Retry (redis.asyncio.retry): redis-py 8.2 converts the synchronous one
+            # with a warning. No retries: the supervisor does the retrying, visibly.
+            retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_keepalive=True,
             health_check_interval=HEALTH_CHECK_INTERVAL,
