@@ -374,7 +374,7 @@ class RedisBroker:
             self._client = None
             # Close both connections even when the app is shutting down (cancelled).
             with anyio.CancelScope(shield=True), anyio.move_on_after(CONNECT_TIMEOUT):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
                 await client.aclose()
 
     async def _listen(self, pubsub: PubSub) -> None:
