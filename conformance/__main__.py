@@ -44,7 +44,7 @@ from pathlib import Path
 
 from asgi_ws.servers import SERVERS, Server
 
-from . import probes, scenarios  # noqa: F401  (importing registers the checks)
+from . import probes, published, scenarios, versions  # noqa: F401  (probes and scenarios: importing registers the checks)
 from .autobahn_stage import CASE_SETS, EXPECTED_CASE, run_autobahn_stage
 from .checks import CHECKS, Check, Transcript
 from .launcher import APP, REPO_ROOT, launch_listen
@@ -64,9 +64,6 @@ from .verdicts import (
 __all__ = ["main"]
 
 PUBLISHED = REPO_ROOT / "docs" / "server-divergences.md"
-# The published matrix's headline and Autobahn counts per server, as data: the bench puts
-# them beside each server's speed (bench/RESULTS.md, P10).
-PUBLISHED_SUMMARY = REPO_ROOT / "docs" / "server-summary.json"
 CACHE = REPO_ROOT / ".conformance-cache"
 
 
@@ -103,7 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, default=Path("."), help="where the report files go (default .)")
     parser.add_argument("--html", action="store_true", help="also write conformance-report.html")
-    parser.add_argument("--publish", action="store_true", help=f"also write {PUBLISHED.relative_to(REPO_ROOT)}")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help=f"also write {PUBLISHED.relative_to(REPO_ROOT)}, docs/server-summary.json and the docs that quote it",
+    )
     parser.add_argument(
         "--update-expected", metavar="SERVER", help="record SERVER's transcripts as the expected ones, then judge"
     )
@@ -129,6 +130,7 @@ class Run:
     checks: list[str]  # the checks selected, in registration order
     outcomes: list[Outcome]  # scenarios, probes and failed Autobahn cases
     autobahn: dict[str, object]  # the Autobahn section of the report ({} when not run)
+    packages: dict[str, str]  # every package the servers, the app and the client stood on -> its version
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +141,7 @@ class Run:
         data = json.loads(path.read_text())
         data["outcomes"] = [Outcome(**outcome) for outcome in data["outcomes"]]
         data.setdefault("launcher_flags", {})  # not kept by runs before it was reported
+        data.setdefault("packages", {})  # nor this
         return cls(**data)
 
 
@@ -166,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     report = Report(run.command, run.servers, run.versions, run.skipped, cells, divergences, run.autobahn, notes)
     report.reference_notes, report.ran_on, report.launcher_flags = reference_notes, run.ran_on, run.launcher_flags
+    report.packages = run.packages
     _write(report, args, say)
     for headline in headlines(cells, run.servers).values():
         say(headline.line)
@@ -232,6 +236,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], ad_hoc: list[str]
         names,
         outcomes,
         autobahn,
+        _packages(installed),
     )
     run.save(work_dir / "run.json")
     return run
@@ -310,10 +315,16 @@ def _ran_on() -> str:
 
 
 def _versions(servers: Sequence[str]) -> dict[str, str]:
-    versions = {}
+    found = {}
     for server in servers:
-        versions[server] = ", ".join(f"{name} {_version(name)}" for name in SERVERS[server].packages)
-    return versions
+        found[server] = ", ".join(f"{name} {_version(name)}" for name in SERVERS[server].packages)
+    return found
+
+
+def _packages(servers: Sequence[str]) -> dict[str, str]:
+    """The version of every package the run stood on: the servers', what they require, the app's and the client's."""
+    roots = [package for server in servers for package in SERVERS[server].packages]
+    return versions.installed([*roots, "asgi-ws", "websockets"])
 
 
 def _launcher_flags(servers: Sequence[str]) -> dict[str, str]:
@@ -337,28 +348,11 @@ def _write(report: Report, args: argparse.Namespace, say: Callable[[str], None])
         written.append(args.out / "conformance-report.html")
         write_html(report, written[-1])
     if args.publish:
-        written += [PUBLISHED, PUBLISHED_SUMMARY]
         write_markdown(report, PUBLISHED, title="ASGI WebSocket server divergence matrix")
-        write_summary(written[1], PUBLISHED_SUMMARY)
+        summary = published.summary_of(json.loads(written[1].read_text()))
+        published.SUMMARY.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        written += [PUBLISHED, published.SUMMARY, *published.publish_blocks()]
     say("wrote " + ", ".join(str(path) for path in written))
-
-
-def write_summary(report_json: Path, summary: Path) -> None:
-    """The parts of the JSON report that say, per server, how it did: small enough to commit."""
-    document = json.loads(report_json.read_text())
-    autobahn = document.get("autobahn", {})
-    kept = {
-        "ran_on": document["ran_on"],
-        "versions": document["versions"],
-        "headline": document["headline"],
-        "autobahn": {
-            "cases": autobahn.get("cases"),
-            "servers": {
-                server: {"summary": result.get("summary", {})} for server, result in autobahn.get("servers", {}).items()
-            },
-        },
-    }
-    summary.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
 
 
 def _printer(started: float) -> Callable[[str], None]:

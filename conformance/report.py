@@ -58,6 +58,7 @@ class Report:
     reference_notes: list[ReferenceNote] = field(default_factory=list)  # where the expected transcripts stray
     ran_on: str = ""  # date, Python and machine of the run
     launcher_flags: dict[str, str] = field(default_factory=dict)  # server -> the flags the launcher sets
+    packages: dict[str, str] = field(default_factory=dict)  # every package the run stood on -> its version
 
     @property
     def failing(self) -> list[Cell]:
@@ -102,6 +103,7 @@ def write_json(report: Report, path: Path) -> None:
         "ran_on": report.ran_on,
         "servers": report.servers,
         "versions": report.versions,
+        "packages": report.packages,
         "launcher_flags": report.launcher_flags,
         "skipped": report.skipped,
         "headline": {
@@ -194,6 +196,14 @@ def _servers(report: Report) -> list[str]:
     for server, reason in report.skipped.items():
         out.append(f"| {server} | skipped: {reason} | | | | | | | |")
     out.append("")
+    if report.packages:
+        out += [
+            "Every package the run stood on (the servers', the libraries they require, the app's and the test",
+            "client's), at the versions `uv.lock` pins (`tests/test_evidence.py` fails when they differ): "
+            + ", ".join(f"{name} {version}" for name, version in report.packages.items())
+            + ".",
+            "",
+        ]
     return out
 
 

@@ -93,6 +93,7 @@ def kept_run(directory: Path) -> Path:
             Outcome("echo-text", "hypercorn", None, "timed out after 60 s"),
         ],
         autobahn={},
+        packages={"hypercorn": "2", "uvicorn": "1"},
     )
     run.save(directory / "run.json")
     return directory
@@ -104,6 +105,15 @@ def test_a_kept_run_loads_back_equal(tmp_path: Path) -> None:
     assert loaded.outcomes[1].transcript is not None
     assert loaded.outcomes[1].transcript["client"]["then"]["close"]["code"] == 1011
     assert loaded.launcher_flags["uvicorn"] == "--ws-ping-interval 20"
+    assert loaded.packages == {"hypercorn": "2", "uvicorn": "1"}
+
+
+def test_a_run_kept_before_packages_were_recorded_loads_with_none(tmp_path: Path) -> None:
+    directory = kept_run(tmp_path)
+    kept = json.loads((directory / "run.json").read_text())
+    del kept["packages"]
+    (directory / "run.json").write_text(json.dumps(kept))
+    assert Run.load(directory / "run.json").packages == {}
 
 
 def test_rejudge_writes_the_report_and_fails_on_the_unexplained(
@@ -115,6 +125,7 @@ def test_rejudge_writes_the_report_and_fails_on_the_unexplained(
     # hypercorn's 1011 is a known divergence; its echo-text error is not explained.
     assert status == 1
     report = json.loads((out / "conformance-report.json").read_text())
+    assert report["packages"] == {"hypercorn": "2", "uvicorn": "1"}
     cells = {(cell["check"], cell["server"]): cell for cell in report["cells"]}
     assert cells[("probe-raise-after-accept", "hypercorn")]["client"] == "known"
     assert cells[("echo-text", "hypercorn")]["verdict"] == "error"

@@ -39,6 +39,7 @@ def sample_report() -> Report:
         {"cases": "1.*", "servers": {"uvicorn": {"summary": {"OK": 5, "FAILED": 1}}}},
         reference_notes=[ReferenceNote(("check-a",), "Uvicorn says 1005 after a reset.", "uvicorn/x.py")],
         ran_on="2026-01-01, Python 3.11",
+        packages={"daphne": "2", "twisted": "26.1", "uvicorn": "1"},
     )
 
 
@@ -80,6 +81,18 @@ def test_the_server_counts_keep_sides_and_kinds_apart(tmp_path: Path) -> None:
     text = path.read_text()
     assert "| daphne | daphne 2 | nothing | 1 of 3 | 2 of 3 | 0 of 0 | 0 of 0 | not run | 1 |" in text
     assert "| uvicorn | uvicorn 1 | nothing | 2 of 2 | 2 of 2 | 0 of 0 | 0 of 0 | 5 of 6 | 0 |" in text
+
+
+def test_the_servers_section_names_every_package_the_run_stood_on(tmp_path: Path) -> None:
+    path = tmp_path / "report.md"
+    write_markdown(sample_report(), path)
+    servers = path.read_text().split("\n## ")[2]
+    assert servers.startswith("Servers")
+    assert "`uv.lock` pins (`tests/test_evidence.py` fails when they differ): daphne 2, twisted 26.1, uvicorn 1." in (
+        servers.replace("\n", " ")
+    )
+    write_json(sample_report(), tmp_path / "report.json")
+    assert json.loads((tmp_path / "report.json").read_text())["packages"]["twisted"] == "26.1"
 
 
 def test_json_counts_failing_cells(tmp_path: Path) -> None:

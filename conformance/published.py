@@ -1,0 +1,154 @@
+"""What ``python -m conformance --publish`` writes besides the matrix: the summary, and the docs that quote it.
+
+The matrix (``docs/server-divergences.md``) is one run's report. Other pages quote
+its numbers: the README's table of servers, the example headline in
+``docs/conformance.md``, the bench's server comparison. So that they can never
+disagree with the run or with each other (contract §12), every such number
+comes from one file, ``docs/server-summary.json``, written here from the run's
+JSON report, and each page holds it in a generated block::
+
+    <!-- conformance-headline: written by ... -->
+    ...
+    <!-- /conformance-headline -->
+
+:func:`publish_blocks` rewrites the blocks; :func:`stale_blocks` says which ones
+no longer match the summary, which ``tests/test_evidence.py`` asserts is none.
+This module is pure but for the two functions that read and write files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from asgi_ws.servers import SERVERS
+
+from .summary import REFERENCE
+
+__all__ = [
+    "BLOCKS",
+    "SUMMARY",
+    "TIMES",
+    "Block",
+    "conformance_example",
+    "publish_blocks",
+    "readme_table",
+    "replace_block",
+    "stale_blocks",
+    "summary_of",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMMARY = ROOT / "docs" / "server-summary.json"
+
+Summary = Mapping[str, Any]  # the parsed docs/server-summary.json
+TIMES = "\N{MULTIPLICATION SIGN}"  # "x2": how many scenarios one reason explains
+
+
+def summary_of(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a JSON report that say, per server, how it did and on which versions: small enough to commit."""
+    autobahn = report.get("autobahn", {})
+    return {
+        "ran_on": report["ran_on"],
+        "versions": report["versions"],
+        "packages": report.get("packages", {}),
+        "headline": report["headline"],
+        "autobahn": {
+            "cases": autobahn.get("cases"),
+            "servers": {
+                server: {"summary": result.get("summary", {})} for server, result in autobahn.get("servers", {}).items()
+            },
+        },
+    }
+
+
+# The blocks
+
+
+def readme_table(summary: Summary) -> str:
+    """The README's first answer: per server, how many scenarios a client sees as under the reference, and why not."""
+    lines = [
+        f"| server | client-visible behaviour of asgi-ws, against {REFERENCE} "
+        "| where it differs, and why in a few words | Autobahn OK |",
+        "|---|---|---|---:|",
+    ]
+    for server, headline in _in_registry_order(summary["headline"]):
+        reasons: dict[str, int] = {}
+        for exception in headline["exceptions"]:
+            reasons[exception["reason"]] = reasons.get(exception["reason"], 0) + 1
+        where = "; ".join(f"{reason} {TIMES}{count}" for reason, count in reasons.items()) or "nowhere"
+        lines.append(
+            f"| {server} | identical in {headline['identical']} of {headline['scenarios']} scenarios "
+            f"| {where} | {_autobahn(summary, server)} |"
+        )
+    lines += [
+        "",
+        f"{TIMES}N counts the scenarios; the published page names each one and links to the server's code and",
+        f"the upstream issue. From the run of {summary['ran_on']}, with the versions `uv.lock` pins.",
+    ]
+    return "\n".join(lines)
+
+
+def conformance_example(summary: Summary) -> str:
+    """One headline as docs/conformance.md shows it: hypercorn's, whose exceptions have more than one reason."""
+    headlines = summary["headline"]
+    chosen = headlines.get("hypercorn") or next(iter(headlines.values()))
+    return f"> {chosen['line']}."
+
+
+def _in_registry_order(by_server: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The summary's servers (its keys are sorted by name) in the order of contract §0, as the matrix has them."""
+    order = {name: index for index, name in enumerate(SERVERS)}
+    return sorted(by_server.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+
+
+def _autobahn(summary: Summary, server: str) -> str:
+    counts = summary.get("autobahn", {}).get("servers", {}).get(server, {}).get("summary")
+    return f"{counts.get('OK', 0)} of {sum(counts.values())}" if counts else "not run"
+
+
+class Block:
+    """A generated block of a Markdown file, between ``<!-- NAME: ... -->`` and ``<!-- /NAME -->``."""
+
+    def __init__(self, path: Path, name: str, render: Callable[[Summary], str]) -> None:
+        self.path = path  # the file that holds it
+        self.name = name  # the markers' name
+        self.render = render  # the block's text from the summary
+
+    def __repr__(self) -> str:
+        return f"Block({self.path.relative_to(ROOT)}, {self.name})"
+
+
+BLOCKS = (
+    Block(ROOT / "README.md", "conformance-headline", readme_table),
+    Block(ROOT / "docs" / "conformance.md", "conformance-example", conformance_example),
+)
+
+
+def replace_block(text: str, name: str, content: str) -> str:
+    """``text`` with the block ``name`` holding ``content``; the opening marker's comment is kept as it is."""
+    pattern = re.compile(rf"(<!-- {re.escape(name)}(?::[^>]*)? -->\n)(.*?)(<!-- /{re.escape(name)} -->)", re.DOTALL)
+    found = pattern.search(text)
+    if found is None:
+        raise ValueError(f"no <!-- {name} --> ... <!-- /{name} --> block")
+    return text[: found.start(2)] + content.rstrip("\n") + "\n" + text[found.end(2) :]
+
+
+def stale_blocks(summary: Summary, blocks: tuple[Block, ...] = BLOCKS) -> list[Block]:
+    """The blocks whose text is not what ``summary`` gives."""
+    return [
+        block
+        for block in blocks
+        if (text := block.path.read_text()) != replace_block(text, block.name, block.render(summary))
+    ]
+
+
+def publish_blocks(summary_path: Path = SUMMARY, blocks: tuple[Block, ...] = BLOCKS) -> list[Path]:
+    """Rewrite every block from the summary at ``summary_path``; the files written."""
+    summary = json.loads(summary_path.read_text())
+    for block in blocks:
+        block.path.write_text(replace_block(block.path.read_text(), block.name, block.render(summary)))
+    return sorted({block.path for block in blocks})
