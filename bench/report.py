@@ -2,7 +2,19 @@
 
 ``bench/RESULTS.md`` is generated, except for the part between the
 ``ANALYSIS`` markers, which is written by hand (what a profile showed, what was
-tried) and carried over from the previous file on every run.
+tried) and carried over from the previous file on every run.  So is the
+README's summary of the results, between its ``bench-summary`` markers.
+
+Everything a page says comes from ``bench/results.json``: the runs, and what
+the run stood on (:class:`Run`: package versions, Python, redis-server, the
+machine, the CPU pinning, the sizes), which :func:`observe` reads from the
+environment once, when the run ends, and nothing reads again.  So
+``python -m bench --render`` rewrites the pages later, from the JSON, and gets
+the same text; the one thing it compares with the present is ``uv.lock``, so
+that a page measured with versions the lock no longer pins says so (contract §12).
+
+This module does not run anything or know the arms' definitions: :mod:`bench.run`
+measures, and rebuilds the arms when it renders from the JSON.
 """
 
 from __future__ import annotations
@@ -11,18 +23,25 @@ import dataclasses
 import json
 import platform
 import re
+import shutil
 import statistics
 import subprocess
+import textwrap
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+from conformance.published import replace_block
+from conformance.versions import LOCK, disagreements, installed, locked
 
 from .loadgen import Measured
-from .results import Arm, Results, figure_text
+from .results import Arm, Results, Sizes, figure_text
 
 ANALYSIS_START = "<!-- ANALYSIS: written by hand, kept across runs -->"
 ANALYSIS_END = "<!-- /ANALYSIS -->"
+README_BLOCK = "bench-summary"  # the README's summary of the results, rewritten with RESULTS.md
 SERVERS = ("uvicorn", "hypercorn", "granian")  # where asgi-ws is compared with its peers
 # A ratio varies by about this much from one full run to the next on a quiet machine: a median
 # closer than this to its goal is called "within noise" rather than met or missed.
@@ -31,10 +50,122 @@ SATURATED = 0.9  # the load generator's CPU share from which a figure may be its
 BROKERS = {"asgi-ws": "memory", "asgi-ws-redis": "Redis"}  # the feed's peers: the app on each broker
 P10 = ("p10-echo-10", "p10-stream", "p10-fan-out-100")  # the server comparison's workloads, as its columns
 C100K = "c100k.json"  # P8's figures, written by ``python -m bench --only c100k`` into the same directory
-VERSIONS = (
-    *("uvicorn", "websockets", "hypercorn", "granian", "fastapi", "starlette"),
-    *("anyio", "picows", "uvloop", "redis"),
-)
+
+
+# What a run stood on
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """How a run was made and what it stood on, as it recorded them in results.json.
+
+    Every field is read once, by :func:`observe` at the end of the run (or transcribed
+    by hand for a run that did not record it), and only ever read back after that.
+    """
+
+    command: str  # the command line, e.g. "python -m bench --only p10"
+    date: str  # the day it ran, YYYY-MM-DD
+    seconds: float  # how long it took
+    sizes: Sizes  # its rounds, and how long and big each workload was
+    server_cpus: list[int]  # the CPUs the servers were pinned to
+    client_cpus: list[int]  # the CPUs the load generator was pinned to
+    cpu_model: str  # /proc/cpuinfo's model name
+    cpu_count: int  # the CPUs the run had, both sets together
+    system: str  # the kernel, e.g. "Linux 6.18.44-fc-v657"
+    python: str  # the interpreter's version, e.g. "3.11.7"
+    redis_server: str  # redis-server --version's v=, "?" where it could not say
+    versions: dict[str, str]  # distribution -> version: what was measured and everything it requires
+    transcribed: str = ""  # for a record written after the run, by hand: from what
+
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "command": self.command,
+            "date": self.date,
+            "seconds": self.seconds,
+            "sizes": dataclasses.asdict(self.sizes),
+            "pinning": {"servers": self.server_cpus, "load generator": self.client_cpus},
+            "machine": {"cpu model": self.cpu_model, "cpus": self.cpu_count, "system": self.system},
+            "python": self.python,
+            "redis-server": self.redis_server,
+            "versions": self.versions,
+        }
+        if self.transcribed:
+            found["transcribed"] = self.transcribed
+        return found
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Run:
+        sizes = dict(raw["sizes"])
+        if "fan_out_messages" in sizes:  # JSON made its integer keys strings
+            sizes["fan_out_messages"] = {int(key): value for key, value in sizes["fan_out_messages"].items()}
+        machine = raw["machine"]
+        return cls(
+            command=raw["command"],
+            date=raw["date"],
+            seconds=raw["seconds"],
+            # A size the record does not name is the default of a full run: the run of 2026-11-29,
+            # recorded afterwards, names its rounds only.
+            sizes=Sizes(**sizes),
+            server_cpus=list(raw["pinning"]["servers"]),
+            client_cpus=list(raw["pinning"]["load generator"]),
+            cpu_model=machine["cpu model"],
+            cpu_count=machine["cpus"],
+            system=machine["system"],
+            python=raw["python"],
+            redis_server=raw["redis-server"],
+            versions=dict(raw["versions"]),
+            transcribed=raw.get("transcribed", ""),
+        )
+
+
+def observe(command: str, seconds: float, sizes: Sizes, cpus: tuple[set[int], set[int]], roots: Iterable[str]) -> Run:
+    """What this run stood on, read from this machine and this environment: the one place that reads them.
+
+    ``roots`` are the distributions measured (the servers, the peers, the load generator,
+    the app); their versions are recorded with those of everything they require.
+    """
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+        model = found.group(1) if found else model
+    redis_version = "?"
+    if shutil.which("redis-server"):
+        words = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()
+        redis_version = next((word.split("=")[1] for word in words if word.startswith("v=")), "?")
+    return Run(
+        command=command,
+        date=time.strftime("%Y-%m-%d"),
+        seconds=seconds,
+        sizes=sizes,
+        server_cpus=sorted(cpus[0]),
+        client_cpus=sorted(cpus[1]),
+        cpu_model=model,
+        cpu_count=len(cpus[0] | cpus[1]),
+        system=f"{platform.system()} {platform.release()}",
+        python=platform.python_version(),
+        redis_server=redis_version,
+        versions=installed(roots),
+    )
+
+
+def lock_text(versions: Mapping[str, str], lock: Path) -> str:
+    """Whether the recorded versions are the ones ``lock`` pins, in a sentence; each that is not, with both."""
+    if not versions:
+        return "This run recorded no package versions to compare with uv.lock."
+    if not lock.exists():
+        return f"No uv.lock at `{lock.name}` to compare these versions with."
+    differ = disagreements(versions, locked(lock))
+    if not differ:
+        return "Every version above is the one uv.lock pins."
+    return (
+        "Measured with versions that uv.lock no longer pins: "
+        f"{', '.join(f'{name} {found}' for name, found in differ.items())}; "
+        "the next full run (`python -m bench`) from the lock replaces these figures."
+    )
+
+
+# The goals
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,26 +317,84 @@ class ServerSpeed:
         return statistics.median(rates) if rates else None
 
 
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """P10's choice: the pick, the fastest, and every complete server's speed relative to the pick."""
+
+    pick: ServerSpeed
+    fastest: ServerSpeed
+    relative: dict[str, float]  # server -> its speed over the pick's, for the servers that ran everything
+
+
+def rank_servers(speeds: list[ServerSpeed]) -> Ranking | None:
+    """Which server to choose, from the figures and the conformance report; None if no server ran everything.
+
+    A server's speed is the geometric mean of its three figures, each divided by the best
+    server's; the pick is the fastest of the servers that ran everything and are the most
+    conformant (most scenarios identical to the reference, then fewest Autobahn failures).
+    """
+    complete = [speed for speed in speeds if all(speed.median(key) for key in P10)]
+    if not complete:
+        return None
+    best = {key: max(speed.median(key) or 0.0 for speed in complete) for key in P10}
+
+    def score(speed: ServerSpeed) -> float:
+        return statistics.geometric_mean([(speed.median(key) or 0.0) / best[key] for key in P10])
+
+    def rank(speed: ServerSpeed) -> tuple[int, int]:
+        return speed.conformance.rank if speed.conformance else (-(10**6), 0)
+
+    most = max(rank(speed) for speed in complete)
+    pick = max((speed for speed in complete if rank(speed) == most), key=score)
+    fastest = max(complete, key=score)
+    return Ranking(pick, fastest, {speed.server: score(speed) / score(pick) for speed in complete})
+
+
+def caveats(conformance: Conformance | None, *, nouns: bool = False) -> list[str]:
+    """How a server's conformance falls short of the reference's, in words: nothing if it does not.
+
+    The P10 table's cells are terse ("differs from the reference in 3"); with ``nouns``, a
+    sentence's ("differs from the reference in 3 scenarios").
+    """
+    differs = []
+    if conformance and conformance.identical < conformance.scenarios:
+        count = conformance.scenarios - conformance.identical
+        noun = f" scenario{'s' if count > 1 else ''}" if nouns else ""
+        differs.append(f"differs from the reference in {count}{noun}")
+    if conformance and conformance.autobahn_failed:
+        count = conformance.autobahn_failed
+        noun = f" case{'s' if count > 1 else ''}" if nouns else ""
+        differs.append(f"{count} Autobahn{noun} failed")
+    return differs
+
+
 class Report:
+    """One run's pages: its results and what it stood on, beside the conformance report, P8's figures and the lock."""
+
     def __init__(
         self,
         results: Results,
-        cpus: tuple[set[int], set[int]],
-        command: str,
-        seconds: float,
+        run: Run,
         *,
         out: Path | None = None,
         conformance: Path | None = None,
+        lock: Path = LOCK,
     ) -> None:
         self.results = results
-        self.cpus = cpus
-        self.command = command
-        self.seconds = seconds
-        self.date = time.strftime("%Y-%m-%d")
+        self.run = run  # what the run recorded about itself; nothing here reads the live environment
         c100k = out / C100K if out is not None else None
         self.c100k: dict[str, float] = json.loads(c100k.read_text()) if c100k and c100k.exists() else {}
         self.conformance_path = conformance
         self.conformance = read_conformance(conformance) if conformance is not None else {}
+        self.lock = lock  # the uv.lock the recorded versions are compared with
+
+    @property
+    def date(self) -> str:
+        return self.run.date
+
+    def measured(self, *ids: str) -> list[tuple[Goal, float]]:
+        """The goals of ``ids`` that this run measured, each with its ratio, in the goal table's order."""
+        return [(goal, ratio) for goal in goals() if goal.id in ids and (ratio := self.ratio(goal)) is not None]
 
     def ratio(self, goal: Goal) -> float | None:
         runs = self.results.runs
@@ -302,46 +491,26 @@ class Report:
         ]
 
     def recommendations(self, speeds: list[ServerSpeed]) -> dict[str, str]:
-        """A line per server, from the figures and the conformance report: which one to choose, and why not the others.
-
-        A server's speed is the geometric mean of its three figures, each divided by the best
-        server's; the pick is the fastest of the servers that ran everything and are the most
-        conformant (most scenarios identical to the reference, then fewest Autobahn failures).
-        """
-        complete = [speed for speed in speeds if all(speed.median(key) for key in P10)]
-        if not complete:
+        """A line per server, from :func:`rank_servers`: which one to choose, and why not the others."""
+        ranking = rank_servers(speeds)
+        if ranking is None:
             return {}
-        best = {key: max(speed.median(key) or 0.0 for speed in complete) for key in P10}
-
-        def score(speed: ServerSpeed) -> float:
-            return statistics.geometric_mean([(speed.median(key) or 0.0) / best[key] for key in P10])
-
-        def rank(speed: ServerSpeed) -> tuple[int, int]:
-            return speed.conformance.rank if speed.conformance else (-(10**6), 0)
-
-        most = max(rank(speed) for speed in complete)
-        pick = max((speed for speed in complete if rank(speed) == most), key=score)
-        fastest = max(complete, key=score)
         found = {}
         for speed in speeds:
-            if speed not in complete:
+            if speed.server not in ranking.relative:
                 reasons = "; ".join(f"{key.removeprefix('p10-')}: {why}" for key, why in speed.unable.items())
                 found[speed.server] = f"could not run everything ({reasons or 'no figure'})"
                 continue
-            conformance = speed.conformance
-            differs = []
-            if conformance and conformance.identical < conformance.scenarios:
-                differs.append(f"differs from the reference in {conformance.scenarios - conformance.identical}")
-            if conformance and conformance.autobahn_failed:
-                differs.append(f"{conformance.autobahn_failed} Autobahn failed")
+            differs = caveats(speed.conformance)
             caveat = f" ({', '.join(differs)})" if differs else ""
-            if speed is pick:
-                kind = "conformant" if conformance else "no conformance report:"
+            relative = ranking.relative[speed.server]
+            if speed is ranking.pick:
+                kind = "conformant" if speed.conformance else "no conformance report:"
                 found[speed.server] = f"**choose**: the fastest of the most {kind} servers{caveat}"
-            elif speed is fastest:
-                found[speed.server] = f"fastest overall, {score(speed) / score(pick):.2f}x the pick{caveat}"
+            elif speed is ranking.fastest:
+                found[speed.server] = f"fastest overall, {relative:.2f}x the pick{caveat}"
             else:
-                found[speed.server] = f"{score(speed) / score(pick):.2f}x the pick's speed{caveat}"
+                found[speed.server] = f"{relative:.2f}x the pick's speed{caveat}"
         return found
 
     def p10_table(self) -> str:
@@ -468,25 +637,18 @@ class Report:
         )
 
     def machine(self) -> str:
-        model = "unknown CPU"
-        cpuinfo = Path("/proc/cpuinfo")
-        if cpuinfo.exists():
-            found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
-            model = found.group(1) if found else model
-        versions = []
-        for name in VERSIONS:
-            try:
-                versions.append(f"{name} {metadata.version(name)}")
-            except metadata.PackageNotFoundError:
-                continue
-        redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()
-        redis_version = next((part.split("=")[1] for part in redis if part.startswith("v=")), "?")
+        """The page's header: the machine, the pinning, the versions (against uv.lock), the sizes and the command."""
+        run = self.run
+        versions = [f"{name} {version}" for name, version in run.versions.items()]
         return (
-            f"- machine: {model}, {len(self.cpus[0] | self.cpus[1])} CPUs, {platform.system()} {platform.release()}\n"
-            f"- pinning: servers on CPU {sorted(self.cpus[0])}, load generator on CPU {sorted(self.cpus[1])}\n"
-            f"- Python {platform.python_version()}; {', '.join(versions)}; redis-server {redis_version}\n"
-            f"- {self.results.sizes.rounds} rounds, alternated (A B C, then C B A); figures are medians\n"
-            f"- `{self.command}`, on {self.date}, {self.seconds / 60:.1f} minutes"
+            f"- machine: {run.cpu_model}, {run.cpu_count} CPUs, {run.system}\n"
+            f"- pinning: servers on CPU {run.server_cpus}, load generator on CPU {run.client_cpus}\n"
+            f"- Python {'; '.join([run.python, *([', '.join(versions)] if versions else [])])}; "
+            f"redis-server {run.redis_server}\n"
+            f"- {lock_text(run.versions, self.lock)}\n"
+            f"- {run.sizes.rounds} round{'s' if run.sizes.rounds != 1 else ''}, alternated (A B C, then C B A); "
+            "figures are medians\n"
+            f"- `{run.command}`, on {run.date}, {run.seconds / 60:.1f} minutes"
         )
 
 
@@ -576,27 +738,259 @@ def kept_analysis(path: Path) -> str:
     return text[start + len(ANALYSIS_START) : end]
 
 
-def write(document: Report, out: Path) -> None:
-    """RESULTS.md, results.png, and results.json: every run of every arm, for a later look."""
+# The README's summary
+
+
+def readme_summary(document: Report) -> str:
+    """The README's summary of a run: a bullet per family of goals, each figure as RESULTS.md prints it."""
+    bullets = (
+        _against_fastapi(document),
+        _against_the_floor(document),
+        _latency(document),
+        _many_connections(document),
+        _feed(document),
+        _which_server(document),
+    )
+    return "\n".join(
+        textwrap.fill(text, 100, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False)
+        for text in bullets
+        if text
+    )
+
+
+# The summary writes a ratio with a multiplication sign and a range with an en dash, as the README always has.
+TIMES, TO = "\N{MULTIPLICATION SIGN}", "\N{EN DASH}"
+
+
+def _ratio(value: float) -> str:
+    # Three decimals, as the goal table prints them: a ratio just under its goal does not print as the goal.
+    return f"{value:.3f}{TIMES}"
+
+
+def _goal(goal: Goal) -> str:
+    return f"goal {'≤' if goal.at_most else '≥'} {goal.target:.2f}{TIMES}"
+
+
+def _span(values: list[float]) -> str:
+    low, high = min(values), max(values)
+    return _ratio(low) if low == high else f"{low:.3f}{TO}{_ratio(high)}"
+
+
+def _words(items: list[str]) -> str:
+    """Items joined as prose: "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _tally(rows: list[tuple[Goal, float]]) -> str:
+    """How the rows fared: "13 of 18 met, 3 within noise, 2 missed"; for one row, its verdict."""
+    words = {"pass": "met", "within noise": "within noise", "**miss**": "missed"}
+    verdicts = [words[goal.verdict(ratio)] for goal, ratio in rows]
+    if len(rows) == 1:
+        return verdicts[0]
+    counts = [f"{verdicts.count(word)} {word}" for word in words.values() if word in verdicts]
+    counts[0] = counts[0].replace(" ", f" of {len(rows)} ", 1)
+    return ", ".join(counts)
+
+
+def _against_fastapi(document: Report) -> str:
+    """P1 (with P4's fan-outs) per server, what missed, and P5 beside FastAPI's loop."""
+    rows = document.measured("P1", "P1, P4")
+    if not rows:
+        return ""
+    arms = document.results.arms
+    per_server: dict[str, list[float]] = {}
+    for goal, ratio in rows:
+        per_server.setdefault(arms[goal.numerator].server, []).append(ratio)
+    misses = [
+        f"{arms[goal.numerator].workload.title} under {arms[goal.numerator].server}, {_ratio(ratio)}"
+        for goal, ratio in rows
+        if goal.verdict(ratio) == "**miss**"
+    ]
+    text = (
+        f"**Against FastAPI** (P1, with P4's fan-outs; {_goal(rows[0][0])}): asgi-ws's rate over FastAPI's on "
+        "echo, JSON echo, the stream and chat fan-out is "
+        f"{_words([f'{_span(ratios)} under {server}' for server, ratios in per_server.items()])}; "
+        f"{_tally(rows)}{' (' + '; '.join(misses) + ')' if misses else ''}."
+    )
+    stalled = document.measured("P5")
+    if stalled:
+        kept = [f"{_ratio(ratio)} in the {arms[goal.denominator].workload.title}" for goal, ratio in stalled]
+        kept[0] = kept[0].replace(" in the ", " of their rate in the ", 1)
+        text += (
+            f" With one client that never reads, the others keep {_words(kept)} "
+            f"(P5, {_goal(stalled[0][0])}: {_tally(stalled)})"
+        )
+        naive = [document.results.runs.get(goal.numerator.replace("|asgi-ws", "|fastapi")) for goal, _ in stalled]
+        if all(runs and not any(run.done for run in runs) for runs in naive):
+            rates = [figure_text(statistics.median(run.rate for run in runs or [])) for runs in naive]
+            text += f", while FastAPI's loop stopped at the time limit in every run ({_words(rates)} deliveries/s)"
+        text += "."
+    return text
+
+
+def _against_the_floor(document: Report) -> str:
+    """P2, P3 and P6: asgi-ws with every policy on against the raw 10-line app."""
+    echo, stream, idle = document.measured("P2"), document.measured("P3"), document.measured("P6")
+    arms = document.results.arms
+    parts = []
+    if echo:
+        parts.append(
+            f"the echo with every policy on is {_span([ratio for _, ratio in echo])} the floor's rate "
+            f"(P2, {_goal(echo[0][0])}: {_tally(echo)})"
+        )
+    if stream:
+        each = [f"{_ratio(ratio)} under {arms[goal.numerator].server}" for goal, ratio in stream]
+        parts.append(f"the stream {_words(each)} (P3, {_goal(stream[0][0])}: {_tally(stream)})")
+    if idle:
+        each = [f"{_ratio(ratio)} the floor's memory under {arms[goal.numerator].server}" for goal, ratio in idle]
+        parts.append(f"an idle connection takes {_words(each)} (P6, {_goal(idle[0][0])}: {_tally(idle)})")
+    return f"**Against the raw 10-line floor**: {'; '.join(parts)}." if parts else ""
+
+
+def _latency(document: Report) -> str:
+    """P7, as the latency table gives it."""
+    latency = document.results.latency
+    if not latency:
+        return ""
+    return (
+        "**Latency** (P7, chat at 500 messages/s): from a client of one uvicorn process through Redis to a "
+        f"client of another, {latency['across Redis p50 ms']:.2f} ms at p50 and "
+        f"{latency['across Redis p99 ms']:.2f} ms at p99, against {latency['same process p50 ms']:.2f} ms and "
+        f"{latency['same process p99 ms']:.2f} ms within one process; Redis's own PUBLISH takes "
+        f"{latency['PUBLISH p99 ms']:.3f} ms at p99."
+    )
+
+
+def _many_connections(document: Report) -> str:
+    """P8, from c100k.json, as the goal table's P8 row gives it."""
+    figures = document.c100k
+    if not figures:
+        return ""
+    failed = figures.get("all: failed", 0)
+    return (
+        f"**{figures.get('all: connected', 0):,.0f} connections** (P8, `python -m bench --only c100k`): "
+        f"uvicorn workers through one Redis held them in {figures.get('all: rss_per_connection', 0) / 1024:.1f} KiB "
+        f"of RSS each, all connected in {figures.get('all: accept_seconds', 0):.0f} s"
+        f"{f' ({failed:,.0f} failed)' if failed else ''}; a broadcast reached "
+        f"{figures.get('all: broadcast_reached', 0):,.0f} in {figures.get('all: broadcast_seconds', 0):.2f} s, "
+        f"with `/healthz` at p99 {figures.get('all: healthz_p99_ms', 0):.0f} ms meanwhile; one process held "
+        f"{figures.get('one process: connections held', 0):,.0f}."
+    )
+
+
+def _feed(document: Report) -> str:
+    """P9 per server and broker, and the resume's median time, as the feed table gives them."""
+    rows = document.measured("P9")
+    if not rows:
+        return ""
+    arms, runs = document.results.arms, document.results.runs
+    per_server: dict[str, list[str]] = {}
+    resumes = []
+    for goal, ratio in rows:
+        arm = arms[goal.numerator]
+        broker = f"on the {BROKERS[arm.peer.key]} broker"
+        per_server.setdefault(arm.server, []).append(f"{_ratio(ratio)} {broker}")
+        replay = runs.get(f"feed-replay|{arm.server}|{arm.peer.key}")
+        if replay:
+            where = f" under {arm.server}" if len({arms[goal.numerator].server for goal, _ in rows}) > 1 else ""
+            resumes.append(f"{statistics.median(run.rate for run in replay):.1f} ms {broker}{where}")
+    text = (
+        f"**The feed** (P9, {_goal(rows[0][0])} plain chat's deliveries): "
+        f"{'; '.join(f'under {server}, {_words(each)}' for server, each in per_server.items())} "
+        f"({_tally(rows)})"
+    )
+    if resumes:
+        text += f"; a client that missed 1,000 messages has them all in {_words(resumes)} (medians)"
+    return text + "."
+
+
+def _which_server(document: Report) -> str:
+    """P10: the pick, and every other server's speed relative to it, from the P10 table's ranking."""
+    speeds = document.speeds()
+    ranking = rank_servers(speeds)
+    if ranking is None:
+        return ""
+    pick, fastest = ranking.pick, ranking.fastest
+    kind = "most conformant servers" if pick.conformance else "servers (no conformance report)"
+    differs = ", ".join(caveats(pick.conformance, nouns=True))
+    text = f"**Which server** (P10): **{pick.server}**, the fastest of the {kind}{f' ({differs})' if differs else ''}"
+    if fastest is not pick:
+        differs = ", ".join(caveats(fastest.conformance, nouns=True))
+        text += (
+            f"; {fastest.server} is the fastest overall, {ranking.relative[fastest.server]:.2f}{TIMES} the pick's speed"
+            f"{f', but {differs}' if differs else ''}"
+        )
+    others = sorted(
+        (speed for speed in speeds if speed.server in ranking.relative and speed not in (pick, fastest)),
+        key=lambda speed: -ranking.relative[speed.server],
+    )
+    if others:
+        each = [f"{speed.server} {ranking.relative[speed.server]:.2f}{TIMES}" for speed in others]
+        text += f"; the others, relative to the pick: {_words(each)}"
+    unable = [speed.server for speed in speeds if speed.server not in ranking.relative]
+    if unable:
+        text += f"; {_words(unable)} could not run everything"
+    return text + ". Each server's figures and conformance are in [bench/RESULTS.md](bench/RESULTS.md)."
+
+
+# Reading and writing
+
+
+def goal_record(document: Report) -> dict[str, dict[str, Any]]:
+    """results.json's "goals": each goal's ratio and its ratio per round, as the goal table computes them."""
+    return {
+        f"{goal.id} {goal.measure}": {"ratio": ratio, "per round": document.round_ratios(goal)}
+        for goal in goals()
+        if (ratio := document.ratio(goal)) is not None
+    }
+
+
+def results_from_json(raw: Mapping[str, Any], sizes: Sizes, arms: Mapping[str, Arm]) -> Results:
+    """results.json's runs back into :class:`Results`, with the arms (which the JSON names by key) from ``arms``."""
+    recorded = [*raw["runs"], *raw["unable"]]
+    unknown = [key for key in recorded if key not in arms]
+    if unknown:
+        raise ValueError(f"results.json names arms that bench/run.py no longer defines: {', '.join(unknown)}")
+    return Results(
+        sizes,
+        runs={key: [Measured(**run) for run in runs] for key, runs in raw["runs"].items()},
+        # In the order they ran, which is the order of the groups: the P10 table's rows follow it.
+        arms={key: arm for key, arm in arms.items() if key in recorded},
+        latency=dict(raw["latency"]),
+        unable=dict(raw["unable"]),
+    )
+
+
+def write_pages(document: Report, out: Path, readme: Path | None = None) -> list[Path]:
+    """RESULTS.md, with its analysis carried over, and the README's summary if ``readme``: what was written."""
     out.mkdir(parents=True, exist_ok=True)
     results = out / "RESULTS.md"
     results.write_text(markdown(document, kept_analysis(results)))
+    written = [results]
+    if readme is not None:
+        readme.write_text(replace_block(readme.read_text(), README_BLOCK, readme_summary(document)))
+        written.append(readme)
+    return written
+
+
+def write(document: Report, out: Path, readme: Path | None = None) -> list[Path]:
+    """The pages, results.png (and p10.png), and results.json: every run of every arm and what the run stood on."""
+    written = write_pages(document, out, readme)
     chart(document, out / "results.png")
+    written.append(out / "results.png")
     if document.speeds():
         p10_chart(document, out / "p10.png")
+        written.append(out / "p10.png")
     raw = {
-        "command": document.command,
-        "date": document.date,
+        **document.run.to_json(),
         "runs": {key: [dataclasses.asdict(run) for run in runs] for key, runs in document.results.runs.items()},
         "latency": document.results.latency,
         "unable": document.results.unable,
-        "goals": {
-            f"{goal.id} {goal.measure}": {"ratio": ratio, "per round": document.round_ratios(goal)}
-            for goal in goals()
-            if (ratio := document.ratio(goal)) is not None
-        },
+        "goals": goal_record(document),
     }
     (out / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
+    written.append(out / "results.json")
+    return written
 
 
 def chart(document: Report, path: Path) -> None:

@@ -6,6 +6,12 @@
     python -m bench --only p10   # the server comparison alone: asgi-ws under all ten server configurations
     python -m bench --only feed  # the feed's groups alone (P9)
     python -m bench --only c100k # P8, 100,000 connections: never part of a full run (bench/c100k.py)
+    python -m bench --render     # runs nothing: RESULTS.md and the README's summary again, from results.json
+
+A run that writes to ``bench/`` (a full run) rewrites the README's summary of the
+results too.  Every page is rendered from what the run recorded in
+``results.json`` (:mod:`bench.report`), so ``--render`` after a lock refresh,
+a new conformance report or ``--only c100k`` gives the page the run would have.
 
 A full run, group by group (``groups``): under each of uvicorn, hypercorn and
 granian, echo on 10 and on 50 connections and the stream with asgi-ws, FastAPI
@@ -69,6 +75,7 @@ import uvloop
 from asgi_ws.servers import SERVERS
 from conformance.launcher import HOST, RunningServer, free_port, run_server, spawn, stop_process, wait_until_ready
 from conformance.redis_server import RedisServer
+from conformance.versions import LOCK
 
 from . import c100k, cross_process, loadgen, report
 from .loadgen import Measured
@@ -76,6 +83,7 @@ from .results import Arm, Group, Peer, Results, Sizes, Workload, figure_text
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
+README = REPO_ROOT / "README.md"  # its bench-summary block is rewritten by a run that writes to BENCH_DIR
 
 # Every policy on, the rate limit out of the way (contract §6 P2).  The connection
 # cap is raised for the 5000 idle connections of P6 plus the clients of others.
@@ -111,6 +119,9 @@ SATURATED = 0.9  # load-generator CPU share from which a figure is marked
 HEALTHY_LIMIT = 120.0  # seconds a fan-out run without a stalled client may take
 FEED_LISTENERS = 100  # members of the room in the feed-vs-chat fan-out (P9), as in P4's smaller size
 REPLAYED = 1000  # messages a resuming feed client missed (P9), the default history_size
+# The distributions whose versions a run records besides its servers' (each server's packages): the
+# app, the peers, the load generator and its loop, the Redis client; with everything they require.
+MEASURED_PACKAGES = ("asgi-ws", "fastapi", "websockets", "picows", "uvloop", "redis")
 
 
 OURS = Peer("asgi-ws", "asgi-ws", "asgi_ws.app:app", POLICIES_ON)
@@ -521,6 +532,31 @@ def redis_publish(port: int, requests: int) -> dict[str, float]:
     }
 
 
+def measured_packages(results: Results) -> list[str]:
+    """The distributions a run's versions are recorded from: :data:`MEASURED_PACKAGES` and its servers' packages."""
+    servers = {arm.server for arm in results.arms.values()}
+    return [*MEASURED_PACKAGES, *(name for server in SERVERS if server in servers for name in SERVERS[server].packages)]
+
+
+def arms_by_key(sizes: Sizes) -> dict[str, Arm]:
+    """Every arm a run of these sizes can have, by key, in the order its groups run (the feed's under every server)."""
+    return {arm.key: arm for group in groups(sizes, BENCH_SERVERS) for arm in group.arms}
+
+
+def load(out: Path = BENCH_DIR, *, conformance: Path | None = None, lock: Path = LOCK) -> report.Report:
+    """The report of the run recorded in ``out/results.json``, rebuilt without running anything."""
+    raw = json.loads((out / "results.json").read_text())
+    recorded = report.Run.from_json(raw)
+    results = report.results_from_json(raw, recorded.sizes, arms_by_key(recorded.sizes))
+    return report.Report(results, recorded, out=out, conformance=conformance, lock=lock)
+
+
+def render(out: Path, conformance: Path | None) -> list[Path]:
+    """``--render``: the pages again from results.json (the charts stay as the run drew them); what was written."""
+    readme = README if out.resolve() == BENCH_DIR else None
+    return report.write_pages(load(out, conformance=conformance), out, readme)
+
+
 def selectable(sizes: Sizes) -> list[str]:
     """What --only takes: every workload's key, the groups' tags, and "latency" (P7)."""
     found = groups(sizes)
@@ -568,7 +604,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, help="where RESULTS.md and results.png go (default bench/, not written with --quick)"
     )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="run nothing: rewrite RESULTS.md (and, in bench/, the README's summary) from the results.json "
+        "in --out, the conformance summary and uv.lock",
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        measuring = [f"--{name}" for name in ("quick", "rounds", "only", "servers") if getattr(args, name)]
+        if measuring:
+            parser.error(f"--render runs nothing, so {', '.join(measuring)} would do nothing")
+        for path in render(args.out or BENCH_DIR, args.conformance):
+            print(f"wrote {path}")
+        return 0
     sizes = Sizes.quick() if args.quick else Sizes()
     if args.rounds:
         sizes = dataclasses.replace(sizes, rounds=args.rounds)
@@ -588,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "c100k.json").write_text(json.dumps(config.figures, indent=2) + "\n")
-            print(f"wrote {out / 'c100k.json'}")
+            print(f"wrote {out / 'c100k.json'}; `python -m bench --render` puts it into RESULTS.md")
         only.discard("c100k")
         if not only:
             return 0
@@ -635,12 +684,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if latency:
             run_latency(results, Path(scratch), cpus, progress)
     command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
-    document = report.Report(results, cpus, command, time.monotonic() - started, out=out, conformance=args.conformance)
+    stood_on = report.observe(command, time.monotonic() - started, sizes, cpus, measured_packages(results))
+    document = report.Report(results, stood_on, out=out, conformance=args.conformance)
     print()
     print(document.goal_table())
     if out is not None:
-        report.write(document, out)
-        print(f"\nwrote {out / 'RESULTS.md'}, {out / 'results.png'}{' and p10.png' if document.speeds() else ''}")
+        readme = README if out.resolve() == BENCH_DIR else None
+        print(f"\nwrote {', '.join(str(path) for path in report.write(document, out, readme))}")
     for key, reason in results.unable.items():
         print(f"bench: {key} could not run: {reason}", file=sys.stderr)
     missing = [

@@ -33,6 +33,7 @@ __all__ = [
     "SUMMARY",
     "TIMES",
     "Block",
+    "block_text",
     "conformance_example",
     "publish_blocks",
     "readme_table",
@@ -128,13 +129,23 @@ BLOCKS = (
 )
 
 
-def replace_block(text: str, name: str, content: str) -> str:
-    """``text`` with the block ``name`` holding ``content``; the opening marker's comment is kept as it is."""
-    pattern = re.compile(rf"(<!-- {re.escape(name)}(?::[^>]*)? -->\n)(.*?)(<!-- /{re.escape(name)} -->)", re.DOTALL)
+def _find_block(text: str, name: str) -> re.Match[str]:
+    pattern = re.compile(rf"<!-- {re.escape(name)}(?::[^>]*)? -->\n(.*?)<!-- /{re.escape(name)} -->", re.DOTALL)
     found = pattern.search(text)
     if found is None:
         raise ValueError(f"no <!-- {name} --> ... <!-- /{name} --> block")
-    return text[: found.start(2)] + content.rstrip("\n") + "\n" + text[found.end(2) :]
+    return found
+
+
+def block_text(text: str, name: str) -> str:
+    """What the block ``name`` of ``text`` holds, without its last newline."""
+    return _find_block(text, name).group(1).removesuffix("\n")
+
+
+def replace_block(text: str, name: str, content: str) -> str:
+    """``text`` with the block ``name`` holding ``content``; the opening marker's comment is kept as it is."""
+    found = _find_block(text, name)
+    return text[: found.start(1)] + content.rstrip("\n") + "\n" + text[found.end(1) :]
 
 
 def stale_blocks(summary: Summary, blocks: tuple[Block, ...] = BLOCKS) -> list[Block]:

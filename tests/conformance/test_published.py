@@ -10,6 +10,7 @@ import pytest
 from conformance.published import (
     TIMES,
     Block,
+    block_text,
     conformance_example,
     publish_blocks,
     readme_table,
@@ -62,6 +63,7 @@ def test_a_block_is_replaced_between_its_markers_and_nothing_else() -> None:
     assert replace_block(text, "numbers", "new") == (
         "before\n<!-- numbers: written by a test -->\nnew\n<!-- /numbers -->\nafter\n"
     )
+    assert block_text(text, "numbers") == "old\nlines"
     with pytest.raises(ValueError, match="no <!-- other -->"):
         replace_block(text, "other", "new")
 
