@@ -77,7 +77,7 @@ from conformance.launcher import HOST, RunningServer, free_port, run_server, spa
 from conformance.redis_server import RedisServer
 from conformance.versions import LOCK
 
-from . import c100k, cross_process, loadgen, report
+from . import c100k, cross_process, loadgen, record, report
 from .loadgen import Measured
 from .results import Arm, Group, Peer, Results, Sizes, Workload, figure_text
 
@@ -546,7 +546,7 @@ def arms_by_key(sizes: Sizes) -> dict[str, Arm]:
 def load(out: Path = BENCH_DIR, *, conformance: Path | None = None, lock: Path = LOCK) -> report.Report:
     """The report of the run recorded in ``out/results.json``, rebuilt without running anything."""
     raw = json.loads((out / "results.json").read_text())
-    recorded = report.Run.from_json(raw)
+    recorded = record.Run.from_json(raw)
     results = report.results_from_json(raw, recorded.sizes, arms_by_key(recorded.sizes))
     return report.Report(results, recorded, out=out, conformance=conformance, lock=lock)
 
@@ -684,7 +684,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if latency:
             run_latency(results, Path(scratch), cpus, progress)
     command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
-    stood_on = report.observe(command, time.monotonic() - started, sizes, cpus, measured_packages(results))
+    stood_on = record.observe(command, time.monotonic() - started, sizes, cpus, measured_packages(results))
     document = report.Report(results, stood_on, out=out, conformance=args.conformance)
     print()
     print(document.goal_table())

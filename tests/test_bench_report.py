@@ -1,4 +1,5 @@
-"""bench/report.py: the pages are rendered from results.json alone, and agree with each other (contract §12).
+"""bench/report.py, with bench/record.py and bench/summary.py: the pages are rendered from results.json alone,
+and agree with each other (contract §12).
 
 The committed ``bench/RESULTS.md`` and the README's bench-summary block must be
 exactly what ``python -m bench --render`` makes of the committed
@@ -23,7 +24,7 @@ import pytest
 pytest.importorskip("picows", reason="bench's load generator, in the bench extra")
 pytest.importorskip("uvloop", reason="bench's event loop, in the bench extra")
 
-from bench import report, run
+from bench import record, report, run, summary
 from bench.results import Sizes
 from conformance.published import block_text
 from conformance.versions import LOCK
@@ -57,7 +58,7 @@ def test_results_page_is_what_results_json_renders() -> None:
 def test_readme_summary_is_what_results_json_renders() -> None:
     readme = (run.REPO_ROOT / "README.md").read_text()
     assert "tests/test_bench_report.py checks it -->" in readme  # the marker names this test as its checker
-    assert block_text(readme, report.README_BLOCK) == report.readme_summary(committed())
+    assert block_text(readme, report.README_BLOCK) == summary.readme_summary(committed())
 
 
 def test_every_figure_of_the_readme_summary_is_on_the_results_page() -> None:
@@ -120,7 +121,7 @@ def test_without_a_lock_the_page_says_there_was_none(tmp_path: Path) -> None:
 
 def test_the_header_is_what_the_run_recorded_not_this_machine(tmp_path: Path) -> None:
     document = committed()
-    recorded = report.Run(
+    recorded = record.Run(
         command="python -m bench --only idle",
         date="2031-01-02",
         seconds=90.0,
@@ -146,12 +147,12 @@ def test_the_header_is_what_the_run_recorded_not_this_machine(tmp_path: Path) ->
 
 
 def test_a_run_record_survives_the_json() -> None:
-    recorded = report.observe("python -m bench --quick", 61.5, Sizes.quick(), ({0}, {1}), ["asgi-ws", "uvicorn"])
-    assert report.Run.from_json(json.loads(json.dumps(recorded.to_json()))) == recorded
+    recorded = record.observe("python -m bench --quick", 61.5, Sizes.quick(), ({0}, {1}), ["asgi-ws", "uvicorn"])
+    assert record.Run.from_json(json.loads(json.dumps(recorded.to_json()))) == recorded
 
 
 def test_observe_records_the_measured_packages_and_what_they_require() -> None:
-    recorded = report.observe("python -m bench", 1.0, Sizes(), ({0}, {1, 2}), ["asgi-ws"])
+    recorded = record.observe("python -m bench", 1.0, Sizes(), ({0}, {1, 2}), ["asgi-ws"])
     assert recorded.versions["asgi-ws"] == metadata.version("asgi-ws")
     assert "anyio" in recorded.versions  # asgi-ws requires it
     assert "fastapi" not in recorded.versions  # nor does anything it requires
