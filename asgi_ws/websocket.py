@@ -61,7 +61,7 @@ CLOSE_TIMEOUT = 5.0
 # That frame queues behind everything the server has already taken for the
 # client: megabytes, since the kernel's send buffer grows to 4 MiB on Linux
 # (net.ipv4.tcp_wmem).  Some servers take the frame only once the client has
-# read a good part of that: uvicorn 0.54.0's WebSocketsSansIOProtocol.send
+# read a good part of that: uvicorn's (0.52.1 to 0.55.0) WebSocketsSansIOProtocol.send
 # (websockets_sansio_impl.py) and WSProtocol.send (wsproto_impl.py) await
 # ``writable``, set by the transport's resume_writing, before writing anything,
 # the close frame included (flow control added by Kludex/uvicorn#3048, merged).
