@@ -434,14 +434,19 @@ def write_pages(document: Report, out: Path, readme: Path | None = None) -> list
     return written
 
 
-def write(document: Report, out: Path, readme: Path | None = None) -> list[Path]:
-    """The pages, results.png (and p10.png), and results.json: every run of every arm and what the run stood on."""
-    written = write_pages(document, out, readme)
+def write_charts(document: Report, out: Path) -> list[Path]:
+    """results.png, and p10.png when the run compared servers (its labels carry the conformance summary)."""
     chart(document, out / "results.png")
-    written.append(out / "results.png")
+    written = [out / "results.png"]
     if document.speeds():
         p10_chart(document, out / "p10.png")
         written.append(out / "p10.png")
+    return written
+
+
+def write(document: Report, out: Path, readme: Path | None = None) -> list[Path]:
+    """The pages, the charts, and results.json: every run of every arm and what the run stood on."""
+    written = [*write_pages(document, out, readme), *write_charts(document, out)]
     raw = {
         **document.run.to_json(),
         "runs": {key: [dataclasses.asdict(run) for run in runs] for key, runs in document.results.runs.items()},

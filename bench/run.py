@@ -552,9 +552,10 @@ def load(out: Path = BENCH_DIR, *, conformance: Path | None = None, lock: Path =
 
 
 def render(out: Path, conformance: Path | None) -> list[Path]:
-    """``--render``: the pages again from results.json (the charts stay as the run drew them); what was written."""
+    """``--render``: the pages and the charts again from results.json; what was written."""
     readme = README if out.resolve() == BENCH_DIR else None
-    return report.write_pages(load(out, conformance=conformance), out, readme)
+    document = load(out, conformance=conformance)
+    return [*report.write_pages(document, out, readme), *report.write_charts(document, out)]
 
 
 def selectable(sizes: Sizes) -> list[str]:

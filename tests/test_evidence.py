@@ -1,0 +1,83 @@
+"""The published evidence agrees with the lock and with itself (contract §12).
+
+The conformance matrix is a statement about exact versions, and the README and
+docs quote its numbers. These tests read the committed files only, so they fail
+the moment a lock refresh or a hand edit makes them disagree:
+
+- every package the published matrix ran on is the version ``uv.lock`` pins;
+- the matrix page and ``docs/server-summary.json`` come from the same run;
+- every block that quotes the summary is what the summary gives;
+- every scenario total that any doc quotes is the summary's.
+
+The benchmark results have their own, in ``tests/test_bench_report.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.published import SUMMARY, stale_blocks
+from conformance.versions import disagreements, locked
+
+ROOT = Path(__file__).resolve().parent.parent
+MATRIX = ROOT / "docs" / "server-divergences.md"
+# Where a run's numbers are quoted: the README, the docs, and the bench's results and analysis.
+QUOTING = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), ROOT / "bench" / "RESULTS.md"])
+
+
+@pytest.fixture(scope="module")
+def summary() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(SUMMARY.read_text())
+    return document
+
+
+def test_the_matrix_names_every_package_its_servers_ran_on(summary: dict[str, Any]) -> None:
+    names = set(summary["packages"])
+    for server, versions in summary["versions"].items():
+        for package in versions.split(", "):
+            name, _, version = package.rpartition(" ")
+            assert summary["packages"].get(name) == version, f"{server}: {package} is not in the summary's packages"
+    # The servers' protocol libraries are named too, not only the servers.
+    assert {"h11", "wsproto", "websockets", "anyio"} <= names
+
+
+def test_the_matrix_describes_the_locked_versions(summary: dict[str, Any]) -> None:
+    differ = disagreements(summary["packages"], locked())
+    assert not differ, (
+        "docs/server-summary.json describes versions that uv.lock does not pin: "
+        + ", ".join(f"{name} {text}" for name, text in differ.items())
+        + ". Run `python -m conformance --publish --html` from the locked .venv (docs/reproducible.md)."
+    )
+
+
+def test_the_matrix_page_and_the_summary_come_from_one_run(summary: dict[str, Any]) -> None:
+    page = MATRIX.read_text()
+    assert f"on {summary['ran_on']}." in page.splitlines()[2]
+    for headline in summary["headline"].values():
+        assert f"- {headline['line']}." in page
+    for name, version in summary["packages"].items():
+        assert f"{name} {version}" in page
+
+
+def test_every_block_that_quotes_the_summary_is_current(summary: dict[str, Any]) -> None:
+    stale = stale_blocks(summary)
+    assert not stale, f"{stale} differ from docs/server-summary.json: python -c " + (
+        "'from conformance.published import publish_blocks; publish_blocks()' rewrites them"
+    )
+
+
+def test_every_scenario_total_quoted_anywhere_is_the_summarys(summary: dict[str, Any]) -> None:
+    totals = {headline["scenarios"] for headline in summary["headline"].values()}
+    assert len(totals) == 1, f"the servers ran different numbers of scenarios: {totals}"
+    quoted = {
+        f"{path.relative_to(ROOT)}: {found.group(0)}"
+        for path in QUOTING
+        for found in re.finditer(r"\b(\d+) of (\d+)(?: scenarios\b|(?= \| \d+/\d+ OK))", path.read_text())
+        if int(found.group(2)) not in totals
+    }
+    assert not quoted, f"scenario totals other than the summary's {totals}: {sorted(quoted)}"
