@@ -41,7 +41,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-__all__ = ["SERVERS", "Listen", "Server", "installed_servers"]
+__all__ = ["NO_LIFESPAN", "SERVERS", "Listen", "Server", "installed_servers"]
 
 APP_WORD = "{app}"  # the word of a command template that is replaced by the app
 
