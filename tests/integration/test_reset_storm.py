@@ -16,8 +16,15 @@ connection and no room, and ``/metrics`` shows the event loop's task count
 back at its baseline: no task running the app's code (``asgi_ws_app_tasks``).  The server's own
 tasks (``asgi_ws_event_loop_tasks``) are printed, not compared: they follow the server's
 keep-alive housekeeping.  Memory cannot be expected to go back to the operating
-system, so the storm runs twice and the second one must not grow the process
+system, so the storm runs three times and the last one must not grow the process
 much: a leak per connection would grow it by the same amount each time.
+
+Three, not two, because the allocator takes two storms to warm up on Python 3.13.
+Measured with five storms in a row (RSS growth after each, MiB):
+
+- Python 3.11, uvicorn: +31.0, +0.1, 0.0, +3.9
+- Python 3.13, uvicorn: +30.8, +18.7, +2.7, -1.1, 0.0
+- Python 3.13, hypercorn: +36.8, +16.2, +3.6, 0.0, 0.0
 """
 
 from __future__ import annotations
@@ -47,7 +54,8 @@ STREAM_COUNT = 200  # messages per stream
 ECHO_SENDS = 10  # round trips per echo client
 HANDSHAKES_AT_ONCE = 50  # under hypercorn's listen backlog (100), so that no SYN is dropped and retried
 PATIENCE = 120.0  # seconds for the whole storm; only a hung server takes that long
-MEMORY_GROWTH_LIMIT = 16 * 1024 * 1024  # bytes the second storm may add to the first one's RSS
+STORMS = 3  # see the module docstring for why three
+MEMORY_GROWTH_LIMIT = 16 * 1024 * 1024  # bytes the last storm may add to the RSS before it
 SETTLE_PING_INTERVAL = 2.0  # seconds; see storm_server
 ROOM = "/ws/chat/storm"
 
@@ -78,12 +86,12 @@ class Storm:
 async def test_a_reset_storm_leaves_nothing_behind(storm_server: RunningServer) -> None:
     server = storm_server
     baseline = await settled(server)
-    first = await storm(server, seed=1)
-    after_first = await settled(server, baseline)
-    second = await storm(server, seed=2)
-    after_second = await settled(server, baseline)
+    outcomes, states = [], []
+    for seed in range(1, STORMS + 1):
+        outcomes.append(await storm(server, seed))
+        states.append(await settled(server, baseline))
 
-    for outcome in (first, second):
+    for outcome in outcomes:
         assert outcome.failures == [], f"{len(outcome.failures)} survivors failed: {outcome.failures[:20]}"
         expected_chat = {f"{sender}:{number}" for sender in outcome.chat_survivors for number in range(CHAT_SENDS)}
         for client, seen in outcome.chat_seen.items():
@@ -91,13 +99,15 @@ async def test_a_reset_storm_leaves_nothing_behind(storm_server: RunningServer) 
             for sender in outcome.chat_survivors:
                 own = [text for text in seen if text.startswith(f"{sender}:")]
                 assert own == [f"{sender}:{number}" for number in range(CHAT_SENDS)]
-    for state in (after_first, after_second):
+    for state in states:
         assert state["connections"] == 0
         assert state["rooms"] == 0
         assert state["tasks"] == baseline["tasks"] == 0, (baseline, state)
-    growth = after_second["rss"] - after_first["rss"]
-    print(f"\n{server.name}: baseline {baseline}, after storm 1 {after_first}, after storm 2 {after_second}")
-    assert growth < MEMORY_GROWTH_LIMIT, f"the second storm grew RSS by {growth / 2**20:.1f} MiB"
+    print(f"\n{server.name}: baseline {baseline}")
+    for number, state in enumerate(states, start=1):
+        print(f"after storm {number}: {state}")
+    growth = states[-1]["rss"] - states[-2]["rss"]
+    assert growth < MEMORY_GROWTH_LIMIT, f"storm {STORMS} grew RSS by {growth / 2**20:.1f} MiB"
 
 
 async def storm(server: RunningServer, seed: int) -> Storm:
