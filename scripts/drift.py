@@ -40,9 +40,9 @@ import time
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 UV = REPO_ROOT / "scripts" / "uv"
@@ -67,6 +67,27 @@ class DriftError(Exception):
     """The check itself could not run: one line for stderr."""
 
 
+# What changed: the same question about packages, tests and cells
+
+Key = TypeVar("Key", str, tuple[str, str])
+Value = TypeVar("Value")
+
+
+@dataclass(frozen=True, slots=True)
+class Change(Generic[Key, Value]):
+    """A key whose value differs between the environments; ``None`` on the side that lacks it."""
+
+    key: Key
+    locked: Value | None
+    newest: Value | None
+
+
+def changes(locked: Mapping[Key, Value], newest: Mapping[Key, Value]) -> list[Change[Key, Value]]:
+    """Every key whose value differs (by ``==``) or that one side lacks, in key order."""
+    keys = sorted(set(locked) | set(newest))
+    return [Change(key, locked.get(key), newest.get(key)) for key in keys if locked.get(key) != newest.get(key)]
+
+
 # Packages
 
 
@@ -82,21 +103,7 @@ def parse_pip_list(text: str) -> dict[str, str]:
     return packages
 
 
-@dataclass(frozen=True, slots=True)
-class MovedPackage:
-    """A package whose version differs between the environments; ``None`` where it is not installed."""
-
-    name: str
-    locked: str | None
-    newest: str | None
-
-
-def compare_packages(locked: Mapping[str, str], newest: Mapping[str, str]) -> list[MovedPackage]:
-    """Moved, new (only in newest) and gone (only in locked) packages, by name."""
-    names = sorted(set(locked) | set(newest))
-    return [
-        MovedPackage(name, locked.get(name), newest.get(name)) for name in names if locked.get(name) != newest.get(name)
-    ]
+MovedPackage = Change[str, str]  # name -> version: moved, new (locked is None) or gone (newest is None)
 
 
 # Tests
@@ -126,18 +133,7 @@ def read_junit(path: Path) -> dict[str, Outcome]:
     return parse_junit(path.read_text())
 
 
-@dataclass(frozen=True, slots=True)
-class ChangedTest:
-    """A test whose outcome differs between the runs; ``None`` where it did not run."""
-
-    test_id: str
-    locked: Outcome | None
-    newest: Outcome | None
-
-
-def compare_tests(locked: Mapping[str, Outcome], newest: Mapping[str, Outcome]) -> list[ChangedTest]:
-    ids = sorted(set(locked) | set(newest))
-    return [ChangedTest(key, locked.get(key), newest.get(key)) for key in ids if locked.get(key) != newest.get(key)]
+ChangedTest = Change[str, Outcome]  # test id -> outcome; None where it did not run
 
 
 def tally(outcomes: Mapping[str, Outcome]) -> str:
@@ -153,21 +149,24 @@ def tally(outcomes: Mapping[str, Outcome]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CellResult:
-    """One (check, server) cell of a conformance report (``conformance/report.py``, ``_cell_json``)."""
+    """One (check, server) cell of a conformance report (``conformance/report.py``, ``_cell_json``).
+
+    Two cells are equal when their sides are: a new diff with the same sides is not a change.
+    """
 
     check: str
     server: str
-    verdict: str  # the worse of the two sides
     client: str  # what the client saw on the wire, against the reference
     app: str  # what the app saw through ASGI, against the reference
-    detail: str  # the diff, else the error, else ""
+    verdict: str = field(compare=False)  # the worse of the two sides
+    detail: str = field(compare=False)  # the diff, else the error, else ""
 
 
 @dataclass(frozen=True, slots=True)
 class ConformanceRun:
     """What drift reads of one ``conformance-report.json``."""
 
-    cells: dict[tuple[str, str], CellResult]  # (check, server) -> cell
+    cells: dict[tuple[str, str], CellResult]  # (server, check) -> cell: a report groups them by server
     versions: dict[str, str]  # server -> "package x.y.z, ..."
 
 
@@ -176,35 +175,18 @@ def parse_conformance(text: str) -> ConformanceRun:
     cells = {}
     for cell in document["cells"]:
         result = CellResult(
-            cell["check"],
-            cell["server"],
-            cell["verdict"],
-            cell["client"],
-            cell["app"],
-            cell.get("diff") or cell.get("error") or "",
+            check=cell["check"],
+            server=cell["server"],
+            client=cell["client"],
+            app=cell["app"],
+            verdict=cell["verdict"],
+            detail=cell.get("diff") or cell.get("error") or "",
         )
-        cells[result.check, result.server] = result
+        cells[result.server, result.check] = result
     return ConformanceRun(cells, dict(document.get("versions", {})))
 
 
-@dataclass(frozen=True, slots=True)
-class ChangedCell:
-    """A cell whose client or app side differs between the runs; ``None`` where it did not run."""
-
-    check: str
-    server: str
-    locked: CellResult | None
-    newest: CellResult | None
-
-
-def compare_cells(locked: ConformanceRun, newest: ConformanceRun) -> list[ChangedCell]:
-    changed = []
-    for key in sorted(set(locked.cells) | set(newest.cells), key=lambda key: (key[1], key[0])):
-        before, after = locked.cells.get(key), newest.cells.get(key)
-        sides = [(cell.client, cell.app) if cell else None for cell in (before, after)]
-        if sides[0] != sides[1]:
-            changed.append(ChangedCell(key[0], key[1], before, after))
-    return changed
+ChangedCell = Change[tuple[str, str], CellResult]  # (server, check) -> cell; None where it did not run
 
 
 def shorten(text: str, limit: int = DIFF_LINES) -> list[str]:
@@ -230,10 +212,10 @@ class Findings:
     conformance: tuple[ConformanceRun, ConformanceRun] | None  # (locked, newest); None: --skip-conformance
 
     def changed_tests(self) -> list[ChangedTest]:
-        return compare_tests(*self.tests) if self.tests else []
+        return changes(*self.tests) if self.tests else []
 
     def changed_cells(self) -> list[ChangedCell]:
-        return compare_cells(*self.conformance) if self.conformance else []
+        return changes(self.conformance[0].cells, self.conformance[1].cells) if self.conformance else []
 
 
 def exit_status(findings: Findings) -> int:
@@ -277,7 +259,7 @@ def _packages_section(packages: list[MovedPackage]) -> list[str]:
     gone = sum(package.newest is None for package in packages)
     out += [f"{len(packages) - new - gone} moved, {new} new, {gone} gone.", "", "| package | locked | newest |"]
     out.append("|---|---|---|")
-    out += [f"| {p.name} | {p.locked or 'not installed'} | {p.newest or 'not installed'} |" for p in packages]
+    out += [f"| {p.key} | {p.locked or 'not installed'} | {p.newest or 'not installed'} |" for p in packages]
     return [*out, ""]
 
 
@@ -288,7 +270,7 @@ def _tests_section(runs: tuple[dict[str, Outcome], dict[str, Outcome]] | None, c
     if not changed:
         return [*out, f"No test changed: {tally(runs[0])} in both.", ""]
     out += [f"Locked: {tally(runs[0])}. Newest: {tally(runs[1])}.", "", "| test | locked | newest |", "|---|---|---|"]
-    out += [f"| `{_cell(t.test_id)}` | {t.locked or 'not run'} | {t.newest or 'not run'} |" for t in changed]
+    out += [f"| `{_cell(t.key)}` | {t.locked or 'not run'} | {t.newest or 'not run'} |" for t in changed]
     return [*out, ""]
 
 
@@ -307,13 +289,16 @@ def _cells_section(findings: Findings, changed: list[ChangedCell]) -> list[str]:
         return [*out, f"No cell changed: {_plural(len(locked.cells), 'cell')}.", ""]
     out += ["Sides are client / app: what the client saw on the wire, what the app saw through ASGI.", ""]
     out += ["| check | server | locked | newest |", "|---|---|---|---|"]
-    out += [f"| `{c.check}` | {c.server} | {_sides(c.locked)} | {_sides(c.newest)} |" for c in changed]
+    for change in changed:
+        server, check = change.key
+        out.append(f"| `{check}` | {server} | {_sides(change.locked)} | {_sides(change.newest)} |")
     report = findings.out / "newest" / "conformance" / "conformance-report.md"
     out += ["", f"The newest run's diffs, shortened (whole in `{report}`):", ""]
-    for cell in changed:
-        if cell.newest is None or not cell.newest.detail:
+    for change in changed:
+        cell = change.newest
+        if cell is None or not cell.detail:
             continue
-        out += [f"`{cell.check}` under {cell.server}:", "", "```", *shorten(cell.newest.detail), "```", ""]
+        out += [f"`{cell.check}` under {cell.server}:", "", "```", *shorten(cell.detail), "```", ""]
     return out
 
 
@@ -506,7 +491,7 @@ def _drift(args: argparse.Namespace, out: Path, say: Say) -> Findings:
     say(f"the newest environment: uv venv --clear, then uv pip install --refresh -e '.[dev]' into {newest}")
     make_newest(newest)
     say("which packages moved: uv pip list in both")
-    packages = compare_packages(list_packages(locked), list_packages(newest))
+    packages = changes(list_packages(locked), list_packages(newest))
     say(f"{_plural(len(packages), 'package')} moved, new or gone")
 
     what_ran: list[str] = []

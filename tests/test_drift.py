@@ -56,18 +56,18 @@ def test_pip_list_is_read_by_normalised_name_without_the_project() -> None:
 def test_packages_moved_added_and_removed_and_the_rest_left_out() -> None:
     locked = {"redis": "8.1.0", "uvicorn": "0.54.0", "anyio": "4.16.0", "old-dep": "1.0"}
     newest = {"redis": "8.2.0", "uvicorn": "0.55.0", "anyio": "4.16.0", "new-dep": "2.0"}
-    assert drift.compare_packages(locked, newest) == [
-        drift.MovedPackage("new-dep", None, "2.0"),
-        drift.MovedPackage("old-dep", "1.0", None),
-        drift.MovedPackage("redis", "8.1.0", "8.2.0"),
-        drift.MovedPackage("uvicorn", "0.54.0", "0.55.0"),
+    assert drift.changes(locked, newest) == [
+        drift.Change("new-dep", None, "2.0"),
+        drift.Change("old-dep", "1.0", None),
+        drift.Change("redis", "8.1.0", "8.2.0"),
+        drift.Change("uvicorn", "0.54.0", "0.55.0"),
     ]
 
 
 def test_the_same_names_spelt_differently_do_not_move() -> None:
     locked = drift.parse_pip_list(json.dumps([{"name": "Zope.Interface", "version": "8.7"}]))
     newest = drift.parse_pip_list(json.dumps([{"name": "zope_interface", "version": "8.7"}]))
-    assert drift.compare_packages(locked, newest) == []
+    assert drift.changes(locked, newest) == []
 
 
 # Tests
@@ -104,10 +104,10 @@ def test_a_missing_junit_file_is_an_error_of_the_tool(tmp_path: Path) -> None:
 def test_tests_changed_by_outcome_or_by_running_in_one_env_only() -> None:
     locked = {"t::same": "passed", "t::broke": "passed", "t::gone": "skipped", "t::still_failing": "failed"}
     newest = {"t::same": "passed", "t::broke": "failed", "t::new": "passed", "t::still_failing": "failed"}
-    assert drift.compare_tests(locked, newest) == [
-        drift.ChangedTest("t::broke", "passed", "failed"),
-        drift.ChangedTest("t::gone", "skipped", None),
-        drift.ChangedTest("t::new", None, "passed"),
+    assert drift.changes(locked, newest) == [
+        drift.Change("t::broke", "passed", "failed"),
+        drift.Change("t::gone", "skipped", None),
+        drift.Change("t::new", None, "passed"),
     ]
 
 
@@ -136,8 +136,8 @@ def test_a_conformance_report_is_read_by_check_and_server() -> None:
         )
     )
     assert run.versions == {"uvicorn": "uvicorn 0.55.0, websockets 17.4"}
-    assert run.cells["echo-text", "uvicorn"].detail == "it hung"
-    assert run.cells["echo-text", "hypercorn"].detail == "-a\n+b"
+    assert run.cells["uvicorn", "echo-text"].detail == "it hung"
+    assert run.cells["hypercorn", "echo-text"].detail == "-a\n+b"
 
 
 def test_cells_changed_by_either_side_or_by_running_in_one_env_only() -> None:
@@ -163,11 +163,11 @@ def test_cells_changed_by_either_side_or_by_running_in_one_env_only() -> None:
             {},
         )
     )
-    changed = drift.compare_cells(locked, newest)
-    assert [(c.check, c.server) for c in changed] == [
-        ("echo-gone", "hypercorn"),
-        ("echo-new", "hypercorn"),
-        ("echo-binary", "uvicorn"),
+    changed = drift.changes(locked.cells, newest.cells)
+    assert [change.key for change in changed] == [
+        ("hypercorn", "echo-gone"),
+        ("hypercorn", "echo-new"),
+        ("uvicorn", "echo-binary"),
     ]
     assert (changed[0].newest, changed[1].locked) == (None, None)
     assert (changed[2].locked.app, changed[2].newest.app) == ("known", "differs")
@@ -206,7 +206,7 @@ def test_the_report_names_what_moved_and_what_changed() -> None:
         )
     )
     found = findings(
-        packages=[drift.MovedPackage("redis", "8.1.0", "8.2.0"), drift.MovedPackage("new-dep", None, "2.0")],
+        packages=[drift.Change("redis", "8.1.0", "8.2.0"), drift.Change("new-dep", None, "2.0")],
         tests=({"tests.test_app::test_echo": "passed"}, {"tests.test_app::test_echo": "failed"}),
         conformance=(locked, newest),
     )
@@ -228,7 +228,7 @@ def test_the_report_says_when_nothing_changed_and_packages_alone_are_not_a_failu
     run = drift.parse_conformance(report_json([cell("echo-text", "uvicorn"), cell("echo-text", "hypercorn")], {}))
     outcomes = {"t::a": "passed", "t::b": "skipped"}
     found = findings(
-        packages=[drift.MovedPackage("uvicorn", "0.54.0", "0.55.0")],
+        packages=[drift.Change("uvicorn", "0.54.0", "0.55.0")],
         tests=(outcomes, dict(outcomes)),
         conformance=(run, run),
     )
