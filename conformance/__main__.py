@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for headline in headlines(cells, run.servers).values():
         say(headline.line)
     failing = report.failing
-    say(f"done: {len(cells)} cells, {len(failing)} unexplained, in {time.monotonic() - started:.0f} s")
+    say(f"done: {len(cells)} cells, {len(failing)} differing with no entry, in {time.monotonic() - started:.0f} s")
     for cell in failing:
         say(f"  {cell.verdict}: {cell.check} under {cell.server}")
     return 1 if failing else 0

@@ -3,11 +3,12 @@
 The matrices say *whether* a server departs from the reference; this table
 says *what it does*, so that "the reason key is missing" and "the socket is
 left open forever" do not look alike.  Each :class:`Behaviour` names one check,
-what the ASGI spec (2.5) or RFC 6455 says, how far a departure reaches (its
-severity), and a function that turns the check's recorded transcript into a
+what the ASGI spec (2.5) or RFC 6455 says, which side of the transcript it
+describes, and a function that turns the check's recorded transcript into a
 few words.  The cells are generated from the transcripts of the run, never
 written by hand; a cell that departs from the reference links to the entry
-that explains it.
+that explains it, and carries a severity of its own (:func:`severity`); the
+row's severity is its worst cell's.
 
 The describing functions read the views that :mod:`conformance.probes._support`
 and :mod:`conformance.scenarios.helpers` record.  They are written to never
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .checks import Transcript
+from .launcher import STOP_GRACE
 from .verdicts import Cell, Divergence, Side, cells_by_check
 
 REFERENCE = "uvicorn"  # the server whose words every other cell is compared with
@@ -28,6 +30,11 @@ REFERENCE = "uvicorn"  # the server whose words every other cell is compared wit
 __all__ = ["BEHAVIOURS", "Behaviour", "OutcomeRow", "ServerOutcome", "outcome_rows"]
 
 Severity = Literal["cosmetic", "app-visible", "client-visible", "crash or hang"]
+SEVERITIES: tuple[Severity, ...] = ("cosmetic", "app-visible", "client-visible", "crash or hang")  # mildest first
+# Words a describer uses for something that never ends: a socket left open, a call that never returns.
+HANG_WORDS = ("left open", "blocks", "still running", "did not finish", "never returned")
+# Words an app-side describer adds for what the client then sees on the wire.
+WIRE_WORDS = ("a frame follows the close", "the message still goes out", "the message is lost")
 Describe = Callable[[Transcript], str]
 
 
@@ -134,13 +141,29 @@ class Behaviour:
     title: str  # the behaviour, a few words
     check: str  # the check whose transcripts the cells come from
     spec: str  # what the ASGI spec or RFC 6455 says, a few words
-    severity: Severity  # how far a departure reaches
+    # How far a departure in this row reaches at least: "cosmetic", or the side it shows on.
+    # A departing cell that hangs where the reference does not is worse (see severity()).
+    reaches: Severity
     describe: Describe  # transcript -> a few words
 
     @property
     def side(self) -> Side:
         """The side of the transcript the words describe: the app's for app-visible rows, else the client's."""
-        return "app" if self.severity == "app-visible" else "client"
+        return "app" if self.reaches == "app-visible" else "client"
+
+    def severity(self, words: str, reference: str) -> Severity:
+        """How far a cell reading ``words`` reaches, where the reference's cell reads ``reference``.
+
+        "crash or hang" when the cell says something never ends and the
+        reference's does not; "client-visible" when it says what the client
+        then sees on the wire (an app-side row); otherwise what any departure
+        in this row reaches.
+        """
+        if any(word in words and word not in reference for word in HANG_WORDS):
+            return "crash or hang"
+        if self.reaches == "app-visible" and any(word in words for word in WIRE_WORDS):
+            return "client-visible"
+        return self.reaches
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +173,7 @@ class ServerOutcome:
     words: str
     departs: bool  # the words differ from the reference's
     explained_by: Divergence | None = None  # the entry that explains the departure
+    severity: Severity | None = None  # how far the departure reaches; None where the cell does not depart
 
 
 @dataclass(slots=True)
@@ -159,8 +183,13 @@ class OutcomeRow:
     title: str
     check: str
     spec: str
-    severity: Severity
     cells: dict[str, ServerOutcome] = field(default_factory=dict)  # by server
+
+    @property
+    def severity(self) -> Severity | None:
+        """The worst severity of the row's departing cells; None where every server does what the reference does."""
+        found = [cell.severity for cell in self.cells.values() if cell.severity is not None]
+        return max(found, key=SEVERITIES.index) if found else None
 
     @property
     def anchor(self) -> str:
@@ -181,6 +210,7 @@ class OutcomeRow:
                 server: {
                     "outcome": cell.words,
                     "departs": cell.departs,
+                    "severity": cell.severity,
                     "explained_by": cell.explained_by.anchor if cell.explained_by else None,
                 }
                 for server, cell in self.cells.items()
@@ -196,7 +226,7 @@ def outcome_rows(cells: Iterable[Cell], servers: Sequence[str]) -> list[OutcomeR
         by_server = table.get(behaviour.check)
         if not by_server:
             continue
-        row = OutcomeRow(behaviour.title, behaviour.check, behaviour.spec, behaviour.severity)
+        row = OutcomeRow(behaviour.title, behaviour.check, behaviour.spec)
         reference = by_server.get(REFERENCE)
         expected = _words(behaviour, reference) if reference is not None else None
         for server in servers:
@@ -204,9 +234,11 @@ def outcome_rows(cells: Iterable[Cell], servers: Sequence[str]) -> list[OutcomeR
             if cell is None:
                 continue
             words = _words(behaviour, cell)
-            departs = expected is not None and words != expected
-            explanation = cell.explanation(behaviour.side) or cell.divergence if departs else None
-            row.cells[server] = ServerOutcome(words, departs, explanation)
+            if expected is None or words == expected:
+                row.cells[server] = ServerOutcome(words, departs=False)
+                continue
+            explanation = cell.explanation(behaviour.side) or cell.divergence
+            row.cells[server] = ServerOutcome(words, True, explanation, behaviour.severity(words, expected))
         rows.append(row)
     return rows
 
@@ -314,9 +346,19 @@ def _deflate(transcript: Transcript) -> str:
 
 
 def _size(transcript: Transcript) -> str:
-    if transcript.get("delivered"):
-        return "delivered"
-    return "refused: " + ending(transcript.get("client"))
+    words = "delivered" if transcript.get("delivered") else "refused: " + ending(transcript.get("client"))
+    first = transcript.get("a client that writes it all before reading")
+    return words if first is None else f"{words}; {_written_first(first)}"
+
+
+def _written_first(view: Any) -> str:
+    """What a client that writes the whole message before reading sees: "writing first: reset, then 1009"."""
+    if not isinstance(view, Mapping) or "handshake" in view:
+        return f"writing first: {handshake(view.get('handshake')) if isinstance(view, Mapping) else '?'}"
+    read = view.get("then read")
+    then = close_words(read) if isinstance(read, Mapping) else str(read).removeprefix("nothing: ")
+    reset = view.get("write") == "reset by the server"
+    return f"writing first: reset, then {then}" if reset else f"writing first: {then}"
 
 
 def _invalid_utf8(transcript: Transcript) -> str:
@@ -336,11 +378,28 @@ def _slowloris(transcript: Transcript) -> str:
     return "ends it ≤ 8 s" if ended else "waits ≥ 8 s"
 
 
+def exit_words(exit_code: Any, closed_first: bool) -> str:
+    """How the server process ended after SIGTERM.
+
+    An exit code of -15 means the process ended by the signal, which happens
+    two ways: a server that shuts down gracefully and then re-raises the signal
+    (uvicorn), and one that never handles it, so the signal kills it where it
+    stands (hypercorn's trio worker with ``--workers 0``).  ``closed_first``
+    (the client got a close frame before the exit) tells them apart.
+    """
+    if exit_code in (None, "did not exit"):
+        return f"still running {STOP_GRACE:g} s later"  # RunningServer.terminate waits this long
+    if exit_code == -15:
+        return "SIGTERM re-raised after closing" if closed_first else "killed at once by SIGTERM"
+    return f"exit {exit_code}"
+
+
 def _sigterm(transcript: Transcript) -> str:
+    client = transcript.get("client", {})
     server = transcript.get("server", {})
-    exit_code = server.get("exit code")
-    exited = f"exit {exit_code}" if server.get("exited", True) else "does not exit"
-    return f"{ending(transcript.get('client'))}; {exited}"
+    exit_code = server.get("exit code") if server.get("exited", True) else None
+    closed_first = isinstance(client, Mapping) and isinstance(client.get("close"), Mapping)
+    return f"{ending(client)}; {exit_words(exit_code, closed_first)}"
 
 
 def _spec_version(transcript: Transcript) -> str:
@@ -354,7 +413,7 @@ def _shutdown(transcript: Transcript) -> str:
     clients = transcript.get("clients", {})
     first = next(iter(clients.values()), None)
     server = transcript.get("server", {})
-    words = f"{close_words(first)}; exit {server.get('exit code')}"
+    words = f"{close_words(first)}; {exit_words(server.get('exit code'), isinstance(first, Mapping))}"
     return words + ("; traceback logged" if server.get("traceback in log") else "")
 
 
@@ -365,7 +424,8 @@ def _unknown_path(transcript: Transcript) -> str:
 
 def _slow_consumer(transcript: Transcript) -> str:
     stalled = transcript.get("stalled", {})
-    words = close_words(stalled.get("close"))
+    close = stalled.get("close")
+    words = "not closed" if close == "still open" else close_words(close)
     if stalled.get("read the whole flood"):
         words += "; the whole flood delivered"
     return words
@@ -396,7 +456,11 @@ def step(outcome: Any) -> str:
 
 
 def _send_after_close(transcript: Transcript) -> str:
-    words = step(transcript.get("app", {}).get("send after close"))
+    """The send, and whether its exception is the OSError the spec asks for on a closed connection."""
+    outcome = transcript.get("app", {}).get("send after close")
+    words = step(outcome)
+    if isinstance(outcome, Mapping) and "raised" in outcome:
+        words += ", an OSError" if outcome.get("an OSError") else ", not an OSError"
     if transcript.get("client", {}).get("frames after the close frame"):
         words += "; a frame follows the close"
     return words
@@ -433,17 +497,15 @@ def _accept_never(transcript: Transcript) -> str:
 
 
 def _subprotocol_answer(transcript: Transcript) -> str:
+    """The handshake's answer, and the accept() that led to it where it did not return."""
     client = transcript.get("client", {})
-    if client.get("status") != 101:
-        return handshake(client)
-    chosen = client.get("response", {}).get("sec-websocket-protocol")
-    return f"101 with '{chosen}'" if chosen else "101, no subprotocol"
-
-
-def _subprotocol_not_offered(transcript: Transcript) -> str:
-    words = _subprotocol_answer(transcript)
-    failure = transcript.get("app", {}).get("accept", {})
-    return words if failure.get("returned") else f"accept {step(failure)}; {words}"
+    if "handshake" in client:  # no 101: the view of a failed handshake is nested (handshake_view)
+        words = handshake(client["handshake"])
+    else:
+        chosen = client.get("response", {}).get("sec-websocket-protocol")
+        words = f"101 with '{chosen}'" if chosen else "101, no subprotocol"
+    accept = transcript.get("app", {}).get("accept", {})
+    return words if accept.get("returned") else f"accept {step(accept)}; {words}"
 
 
 def _subprotocol_lines(transcript: Transcript) -> str:
@@ -457,6 +519,13 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "asgi-ws: a client's clean close, as the app is told",
         "normal-close-1000",
         "disconnect code: the client's (1000)",
+        "app-visible",
+        _clean_close_app,
+    ),
+    Behaviour(
+        "asgi-ws: a client that resets TCP, as the app is told",
+        "echo-reset-after-message",
+        "RFC 6455 §7.1.5: 1006 (no close frame)",
         "app-visible",
         _clean_close_app,
     ),
@@ -507,7 +576,7 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "App returns after accept, no close",
         "probe-return-after-accept",
         "the socket is closed",
-        "crash or hang",
+        "client-visible",
         _app_ended,
     ),
     Behaviour(
@@ -530,20 +599,20 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "client-visible",
         _app_closed,
     ),
-    Behaviour("App closes with 1001", "probe-app-close-code-1001", "that code", "crash or hang", _app_closed),
-    Behaviour("App closes with 1011", "probe-app-close-code-1011", "that code", "crash or hang", _app_closed),
+    Behaviour("App closes with 1001", "probe-app-close-code-1001", "that code", "client-visible", _app_closed),
+    Behaviour("App closes with 1011", "probe-app-close-code-1011", "that code", "client-visible", _app_closed),
     Behaviour(
         "App closes with 1005 (not for the wire)",
         "probe-app-close-code-1005",
         "RFC 6455 §7.4.1: must not be sent",
-        "crash or hang",
+        "client-visible",
         _app_closed,
     ),
     Behaviour(
         "App closes with 999 (invalid)",
         "probe-app-close-code-999",
         "RFC 6455 §7.4.2: invalid",
-        "crash or hang",
+        "client-visible",
         _app_closed,
     ),
     Behaviour(
@@ -599,7 +668,7 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "receive() after websocket.disconnect",
         "probe-receive-after-disconnect",
         "not stated",
-        "crash or hang",
+        "client-visible",
         _receive_after_disconnect,
     ),
     Behaviour(
@@ -659,18 +728,20 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "client-visible",
         _keepalive,
     ),
-    Behaviour("A handshake that never ends", "probe-slowloris", "not stated", "crash or hang", _slowloris),
+    Behaviour("A handshake that never ends", "probe-slowloris", "not stated", "client-visible", _slowloris),
     Behaviour(
         "App never answers websocket.connect",
         "probe-accept-never",
         "the server must not complete the handshake",
-        "crash or hang",
+        "client-visible",
         _accept_never,
     ),
     Behaviour(
         "send() after the app's own close",
         "probe-send-after-close",
-        "should raise an OSError subclass (2.4)",
+        '"If send() is called on a closed connection the server should raise a server-specific subclass of '
+        "OSError\" (2.4+). Whether the app's own close makes it closed is not said: a server that raises reads it "
+        "as closed, one that returns as open until the closing handshake ends",
         "app-visible",
         _send_after_close,
     ),
@@ -707,8 +778,8 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "Accept with a subprotocol the client did not offer",
         "probe-subprotocol-not-offered",
         "not stated; RFC 6455 §4.1: the client fails the connection",
-        "crash or hang",
-        _subprotocol_not_offered,
+        "client-visible",
+        _subprotocol_answer,
     ),
     Behaviour(
         "Two Sec-WebSocket-Protocol header lines",
@@ -727,6 +798,13 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
     Behaviour(
         "16 MiB + 1 in 64 KiB fragments",
         "probe-size-fragmented-16mib-plus-1",
+        "not stated",
+        "client-visible",
+        _size,
+    ),
+    Behaviour(
+        "64 MiB + 1 in 64 KiB fragments",
+        "probe-size-fragmented-64mib-plus-1",
         "not stated",
         "client-visible",
         _size,

@@ -27,7 +27,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "Always send `websocket.close` before returning after accept.",
         "An app that returns or raises leaves the ending to the server, and each server ends differently: "
-        "no close frame, 1011, 1000, or a close frame with no code.",
+        "no close frame, 1011, a close frame with no code, or (daphne, after a return) the socket left open.",
         ("probe-return-after-accept", "probe-raise-after-accept"),
     ),
     Rule(
@@ -50,7 +50,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "Do not use empty messages.",
-        "An empty text or binary message is dropped by some servers, in both directions.",
+        "daphne never sends an empty text or binary message the app sends, though it delivers the empty "
+        "messages a client sends to the app.",
         ("echo-empty-messages", "probe-send-shapes"),
     ),
     Rule(
@@ -59,10 +60,13 @@ RULES: tuple[Rule, ...] = (
         ("probe-receive-shapes",),
     ),
     Rule(
-        'Treat any exception from `send()` as "the client is gone", and expect none at all.',
+        "Do not wait for an exception from `send()` to learn that the client is gone, and do not take one "
+        "as proof that it is.",
         "After a disconnect, servers raise different exceptions (their own, OSError, RuntimeError), or return "
-        "as if the message had been sent.",
-        ("probe-send-after-disconnect-unseen", "probe-send-after-disconnect-seen"),
+        "as if the message had been sent. And an exception can come while the socket is still open: daphne's "
+        "`websocket.close` with 1001 (or 1008, 1011) raises and sends nothing, so an app that takes that for a "
+        "disconnect and returns leaves the client connected.",
+        ("probe-send-after-disconnect-unseen", "probe-send-after-disconnect-seen", "probe-app-close-code-1001"),
     ),
     Rule(
         "Never call `receive()` again after `websocket.disconnect`.",
@@ -71,13 +75,16 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "Do not rely on the code in `websocket.disconnect`.",
-        "Some servers report a client's clean close as 1006, or pass no reason on.",
-        ("probe-client-close-code-reason", "probe-client-close-no-code"),
+        "Some servers report a client's clean close as 1006, or pass no reason on, and a connection that ends "
+        "without a close frame is 1005 on some servers and 1006 on others.",
+        ("probe-client-close-code-reason", "probe-client-close-no-code", "echo-reset-after-message"),
     ),
     Rule(
-        "Refuse a handshake with `websocket.http.response` only where the scope's extensions list it; "
-        "otherwise send `websocket.close` before accept.",
-        "Servers without the extension turn every refusal into a 403, whatever the app meant.",
+        "Refuse a handshake with `websocket.http.response` only where the scope's extensions list it, and send "
+        "its body in one message; otherwise send `websocket.close` before accept.",
+        "Servers without the extension turn every refusal into a 403, whatever the app meant. granian lists the "
+        "extension, but a body sent in several chunks raises RuntimeError on the first and only the last "
+        "reaches the client.",
         ("probe-denial-response", "probe-close-before-accept"),
     ),
     Rule(
@@ -110,8 +117,16 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "Enforce your own message-size limit, below every server's.",
-        "Server limits range from 1 MiB to 16 MiB, and the client is told in different ways when it is exceeded.",
-        ("probe-size-1mib-plus-1", "probe-size-16mib-plus-1", "probe-size-fragmented-16mib-plus-1"),
+        "daphne refuses a message over 1 MiB and the others one over 16 MiB, except that granian's 16 MiB is a "
+        "limit per frame: a message sent in smaller fragments reaches the app up to 64 MiB. The client is told "
+        "in different ways, and a client that writes a whole oversized frame before reading has its writes "
+        "reset by most servers: only if it still reads after that does it get the close frame.",
+        (
+            "probe-size-1mib-plus-1",
+            "probe-size-16mib-plus-1",
+            "probe-size-fragmented-16mib-plus-1",
+            "probe-size-fragmented-64mib-plus-1",
+        ),
     ),
     Rule(
         "Set keepalive on the server's command line, and close idle connections in the app.",
@@ -119,8 +134,25 @@ RULES: tuple[Rule, ...] = (
         ("probe-keepalive-server-default", "probe-keepalive-default"),
     ),
     Rule(
-        "Expect the server, not the app, to choose the close code at shutdown.",
-        "On SIGTERM servers close open sockets with 1012, 1011, 1001 or no close frame at all.",
-        ("probe-sigterm",),
+        "Expect the server, not the app, to choose the close code at shutdown, and its timing.",
+        "On SIGTERM servers close open sockets with 1012, 1011 or no close frame at all; gunicorn keeps them "
+        "open, and goes on running, for its 30 s graceful timeout.",
+        ("probe-sigterm", "shutdown-idle-sockets"),
+    ),
+    Rule(
+        "Do not rely on `send()` to slow you down when a client reads slowly: bound what you queue yourself.",
+        "Most servers make `send()` wait while the client's socket is full, so a slow client is noticed; "
+        "daphne buffers every message without limit and `send()` returns at once.",
+        ("slow-consumer-4503", "slow-consumer-late-reader"),
+    ),
+    Rule(
+        "Read the scope defensively: `.get()` with a default for every key the spec calls optional, and "
+        "headers as a list in which one name may repeat.",
+        "`asgi.spec_version` is 2.4, 2.3 or absent (daphne, whose scope also lacks `http_version`, "
+        "`scheme`, `extensions` and `state`); uvicorn's wsproto implementation leaves "
+        "`sec-websocket-protocol` out of `headers`; and from two `Sec-WebSocket-Protocol` lines "
+        "`subprotocols` holds every offer, the first line's only (gunicorn) or the last line's "
+        "(hypercorn, anycorn).",
+        ("probe-scope", "probe-subprotocol-two-lines"),
     ),
 )

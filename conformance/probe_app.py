@@ -125,14 +125,18 @@ async def receive_outcome(receive: Receive, seconds: float) -> dict[str, Any]:
     return {"returned": shape(message)}
 
 
-async def send_outcome(send: Send, message: Message, seconds: float) -> dict[str, Any]:
-    """What one ``send()`` does: ``returned``, ``timed out`` (it blocked), or the exception it raised."""
+async def send_outcome(send: Send, message: Message, seconds: float, *, kind: bool = False) -> dict[str, Any]:
+    """What one ``send()`` does: ``returned``, ``timed out`` (it blocked), or the exception it raised.
+
+    ``kind``: also record whether the exception is an ``OSError``, the kind the
+    ASGI spec (2.4+) asks for from a send on a closed connection.
+    """
     try:
         with anyio.move_on_after(seconds):
             await send(message)
             return {"returned": True}
     except Exception as exc:
-        return {"raised": type(exc).__name__}
+        return {"raised": type(exc).__name__, **({"an OSError": isinstance(exc, OSError)} if kind else {})}
     return {"timed out": True}
 
 
@@ -426,7 +430,8 @@ async def send_after_close(scope: Scope, receive: Receive, send: Send) -> None:
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
     close = await send_outcome(send, {"type": "websocket.close", "code": 1000}, AFTER_DISCONNECT_WAIT)
-    after = await send_outcome(send, {"type": "websocket.send", "text": "after close"}, AFTER_DISCONNECT_WAIT)
+    message = {"type": "websocket.send", "text": "after close"}
+    after = await send_outcome(send, message, AFTER_DISCONNECT_WAIT, kind=True)
     report(scope, {"close": close, "send after close": after})
 
 

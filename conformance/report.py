@@ -39,7 +39,8 @@ __all__ = ["Report", "render_markdown", "write_html", "write_json", "write_markd
 SYMBOL: dict[Verdict, str] = {"same": "✓", "known": "≈", "differs": "✗", "error": "!", "no baseline": "?"}
 LEGEND = (
     "Each cell shows the client side, then the app side: ✓ same as the reference · ≈ known server divergence "
-    "(the link goes to its explanation) · ✗ unexplained difference · ! error · ? no expected transcript · - not run"
+    "(the link goes to its explanation) · ✗ a difference no entry covers · ! error · ? no expected transcript "
+    "· - not run"
 )
 
 
@@ -180,7 +181,7 @@ def _servers(report: Report) -> list[str]:
         "cases are counted apart, since they cannot be added up.",
         "",
         "| server | versions | launcher sets | scenarios: client | scenarios: app | probes: client | probes: app "
-        "| Autobahn OK | unexplained |",
+        "| Autobahn OK | differs, no entry |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for server in report.servers:
@@ -214,9 +215,9 @@ def _outcomes(report: Report) -> list[str]:
     out = [
         "## What each server does",
         "",
-        "Generated from the recorded transcripts: a few words per server, a link where the server departs from",
-        "the reference. Severity: how far the worst departure reaches (cosmetic, app-visible, client-visible,",
-        "crash or hang).",
+        "Generated from the recorded transcripts: a few words per server. A cell that departs from the reference",
+        "links to the entry that explains it and says how far the departure reaches (cosmetic, app-visible,",
+        "client-visible, crash or hang); the severity column is the row's worst, blank where no server departs.",
         "",
         "| behaviour | check | ASGI spec / RFC 6455 | severity | " + " | ".join(report.servers) + " |",
         "|---|---|---|---|" + "---|" * len(report.servers),
@@ -224,7 +225,7 @@ def _outcomes(report: Report) -> list[str]:
     for row in rows:
         cells = [_outcome_cell(row, server) for server in report.servers]
         out.append(
-            f'| <a id="{row.anchor}"></a>{row.title} | `{row.check}` | {row.spec} | {row.severity} | '
+            f'| <a id="{row.anchor}"></a>{row.title} | `{row.check}` | {row.spec} | {row.severity or ""} | '
             + " | ".join(cells)
             + " |"
         )
@@ -235,9 +236,8 @@ def _outcome_cell(row: OutcomeRow, server: str) -> str:
     outcome = row.cells.get(server)
     if outcome is None:
         return "-"
-    if outcome.explained_by is None:
-        return outcome.words
-    return f"[{outcome.words}](#{outcome.explained_by.anchor})"
+    words = outcome.words if outcome.explained_by is None else f"[{outcome.words}](#{outcome.explained_by.anchor})"
+    return f"{words} · *{outcome.severity}*" if outcome.severity else words
 
 
 def _portability(report: Report) -> list[str]:
@@ -395,8 +395,8 @@ def _limits(report: Report) -> list[str]:
 def _unexplained(report: Report) -> list[str]:
     failing = report.failing
     if not failing:
-        return ["## Unexplained differences", "", "None.", ""]
-    out = ["## Unexplained differences", ""]
+        return ["## Differences no entry covers", "", "None.", ""]
+    out = ["## Differences no entry covers", ""]
     for cell in failing:
         sides = ", ".join(f"{side} side {cell.side(side)}" for side in ("client", "app") if cell.side(side) != "same")
         out += [f"### `{cell.check}` under {cell.server}: {sides}", ""]

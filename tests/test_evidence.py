@@ -55,6 +55,17 @@ def test_the_matrix_describes_the_locked_versions(summary: dict[str, Any]) -> No
     )
 
 
+def test_every_version_a_divergence_cites_is_the_locked_one(summary: dict[str, Any]) -> None:
+    """An entry's source cites code at a version ("autobahn 26.11.1, autobahn/websocket/..."): the lock's."""
+    text = (ROOT / "conformance" / "divergences.toml").read_text()
+    names = "|".join(re.escape(name) for name in summary["packages"])
+    cited = set(re.findall(rf"\b({names})\s+(\d+\.\d+(?:\.\d+)?)\b", text))
+    assert cited, "divergences.toml cites no package version"
+    pinned = locked()
+    differ = sorted(text for name, version in cited for text in disagreements({name: version}, pinned).values())
+    assert not differ, f"divergences.toml cites versions that uv.lock does not pin: {differ}"
+
+
 def test_the_matrix_page_and_the_summary_come_from_one_run(summary: dict[str, Any]) -> None:
     page = MATRIX.read_text()
     assert f"on {summary['ran_on']}." in page.splitlines()[2]
@@ -81,3 +92,16 @@ def test_every_scenario_total_quoted_anywhere_is_the_summarys(summary: dict[str,
         if int(found.group(2)) not in totals
     }
     assert not quoted, f"scenario totals other than the summary's {totals}: {sorted(quoted)}"
+
+
+def test_no_cell_of_the_behaviour_table_is_a_question_mark() -> None:
+    """Every cell of "What each server does" was described; "?" means a describer misread a transcript."""
+    rows = [line for line in MATRIX.read_text().splitlines() if line.startswith('| <a id="o-')]
+    assert rows, f"{MATRIX.name} has no behaviour table"
+    unread = [
+        (row.split("</a>")[1].split("|")[0].strip(), cell.strip())
+        for row in rows
+        for cell in row.strip("|").split("|")
+        if re.search(r"(^|[\s\[;])\?($|[\s\];])", cell)
+    ]
+    assert not unread, f"cells the describer could not read: {unread}"

@@ -237,7 +237,7 @@ async def subprotocol_not_offered(target: Target) -> Transcript:
 async def subprotocol_two_lines(target: Target) -> Transcript:
     """Motivated by hypercorn 0.18.0 ``protocol/ws_stream.py`` ``Handshake.__init__``, which keeps only the
     last ``sec-websocket-protocol`` line, as python-hyper/wsproto#175 (closed) reported for wsproto; uvicorn
-    0.54.0 ``websockets_sansio_impl.py`` ``WebSocketsSansIOProtocol.handle_connect`` joins every line."""
+    0.55.0 ``websockets_sansio_impl.py`` ``WebSocketsSansIOProtocol.handle_connect`` joins every line."""
     return await _subprotocol_handshake(target, "/offered-subprotocols?choose=c", ["c"], ["a, b"])
 
 

@@ -191,7 +191,9 @@ async def keepalive_server_default(target: Target) -> Transcript:
     own_server=True,
     racy=(
         "The server's exit races the client's reply to its close frame. FIN or RST is not recorded, and the "
-        "client waits 15 s, longer than the launcher's 10 s grace before SIGKILL."
+        "client waits 15 s, longer than the launcher's 10 s grace before SIGKILL. A server that drops its "
+        "sockets and exits (granian) also races the app: the app is told of the disconnect, or the process "
+        "ends before its call returns, and the app side records whichever happened."
     ),
 )
 async def sigterm(target: Target) -> Transcript:

@@ -98,7 +98,8 @@ async def _send_size(target: Target, size: int, fragment: int | None = None) -> 
 
     The message goes out in chunks while the client reads, so a server that
     refuses it early is heard as soon as it speaks (see :mod:`conformance.rawclient`).  With
-    ``fragment``, it goes out as frames of that many bytes.
+    ``fragment``, it goes out as frames of that many bytes.  :func:`_write_then_read`
+    is the other kind of client, which writes the whole message before it reads.
     """
     async with connect(target, "/size", lenient=True) as (client, connection_id):
         status = await lenient_open(client, READ_WAIT)
@@ -124,6 +125,31 @@ async def _send_size(target: Target, size: int, fragment: int | None = None) -> 
     }
 
 
+async def _write_then_read(target: Target, size: int) -> dict[str, Any]:
+    """A client that writes the whole message before reading anything: does the write end, and what can it read?
+
+    A server that refuses the message from its frame header closes while the
+    client is still writing.  The client's writes then fail with a reset (the
+    server's kernel answers data for a closed socket with RST), yet the close
+    frame the server sent before it may still be read: what that client sees
+    depends on whether it reads after a failed write.
+    """
+    async with connect(target, "/size", lenient=True) as (client, _):
+        status = await lenient_open(client, READ_WAIT)
+        if status != 101:
+            return {"handshake": status}
+        written = await client.send_in_chunks(_text_message(size, None))
+        first = await client.read_frame(READ_WAIT)
+    read: str | dict[str, Any]
+    if first is not None and first[0] == Opcode.TEXT:
+        read = "the app's answer"
+    elif first is not None and first[0] == Opcode.CLOSE:
+        read = close_view(first[1])
+    else:
+        read = "nothing: no close frame"
+    return {"write": "completed" if written else "reset by the server", "then read": read}
+
+
 # (probe name, size, what it shows)
 SIZES = [
     ("probe-size-1mib", MIB, "1 MiB, exactly daphne's default limit"),
@@ -133,14 +159,29 @@ SIZES = [
 ]
 
 
+# The sizes over every server's default limit but daphne's, at which a client that writes first differs.
+WRITTEN_FIRST = frozenset({"probe-size-16mib-plus-1"})
+
+
 def _register_size(name: str, size: int, meaning: str) -> None:
     async def send_size(target: Target) -> Transcript:
-        return await _send_size(target, size)
+        transcript = await _send_size(target, size)
+        if name in WRITTEN_FIRST:
+            transcript["a client that writes it all before reading"] = await _write_then_read(target, size)
+        return transcript
 
     probe(
         name,
         f"One text message of {meaning}: delivered whole, or refused with which close code?",
         "Server defaults: message size limit (the probe app sets none)",
+        racy=(
+            "A server that refuses the message closes while the client is still writing it. The probe's main "
+            "client reads while it writes, so it reads the close frame as soon as it is sent; a second client "
+            "writes the whole frame first, and records whether its writes were reset and whether the close "
+            "frame could still be read after that. On loopback each server gives the same pair every time."
+        )
+        if name in WRITTEN_FIRST
+        else None,
     )(send_size)
 
 
@@ -150,10 +191,12 @@ for _name, _size, _meaning in SIZES:
 
 FRAGMENT = 64 * 1024  # bytes per frame of a fragmented message: each frame far below every server's limit
 
-# (probe name, size): one byte over daphne's limit, and one byte over uvicorn's and hypercorn's.
+# (probe name, size): one byte over daphne's limit, over uvicorn's and hypercorn's, and over granian's.
 FRAGMENTED_SIZES = [
     ("probe-size-fragmented-1mib-plus-1", MIB + 1),
     ("probe-size-fragmented-16mib-plus-1", 16 * MIB + 1),
+    # One byte over the limit per message of tungstenite's default configuration, which granian uses.
+    ("probe-size-fragmented-64mib-plus-1", 64 * MIB + 1),
 ]
 
 

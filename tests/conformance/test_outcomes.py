@@ -71,6 +71,38 @@ def test_a_departing_cell_links_to_the_entry_for_its_side() -> None:
     assert row.cells["hypercorn"].words == "1011"
     assert row.cells["hypercorn"].explained_by is entry
     assert row.departing() == ["hypercorn"]
+    assert row.cells["uvicorn"].severity is None
+    assert row.cells["hypercorn"].severity == "client-visible"
+
+
+def test_each_departing_cell_has_a_severity_and_the_row_its_worst() -> None:
+    check = "probe-return-after-accept"
+    expected = load_expected(check)
+    assert expected is not None
+
+    def ended(then: dict[str, object]) -> dict[str, object]:
+        return {**expected, "client": {**expected["client"], "then": then}}
+
+    observed = {
+        "uvicorn": expected,
+        "uvicorn-wsproto": expected,
+        "hypercorn": ended({"close": {"code": 1011, "reason": ""}, "end": "closed", "messages": []}),
+        "daphne": ended({"close": None, "end": "still open", "messages": []}),
+    }
+    entry = Divergence((check,), ("hypercorn", "daphne"), "Ends it its own way.", "server.py", "client", "own end")
+    cells = [judge(Outcome(check, server, transcript), expected, [entry]) for server, transcript in observed.items()]
+    (row,) = [row for row in outcome_rows(cells, list(observed)) if row.check == check]
+    assert {server: cell.severity for server, cell in row.cells.items()} == {
+        "uvicorn": None,
+        "uvicorn-wsproto": None,
+        "hypercorn": "client-visible",
+        "daphne": "crash or hang",
+    }
+    assert row.severity == "crash or hang"
+
+    alike = [cell for cell in cells if cell.server.startswith("uvicorn")]
+    (quiet,) = [row for row in outcome_rows(alike, ["uvicorn", "uvicorn-wsproto"]) if row.check == check]
+    assert quiet.severity is None
 
 
 def test_every_portability_rule_is_proven_by_a_row() -> None:
