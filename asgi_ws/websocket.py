@@ -18,9 +18,11 @@ not allow.
 Portability (``docs/contract.md`` §3, "Portability rules"): ``text`` and
 ``bytes`` are read with ``.get(...) is not None``; ``receive()`` is never called
 after ``websocket.disconnect``; every ``send()`` may raise once the client is
-gone, and how differs by server, so any exception from ``send()`` means
-"gone"; ``websocket.close`` is always sent before returning after accept;
-nothing required travels in accept headers.
+gone, and how differs by server, so any exception from ``send()`` ends the
+connection (rule 3 says why that is not proof the client has gone);
+``websocket.close`` is always sent before returning after accept; nothing
+required travels in accept headers; what is queued for a client is bounded
+here, not by ``send()`` (rule 8).
 
 anyio rather than asyncio, so that the same code runs under hypercorn's trio
 worker.  The cost of that choice is measured in ``docs/concurrency.md``.
