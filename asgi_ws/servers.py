@@ -30,7 +30,7 @@ found on every server (the app's idle timeout only counts messages):
   Without it they do not ping at all, and they have no pong timeout;
 - hypercorn's trio worker: no pings, because of a crash (:data:`TRIO_PING_RACE`);
 - daphne: ``--ping-interval`` and ``--ping-timeout``;
-- granian and gunicorn: none, they have no WebSocket ping option.
+- granian, gunicorn and pyvoy: none, they have no WebSocket ping option.
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ class Server:
     denial_response: bool = True
     no_ping: str | None = None  # why keepalive pings are not turned on, where they are not
     no_redis: str | None = None  # why the redis:// broker cannot run under this server, where it cannot
+    install: str = ""  # the asgi-ws[...] extra that installs it, where that is not the package run
 
     def __post_init__(self) -> None:
         if shlex.split(self.command_template).count(APP_WORD) != 1:
@@ -114,8 +115,8 @@ class Server:
 
     @property
     def extra(self) -> str:
-        """The ``asgi-ws[...]`` extra that installs it: named after its package."""
-        return self.module
+        """The ``asgi-ws[...]`` extra that installs it: ``install``, else named after the package run."""
+        return self.install or self.module.split(".")[0]
 
     @property
     def multi_worker(self) -> bool:
@@ -188,6 +189,12 @@ TRIO_PING_RACE = "hypercorn 0.18's trio worker can crash when a ping races a clo
 # asyncio client.
 TRIO_NO_REDIS = "it runs trio, and redis-py's client needs asyncio: use --server hypercorn or hypercorn-uvloop"
 NO_LIFESPAN = "it does not run the ASGI lifespan protocol, which starts the broker: use uvicorn or hypercorn"
+# pyvoy 1.3 runs the app's lifespan once per event loop, one for HTTP and one for WebSockets
+# (src/asgi/shared/eventloop.rs, EventLoops::new), so two brokers start, each on its own loop.
+PYVOY_TWO_LIFESPANS = (
+    "pyvoy 1.3 runs the lifespan once per event loop (HTTP and WebSocket), so the broker starts twice: "
+    "use uvicorn or hypercorn"
+)
 
 # uvicorn's ping timeout exists; hypercorn's and anycorn's flag takes whole seconds
 # only (hypercorn 0.18: argparse type=int; anycorn 0.20: click type=int).
@@ -217,6 +224,18 @@ SERVERS: dict[str, Server] = {
             ("uvicorn", "wsproto"),
             workers="--workers {workers}",
             ping=UVICORN_PING,
+        ),
+        # uvicorn's zttp HTTP parser (uvicorn/protocols/http/zttp_impl.py) with its own upgrade path:
+        # ZttpProtocol.handle_websocket_upgrade hands the connection to the --ws implementation, so the
+        # WebSocket itself is websockets-sansio, as in the reference.  No --http2: zttp's HTTP/2 path
+        # (zttp_h2_impl.py) has no WebSockets.
+        Server(
+            "uvicorn-zttp",
+            "uvicorn --http zttp --ws websockets-sansio --host {host} --port {port} {app}",
+            ("uvicorn", "zttp", "websockets"),
+            workers="--workers {workers}",
+            ping=UVICORN_PING,
+            install="zttp",
         ),
         Server(
             "hypercorn",
@@ -279,6 +298,19 @@ SERVERS: dict[str, Server] = {
             workers="--workers {workers}",
             ping=HYPERCORN_PING,
             zero_workers=True,
+        ),
+        # pyvoy 1.3, an ASGI server on Envoy: the Python process starts one envoy child (in its
+        # process group) that embeds Python and runs the app.  WebSockets are off unless --websockets.
+        # There is no pyvoy/__main__.py, so the command is its CLI module, pyvoy/_cli.py.
+        # No workers: --worker-threads runs more event loops in one process, which asgi-ws's
+        # per-process hub does not expect.
+        Server(
+            "pyvoy",
+            "pyvoy._cli --websockets --address {host} --port {port} {app}",
+            ("pyvoy",),
+            denial_response=False,
+            no_ping="pyvoy 1.3 has no WebSocket ping option",
+            no_redis=PYVOY_TWO_LIFESPANS,
         ),
     ]
 }

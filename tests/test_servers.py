@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +13,7 @@ from asgi_ws.servers import SERVERS, Listen, Server, installed_servers
 
 LISTEN = Listen(port=9001, workers=2, ping_interval=5.0, ping_timeout=7.5)
 
-# The whole command line of every entry for LISTEN (daphne: one worker), after "python -m".
+# The whole command line of every entry for LISTEN (daphne and pyvoy: one worker), after "python -m".
 # The first eight are the command lines from before the registry became data, unchanged.
 COMMANDS = {
     "uvicorn": "uvicorn --ws websockets-sansio --host 127.0.0.1 --port 9001 --workers 2 "
@@ -19,6 +21,8 @@ COMMANDS = {
     "uvicorn-websockets": "uvicorn --ws websockets --host 127.0.0.1 --port 9001 --workers 2 "
     "--ws-ping-interval 5 --ws-ping-timeout 7.5 app:app",
     "uvicorn-wsproto": "uvicorn --ws wsproto --host 127.0.0.1 --port 9001 --workers 2 "
+    "--ws-ping-interval 5 --ws-ping-timeout 7.5 app:app",
+    "uvicorn-zttp": "uvicorn --http zttp --ws websockets-sansio --host 127.0.0.1 --port 9001 --workers 2 "
     "--ws-ping-interval 5 --ws-ping-timeout 7.5 app:app",
     "hypercorn": "hypercorn --worker-class asyncio --bind 127.0.0.1:9001 --workers 2 "
     "--websocket-ping-interval 5 app:app",
@@ -29,6 +33,7 @@ COMMANDS = {
     "granian": "granian --interface asgi --host 127.0.0.1 --port 9001 --workers 2 app:app",
     "gunicorn": "gunicorn --worker-class asgi --no-control-socket --bind 127.0.0.1:9001 --workers 2 app:app",
     "anycorn": "anycorn --worker-class asyncio --bind 127.0.0.1:9001 --workers 2 --websocket-ping-interval 5 app:app",
+    "pyvoy": "pyvoy._cli --websockets --address 127.0.0.1 --port 9001 app:app",
 }
 
 
@@ -94,8 +99,8 @@ def test_single_process_servers_refuse_workers(name: str) -> None:
     assert SERVERS[name].command("app:app", Listen(workers=1))
 
 
-def test_daphne_is_single_process_and_the_others_are_not() -> None:
-    assert [name for name, server in SERVERS.items() if not server.multi_worker] == ["daphne"]
+def test_daphne_and_pyvoy_are_single_process_and_the_others_are_not() -> None:
+    assert [name for name, server in SERVERS.items() if not server.multi_worker] == ["daphne", "pyvoy"]
 
 
 def test_workers_zero_means_in_process_where_the_server_allows_it() -> None:
@@ -161,13 +166,15 @@ def test_installed_servers_lists_only_importable_ones(monkeypatch: pytest.Monkey
     assert SERVERS["hypercorn-trio"].missing() == ["trio"]
 
 
-def test_extra_is_the_package_run() -> None:
+def test_extra_is_the_package_run_unless_the_entry_names_one() -> None:
     assert SERVERS["uvicorn-wsproto"].extra == "uvicorn"
     assert SERVERS["gunicorn"].extra == "gunicorn"
+    assert SERVERS["pyvoy"].extra == "pyvoy"  # run as pyvoy._cli
+    assert SERVERS["uvicorn-zttp"].extra == "zttp"
 
 
 def test_servers_without_lifespan_or_asyncio_say_so() -> None:
-    assert {name for name, server in SERVERS.items() if server.no_redis} == {"hypercorn-trio", "daphne"}
+    assert {name for name, server in SERVERS.items() if server.no_redis} == {"hypercorn-trio", "daphne", "pyvoy"}
 
 
 def test_with_keepalive_overrides_only_the_pings() -> None:
@@ -181,5 +188,23 @@ def test_with_keepalive_overrides_only_the_pings() -> None:
         base.with_keepalive({"ping_timeout": None})
 
 
-def test_only_daphne_and_gunicorn_lack_the_denial_extension() -> None:
-    assert {name for name, server in SERVERS.items() if not server.denial_response} == {"daphne", "gunicorn"}
+def test_only_daphne_gunicorn_and_pyvoy_lack_the_denial_extension() -> None:
+    assert {name for name, server in SERVERS.items() if not server.denial_response} == {"daphne", "gunicorn", "pyvoy"}
+
+
+def test_every_server_has_its_extra_and_is_in_the_conformance_and_bench_extras() -> None:
+    """Error messages say ``pip install 'asgi-ws[EXTRA]'``: that extra exists, and the full runs install it."""
+    extras = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for group in ("conformance", "bench"):
+        named = {name for requirement in extras[group] for name in _self_extras(requirement)}
+        assert {server.extra for server in SERVERS.values()} <= named, group
+    assert {server.extra for server in SERVERS.values()} <= set(extras)
+
+
+def _self_extras(requirement: str) -> list[str]:
+    """``"asgi-ws[a,b]"`` -> ``["a", "b"]``; any other requirement -> ``[]``."""
+    if not requirement.startswith("asgi-ws["):
+        return []
+    return requirement.removeprefix("asgi-ws[").split("]")[0].split(",")
