@@ -7,7 +7,7 @@ what the ASGI spec (2.5) or RFC 6455 says, which side of the transcript it
 describes, and a function that turns the check's recorded transcript into a
 few words.  The cells are generated from the transcripts of the run, never
 written by hand; a cell that departs from the reference links to the entry
-that explains it, and carries a severity of its own (:func:`severity`); the
+that explains it, and carries a severity of its own (:meth:`Behaviour.severity`); the
 row's severity is its worst cell's.
 
 The describing functions read the views that :mod:`conformance.probes._support`
@@ -351,10 +351,10 @@ def _size(transcript: Transcript) -> str:
     return words if first is None else f"{words}; {_written_first(first)}"
 
 
-def _written_first(view: Any) -> str:
+def _written_first(view: Mapping[str, Any]) -> str:
     """What a client that writes the whole message before reading sees: "writing first: reset, then 1009"."""
-    if not isinstance(view, Mapping) or "handshake" in view:
-        return f"writing first: {handshake(view.get('handshake')) if isinstance(view, Mapping) else '?'}"
+    if "handshake" in view:
+        return f"writing first: handshake {view['handshake']}"
     read = view.get("then read")
     then = close_words(read) if isinstance(read, Mapping) else str(read).removeprefix("nothing: ")
     reset = view.get("write") == "reset by the server"
