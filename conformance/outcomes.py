@@ -451,6 +451,44 @@ def _subprotocol_lines(transcript: Transcript) -> str:
     return f"app sees [{', '.join(items)}]; {_subprotocol_answer(transcript)}"
 
 
+def _header_fidelity(transcript: Transcript) -> str:
+    """How scope["headers"] differs from the lines sent: "as sent", or each change ("x_probe_under dropped")."""
+    sent = [(name.lower(), value) for name, value in transcript.get("client", {}).get("sent", [])]
+    given = transcript.get("app", {}).get("headers")
+    if not isinstance(given, list):
+        return "no report"
+    changes = ["names not lower-case"] if any(name != name.lower() for name, _ in given) else []
+    seen = [(name.lower(), value) for name, value in given]
+    for name in dict.fromkeys(name for name, _ in sent):
+        values = [value for key, value in sent if key == name]
+        got = [value for key, value in seen if key == name]
+        renamed = name.replace("_", "-")
+        if got == values:
+            continue
+        if not got:
+            moved = renamed != name and renamed in dict(seen)
+            changes.append(f"{name} renamed {renamed}" if moved else f"{name} dropped")
+        elif len(values) > 1 and len(got) == 1:
+            changes.append(f"{name} joined as '{got[0]}'")
+        else:
+            changes.append(f"{name} changed")
+    kept = [line for line in seen if line in sent]
+    if kept != [line for line in sent if line in kept]:
+        changes.append(_reordering(sent, kept))
+    return "; ".join(changes) or "as sent"
+
+
+def _reordering(sent: list[tuple[str, str]], kept: list[tuple[str, str]]) -> str:
+    """Words for lines that arrived in another order: a repeated name's lines gathered together, or reordered."""
+    for name in dict.fromkeys(name for name, _ in sent):
+        places = [index for index, (key, _) in enumerate(kept) if key == name]
+        if len(places) > 1 and places == list(range(places[0], places[0] + len(places))):
+            sent_places = [index for index, (key, _) in enumerate(sent) if key == name]
+            if sent_places != list(range(sent_places[0], sent_places[0] + len(sent_places))):
+                return f"{name} lines gathered together"
+    return "lines reordered"
+
+
 BEHAVIOURS: tuple[Behaviour, ...] = (
     # asgi-ws itself, as its clients and the app see it
     Behaviour(
@@ -737,5 +775,12 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "not stated; RFC 6455: 1001 going away",
         "client-visible",
         _sigterm,
+    ),
+    Behaviour(
+        "Request headers as the app sees them",
+        "probe-header-fidelity",
+        "order preserved, duplicates as received",
+        "app-visible",
+        _header_fidelity,
     ),
 )

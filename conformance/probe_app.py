@@ -239,6 +239,34 @@ def _describe_address(value: object) -> object:
     return value if value is None or value == ABSENT else {"type": type(value).__name__}
 
 
+# Request headers whose values change from run to run: the port, the key, the harness's tag.
+VARYING_HEADERS = frozenset({b"host", b"sec-websocket-key", HEADER})
+VARYING = "(varies)"  # how a header list shows the value of one of VARYING_HEADERS
+
+
+async def describe_headers(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/headers``: report ``scope["headers"]`` in the server's order, name and value as given; close 1000.
+
+    Unlike ``/scope``, which reports the set of names, this keeps every line:
+    repeated names, their order, the names' spelling and case.  Only the values
+    of :data:`VARYING_HEADERS` are replaced by :data:`VARYING`.
+    """
+    await receive()  # websocket.connect
+    report(scope, {"headers": _header_lines(scope["headers"])})
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 1000})
+
+
+def _header_lines(headers: Any) -> list[list[str]]:
+    """``[name, value]`` for every header pair, in order, as latin-1 text; varying values masked."""
+    lines = []
+    for name, value in headers:
+        name_bytes = bytes(name)
+        shown = VARYING if name_bytes.lower() in VARYING_HEADERS else bytes(value).decode("latin-1")
+        lines.append([name_bytes.decode("latin-1"), shown])
+    return lines
+
+
 async def receive_shapes(scope: Scope, receive: Receive, send: Send) -> None:
     """``/shapes``: accept; answer every message with the JSON shape of its receive event."""
     await receive()  # websocket.connect
@@ -524,6 +552,7 @@ async def unknown_path(scope: Scope, receive: Receive, send: Send) -> None:
 
 ROUTES: dict[str, Handler] = {
     "/scope": describe_scope,
+    "/headers": describe_headers,
     "/shapes": receive_shapes,
     "/send-shapes": send_shapes,
     "/hold": hold,
