@@ -489,6 +489,28 @@ def _reordering(sent: list[tuple[str, str]], kept: list[tuple[str, str]]) -> str
     return "lines reordered"
 
 
+def _receive_after_refusal(transcript: Transcript) -> str:
+    app = transcript.get("app", {})
+    then = app.get("then_receive", {})
+    if "raised" in then:
+        return f"raises {then['raised']}"
+    if then.get("timed out"):
+        return "blocks ≥ 3 s"
+    kind = then.get("returned", {}).get("type")
+    if kind == "websocket.disconnect":
+        return "disconnect " + disconnect(app)
+    return f"returns {kind}" if kind else "no report"
+
+
+def _refusal_timing(transcript: Transcript) -> str:
+    client = transcript.get("client", {})
+    prompt = next((value for key, value in client.items() if key.startswith("response within")), None)
+    words = handshake(client)
+    if client.get("status") is None:
+        return words
+    return f"{words} at the close" if prompt else f"{words} only when the app returns"
+
+
 BEHAVIOURS: tuple[Behaviour, ...] = (
     # asgi-ws itself, as its clients and the app see it
     Behaviour(
@@ -782,5 +804,19 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "order preserved, duplicates as received",
         "app-visible",
         _header_fidelity,
+    ),
+    Behaviour(
+        "receive() after websocket.close before accept",
+        "probe-after-refusal-receive",
+        "not stated",
+        "app-visible",
+        _receive_after_refusal,
+    ),
+    Behaviour(
+        "The 403 when the app runs on after websocket.close",
+        "probe-after-refusal-return-late",
+        "HTTP 403 (not stated when)",
+        "client-visible",
+        _refusal_timing,
     ),
 )

@@ -57,6 +57,8 @@ AFTER_DISCONNECT_WAIT = 2.0  # for an event that may never come (a receive() aft
 HOLD_WAIT = 30.0  # how long /hold keeps an idle connection open (longer than a SIGTERM's grace)
 NEVER_ACCEPT_WAIT = 20.0  # how long /never-accept waits for its next event (the client leaves after 15 s)
 UNSEEN_DISCONNECT_DELAY = 0.5  # /send-after-disconnect: time for the client's close to reach the server
+REFUSAL_RECEIVE_WAIT = 3.0  # /refuse-then?then=receive: for the receive() after refusing
+LATE_RETURN_DELAY = 2.0  # /refuse-then?then=return-late: how long the app runs on after refusing
 
 
 # Reporting
@@ -338,6 +340,23 @@ async def close_before_accept(scope: Scope, receive: Receive, send: Send) -> Non
     await send({"type": "websocket.close", "code": 4003, "reason": "closed before accept"})
 
 
+async def refuse_then(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/refuse-then?then=receive|return-late``: refuse with ``websocket.close`` (4003), then go on.
+
+    ``receive``: call ``receive()`` once, bounded by :data:`REFUSAL_RECEIVE_WAIT`
+    (the disconnect, nothing, or an exception?).  ``return-late``: sleep
+    :data:`LATE_RETURN_DELAY` before returning, so the client can tell whether
+    the 403 went out at the close or only when the app returned.
+    """
+    await receive()  # websocket.connect
+    facts: dict[str, Any] = {"close": await send_outcome(send, {"type": "websocket.close", "code": 4003}, CLIENT_WAIT)}
+    if _query(scope).get("then") == "receive":
+        facts["then_receive"] = await receive_outcome(receive, REFUSAL_RECEIVE_WAIT)
+    else:
+        await anyio.sleep(LATE_RETURN_DELAY)
+    report(scope, facts)
+
+
 async def deny(scope: Scope, receive: Receive, send: Send) -> None:
     """``/deny``: refuse with the ``websocket.http.response`` extension, a 400 with a two-chunk body.
 
@@ -558,6 +577,7 @@ ROUTES: dict[str, Handler] = {
     "/hold": hold,
     "/close": app_close,
     "/close-before-accept": close_before_accept,
+    "/refuse-then": refuse_then,
     "/deny": deny,
     "/raise-before-accept": raise_before_accept,
     "/raise-after-accept": raise_after_accept,

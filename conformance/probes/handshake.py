@@ -65,6 +65,44 @@ async def close_before_accept(target: Target) -> Transcript:
     return await _refusal(target, "/close-before-accept")
 
 
+REFUSAL_PROMPT = 1.0  # seconds: a refusal within this came at the close; the app runs on for 2 s or more
+
+
+async def _after_refusal(target: Target, then: str) -> Transcript:
+    """Refuse with websocket.close, then ``then`` (see the probe app's ``/refuse-then``): the response, the app's side.
+
+    How long the response took is kept only as "within 1 s": at the close, or
+    only once the app returned (2 s or more later).
+    """
+    async with connect(target, f"/refuse-then?then={then}") as (client, connection_id):
+        started = time.monotonic()
+        view = await handshake_view(client)
+        prompt = time.monotonic() - started < REFUSAL_PROMPT
+    app = await app_view(target, connection_id)
+    return {
+        "client": {"status": view["status"], f"response within {REFUSAL_PROMPT:g} s": prompt},
+        "app": {"received": received_after_connect(app), **await app_report(target, connection_id)},
+    }
+
+
+@probe(
+    "probe-after-refusal-receive",
+    "The app sends websocket.close before accept, then calls receive() once (bounded by 3 s): what it gets.",
+    "ASGI WebSocket: close before accept (spec: HTTP 403); receive after it (not stated)",
+)
+async def after_refusal_receive(target: Target) -> Transcript:
+    return await _after_refusal(target, "receive")
+
+
+@probe(
+    "probe-after-refusal-return-late",
+    "The app sends websocket.close before accept and returns 2 s later: does the 403 go out at once?",
+    "ASGI WebSocket: close before accept (spec: HTTP 403)",
+)
+async def after_refusal_return_late(target: Target) -> Transcript:
+    return await _after_refusal(target, "return-late")
+
+
 @probe(
     "probe-denial-response",
     "The app refuses with websocket.http.response (400, two body chunks): advertised, and what arrives.",
