@@ -491,15 +491,10 @@ def _reordering(sent: list[tuple[str, str]], kept: list[tuple[str, str]]) -> str
 
 def _receive_after_refusal(transcript: Transcript) -> str:
     app = transcript.get("app", {})
-    then = app.get("then_receive", {})
-    if "raised" in then:
-        return f"raises {then['raised']}"
-    if then.get("timed out"):
+    words = _receive_outcome(app.get("then_receive"))
+    if words == "blocks":
         return "blocks ≥ 3 s"
-    kind = then.get("returned", {}).get("type")
-    if kind == "websocket.disconnect":
-        return "disconnect " + disconnect(app)
-    return f"returns {kind}" if kind else "no report"
+    return "disconnect " + disconnect(app) if words == "disconnect" else words
 
 
 def _refusal_timing(transcript: Transcript) -> str:
@@ -509,6 +504,31 @@ def _refusal_timing(transcript: Transcript) -> str:
     if client.get("status") is None:
         return words
     return f"{words} at the close" if prompt else f"{words} only when the app returns"
+
+
+def _receive_outcome(outcome: Any) -> str:
+    """One ``receive()`` as the probe app recorded it: "disconnect", "blocks", "raises RuntimeError"."""
+    returned = outcome.get("returned") if isinstance(outcome, Mapping) else None
+    if isinstance(returned, Mapping):
+        return str(returned.get("type")).removeprefix("websocket.")
+    return step(outcome)
+
+
+def _repeated_receives(transcript: Transcript) -> str:
+    app = transcript.get("app", {})
+    calls = app.get("then_receive")
+    if not isinstance(calls, list):
+        return "no report"
+    runs: list[tuple[str, int]] = []
+    for words in map(_receive_outcome, calls):
+        if runs and runs[-1][0] == words:
+            runs[-1] = (words, runs[-1][1] + 1)
+        else:
+            runs.append((words, 1))
+    said = ", then ".join(f"{words} {count} times" if count > 1 else f"{words} once" for words, count in runs)
+    waiting = next((value for key, value in app.items() if key.startswith("waiting on")), "no report")
+    words = f"{said or 'no call'}; {waiting}"
+    return words + ("; TCP left open" if transcript.get("client", {}).get("end") == "still open" else "")
 
 
 BEHAVIOURS: tuple[Behaviour, ...] = (
@@ -818,5 +838,12 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "HTTP 403 (not stated when)",
         "client-visible",
         _refusal_timing,
+    ),
+    Behaviour(
+        "receive() four times after websocket.disconnect, then waiting on",
+        "probe-receive-after-disconnect-repeated",
+        "not stated",
+        "crash or hang",
+        _repeated_receives,
     ),
 )

@@ -57,6 +57,9 @@ AFTER_DISCONNECT_WAIT = 2.0  # for an event that may never come (a receive() aft
 HOLD_WAIT = 30.0  # how long /hold keeps an idle connection open (longer than a SIGTERM's grace)
 NEVER_ACCEPT_WAIT = 20.0  # how long /never-accept waits for its next event (the client leaves after 15 s)
 UNSEEN_DISCONNECT_DELAY = 0.5  # /send-after-disconnect: time for the client's close to reach the server
+RECEIVES_AFTER_DISCONNECT = 4  # /receive-after-disconnect-repeated: receive() calls after the disconnect
+REPEATED_RECEIVE_WAIT = 1.0  # for each of them
+KEEP_WAITING = 3.0  # then how long the app waits on, to see whether the server cancels it
 REFUSAL_RECEIVE_WAIT = 3.0  # /refuse-then?then=receive: for the receive() after refusing
 LATE_RETURN_DELAY = 2.0  # /refuse-then?then=return-late: how long the app runs on after refusing
 
@@ -438,6 +441,31 @@ async def receive_after_disconnect(scope: Scope, receive: Receive, send: Send) -
     report(scope, {"disconnect": shape(disconnect) if disconnect else "timed out", "then_receive": then})
 
 
+async def receive_after_disconnect_repeated(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/receive-after-disconnect-repeated``: four more ``receive()`` calls after the disconnect, then wait on.
+
+    Each call is bounded by :data:`REPEATED_RECEIVE_WAIT`; then the app sleeps
+    :data:`KEEP_WAITING`, as an app waiting on something else would.  Reports
+    each call's outcome, and whether the server cancelled the app meanwhile
+    (the cancellation is reported, then raised again).
+    """
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": "ready"})
+    disconnect = await wait_for_disconnect(receive, CLIENT_WAIT)
+    facts: dict[str, Any] = {"disconnect": shape(disconnect) if disconnect else "timed out", "then_receive": []}
+    try:
+        for _ in range(RECEIVES_AFTER_DISCONNECT):
+            facts["then_receive"].append(await receive_outcome(receive, REPEATED_RECEIVE_WAIT))
+        await anyio.sleep(KEEP_WAITING)
+        facts[f"waiting on {KEEP_WAITING:g} s"] = "not cancelled"
+    except BaseException as exc:  # the server's cancellation: asyncio's CancelledError, trio's Cancelled
+        facts[f"waiting on {KEEP_WAITING:g} s"] = f"cancelled ({type(exc).__name__})"
+        raise
+    finally:
+        report(scope, facts)
+
+
 async def size(scope: Scope, receive: Receive, send: Send) -> None:
     """``/size``: accept; answer every message with its length only, so large ones are not echoed."""
     await receive()  # websocket.connect
@@ -585,6 +613,7 @@ ROUTES: dict[str, Handler] = {
     "/return-after-accept": return_after_accept,
     "/send-after-disconnect": send_after_disconnect,
     "/receive-after-disconnect": receive_after_disconnect,
+    "/receive-after-disconnect-repeated": receive_after_disconnect_repeated,
     "/size": size,
     "/subprotocol": subprotocol,
     "/accept-headers": accept_headers,
