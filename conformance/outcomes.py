@@ -513,6 +513,86 @@ def _subprotocol_lines(transcript: Transcript) -> str:
     return f"app sees [{', '.join(items)}]; {_subprotocol_answer(transcript)}"
 
 
+def _header_fidelity(transcript: Transcript) -> str:
+    """How scope["headers"] differs from the lines sent: "as sent", or each change ("x_probe_under dropped")."""
+    sent = [(name.lower(), value) for name, value in transcript.get("client", {}).get("sent", [])]
+    given = transcript.get("app", {}).get("headers")
+    if not isinstance(given, list):
+        return "no report"
+    changes = ["names not lower-case"] if any(name != name.lower() for name, _ in given) else []
+    seen = [(name.lower(), value) for name, value in given]
+    for name in dict.fromkeys(name for name, _ in sent):
+        values = [value for key, value in sent if key == name]
+        got = [value for key, value in seen if key == name]
+        renamed = name.replace("_", "-")
+        if got == values:
+            continue
+        if not got:
+            moved = renamed != name and renamed in dict(seen)
+            changes.append(f"{name} renamed {renamed}" if moved else f"{name} dropped")
+        elif len(values) > 1 and len(got) == 1:
+            changes.append(f"{name} joined as '{got[0]}'")
+        else:
+            changes.append(f"{name} changed")
+    kept = [line for line in seen if line in sent]
+    if kept != [line for line in sent if line in kept]:
+        changes.append(_reordering(sent, kept))
+    return "; ".join(changes) or "as sent"
+
+
+def _reordering(sent: list[tuple[str, str]], kept: list[tuple[str, str]]) -> str:
+    """Words for lines that arrived in another order: a repeated name's lines gathered together, or reordered."""
+    for name in dict.fromkeys(name for name, _ in sent):
+        places = [index for index, (key, _) in enumerate(kept) if key == name]
+        if len(places) > 1 and places == list(range(places[0], places[0] + len(places))):
+            sent_places = [index for index, (key, _) in enumerate(sent) if key == name]
+            if sent_places != list(range(sent_places[0], sent_places[0] + len(sent_places))):
+                return f"{name} lines gathered together"
+    return "lines reordered"
+
+
+def _receive_after_refusal(transcript: Transcript) -> str:
+    app = transcript.get("app", {})
+    words = _receive_outcome(app.get("then_receive"))
+    if words == "blocks":
+        return "blocks ≥ 3 s"
+    return "disconnect " + disconnect(app) if words == "disconnect" else words
+
+
+def _refusal_timing(transcript: Transcript) -> str:
+    client = transcript.get("client", {})
+    prompt = next((value for key, value in client.items() if key.startswith("response within")), None)
+    words = handshake(client)
+    if client.get("status") is None:
+        return words
+    return f"{words} at the close" if prompt else f"{words} only when the app returns"
+
+
+def _receive_outcome(outcome: Any) -> str:
+    """One ``receive()`` as the probe app recorded it: "disconnect", "blocks", "raises RuntimeError"."""
+    returned = outcome.get("returned") if isinstance(outcome, Mapping) else None
+    if isinstance(returned, Mapping):
+        return str(returned.get("type")).removeprefix("websocket.")
+    return step(outcome)
+
+
+def _repeated_receives(transcript: Transcript) -> str:
+    app = transcript.get("app", {})
+    calls = app.get("then_receive")
+    if not isinstance(calls, list):
+        return "no report"
+    runs: list[tuple[str, int]] = []
+    for words in map(_receive_outcome, calls):
+        if runs and runs[-1][0] == words:
+            runs[-1] = (words, runs[-1][1] + 1)
+        else:
+            runs.append((words, 1))
+    said = ", then ".join(f"{words} {count} times" if count > 1 else f"{words} once" for words, count in runs)
+    waiting = next((value for key, value in app.items() if key.startswith("waiting on")), "no report")
+    words = f"{said or 'no call'}; {waiting}"
+    return words + ("; TCP left open" if transcript.get("client", {}).get("end") == "still open" else "")
+
+
 BEHAVIOURS: tuple[Behaviour, ...] = (
     # asgi-ws itself, as its clients and the app see it
     Behaviour(
@@ -815,5 +895,33 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "not stated; RFC 6455: 1001 going away",
         "client-visible",
         _sigterm,
+    ),
+    Behaviour(
+        "Request headers as the app sees them",
+        "probe-header-fidelity",
+        "order preserved, duplicates as received",
+        "app-visible",
+        _header_fidelity,
+    ),
+    Behaviour(
+        "receive() after websocket.close before accept",
+        "probe-after-refusal-receive",
+        "not stated",
+        "app-visible",
+        _receive_after_refusal,
+    ),
+    Behaviour(
+        "The 403 when the app runs on after websocket.close",
+        "probe-after-refusal-return-late",
+        "HTTP 403 (not stated when)",
+        "client-visible",
+        _refusal_timing,
+    ),
+    Behaviour(
+        "receive() four times after websocket.disconnect, then waiting on",
+        "probe-receive-after-disconnect-repeated",
+        "not stated",
+        "crash or hang",
+        _repeated_receives,
     ),
 )

@@ -57,6 +57,11 @@ AFTER_DISCONNECT_WAIT = 2.0  # for an event that may never come (a receive() aft
 HOLD_WAIT = 30.0  # how long /hold keeps an idle connection open (longer than a SIGTERM's grace)
 NEVER_ACCEPT_WAIT = 20.0  # how long /never-accept waits for its next event (the client leaves after 15 s)
 UNSEEN_DISCONNECT_DELAY = 0.5  # /send-after-disconnect: time for the client's close to reach the server
+RECEIVES_AFTER_DISCONNECT = 4  # /receive-after-disconnect-repeated: receive() calls after the disconnect
+REPEATED_RECEIVE_WAIT = 1.0  # for each of them
+KEEP_WAITING = 3.0  # then how long the app waits on, to see whether the server cancels it
+REFUSAL_RECEIVE_WAIT = 3.0  # /refuse-then?then=receive: for the receive() after refusing
+LATE_RETURN_DELAY = 2.0  # /refuse-then?then=return-late: how long the app runs on after refusing
 
 
 # Reporting
@@ -243,6 +248,34 @@ def _describe_address(value: object) -> object:
     return value if value is None or value == ABSENT else {"type": type(value).__name__}
 
 
+# Request headers whose values change from run to run: the port, the key, the harness's tag.
+VARYING_HEADERS = frozenset({b"host", b"sec-websocket-key", HEADER})
+VARYING = "(varies)"  # how a header list shows the value of one of VARYING_HEADERS
+
+
+async def describe_headers(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/headers``: report ``scope["headers"]`` in the server's order, name and value as given; close 1000.
+
+    Unlike ``/scope``, which reports the set of names, this keeps every line:
+    repeated names, their order, the names' spelling and case.  Only the values
+    of :data:`VARYING_HEADERS` are replaced by :data:`VARYING`.
+    """
+    await receive()  # websocket.connect
+    report(scope, {"headers": _header_lines(scope["headers"])})
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 1000})
+
+
+def _header_lines(headers: Any) -> list[list[str]]:
+    """``[name, value]`` for every header pair, in order, as latin-1 text; varying values masked."""
+    lines = []
+    for name, value in headers:
+        name_bytes = bytes(name)
+        shown = VARYING if name_bytes.lower() in VARYING_HEADERS else bytes(value).decode("latin-1")
+        lines.append([name_bytes.decode("latin-1"), shown])
+    return lines
+
+
 async def receive_shapes(scope: Scope, receive: Receive, send: Send) -> None:
     """``/shapes``: accept; answer every message with the JSON shape of its receive event."""
     await receive()  # websocket.connect
@@ -312,6 +345,23 @@ async def close_before_accept(scope: Scope, receive: Receive, send: Send) -> Non
     """``/close-before-accept``: the ASGI way to refuse; the spec says the client gets HTTP 403."""
     await receive()  # websocket.connect
     await send({"type": "websocket.close", "code": 4003, "reason": "closed before accept"})
+
+
+async def refuse_then(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/refuse-then?then=receive|return-late``: refuse with ``websocket.close`` (4003), then go on.
+
+    ``receive``: call ``receive()`` once, bounded by :data:`REFUSAL_RECEIVE_WAIT`
+    (the disconnect, nothing, or an exception?).  ``return-late``: sleep
+    :data:`LATE_RETURN_DELAY` before returning, so the client can tell whether
+    the 403 went out at the close or only when the app returned.
+    """
+    await receive()  # websocket.connect
+    facts: dict[str, Any] = {"close": await send_outcome(send, {"type": "websocket.close", "code": 4003}, CLIENT_WAIT)}
+    if _query(scope).get("then") == "receive":
+        facts["then_receive"] = await receive_outcome(receive, REFUSAL_RECEIVE_WAIT)
+    else:
+        await anyio.sleep(LATE_RETURN_DELAY)
+    report(scope, facts)
 
 
 async def deny(scope: Scope, receive: Receive, send: Send) -> None:
@@ -393,6 +443,31 @@ async def receive_after_disconnect(scope: Scope, receive: Receive, send: Send) -
     disconnect = await wait_for_disconnect(receive, CLIENT_WAIT)
     then = await receive_outcome(receive, AFTER_DISCONNECT_WAIT) if disconnect is not None else None
     report(scope, {"disconnect": shape(disconnect) if disconnect else "timed out", "then_receive": then})
+
+
+async def receive_after_disconnect_repeated(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/receive-after-disconnect-repeated``: four more ``receive()`` calls after the disconnect, then wait on.
+
+    Each call is bounded by :data:`REPEATED_RECEIVE_WAIT`; then the app sleeps
+    :data:`KEEP_WAITING`, as an app waiting on something else would.  Reports
+    each call's outcome, and whether the server cancelled the app meanwhile
+    (the cancellation is reported, then raised again).
+    """
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": "ready"})
+    disconnect = await wait_for_disconnect(receive, CLIENT_WAIT)
+    facts: dict[str, Any] = {"disconnect": shape(disconnect) if disconnect else "timed out", "then_receive": []}
+    try:
+        for _ in range(RECEIVES_AFTER_DISCONNECT):
+            facts["then_receive"].append(await receive_outcome(receive, REPEATED_RECEIVE_WAIT))
+        await anyio.sleep(KEEP_WAITING)
+        facts[f"waiting on {KEEP_WAITING:g} s"] = "not cancelled"
+    except BaseException as exc:  # the server's cancellation: asyncio's CancelledError, trio's Cancelled
+        facts[f"waiting on {KEEP_WAITING:g} s"] = f"cancelled ({type(exc).__name__})"
+        raise
+    finally:
+        report(scope, facts)
 
 
 async def size(scope: Scope, receive: Receive, send: Send) -> None:
@@ -529,11 +604,13 @@ async def unknown_path(scope: Scope, receive: Receive, send: Send) -> None:
 
 ROUTES: dict[str, Handler] = {
     "/scope": describe_scope,
+    "/headers": describe_headers,
     "/shapes": receive_shapes,
     "/send-shapes": send_shapes,
     "/hold": hold,
     "/close": app_close,
     "/close-before-accept": close_before_accept,
+    "/refuse-then": refuse_then,
     "/deny": deny,
     "/raise-before-accept": raise_before_accept,
     "/raise-after-accept": raise_after_accept,
@@ -541,6 +618,7 @@ ROUTES: dict[str, Handler] = {
     "/return-after-accept": return_after_accept,
     "/send-after-disconnect": send_after_disconnect,
     "/receive-after-disconnect": receive_after_disconnect,
+    "/receive-after-disconnect-repeated": receive_after_disconnect_repeated,
     "/size": size,
     "/subprotocol": subprotocol,
     "/accept-headers": accept_headers,

@@ -9,9 +9,10 @@ divergence matrix".
 
 Modules, in the order of a connection's life:
 
-- :mod:`.handshake`: the scope, percent-encoded paths, refusing before accept,
-  app failures around accept, subprotocols (offered or not, on several header
-  lines), accept headers, permessage-deflate, a handshake that never ends;
+- :mod:`.handshake`: the scope, the request headers line by line, percent-encoded
+  paths, refusing before accept, app failures around accept, subprotocols
+  (offered or not, on several header lines), accept headers, permessage-deflate,
+  a handshake that never ends;
 - :mod:`.messages`: receive event shapes, the server's size limit (one frame
   or many), invalid UTF-8;
 - :mod:`.closing`: close codes and reasons in both directions;

@@ -14,9 +14,10 @@ import json
 import time
 from typing import Any
 
-from ..checks import Target, Transcript, probe
+from ..checks import OBSERVE_HEADER, Target, Transcript, probe
 from ._support import (
     PROMPT_LIMIT,
+    READ_WAIT,
     app_report,
     app_view,
     connect,
@@ -62,6 +63,44 @@ async def _refusal(target: Target, path: str) -> Transcript:
 )
 async def close_before_accept(target: Target) -> Transcript:
     return await _refusal(target, "/close-before-accept")
+
+
+REFUSAL_PROMPT = 1.0  # seconds: a refusal within this came at the close; the app runs on for 2 s or more
+
+
+async def _after_refusal(target: Target, then: str) -> Transcript:
+    """Refuse with websocket.close, then ``then`` (see the probe app's ``/refuse-then``): the response, the app's side.
+
+    How long the response took is kept only as "within 1 s": at the close, or
+    only once the app returned (2 s or more later).
+    """
+    async with connect(target, f"/refuse-then?then={then}") as (client, connection_id):
+        started = time.monotonic()
+        view = await handshake_view(client)
+        prompt = time.monotonic() - started < REFUSAL_PROMPT
+    app = await app_view(target, connection_id)
+    return {
+        "client": {"status": view["status"], f"response within {REFUSAL_PROMPT:g} s": prompt},
+        "app": {"received": received_after_connect(app), **await app_report(target, connection_id)},
+    }
+
+
+@probe(
+    "probe-after-refusal-receive",
+    "The app sends websocket.close before accept, then calls receive() once (bounded by 3 s): what it gets.",
+    "ASGI WebSocket: close before accept (spec: HTTP 403); receive after it (not stated)",
+)
+async def after_refusal_receive(target: Target) -> Transcript:
+    return await _after_refusal(target, "receive")
+
+
+@probe(
+    "probe-after-refusal-return-late",
+    "The app sends websocket.close before accept and returns 2 s later: does the 403 go out at once?",
+    "ASGI WebSocket: close before accept (spec: HTTP 403)",
+)
+async def after_refusal_return_late(target: Target) -> Transcript:
+    return await _after_refusal(target, "return-late")
 
 
 @probe(
@@ -298,3 +337,59 @@ async def accept_never(target: Target) -> Transcript:
         "client": client_side,
         "app": {"received": received_after_connect(app), **await app_report(target, connection_id)},
     }
+
+
+# The handshake of probe-header-fidelity, line by line after the request line, as it goes on the wire:
+# a header repeated on two lines with another between them, a name with an underscore, and the
+# permessage-deflate offer browsers send.  Host and the key stand first, as every client sends them.
+FIDELITY_LINES = (
+    ("Host", "{host}"),
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Key", "{key}"),
+    ("Sec-WebSocket-Version", "13"),
+    (OBSERVE_HEADER, "{tag}"),
+    ("X-Probe-Repeat", "one"),
+    ("X-Probe-Between", "middle"),
+    ("X-Probe-Repeat", "two"),
+    ("x_probe_under", "1"),
+    ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
+)
+VARYING = "(varies)"  # as the probe app shows the values of Host, the key and the tag
+SAMPLE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's sample nonce
+
+
+@probe(
+    "probe-header-fidelity",
+    "A handshake with X-Probe-Repeat on two lines around another header, a name with an underscore "
+    "(x_probe_under) and a Sec-WebSocket-Extensions offer: scope['headers'] line by line, in order.",
+    "ASGI WebSocket: scope headers (order preserved, duplicates as received, names lowercased)",
+)
+async def header_fidelity(target: Target) -> Transcript:
+    """Motivated by the ASGI spec's websocket scope, "Order should be preserved from the original HTTP
+    request; duplicates are possible and must be preserved in the message as received. Header names must
+    be lowercased", and by servers that rebuild the list: wsproto 1.3.2 ``handshake.py``
+    ``H11Handshake._process_connection_request`` (under uvicorn-wsproto) takes the extensions and
+    subprotocol lines out; daphne 4.2.3 ``http_protocol.py`` ``WebRequest.process`` passes the request to
+    autobahn again with one line per name, and ``ws_protocol.py`` ``WebSocketProtocol.onConnect`` skips
+    names with an underscore, as gunicorn 27.0.1's ``header_map`` setting does by default.  The request
+    goes out byte for byte on a bare socket, so the line order is the probe's, not a client library's."""
+    tag = target.connection_id()
+    values = {"host": f"{target.host}:{target.port}", "key": SAMPLE_KEY, "tag": tag}
+    request = "GET /headers HTTP/1.1\r\n" + "".join(
+        f"{name}: {value.format(**values)}\r\n" for name, value in FIDELITY_LINES
+    )
+    reader, writer = await asyncio.open_connection(target.host, target.port)
+    try:
+        writer.write(request.encode("latin-1") + b"\r\n")
+        await writer.drain()
+        async with asyncio.timeout(READ_WAIT):
+            status_line = await reader.readline()
+    except (OSError, TimeoutError):
+        status_line = b""
+    finally:
+        writer.close()
+    sent = [[name, VARYING if "{" in value else value] for name, value in FIDELITY_LINES]
+    parts = status_line.split(b" ", 2)
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+    return {"client": {"sent": sent, "status": status}, "app": await app_report(target, tag)}

@@ -86,6 +86,24 @@ async def receive_after_disconnect(target: Target) -> Transcript:
     return await _after_client_close(target, "/receive-after-disconnect")
 
 
+@probe(
+    "probe-receive-after-disconnect-repeated",
+    "The app calls receive() four more times after websocket.disconnect (each bounded by 1 s), then waits "
+    "on for 3 s: what each call does, and whether the server cancels the waiting app.",
+    "ASGI WebSocket: receive after disconnect (unspecified); the app's task after the connection ends",
+    racy=(
+        "Where a server ends TCP only when the app returns (gunicorn), the client's 5 s wait for the end of "
+        "TCP races the app's 4 s of bounded receives and 3 s of waiting; 2 s lie between them."
+    ),
+)
+async def receive_after_disconnect_repeated(target: Target) -> Transcript:
+    """probe-receive-after-disconnect shows one call; this one shows what a loop that keeps calling gets.
+    Under the reference the first extra call returns the 1005 that uvicorn 0.55.0
+    ``websockets_sansio_impl.py`` ``WebSocketsSansIOProtocol.connection_lost`` queued after the client's
+    close, and every later call blocks: "another disconnect" there is a second queued event, not a rule."""
+    return await _after_client_close(target, "/receive-after-disconnect-repeated")
+
+
 async def _pinged(target: Target, first: float = AT_ONCE, whole: float = PING_WINDOW) -> Transcript:
     """Whether the server pings an idle connection within ``first`` seconds, and within ``whole``.
 
