@@ -593,6 +593,30 @@ def _repeated_receives(transcript: Transcript) -> str:
     return words + ("; TCP left open" if transcript.get("client", {}).get("end") == "still open" else "")
 
 
+def _late_accept(transcript: Transcript) -> str:
+    """Each late accept as "101, accept returns, then disconnect 1000"; once, if both read the same."""
+    said = {key.removeprefix("accept after "): _one_late_accept(view) for key, view in transcript.items()}
+    if len(set(said.values())) == 1:
+        return f"{next(iter(said.values()))} (after {' and '.join(said)})"
+    return "; ".join(f"after {delay}: {words}" for delay, words in said.items())
+
+
+def _one_late_accept(view: Any) -> str:
+    if not isinstance(view, Mapping):
+        return "no view"
+    client, app = view.get("client", {}), view.get("app", {})
+    if client.get("status") is not None:
+        answer = str(client["status"])
+    else:
+        answer = "no response, TCP closed" if client.get("ended by the server") else "no response"
+    then = app.get("then_receive", {})
+    if then.get("type") == "websocket.disconnect":
+        words = f"disconnect {then.get('code')}"
+    else:
+        words = str(then.get("type", "")).removeprefix("websocket.") or _receive_outcome(then)
+    return f"{answer}; accept {step(app.get('accept'))}, then {words}"
+
+
 BEHAVIOURS: tuple[Behaviour, ...] = (
     # asgi-ws itself, as its clients and the app see it
     Behaviour(
@@ -923,5 +947,12 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "not stated",
         "crash or hang",
         _repeated_receives,
+    ),
+    Behaviour(
+        "App accepts 6 s and 12 s after websocket.connect",
+        "probe-late-accept",
+        "not stated (no time limit on the app's answer)",
+        "client-visible",
+        _late_accept,
     ),
 )

@@ -55,6 +55,7 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 CLIENT_WAIT = 5.0  # for the client's next move (a message, its close)
 AFTER_DISCONNECT_WAIT = 2.0  # for an event that may never come (a receive() after the disconnect)
 HOLD_WAIT = 30.0  # how long /hold keeps an idle connection open (longer than a SIGTERM's grace)
+LATE_RECEIVE_WAIT = 3.0  # /late-accept: for the receive() after the late accept
 NEVER_ACCEPT_WAIT = 20.0  # how long /never-accept waits for its next event (the client leaves after 15 s)
 UNSEEN_DISCONNECT_DELAY = 0.5  # /send-after-disconnect: time for the client's close to reach the server
 RECEIVES_AFTER_DISCONNECT = 4  # /receive-after-disconnect-repeated: receive() calls after the disconnect
@@ -596,6 +597,20 @@ async def never_accept(scope: Scope, receive: Receive, send: Send) -> None:
     await try_send(send, {"type": "websocket.close"})
 
 
+async def late_accept(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/late-accept?after=SECONDS``: receive ``websocket.connect``, wait, then accept.
+
+    Reports what the late ``accept`` did and what the next ``receive()`` gives
+    within :data:`LATE_RECEIVE_WAIT`: the client's close after a 101, the
+    disconnect of a server that gave up on the handshake, or nothing.
+    """
+    await receive()  # websocket.connect
+    await anyio.sleep(float(_query(scope).get("after", "0")))
+    accepted = await send_outcome(send, {"type": "websocket.accept"}, CLIENT_WAIT)
+    report(scope, {"accept": accepted, "then_receive": await receive_outcome(receive, LATE_RECEIVE_WAIT)})
+    await try_send(send, {"type": "websocket.close", "code": 1000})
+
+
 async def unknown_path(scope: Scope, receive: Receive, send: Send) -> None:
     """Any other path: refuse before accept."""
     await receive()  # websocket.connect
@@ -628,6 +643,7 @@ ROUTES: dict[str, Handler] = {
     "/invalid-send-shapes": invalid_send_shapes,
     "/offered-subprotocols": offered_subprotocols,
     "/never-accept": never_accept,
+    "/late-accept": late_accept,
 }
 PATH_PREFIX = "/path/"  # every path under it goes to describe_path, whatever its encoding
 

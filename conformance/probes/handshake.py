@@ -22,6 +22,7 @@ from ._support import (
     app_view,
     connect,
     handshake_view,
+    lenient_closing_view,
     lenient_open,
     next_text,
     only,
@@ -337,6 +338,50 @@ async def accept_never(target: Target) -> Transcript:
         "client": client_side,
         "app": {"received": received_after_connect(app), **await app_report(target, connection_id)},
     }
+
+
+LATE_ACCEPTS = (6.0, 12.0)  # seconds: past daphne's 5 s handshake timeout; past websockets' legacy 10 s
+LATE_ACCEPT_MARGIN = 3.0  # seconds the client waits for a response after the app's accept is due
+
+
+@probe(
+    "probe-late-accept",
+    "The app accepts 6 s, and on another connection 12 s, after websocket.connect: does the client get a "
+    "101, what does the late accept() do, and what does the next receive() give?",
+    "ASGI WebSocket: connect event (no time limit on the app's answer); the app's rule: accept within 5 s",
+    racy=(
+        "A server's handshake timeout races the app's accept. Only which side of it each accept falls is kept, "
+        "and the timeouts seen (daphne 5 s, websockets' legacy 10 s) are 1 s or more from 6 s and 12 s."
+    ),
+)
+async def late_accept(target: Target) -> Transcript:
+    """Motivated by daphne 4.2.3 ``cli.py`` (``--websocket_connect_timeout``, default 5 s) and websockets
+    17.4 ``legacy/server.py`` ``WebSocketServerProtocol.handler`` (``open_timeout``, 10 s, under
+    uvicorn's legacy implementation), which probe-accept-never shows ending a handshake; this probe shows
+    what a slow app is then told.  The two connections run at once, so the probe takes 12 s, not 18 s."""
+    views = await asyncio.gather(*(_late_accept_view(target, after) for after in LATE_ACCEPTS))
+    return {f"accept after {after:g} s": view for after, view in zip(LATE_ACCEPTS, views, strict=True)}
+
+
+async def _late_accept_view(target: Target, after: float) -> Transcript:
+    """One connection whose app accepts ``after`` seconds late: the response and the app's side.
+
+    After a 101 the client closes with 1000 at once and reads the reply.
+    """
+    async with connect(target, f"/late-accept?after={after:g}", lenient=True) as (client, connection_id):
+        status = await lenient_open(client, after + LATE_ACCEPT_MARGIN)
+        if status == 101:
+            await client.close(1000)
+            client_side: dict[str, Any] = {"status": status, **await lenient_closing_view(client, answer=False)}
+        elif status is None:
+            client_side = {"status": None, "ended by the server": client.received.eof}
+        else:
+            client_side = {"status": status}
+    report = await app_report(target, connection_id)
+    received = received_after_connect(await app_view(target, connection_id))
+    # The next event by type and code only: whether a reason key came is probe-client-close-code-reason's.
+    then = only(received[0], "type", "code") if isinstance(received, list) and received else report.get("then_receive")
+    return {"client": client_side, "app": {"accept": report.get("accept"), "then_receive": then}}
 
 
 # The handshake of probe-header-fidelity, line by line after the request line, as it goes on the wire:
