@@ -44,8 +44,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "Keep close reasons to 123 bytes of UTF-8, and do not rely on them arriving.",
-        "A longer reason does not fit in a close frame; servers cut it, refuse it or fail. Some servers drop the "
-        "reason altogether.",
+        "A longer reason does not fit in a close frame; servers cut it, refuse it, fail, or (pyvoy) send a close "
+        "frame longer than the RFC allows. Some servers drop the reason altogether.",
         ("probe-app-close-long-reason", "probe-app-close-code-reason"),
     ),
     Rule(
@@ -117,8 +117,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "Enforce your own message-size limit, below every server's.",
-        "daphne refuses a message over 1 MiB and the others one over 16 MiB, except that granian's 16 MiB is a "
-        "limit per frame: a message sent in smaller fragments reaches the app up to 64 MiB. The client is told "
+        "daphne refuses a message over 1 MiB and the others one over 16 MiB, except that granian's and pyvoy's "
+        "16 MiB is a limit per frame: a message sent in smaller fragments reaches the app up to 64 MiB. The "
+        "client is told "
         "in different ways, and a client that writes a whole oversized frame before reading has its writes "
         "reset by most servers: only if it still reads after that does it get the close frame.",
         (
@@ -147,12 +148,13 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "Read the scope defensively: `.get()` with a default for every key the spec calls optional, and "
-        "headers as a list in which one name may repeat.",
-        "`asgi.spec_version` is 2.4, 2.3 or absent (daphne, whose scope also lacks `http_version`, "
-        "`scheme`, `extensions` and `state`); uvicorn's wsproto implementation leaves "
-        "`sec-websocket-protocol` out of `headers`; and from two `Sec-WebSocket-Protocol` lines "
-        "`subprotocols` holds every offer, the first line's only (gunicorn) or the last line's "
-        "(hypercorn, anycorn).",
-        ("probe-scope", "probe-subprotocol-two-lines"),
+        "headers as a list in which a name may repeat, in any order, or be missing.",
+        "`asgi.spec_version` is 2.5, 2.4, 2.3 or absent (daphne, whose scope also lacks `http_version`, "
+        "`scheme`, `extensions` and `state`). Repeated header lines come as sent, joined into one (daphne) or "
+        "gathered at the first one's place (granian, pyvoy); a name with an underscore is dropped by daphne and "
+        "gunicorn, and uvicorn's wsproto implementation leaves the extensions and subprotocol lines out. From "
+        "two `Sec-WebSocket-Protocol` lines `subprotocols` holds every offer, the first line's only (gunicorn) "
+        "or the last line's (hypercorn, anycorn).",
+        ("probe-scope", "probe-header-fidelity", "probe-subprotocol-two-lines"),
     ),
 )
