@@ -617,6 +617,33 @@ def _one_late_accept(view: Any) -> str:
     return f"{answer}; accept {step(app.get('accept'))}, then {words}"
 
 
+def _lifespan(transcript: Transcript) -> str:
+    """Startup with its spec_version, shutdown, the exit: "startup (spec 2.0), shutdown; exit 0"."""
+    app, server = transcript.get("app", {}), transcript.get("server", {})
+    startup = app.get("startup")
+    if isinstance(startup, Mapping):
+        asgi = startup.get("asgi")
+        spec = str(asgi.get("spec_version", "no spec_version")) if isinstance(asgi, Mapping) else "no asgi key"
+        words = f"startup (spec {spec})" if spec[:1].isdigit() else f"startup ({spec})"
+        words += ", shutdown" if isinstance(app.get("shutdown"), Mapping) else ", no shutdown"
+    else:
+        words = "not called"
+    exited = f"exit {server.get('exit code')}" if server.get("exited") else "does not exit"
+    return f"{words}; {exited}"
+
+
+def _startup_failed(transcript: Transcript) -> str:
+    """What a server does with lifespan.startup.failed: "exits (3)", "serves anyway", "exits (1) after serving"."""
+    app, server = transcript.get("app", {}), transcript.get("server", {})
+    exited = next((value for key, value in server.items() if key.startswith("exited within")), False)
+    serves = server.get("serves GET /")
+    if exited:
+        words = f"exits ({server.get('exit code')})" + (" after serving" if serves else "")
+    else:
+        words = "serves anyway" if serves else "neither exits nor serves"
+    return words if isinstance(app.get("startup"), Mapping) else f"lifespan not called; {words}"
+
+
 BEHAVIOURS: tuple[Behaviour, ...] = (
     # asgi-ws itself, as its clients and the app see it
     Behaviour(
@@ -954,5 +981,19 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "not stated (no time limit on the app's answer)",
         "client-visible",
         _late_accept,
+    ),
+    Behaviour(
+        "Lifespan at startup and at SIGTERM",
+        "probe-lifespan",
+        "startup, then shutdown when the server stops",
+        "app-visible",
+        _lifespan,
+    ),
+    Behaviour(
+        "lifespan.startup.failed",
+        "probe-lifespan-startup-failed",
+        "the server should log it and exit",
+        "client-visible",
+        _startup_failed,
     ),
 )

@@ -42,7 +42,7 @@ import anyio
 
 from .observer import FILE_ENV, HEADER
 
-__all__ = ["ROUTES", "app", "shape"]
+__all__ = ["ROUTES", "app", "failing_startup", "shape"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -82,11 +82,25 @@ def shape(message: Mapping[str, Any]) -> dict[str, Any]:
 def report(scope: Scope, facts: Mapping[str, Any]) -> None:
     """Append the app's own observation of this connection, read by ``target.observed(id + "/probe")``."""
     tag = _tag(scope)
+    if tag is not None:
+        _append(f"{tag}/probe", facts)
+
+
+LIFESPAN_ID = "lifespan"  # the observations of the lifespan scope are "lifespan/startup" and "lifespan/shutdown"
+STARTUP_FAILURE = "probe app: startup failed on purpose"  # failing_startup's message, for the server to log
+
+
+def report_lifespan(event: str, facts: Mapping[str, Any]) -> None:
+    """Append what the lifespan scope saw at ``event`` (``startup``, ``shutdown``), as ``lifespan/<event>``."""
+    _append(f"{LIFESPAN_ID}/{event}", facts)
+
+
+def _append(record_id: str, facts: Mapping[str, Any]) -> None:
     path = os.environ.get(FILE_ENV)
-    if tag is None or path is None:
+    if path is None:
         return  # not run by the harness: nobody to tell
     with Path(path).open("a") as file:
-        file.write(json.dumps({"id": f"{tag}/probe", "probe": dict(facts)}) + "\n")
+        file.write(json.dumps({"id": record_id, "probe": dict(facts)}) + "\n")
 
 
 def _tag(scope: Scope) -> str | None:
@@ -660,16 +674,44 @@ async def http(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:
-    """Complete startup and shutdown.  Leaves a mark in the lifespan state, which ``/scope`` reports."""
+    """Complete startup and shutdown, reporting each (probe-lifespan reads them).
+
+    Leaves a mark in the lifespan state, which ``/scope`` reports.
+    """
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            report_lifespan("startup", _describe_lifespan(scope))
             if isinstance(scope.get("state"), MutableMapping):
                 scope["state"]["probe"] = "set at startup"
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            report_lifespan("shutdown", {"received": message["type"]})
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def _describe_lifespan(scope: Scope) -> dict[str, Any]:
+    """The lifespan scope's ``asgi`` versions and whether it carries a ``state`` dict."""
+    asgi = scope.get("asgi")
+    return {
+        "asgi": dict(sorted(asgi.items())) if isinstance(asgi, Mapping) else ABSENT,
+        "state": type(scope["state"]).__name__ if "state" in scope else ABSENT,
+    }
+
+
+async def failing_startup(scope: Scope, receive: Receive, send: Send) -> None:
+    """The probe app, but its lifespan startup fails: ``lifespan.startup.failed``, as an app whose database is down.
+
+    The ASGI spec says the server should then log the message and exit;
+    probe-lifespan-startup-failed serves this callable to see whether it does.
+    """
+    if scope["type"] != "lifespan":
+        await app(scope, receive, send)
+        return
+    message = await receive()
+    report_lifespan("startup", {"received": message["type"]})
+    await send({"type": "lifespan.startup.failed", "message": STARTUP_FAILURE})
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:

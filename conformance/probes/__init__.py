@@ -18,6 +18,8 @@ Modules, in the order of a connection's life:
 - :mod:`.closing`: close codes and reasons in both directions;
 - :mod:`.lifecycle`: send and receive after a disconnect, keepalive pings,
   SIGTERM with an open socket;
+- :mod:`.lifespan`: the lifespan protocol around the connections: startup and
+  its spec_version, shutdown at SIGTERM, a startup that fails;
 - :mod:`.misuse`: an app that breaks the order or shape of the send events
   (send after its own close, send before accept, a second accept, a send with
   both or neither of text and bytes).
@@ -27,6 +29,6 @@ Modules, in the order of a connection's life:
 
 from __future__ import annotations
 
-from . import closing, handshake, lifecycle, messages, misuse
+from . import closing, handshake, lifecycle, lifespan, messages, misuse
 
-__all__ = ["closing", "handshake", "lifecycle", "messages", "misuse"]
+__all__ = ["closing", "handshake", "lifecycle", "lifespan", "messages", "misuse"]
