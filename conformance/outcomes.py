@@ -385,12 +385,13 @@ def exit_words(exit_code: Any, closed_first: bool) -> str:
     two ways: a server that shuts down gracefully and then re-raises the signal
     (uvicorn), and one that never handles it, so the signal kills it where it
     stands (hypercorn's trio worker with ``--workers 0``).  ``closed_first``
-    (the client got a close frame before the exit) tells them apart.
+    (the client got a close frame, or the app its lifespan shutdown, before
+    the exit) tells them apart.
     """
     if exit_code in (None, "did not exit"):
         return f"still running {STOP_GRACE:g} s later"  # RunningServer.terminate waits this long
     if exit_code == -15:
-        return "SIGTERM re-raised after closing" if closed_first else "killed at once by SIGTERM"
+        return "SIGTERM re-raised after shutting down" if closed_first else "killed at once by SIGTERM"
     return f"exit {exit_code}"
 
 
@@ -628,8 +629,10 @@ def _lifespan(transcript: Transcript) -> str:
         words += ", shutdown" if isinstance(app.get("shutdown"), Mapping) else ", no shutdown"
     else:
         words = "not called"
-    exited = f"exit {server.get('exit code')}" if server.get("exited") else "does not exit"
-    return f"{words}; {exited}"
+    if app.get("lifespan calls", 1) > 1:
+        words += f"; started {app['lifespan calls']} times"
+    exit_code = server.get("exit code") if server.get("exited") else None
+    return f"{words}; {exit_words(exit_code, isinstance(app.get('shutdown'), Mapping))}"
 
 
 def _startup_failed(transcript: Transcript) -> str:

@@ -41,11 +41,16 @@ POLL_INTERVAL = 0.1  # seconds between two looks at the process and its port
 
 
 def lifespan_records(observations: Path | None) -> dict[str, Any]:
-    """What the probe app's lifespan reported, by event: ``startup`` and ``shutdown``, or "not called"."""
+    """What the probe app's lifespan reported, by event: ``startup`` and ``shutdown``, or "not called".
+
+    Also how many times the lifespan was started (``lifespan calls``): a server
+    may run it more than once in one process (pyvoy runs it once per event loop).
+    """
     records: dict[str, Any] = {"startup": "not called", "shutdown": "not called"}
     prefix = f"{LIFESPAN_ID}/"
+    calls = 0
     if observations is None or not observations.exists():
-        return records
+        return {**records, "lifespan calls": calls}
     for line in observations.read_text().splitlines(keepends=True):
         if not line.endswith("\n"):
             break  # a line still being written by a server that did not exit
@@ -53,7 +58,8 @@ def lifespan_records(observations: Path | None) -> dict[str, Any]:
         event = str(record.get("id", ""))[len(prefix) :]
         if str(record.get("id", "")).startswith(prefix) and event in records:
             records[event] = record["probe"]
-    return records
+            calls += event == "startup"
+    return {**records, "lifespan calls": calls}
 
 
 @probe(
