@@ -70,8 +70,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "Never call `receive()` again after `websocket.disconnect`.",
-        "Some servers answer with another disconnect, others never answer.",
-        ("probe-receive-after-disconnect",),
+        "The reference answers once more and then never; some servers answer with another disconnect every "
+        "time, others never answer, and no server cancels an app left waiting.",
+        ("probe-receive-after-disconnect", "probe-receive-after-disconnect-repeated"),
     ),
     Rule(
         "Do not rely on the code in `websocket.disconnect`.",
@@ -107,8 +108,10 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "Answer `websocket.connect` promptly.",
-        "A server may end an unanswered handshake after 5 or 10 s, or wait for ever.",
-        ("probe-accept-never",),
+        "A server may end an unanswered handshake after 5 s (daphne) or 10 s (uvicorn's legacy websockets "
+        "implementation), or wait for ever; and an accept that comes after the server gave up still returns "
+        "without an error: only the next `receive()` says the client has gone.",
+        ("probe-accept-never", "probe-late-accept"),
     ),
     Rule(
         "Put nothing required in accept headers.",
@@ -156,5 +159,19 @@ RULES: tuple[Rule, ...] = (
         "two `Sec-WebSocket-Protocol` lines `subprotocols` holds every offer, the first line's only (gunicorn) "
         "or the last line's (hypercorn, anycorn).",
         ("probe-scope", "probe-header-fidelity", "probe-subprotocol-two-lines"),
+    ),
+    Rule(
+        "After refusing a handshake with `websocket.close` before accept, return.",
+        "The `receive()` after a refusal gets a disconnect with 1006, 1000 or 1005, or (pyvoy) nothing at all; "
+        "and granian sends its 403 only when the app returns, so an app that goes on working keeps the client "
+        "waiting for its answer.",
+        ("probe-after-refusal-receive", "probe-after-refusal-return-late"),
+    ),
+    Rule(
+        "Do not depend on the lifespan protocol running once, or at all.",
+        "daphne never calls it (and serves an app whose startup would have failed), hypercorn's trio worker "
+        "in one process sends no `lifespan.shutdown`, and pyvoy starts it twice in one process. Where it runs, "
+        "a failed startup stops the server, with exit code 3 or 1.",
+        ("probe-lifespan", "probe-lifespan-startup-failed"),
     ),
 )
