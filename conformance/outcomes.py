@@ -647,6 +647,20 @@ def _startup_failed(transcript: Transcript) -> str:
     return words if isinstance(app.get("startup"), Mapping) else f"lifespan not called; {words}"
 
 
+def _set_cookie(transcript: Transcript) -> str:
+    client = transcript.get("client", {})
+    if client.get("status") != 101:
+        return handshake(client)
+    cookies = client.get("set-cookie", [])
+    if len(cookies) == 2:
+        return "both lines sent"
+    return f"one line: '{_short(cookies[0])}'" if cookies else "dropped"
+
+
+def _fin_no_close(transcript: Transcript) -> str:
+    return f"app told {disconnect(transcript.get('app'))}; {ending(transcript.get('client'))}"
+
+
 BEHAVIOURS: tuple[Behaviour, ...] = (
     # asgi-ws itself, as its clients and the app see it
     Behaviour(
@@ -998,5 +1012,26 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "the server should log it and exit",
         "client-visible",
         _startup_failed,
+    ),
+    Behaviour(
+        "Client closes with a non-ASCII reason: the app is told",
+        "probe-client-close-non-ascii-reason",
+        "the reason as a str (2.5)",
+        "app-visible",
+        _told_app,
+    ),
+    Behaviour(
+        "Two set-cookie headers passed with websocket.accept",
+        "probe-accept-set-cookie",
+        "sent in the 101 (2.1); never folded (RFC 6265)",
+        "client-visible",
+        _set_cookie,
+    ),
+    Behaviour(
+        "Client ends TCP (FIN) without a close frame",
+        "probe-client-fin-no-close",
+        "RFC 6455 §7.1.5: 1006",
+        "client-visible",
+        _fin_no_close,
     ),
 )

@@ -25,8 +25,10 @@ report "timed out" rather than hang.  The waits use anyio, so the app runs on
 asyncio and on trio (hypercorn ``-k trio``).
 
 It answers plain HTTP ``GET /`` with ``200 probe app`` (the launcher polls it
-to know the server is ready) and completes lifespan startup and shutdown.  It
-imports nothing from asgi_ws.
+to know the server is ready) and completes lifespan startup and shutdown,
+reporting each as ``lifespan/startup`` and ``lifespan/shutdown``;
+:func:`failing_startup` is the same app with a startup that fails.  It imports
+nothing from asgi_ws.
 """
 
 from __future__ import annotations
@@ -511,6 +513,18 @@ async def accept_headers(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "websocket.close", "code": 1000})
 
 
+# Two cookies, each on its own set-cookie line: RFC 6265 §3 forbids folding them into one.
+ACCEPT_COOKIES = [(b"set-cookie", b"probe_a=1; Path=/"), (b"set-cookie", b"probe_b=2; Path=/; HttpOnly")]
+
+
+async def accept_cookies(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/accept-cookies``: accept with two ``set-cookie`` headers (:data:`ACCEPT_COOKIES`); close 1000."""
+    await receive()  # websocket.connect
+    accept: Message = {"type": "websocket.accept", "headers": ACCEPT_COOKIES}
+    report(scope, {"accept": await send_outcome(send, accept, CLIENT_WAIT)})
+    await try_send(send, {"type": "websocket.close", "code": 1000})
+
+
 async def send_after_close(scope: Scope, receive: Receive, send: Send) -> None:
     """``/send-after-close``: accept, close 1000, then at once send a text message on the closed connection.
 
@@ -651,6 +665,7 @@ ROUTES: dict[str, Handler] = {
     "/size": size,
     "/subprotocol": subprotocol,
     "/accept-headers": accept_headers,
+    "/accept-cookies": accept_cookies,
     "/send-after-close": send_after_close,
     "/send-before-accept": send_before_accept,
     "/accept-twice": accept_twice,

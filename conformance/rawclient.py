@@ -3,7 +3,8 @@
 The ``websockets`` client is what users run and what most checks and tests
 use.  It hides what some of them must see or do: send a fragmented message, a
 text frame with invalid UTF-8, a close frame with no code or half a frame; read
-the server's ping frames; end with a TCP reset instead of a closing handshake;
+the server's ping frames; end with a TCP reset, or a bare FIN, instead of a
+closing handshake;
 set socket options (a small receive buffer makes a stalled reader); or keep the
 handshake's full HTTP response.  :class:`RawClient` is the project's one
 hand-written client that does those.
@@ -183,6 +184,11 @@ class RawClient:
         # struct linger {int l_onoff; int l_linger;}: on, with no time to send what is pending.
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.abort()
+
+    def end_sending(self) -> None:
+        """End the sending half of TCP with FIN, without a close frame; reading goes on (a half-close)."""
+        if self._sock is not None:
+            self._sock.shutdown(socket.SHUT_WR)
 
     def abort(self) -> None:
         """Close the socket now, whatever the state."""

@@ -9,14 +9,17 @@ client here is :func:`~._support.read_close_leniently`, which reports the bytes
 as they arrived.
 
 Client to app: what ``websocket.disconnect`` holds for a close frame with a code
-and reason, and for one with no code at all (RFC 6455 §7.1.5: "1005").
+and reason (ASCII or not), for one with no code at all (RFC 6455 §7.1.5:
+"1005"), and for a client that ends TCP without any close frame (1006).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 from ..checks import Target, Transcript, probe
+from ..rawclient import RawClient
 from ._support import (
     app_report,
     app_view,
@@ -117,11 +120,16 @@ for _code, _meaning in APP_CLOSE_CODES.items():
 
 async def _client_close(target: Target, code: int | None, reason: str) -> Transcript:
     """The client closes with ``code`` and ``reason`` (no code: an empty close frame): what the app gets."""
+    return await _client_ends(target, lambda client: client.close(code, reason))
+
+
+async def _client_ends(target: Target, end: Callable[[RawClient], Awaitable[None]]) -> Transcript:
+    """Once the app says ready, the client ends the connection with ``end``: its view, and what the app gets."""
     async with connect(target, "/hold", lenient=True) as (client, connection_id):
         failure = await lenient_open_ready(client)
         if failure is not None:
             return failure
-        await client.close(code, reason)
+        await end(client)
         client_view = await lenient_closing_view(client, answer=False)
     app = await app_view(target, connection_id)
     return {
@@ -147,3 +155,37 @@ async def client_close_code_reason(target: Target) -> Transcript:
 )
 async def client_close_no_code(target: Target) -> Transcript:
     return await _client_close(target, None, "")
+
+
+NON_ASCII_REASON = "café ☕ naïve"  # 16 bytes of UTF-8, with 2- and 3-byte sequences
+
+
+@probe(
+    "probe-client-close-non-ascii-reason",
+    f"The client closes with 4001 and the reason {NON_ASCII_REASON!r} (UTF-8, RFC 6455 §5.5.1): the reason "
+    "in websocket.disconnect.",
+    "ASGI WebSocket: disconnect reason (a str); RFC 6455 §5.5.1 (the reason is UTF-8)",
+)
+async def client_close_non_ascii_reason(target: Target) -> Transcript:
+    return await _client_close(target, 4001, NON_ASCII_REASON)
+
+
+@probe(
+    "probe-client-fin-no-close",
+    "Once the app says ready, the client ends its half of TCP (FIN) without a close frame: what the app is "
+    "told, and how the server ends the connection (a close frame, TCP closed, or left open).",
+    "ASGI WebSocket: disconnect code; RFC 6455 §7.1.5 (no close frame: 1006)",
+    racy=(
+        "Whether TCP ends within the client's 5 s: hypercorn's asyncio worker and anycorn end it at their next "
+        "keepalive ping, 20 s after the last with the launcher's flags, far past that window."
+    ),
+)
+async def client_fin_no_close(target: Target) -> Transcript:
+    """The client that vanishes (a closed laptop lid, a proxy timing out) does this, or sends an RST
+    (echo-reset-after-message).  After a FIN the client can still read, so what the server sends back, and
+    whether it closes its side, is on the record."""
+
+    async def end_sending(client: RawClient) -> None:
+        client.end_sending()
+
+    return await _client_ends(target, end_sending)

@@ -181,6 +181,23 @@ async def accept_headers(target: Target) -> Transcript:
 
 
 @probe(
+    "probe-accept-set-cookie",
+    "The app accepts with two set-cookie headers: whether the 101 carries both, each on its own line.",
+    "ASGI WebSocket: accept headers; RFC 6265 §3 (set-cookie lines are never folded)",
+)
+async def accept_set_cookie(target: Target) -> Transcript:
+    """A session cookie set at the handshake is the common case for accept headers; two of them show a
+    server that joins repeated response headers, which breaks cookies (their dates hold commas)."""
+    async with connect(target, "/accept-cookies") as (client, connection_id):
+        view = await handshake_view(client)
+        lines = client.handshake.headers if client.handshake is not None else ()
+    return {
+        "client": {"status": view["status"], "set-cookie": [value for name, value in lines if name == "set-cookie"]},
+        "app": await app_report(target, connection_id),
+    }
+
+
+@probe(
     "probe-permessage-deflate",
     "The client offers permessage-deflate with client_max_window_bits: whether the server accepts it.",
     "RFC 7692; ASGI WebSocket: extensions are the server's",

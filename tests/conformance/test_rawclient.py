@@ -128,3 +128,15 @@ async def test_half_a_frame_is_half_of_its_bytes() -> None:
     assert ended
     whole = len(Frame(Opcode.TEXT, b"x" * 1000).serialize(mask=True))
     assert len(seen[1]) == whole // 2
+
+
+async def test_end_sending_sends_fin_and_reading_goes_on() -> None:
+    """A half-close: the server reads EOF where a close frame could have been, and can still write."""
+    async with scripted_server(read_once=True) as (port, seen):
+        client = RawClient("127.0.0.1", port, "/", lenient=True)
+        await client.open()
+        client.end_sending()
+        ended = await client.read_to_end(5.0)
+        client.abort()
+    assert seen[1] == b""  # the server's read after the handshake got EOF, no frame
+    assert ended
