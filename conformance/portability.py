@@ -76,9 +76,16 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "Do not rely on the code in `websocket.disconnect`.",
-        "Some servers report a client's clean close as 1006, or pass no reason on, and a connection that ends "
-        "without a close frame is 1005 on some servers and 1006 on others.",
-        ("probe-client-close-code-reason", "probe-client-close-no-code", "echo-reset-after-message"),
+        "Some servers report a client's clean close as 1006, or pass no reason on (a non-ASCII one included), "
+        "and a connection that ends without a close frame, by a reset or a FIN, is 1005 on some servers, 1006 "
+        "on others, and never told at all under pyvoy.",
+        (
+            "probe-client-close-code-reason",
+            "probe-client-close-no-code",
+            "probe-client-close-non-ascii-reason",
+            "echo-reset-after-message",
+            "probe-client-fin-no-close",
+        ),
     ),
     Rule(
         "Refuse a handshake with `websocket.http.response` only where the scope's extensions list it, and send "
@@ -116,7 +123,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "Put nothing required in accept headers.",
         "Some servers drop the headers an app passes with `websocket.accept`.",
-        ("probe-accept-headers",),
+        ("probe-accept-headers", "probe-accept-set-cookie"),
     ),
     Rule(
         "Enforce your own message-size limit, below every server's.",
