@@ -71,7 +71,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "Never call `receive()` again after `websocket.disconnect`.",
         "The reference answers once more and then never; some servers answer with another disconnect every "
-        "time, others never answer, and no server cancels an app left waiting.",
+        "time, others never answer, and no server cancels an app left waiting for 3 s (daphne cancels it "
+        "10 s after the disconnect: daphne/server.py, Server.application_checker).",
         ("probe-receive-after-disconnect", "probe-receive-after-disconnect-repeated"),
     ),
     Rule(
