@@ -491,10 +491,16 @@ def _encoded_path(transcript: Transcript) -> str:
 
 
 def _accept_never(transcript: Transcript) -> str:
-    ended = transcript.get("client", {}).get("ended by the server", "?")
-    if str(ended).startswith("not within"):
-        return "waits ≥ " + str(ended).removeprefix("not within ")
-    return f"ends it {ended}"
+    client = transcript.get("client", {})
+    ended = client.get("ended by the server")
+    if ended is None:  # a response came: the server answered the handshake itself
+        words = f"answers {handshake(client)}"
+    elif str(ended).startswith("not within"):
+        words = "waits ≥ " + str(ended).removeprefix("not within ")
+    else:
+        words = f"ends it {ended}"
+    again = transcript.get("app", {}).get("then_receive", {}).get("returned", {}).get("type")
+    return words + ("; receive() gives websocket.connect again" if again == "websocket.connect" else "")
 
 
 def _subprotocol_answer(transcript: Transcript) -> str:
