@@ -178,7 +178,8 @@ def _register_size(name: str, size: int, meaning: str) -> None:
             "A server that refuses the message closes while the client is still writing it. The probe's main "
             "client reads while it writes, so it reads the close frame as soon as it is sent; a second client "
             "writes the whole frame first, and records whether its writes were reset and whether the close "
-            "frame could still be read after that. On loopback each server gives the same pair every time."
+            "frame could still be read after that. On loopback each server gave the same pair every time "
+            "but pyvoy, whose close frame the reading client got in one run and not in another."
         )
         if name in WRITTEN_FIRST
         else None,
