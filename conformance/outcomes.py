@@ -526,7 +526,12 @@ def _repeated_receives(transcript: Transcript) -> str:
         else:
             runs.append((words, 1))
     said = ", then ".join(f"{words} {count} times" if count > 1 else f"{words} once" for words, count in runs)
-    waiting = next((value for key, value in app.items() if key.startswith("waiting on")), "no report")
+    waited = next(((key, value) for key, value in app.items() if key.startswith("waiting on")), None)
+    if waited is None:
+        waiting = "no report"
+    else:
+        key, waiting = waited
+        waiting += f" in {key.removeprefix('waiting on ')}" if waiting == "not cancelled" else ""
     words = f"{said or 'no call'}; {waiting}"
     return words + ("; TCP left open" if transcript.get("client", {}).get("end") == "still open" else "")
 
