@@ -526,12 +526,14 @@ def _repeated_receives(transcript: Transcript) -> str:
         else:
             runs.append((words, 1))
     said = ", then ".join(f"{words} {count} times" if count > 1 else f"{words} once" for words, count in runs)
-    waited = next(((key, value) for key, value in app.items() if key.startswith("waiting on")), None)
-    if waited is None:
-        waiting = "no report"
-    else:
-        key, waiting = waited
-        waiting += f" in {key.removeprefix('waiting on ')}" if waiting == "not cancelled" else ""
+    waiting = next(
+        (
+            f"{value} within {key.removeprefix('waiting on ')}"
+            for key, value in app.items()
+            if key.startswith("waiting on")
+        ),
+        "no report",
+    )
     words = f"{said or 'no call'}; {waiting}"
     return words + ("; TCP left open" if transcript.get("client", {}).get("end") == "still open" else "")
 
@@ -913,7 +915,7 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "receive() four times after websocket.disconnect, then waiting on",
         "probe-receive-after-disconnect-repeated",
         "not stated",
-        "crash or hang",
+        "app-visible",
         _repeated_receives,
     ),
     Behaviour(
