@@ -127,14 +127,14 @@ class Target:
         self._counter += 1
         return f"c{self._counter}-{time.monotonic_ns()}"
 
-    async def observed(self, connection_id: str) -> dict[str, Any]:
+    async def observed(self, connection_id: str, within: float = OBSERVE_WAIT) -> dict[str, Any]:
         """What the app observed on the connection tagged ``connection_id`` (see conformance.observer).
 
-        Waits for the record, which is written when the app's call returns.
+        Waits up to ``within`` seconds for the record, which is written when the app's call returns.
         """
         if self.observations is None:
             raise RuntimeError("this target's app is not observed")
-        deadline = time.monotonic() + OBSERVE_WAIT
+        deadline = time.monotonic() + within
         while True:
             if self.observations.exists():
                 # Only whole lines: the server may be appending one right now.

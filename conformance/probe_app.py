@@ -61,8 +61,8 @@ LATE_RECEIVE_WAIT = 3.0  # /late-accept: for the receive() after the late accept
 NEVER_ACCEPT_WAIT = 20.0  # how long /never-accept waits for its next event (the client leaves after 15 s)
 UNSEEN_DISCONNECT_DELAY = 0.5  # /send-after-disconnect: time for the client's close to reach the server
 RECEIVES_AFTER_DISCONNECT = 4  # /receive-after-disconnect-repeated: receive() calls after the disconnect
-REPEATED_RECEIVE_WAIT = 1.0  # for each of them
-KEEP_WAITING = 3.0  # then how long the app waits on, to see whether the server cancels it
+REPEATED_RECEIVE_WAIT = 0.5  # for each of them
+KEEP_WAITING = 11.0  # then how long the app waits on: past daphne's 10 s application_close_timeout
 REFUSAL_RECEIVE_WAIT = 3.0  # /refuse-then?then=receive: for the receive() after refusing
 LATE_RETURN_DELAY = 2.0  # /refuse-then?then=return-late: how long the app runs on after refusing
 

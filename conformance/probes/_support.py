@@ -27,7 +27,7 @@ from typing import Any
 
 from websockets.frames import Opcode
 
-from ..checks import OBSERVE_HEADER, Target
+from ..checks import OBSERVE_HEADER, OBSERVE_WAIT, Target
 from ..rawclient import RawClient, Received, close_view
 
 __all__ = [
@@ -213,9 +213,9 @@ async def open_ready(client: RawClient) -> dict[str, Any] | None:
 # Views of what the app saw
 
 
-async def app_view(target: Target, connection_id: str) -> dict[str, Any]:
-    """The observer's record of the app on this connection, without its id."""
-    record = await target.observed(connection_id)
+async def app_view(target: Target, connection_id: str, within: float = OBSERVE_WAIT) -> dict[str, Any]:
+    """The observer's record of the app on this connection, without its id; waits up to ``within`` seconds."""
+    record = await target.observed(connection_id, within)
     return {key: value for key, value in record.items() if key != "id"}
 
 

@@ -17,7 +17,8 @@ from websockets.frames import Opcode
 
 from asgi_ws.servers import SERVERS, Listen
 
-from ..checks import Target, Transcript, probe
+from ..checks import OBSERVE_WAIT, Target, Transcript, probe
+from ..probe_app import KEEP_WAITING, RECEIVES_AFTER_DISCONNECT, REPEATED_RECEIVE_WAIT
 from ..rawclient import RawClient
 from ._support import (
     app_report,
@@ -40,15 +41,18 @@ AT_ONCE = 0.5  # seconds: a ping this soon after accept was sent on accept, not 
 SHUTDOWN_WAIT = 15.0  # seconds the client waits for the server to end the connection after SIGTERM
 
 
-async def _after_client_close(target: Target, path: str) -> Transcript:
-    """The client closes with 1000 once the app says ``ready``; what the client got and what the app reports."""
+async def _after_client_close(target: Target, path: str, app_runs_on: float = 0.0) -> Transcript:
+    """The client closes with 1000 once the app says ``ready``; what the client got and what the app reports.
+
+    ``app_runs_on``: the seconds the app may go on after the close, added to the wait for its record.
+    """
     async with connect(target, path, lenient=True) as (client, connection_id):
         failure = await lenient_open_ready(client)
         if failure is not None:
             return failure
         await client.close(1000)
         client_view = await lenient_closing_view(client, answer=False)
-    app = await app_view(target, connection_id)
+    app = await app_view(target, connection_id, OBSERVE_WAIT + app_runs_on)
     return {
         "client": client_view,
         "app": {"send_errors": app.get("send_errors"), **await app_report(target, connection_id)},
@@ -86,22 +90,30 @@ async def receive_after_disconnect(target: Target) -> Transcript:
     return await _after_client_close(target, "/receive-after-disconnect")
 
 
+# How long /receive-after-disconnect-repeated goes on after the disconnect, at most: 4 x 0.5 s, then 11 s.
+REPEATED_RECEIVES_RUN_FOR = RECEIVES_AFTER_DISCONNECT * REPEATED_RECEIVE_WAIT + KEEP_WAITING
+
+
 @probe(
     "probe-receive-after-disconnect-repeated",
-    "The app calls receive() four more times after websocket.disconnect (each bounded by 1 s), then waits "
-    "on for 3 s: what each call does, and whether the server cancels the waiting app.",
+    "The app calls receive() four more times after websocket.disconnect (each bounded by 0.5 s), then waits "
+    "on for 11 s: what each call does, and whether the server cancels the waiting app.",
     "ASGI WebSocket: receive after disconnect (unspecified); the app's task after the connection ends",
     racy=(
-        "Where a server ends TCP only when the app returns (gunicorn), the client's 5 s wait for the end of "
-        "TCP races the app's 4 s of bounded receives and 3 s of waiting; 2 s lie between them."
+        "Where a server ends TCP only when the app returns (granian, gunicorn), the client's 5 s wait for the "
+        "end of TCP races the app's 13 s of receives and waiting; gunicorn then cancels the app 3 s after the "
+        "client gives up, at 8 s. daphne cancels it 10 to 11 s after the disconnect (its checker runs every "
+        "second). Each is 2 s or more from the app's end at 13 s."
     ),
 )
 async def receive_after_disconnect_repeated(target: Target) -> Transcript:
-    """probe-receive-after-disconnect shows one call; this one shows what a loop that keeps calling gets.
-    Under the reference the first extra call returns the 1005 that uvicorn 0.55.0
-    ``websockets_sansio_impl.py`` ``WebSocketsSansIOProtocol.connection_lost`` queued after the client's
-    close, and every later call blocks: "another disconnect" there is a second queued event, not a rule."""
-    return await _after_client_close(target, "/receive-after-disconnect-repeated")
+    """probe-receive-after-disconnect shows one call; this one shows what a loop that keeps calling gets,
+    and what becomes of an app that lingers.  Under the reference the first extra call returns the 1005 that
+    uvicorn 0.55.0 ``websockets_sansio_impl.py`` ``WebSocketsSansIOProtocol.connection_lost`` queued after
+    the client's close, and every later call blocks: "another disconnect" there is a second queued event,
+    not a rule.  The wait is 11 s because daphne 4.2.3 ``server.py`` ``Server.application_checker``
+    cancels an app still running ``application_close_timeout`` (10 s) after its client left."""
+    return await _after_client_close(target, "/receive-after-disconnect-repeated", REPEATED_RECEIVES_RUN_FOR)
 
 
 async def _pinged(target: Target, first: float = AT_ONCE, whole: float = PING_WINDOW) -> Transcript:
