@@ -65,6 +65,9 @@ class Check:
     # Listen overrides, e.g. ping_interval (None: no ping flags, the server's own default).
     server_flags: Mapping[str, float | None] = field(default_factory=dict)
     racy: str | None = None  # what its outcome races with, and how the check gives one transcript anyway
+    # The check mostly waits on a server's or the app's timer, on connections of its own: it runs side by
+    # side with the other waiting checks of its server process (conformance.runner).
+    waits: bool = False
 
 
 # Every check, by name, in registration order.
@@ -98,7 +101,7 @@ def scenario(name: str, summary: str, covers: str, **options: Any) -> Callable[[
 
 
 def probe(name: str, summary: str, covers: str, **options: Any) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a probe (options: own_server, server_flags, racy)."""
+    """Register a probe (options: own_server, server_flags, racy, waits)."""
     return _register("probe", name, summary, covers, **options)
 
 

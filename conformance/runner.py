@@ -8,6 +8,11 @@ For one server (a row of contract §0) the runner starts as few processes as it 
 - one process of its own for every check marked ``own_server`` (shutdown
   checks stop their server).
 
+Checks run one at a time, except those marked ``waits``: they spend their
+seconds waiting on a timer of the server or of the app (a handshake timeout, a
+late accept), each on its own connections, so they run side by side, before
+the others of their process.
+
 Every app runs wrapped in :mod:`conformance.observer`, so checks can read what
 the app saw.  Each check runs with a time bound; an exception or a timeout is
 an ``error`` outcome with the reason, never a crash of the run.
@@ -91,17 +96,21 @@ def _run_group(
         server, log_dir, first.settings, app=OBSERVED_APP, extra_env=env, listen=dict(first.server_flags)
     ) as running:
         target = Target(running, echo_path, observations)
-        for position, check in enumerate(group):
-            outcome = _run_one(check, server, target, progress)
+        together = [check for check in group if check.waits]
+        one_by_one = [check for check in group if not check.waits]
+        batches = ([together] if together else []) + [[check] for check in one_by_one]
+        for position, batch in enumerate(batches):
+            batch_outcomes = asyncio.run(_run_together(batch, server, target, progress))
             assert running.process is not None
-            died = running.process.poll() is not None and not check.own_server
+            died = running.process.poll() is not None and not any(check.own_server for check in batch)
+            for outcome in batch_outcomes:
+                if died:
+                    why = f"the server process exited ({running.process.returncode}) during this check"
+                    outcome = Outcome(outcome.check, server, outcome.transcript, why, outcome.seconds)
+                    progress(f"  {server:<20} {outcome.check:<40} {why}; starting it again")
+                outcomes[outcome.check] = outcome
             if died:
-                why = f"the server process exited ({running.process.returncode}) during this check"
-                outcome = Outcome(outcome.check, server, outcome.transcript, why, outcome.seconds)
-                progress(f"  {server:<20} {check.name:<40} {why}; starting it again")
-            outcomes[check.name] = outcome
-            if died:
-                return list(group[position + 1 :])
+                return [check for later in batches[position + 1 :] for check in later]
     return []
 
 
@@ -119,10 +128,17 @@ def _groups(checks: Iterable[Check]) -> dict[tuple[object, ...], list[Check]]:
     return groups
 
 
-def _run_one(check: Check, server: str, target: Target, progress: Callable[[str], None]) -> Outcome:
+async def _run_together(
+    checks: Sequence[Check], server: str, target: Target, progress: Callable[[str], None]
+) -> list[Outcome]:
+    """Run ``checks`` side by side on one event loop; their outcomes, in the order given."""
+    return list(await asyncio.gather(*(_run_one(check, server, target, progress) for check in checks)))
+
+
+async def _run_one(check: Check, server: str, target: Target, progress: Callable[[str], None]) -> Outcome:
     started = time.monotonic()
     try:
-        transcript = asyncio.run(_bounded(check, target))
+        transcript = await _bounded(check, target)
     except _CheckTimedOut:
         outcome = Outcome(check.name, server, None, f"timed out after {CHECK_TIMEOUT:g} s")
     except Exception as exc:  # including a check's own shorter timeouts, reported with their place

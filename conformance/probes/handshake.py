@@ -99,6 +99,7 @@ async def after_refusal_receive(target: Target) -> Transcript:
     "probe-after-refusal-return-late",
     "The app sends websocket.close before accept and returns 2 s later: does the 403 go out at once?",
     "ASGI WebSocket: close before accept (spec: HTTP 403)",
+    waits=True,
 )
 async def after_refusal_return_late(target: Target) -> Transcript:
     return await _after_refusal(target, "return-late")
@@ -224,6 +225,7 @@ SLOWLORIS_TRICKLE = 0.5  # seconds between two header lines
         "The server's own handshake timeout is timing. hypercorn's (5 s, counted from the TCP accept) is "
         "judged against an 8 s window, 3 s of margin."
     ),
+    waits=True,
 )
 async def slowloris(target: Target) -> Transcript:
     reader, writer = await asyncio.open_connection(target.host, target.port)
@@ -330,6 +332,7 @@ NEVER_ACCEPT_WAIT = 15.0  # seconds the client waits for a response: past daphne
         "A server's handshake timeout is timing. Only one of three windows is kept (within 2 s, within 15 s, "
         "not within 15 s), and the timeouts seen (daphne 5 s, websockets' 10 s) are far from their edges."
     ),
+    waits=True,
 )
 async def accept_never(target: Target) -> Transcript:
     """Motivated by daphne 4.2.3 ``cli.py`` (``--websocket_connect_timeout``, default 5 s, given to autobahn
@@ -370,6 +373,7 @@ LATE_ACCEPT_MARGIN = 3.0  # seconds the client waits for a response after the ap
         "A server's handshake timeout races the app's accept. Only which side of it each accept falls is kept, "
         "and the timeouts seen (daphne 5 s, websockets' legacy 10 s) are 1 s or more from 6 s and 12 s."
     ),
+    waits=True,
 )
 async def late_accept(target: Target) -> Transcript:
     """Motivated by daphne 4.2.3 ``cli.py`` (``--websocket_connect_timeout``, default 5 s) and websockets

@@ -105,6 +105,7 @@ REPEATED_RECEIVES_RUN_FOR = RECEIVES_AFTER_DISCONNECT * REPEATED_RECEIVE_WAIT + 
         "client gives up, at 8 s. daphne cancels it 10 to 11 s after the disconnect (its checker runs every "
         "second). Each is 2 s or more from the app's end at 13 s."
     ),
+    waits=True,
 )
 async def receive_after_disconnect_repeated(target: Target) -> Transcript:
     """probe-receive-after-disconnect shows one call; this one shows what a loop that keeps calling gets,
