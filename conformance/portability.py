@@ -71,8 +71,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "Never call `receive()` again after `websocket.disconnect`.",
         "The reference answers once more and then never; some servers answer with another disconnect every "
-        "time, others never answer, and no server cancels an app left waiting for 3 s (daphne cancels it "
-        "10 s after the disconnect: daphne/server.py, Server.application_checker).",
+        "time, others never answer. Two servers cancel an app left waiting, and the others let it wait on: "
+        "daphne 10 s after the disconnect (daphne/server.py, Server.application_checker), gunicorn 3 s after "
+        "the TCP connection ends (gunicorn/asgi/protocol.py, ASGIProtocol.connection_lost). Return once "
+        "the disconnect has come, and expect a `CancelledError` if you do not.",
         ("probe-receive-after-disconnect", "probe-receive-after-disconnect-repeated"),
     ),
     Rule(
