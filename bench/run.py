@@ -3,7 +3,7 @@
     python -m bench              # the full run, about 35 minutes (printed at the start); writes bench/RESULTS.md,
                                  # results.png and p10.png
     python -m bench --quick      # every workload once, short, in about 3 minutes; writes nothing unless --out
-    python -m bench --only p10   # the server comparison alone: asgi-ws under all ten server configurations
+    python -m bench --only p10   # the server comparison alone: asgi-ws under every server configuration
     python -m bench --only feed  # the feed's groups alone (P9)
     python -m bench --only c100k # P8, 100,000 connections: never part of a full run (bench/c100k.py)
     python -m bench --render     # runs nothing: RESULTS.md and the README's summary again, from results.json
