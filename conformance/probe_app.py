@@ -65,6 +65,7 @@ REPEATED_RECEIVE_WAIT = 0.5  # for each of them
 KEEP_WAITING = 11.0  # then how long the app waits on: past daphne's 10 s application_close_timeout
 REFUSAL_RECEIVE_WAIT = 3.0  # /refuse-then?then=receive: for the receive() after refusing
 LATE_RETURN_DELAY = 2.0  # /refuse-then?then=return-late: how long the app runs on after refusing
+SLOW_READER_PAUSE = 4.0  # /slow-reader: how long the app leaves its messages unread after ready
 
 
 # Reporting
@@ -639,6 +640,38 @@ async def late_accept(scope: Scope, receive: Receive, send: Send) -> None:
     await try_send(send, {"type": "websocket.close", "code": 1000})
 
 
+async def slow_reader(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/slow-reader?count=N``: accept, send ``ready``, call no ``receive()`` for a while, then read N messages.
+
+    The client writes N binary messages, each starting with its index as 4
+    bytes big-endian, while the app sleeps :data:`SLOW_READER_PAUSE`.  Then
+    the app receives until it has N messages, the disconnect, or nothing for
+    :data:`CLIENT_WAIT`, and reports how many came and whether in order; then
+    it waits for the client's close.
+    """
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": "ready"})
+    await anyio.sleep(SLOW_READER_PAUSE)
+    count = int(_query(scope).get("count", "0"))
+    indices: list[int] = []
+    ended_by: Any = "all received"
+    while len(indices) < count:
+        message = await receive_within(receive, CLIENT_WAIT)
+        if message is None or message["type"] != "websocket.receive":
+            ended_by = shape(message) if message is not None else "timed out"
+            break
+        data = message.get("bytes") or b""
+        indices.append(int.from_bytes(data[:4], "big"))
+    received = "all" if len(indices) == count else "none" if not indices else "some"
+    in_order = indices == list(range(len(indices)))
+    facts: dict[str, Any] = {"received": received, "in order": in_order, "ended by": ended_by}
+    if ended_by == "all received":
+        disconnect = await wait_for_disconnect(receive, CLIENT_WAIT)
+        facts["then"] = shape(disconnect) if disconnect is not None else "timed out"
+    report(scope, facts)
+
+
 async def unknown_path(scope: Scope, receive: Receive, send: Send) -> None:
     """Any other path: refuse before accept."""
     await receive()  # websocket.connect
@@ -673,6 +706,7 @@ ROUTES: dict[str, Handler] = {
     "/offered-subprotocols": offered_subprotocols,
     "/never-accept": never_accept,
     "/late-accept": late_accept,
+    "/slow-reader": slow_reader,
 }
 PATH_PREFIX = "/path/"  # every path under it goes to describe_path, whatever its encoding
 

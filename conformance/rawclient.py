@@ -148,10 +148,12 @@ class RawClient:
     ) -> None:
         self.abort()
 
-    async def open(self) -> Handshake:
+    async def open(self, early: bytes = b"") -> Handshake:
         """Connect and perform the opening handshake; the response, whatever its status.
 
-        Raises ``ConnectionError`` if the server ends TCP before a response,
+        ``early``: bytes written in the same socket write as the request, before
+        any response is read (frames sent ahead of the 101).  Raises
+        ``ConnectionError`` if the server ends TCP before a response,
         ``TimeoutError`` if a step takes longer than ``TIMEOUT`` (not when
         lenient: then the caller's own timeout bounds the wait).
         """
@@ -169,7 +171,7 @@ class RawClient:
         if self._extensions_header is not None:
             request.headers["Sec-WebSocket-Extensions"] = self._extensions_header
         self.protocol.send_request(request)
-        await self._flush()
+        await self._write(b"".join(self.protocol.data_to_send()) + early)
         while self.handshake is None and self.protocol.handshake_exc is None:
             if not await self._read_some():
                 break

@@ -10,22 +10,34 @@ as they arrived.
 
 Client to app: what ``websocket.disconnect`` holds for a close frame with a code
 and reason (ASCII or not), for one with no code at all (RFC 6455 §7.1.5:
-"1005"), and for a client that ends TCP without any close frame (1006).
+"1005"), for a client that ends TCP without any close frame (1006), and for a
+malformed close frame (a 1-byte payload, a forbidden code, a reason not in
+UTF-8), which the server should fail with 1002 or 1007.
+
+A client that reads the app's close frame and never answers it shows whether
+the server ends TCP by itself, and when.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlencode
+
+from websockets.frames import Frame, Opcode
 
 from ..checks import Target, Transcript, probe
 from ..rawclient import RawClient
 from ._support import (
+    READ_WAIT,
     app_report,
     app_view,
     connect,
     lenient_closing_view,
+    lenient_open,
     lenient_open_ready,
+    lenient_read_until_close,
     read_close_leniently,
     received_after_connect,
 )
@@ -189,3 +201,96 @@ async def client_fin_no_close(target: Target) -> Transcript:
         client.end_sending()
 
     return await _client_ends(target, end_sending)
+
+
+UNANSWERED_WAIT = 15.0  # seconds the client waits for the end of TCP: past uvicorn's 10 s close timeout
+UNANSWERED_AT_ONCE = 0.5  # seconds: TCP ended this soon came with the close, not after a timeout
+
+
+@probe(
+    "probe-close-unanswered",
+    "The app closes with 1000; the client reads the close frame and never answers it nor closes TCP: does "
+    "the server end TCP within 0.5 s, within 15 s, or not at all, and does the app's close raise?",
+    "RFC 6455 §7.1.1 (the server ends TCP once the closing handshake is done) and §7.1.7; contract §7",
+    racy=(
+        "A server's close timeout is timing. Only one of three windows is kept (within 0.5 s, within 15 s, not "
+        "within 15 s). The ends seen: at once (daphne, granian), about 2 s (hypercorn, anycorn, once the app's "
+        "2 s receive() has returned), 5 s (gunicorn), 10 s (uvicorn); each 0.5 s or more from an edge."
+    ),
+    waits=True,
+)
+async def close_unanswered(target: Target) -> Transcript:
+    """Motivated by uvicorn 0.55.0 ``websockets_sansio_impl.py`` ``WebSocketsSansIOProtocol.send`` (on
+    ``websocket.close``: ``loop.call_later(self.close_timeout, self.transport.close)``, 10 s, the same in
+    ``wsproto_impl.py`` ``WSProtocol.send``) and gunicorn 27.0.1 ``asgi/websocket.py``
+    ``WebSocketProtocol._send`` (waits 5 s for the client's close frame, then closes the transport): a
+    client that has gone silent must not hold the server's socket forever."""
+    async with connect(target, "/close?code=1000", lenient=True) as (client, connection_id):
+        status = await lenient_open(client, READ_WAIT)
+        if status != 101:
+            return {"handshake": status}
+        _, close = await lenient_read_until_close(client)
+        started = time.monotonic()
+        ended = client.received.eof or await client.read_to_end(UNANSWERED_WAIT)
+        waited = time.monotonic() - started
+    if not ended:
+        window = f"not within {UNANSWERED_WAIT:g} s"
+    elif waited < UNANSWERED_AT_ONCE:
+        window = f"within {UNANSWERED_AT_ONCE:g} s"
+    else:
+        window = f"later than {UNANSWERED_AT_ONCE:g} s, within {UNANSWERED_WAIT:g} s"
+    # The app's side is only whether its close raised; its next receive() is probe-app-close-code-reason's.
+    report = await app_report(target, connection_id)
+    return {
+        "client": {"close": close, "TCP ended by the server": window},
+        "app": {"close_raised": report.get("close_raised", report.get("missing"))},
+    }
+
+
+# Close frames RFC 6455 forbids a client to send (§5.5.1, §7.4): the server should fail the connection
+# (§7.1.7), with 1002 for a malformed frame or a forbidden code and 1007 for a reason not in UTF-8 (§8.1).
+MALFORMED_CLOSES = {
+    "one-byte": (b"\x03", "a 1-byte payload (half a close code)"),
+    "1005": (b"\x03\xed", "code 1005 ('no status received', for reporting only)"),
+    "999": (b"\x03\xe7", "code 999 (below the range of close codes)"),
+    "invalid-utf8-reason": (b"\x03\xe8\xff\xfe", "code 1000 and a reason that is not UTF-8 (b'\\xff\\xfe')"),
+}
+
+
+def _register_client_close_malformed(variant: str, payload: bytes, meaning: str) -> None:
+    async def client_close_malformed(target: Target) -> Transcript:
+        """Motivated by gunicorn 27.0.1 ``asgi/websocket.py`` ``WebSocketProtocol._handle_close``, which
+        answers a malformed close frame with 1002 ("Invalid close payload", "Invalid close code") or 1007
+        ("Invalid UTF-8"), as RFC 6455 §7.4 and §8.1 ask, where a server may also echo the code back or
+        pass it to the app as if it were valid."""
+
+        async with connect(target, "/hold", lenient=True) as (client, connection_id):
+            failure = await lenient_open_ready(client)
+            if failure is not None:
+                return failure
+            await client.send_frame(Frame(Opcode.CLOSE, payload))
+            client_view = await lenient_closing_view(client, answer=False)
+        received = received_after_connect(await app_view(target, connection_id))
+        # Codes only: the reasons are each library's own error messages, and the disconnect's key types are
+        # probe-client-close-code-reason's.
+        close = client_view["close"]
+        if close is None:
+            close_code: Any = "no close frame"
+        else:
+            close_code = close["code"] if close["code"] is not None else f"{close['payload_length']}-byte payload"
+        if isinstance(received, list):
+            disconnect: Any = received[0].get("code", "no code key") if received else "nothing received"
+        else:
+            disconnect = received
+        return {"client": {"close code": close_code, "end": client_view["end"]}, "app": {"disconnect code": disconnect}}
+
+    probe(
+        f"probe-client-close-malformed-{variant}",
+        f"The client sends a close frame with {meaning}: the server's close code, and what websocket.disconnect says.",
+        "RFC 6455 §5.5.1, §7.4 and §8.1 (fail with 1002, or 1007 for a reason not in UTF-8); ASGI WebSocket: "
+        "disconnect code",
+    )(client_close_malformed)
+
+
+for _variant, (_payload, _meaning) in MALFORMED_CLOSES.items():
+    _register_client_close_malformed(_variant, _payload, _meaning)

@@ -14,6 +14,8 @@ import json
 import time
 from typing import Any
 
+from websockets.frames import Frame, Opcode
+
 from ..checks import OBSERVE_HEADER, Target, Transcript, probe
 from ._support import (
     PROMPT_LIMIT,
@@ -459,3 +461,41 @@ async def header_fidelity(target: Target) -> Transcript:
     parts = status_line.split(b" ", 2)
     status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
     return {"client": {"sent": sent, "status": status}, "app": await app_report(target, tag)}
+
+
+EARLY_MESSAGE = "early"  # the text message the client sends in the same write as its handshake request
+
+
+@probe(
+    "probe-data-before-101",
+    "The client writes its handshake and, in the same write, a text frame, before reading the response: "
+    "the status, whether the message reaches the app, and how the connection ends.",
+    "RFC 6455 §4.1 (the client sends no data frame before the 101; the server's answer is not stated); "
+    "ASGI WebSocket: receive",
+)
+async def data_before_101(target: Target) -> Transcript:
+    """Motivated by hypercorn 0.18.0 and anycorn 0.20.1 ``protocol/ws_stream.py`` ``WSStream.handle``
+    (``Data`` before ``self.handshake.accepted``: ``_send_error_response(400)``): ``protocol/h11.py``
+    ``H11WSConnection.__init__`` hands the bytes that followed the request to the stream at once, so a
+    client that pipelines its first message is refused, where a server that buffers them until the app
+    accepts delivers it.  Once the app says ready the client closes with 1000."""
+    early = Frame(Opcode.TEXT, EARLY_MESSAGE.encode()).serialize(mask=True)
+    async with connect(target, "/hold", lenient=True) as (client, connection_id):
+        try:
+            async with asyncio.timeout(READ_WAIT):
+                handshake = await client.open(early)
+        except (OSError, TimeoutError):
+            client_side: dict[str, Any] = {"status": None, "ended by the server": client.received.eof}
+        else:
+            client_side = {"status": handshake.status}
+            if handshake.status == 101:
+                ready = await client.read_frame(READ_WAIT)
+                client_side["ready"] = ready == (Opcode.TEXT, b"ready")
+                await client.close(1000)
+                client_side.update(await lenient_closing_view(client, answer=False))
+    received = received_after_connect(await app_view(target, connection_id))
+    if isinstance(
+        received, list
+    ):  # events by type, code and length: the reason key is probe-client-close-code-reason's
+        received = [only(event, "type", "code", "text", "bytes") for event in received]
+    return {"client": client_side, "app": {"received": received}}
