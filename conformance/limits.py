@@ -23,6 +23,11 @@ NOT_TESTED: tuple[str, ...] = (
     "Permessage-deflate beyond the handshake: compressed frames are negotiated by some servers but the echo "
     "checks send uncompressed frames; Autobahn's cases 12 and 13 are run as a sample only.",
     "Long-running behaviour: memory growth over hours and keepalive over minutes (see bench/SOAK.md for soaks).",
+    "Server timers longer than a check can wait: daphne closes every WebSocket one day after it opened, however "
+    "active (daphne 4.2.3, daphne/ws_protocol.py, WebSocketProtocol.check_timeouts: serverClose() once "
+    "duration() passes websocket_timeout, 86400 s by default in daphne/server.py, Server.__init__, checked every "
+    "2 s by Server.timeout_checker). Probing it with a shorter --websocket_timeout would test the flag, not the "
+    "default, so no check does; an app under daphne should expect that close and a client reconnect.",
     "Load: the checks use at most a few hundred connections; bench/ measures throughput and bench/soak.py 10,000 "
     "connections.",
     "Every Python version: the published matrix comes from one interpreter (the line at the top); tox runs the "

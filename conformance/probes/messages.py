@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any
 
 from websockets.frames import Frame, Opcode
 
-from ..checks import Target, Transcript, probe
-from ..probe_app import CLIENT_WAIT
-from ..rawclient import close_view
+from ..checks import OBSERVE_HEADER, Target, Transcript, probe
+from ..probe_app import CLIENT_WAIT, SLOW_READER_PAUSE
+from ..rawclient import RawClient, close_view
 from ._support import (
     READ_WAIT,
     app_report,
@@ -27,6 +28,7 @@ from ._support import (
     handshake_view,
     lenient_closing_view,
     lenient_open,
+    lenient_open_ready,
     next_text,
     open_ready,
     received_after_connect,
@@ -239,4 +241,72 @@ async def invalid_utf8(target: Target) -> Transcript:
     return {
         "client": client_view,
         "app": {"received": received_after_connect(app), **await app_report(target, connection_id)},
+    }
+
+
+BACKLOG_MESSAGES = 256  # 16 MiB in all: more than a paused socket's kernel buffers hold on loopback
+BACKLOG_SIZE = 64 * 1024  # bytes per binary message, each starting with its index (4 bytes, big-endian)
+BACKLOG_SNDBUF = 64 * 1024  # the client's SO_SNDBUF: a fixed send buffer, not one the kernel grows to 4 MiB
+BACKLOG_WRITE_WAIT = 25.0  # seconds the client may take to write them all once the app reads
+
+
+@probe(
+    "probe-receive-backpressure",
+    f"The app calls no receive() for {SLOW_READER_PAUSE:g} s while the client writes {BACKLOG_MESSAGES} "
+    f"binary messages of {BACKLOG_SIZE // 1024} KiB (16 MiB): do the client's writes stall until the app "
+    "reads, and does the app then receive every message, in order?",
+    "ASGI WebSocket: receive (no flow control stated); contract §7 (a slow app must not make the server buffer "
+    "without bound)",
+    racy=(
+        f"Whether the writes stall is read as whether all 16 MiB went out within {SLOW_READER_PAUSE - 1:g} s, "
+        f"while the app sleeps {SLOW_READER_PAUSE:g} s: a server that reads on writes 16 MiB on loopback in a "
+        "fraction of that, a server that stops reading leaves the writes blocked until the app reads."
+    ),
+)
+async def receive_backpressure(target: Target) -> Transcript:
+    """Motivated by gunicorn 27.0.1 ``asgi/websocket.py`` ``WebSocketProtocol._put_message`` (waits while
+    ``RECEIVE_QUEUE_HIGH_WATER``, 32, messages are unread, and ``feed_data`` pauses the transport past
+    ``READ_BUFFER_HIGH_WATER``) and uvicorn 0.55.0 ``websockets_sansio_impl.py``
+    ``WebSocketsSansIOProtocol.send_receive_event_to_app`` (``transport.pause_reading()`` after each message),
+    hypercorn 0.18.0 ``asyncio/task_group.py`` ``TaskGroup.spawn_app`` (the app's queue holds
+    ``max_app_queue_size``, 10, events), against daphne 4.2.3 ``ws_protocol.py`` ``WebSocketProtocol.onMessage``,
+    which puts every message on a queue with no bound."""
+    data = b"".join(
+        Frame(Opcode.BINARY, index.to_bytes(4, "big") + bytes(BACKLOG_SIZE - 4)).serialize(mask=True)
+        for index in range(BACKLOG_MESSAGES)
+    )
+    options = [(socket.SOL_SOCKET, socket.SO_SNDBUF, BACKLOG_SNDBUF)]
+    tag = target.connection_id()
+    client = RawClient(
+        target.host,
+        target.port,
+        f"/slow-reader?count={BACKLOG_MESSAGES}",
+        headers=[(OBSERVE_HEADER, tag)],
+        socket_options=options,
+        lenient=True,
+    )
+    try:
+        failure = await lenient_open_ready(client)
+        if failure is not None:
+            return failure
+        writing = asyncio.create_task(client.send_in_chunks(data))
+        done, _ = await asyncio.wait({writing}, timeout=SLOW_READER_PAUSE - 1)
+        written_while_unread = bool(done)
+        try:
+            async with asyncio.timeout(BACKLOG_WRITE_WAIT):
+                written = await writing
+        except TimeoutError:
+            written = False
+        if written:
+            await client.close(1000)
+        client_view = await lenient_closing_view(client, answer=not written)
+    finally:
+        client.abort()
+    return {
+        "client": {
+            f"all written within {SLOW_READER_PAUSE - 1:g} s, the app not reading": written_while_unread,
+            "all written": written,
+            **client_view,
+        },
+        "app": await app_report(target, tag),
     }
