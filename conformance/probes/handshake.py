@@ -478,7 +478,10 @@ async def data_before_101(target: Target) -> Transcript:
     (``Data`` before ``self.handshake.accepted``: ``_send_error_response(400)``): ``protocol/h11.py``
     ``H11WSConnection.__init__`` hands the bytes that followed the request to the stream at once, so a
     client that pipelines its first message is refused, where a server that buffers them until the app
-    accepts delivers it.  Once the app says ready the client closes with 1000."""
+    accepts delivers it.  The reference loses the message: uvicorn 0.55.0 ``protocols/http/httptools_impl.py``
+    ``HttpToolsProtocol.handle_websocket_upgrade`` rebuilds the request from the scope and hands the
+    WebSocket protocol only that, not the bytes that followed it.  Once the app says ready the client
+    closes with 1000."""
     early = Frame(Opcode.TEXT, EARLY_MESSAGE.encode()).serialize(mask=True)
     async with connect(target, "/hold", lenient=True) as (client, connection_id):
         try:
