@@ -674,6 +674,46 @@ def _fin_no_close(transcript: Transcript) -> str:
     return f"app told {disconnect(transcript.get('app'))}; {ending(transcript.get('client'))}"
 
 
+def _close_unanswered(transcript: Transcript) -> str:
+    """When the server ends TCP after its close frame, if the client never answers it."""
+    ended = str(transcript.get("client", {}).get("TCP ended by the server", "?"))
+    if ended.startswith("not within"):
+        return "TCP left open ≥ " + ended.removeprefix("not within ")
+    return "ends TCP " + ended.removeprefix("later than 0.5 s, ")
+
+
+def _data_before_101(transcript: Transcript) -> str:
+    """The answer to a handshake with a frame behind it, and whether that message reached the app."""
+    client, received = transcript.get("client", {}), transcript.get("app", {}).get("received")
+    answer = str(client["status"]) if client.get("status") is not None else "TCP closed, no response"
+    if not isinstance(received, list):
+        return f"{answer}; the app still waiting"
+    if any(event.get("type") == "websocket.receive" for event in received):
+        return f"{answer}; the message reaches the app"
+    return f"{answer}; the message is lost" if answer == "101" else f"{answer}; the app told nothing"
+
+
+def _malformed_close_wire(transcript: Transcript) -> str:
+    """The server's answer on the wire to a malformed close frame: "1002", "an empty close", "no close frame"."""
+    client = transcript.get("client", {})
+    code = client.get("close code")
+    words = "an empty close" if code == "0-byte payload" else str(code)
+    return f"{words}, TCP left open" if client.get("end") == "still open" else words
+
+
+def _malformed_close_app(transcript: Transcript) -> str:
+    return f"disconnect {transcript.get('app', {}).get('disconnect code')}"
+
+
+def _receive_backpressure(transcript: Transcript) -> str:
+    """Whether a client's writes wait for the app to read, and what the app then received."""
+    client, app = transcript.get("client", {}), transcript.get("app", {})
+    unread = next((value for key, value in client.items() if key.startswith("all written within")), None)
+    words = "the server queues it all" if unread else "writes stall until the app reads"
+    received = "all, in order" if app.get("received") == "all" and app.get("in order") else str(app.get("received"))
+    return f"{words}; the app gets {received}"
+
+
 BEHAVIOURS: tuple[Behaviour, ...] = (
     # asgi-ws itself, as its clients and the app see it
     Behaviour(
@@ -1046,5 +1086,48 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "RFC 6455 §7.1.5: 1006",
         "client-visible",
         _fin_no_close,
+    ),
+    Behaviour(
+        "Client never answers the app's close frame",
+        "probe-close-unanswered",
+        "RFC 6455 §7.1.1: the server ends TCP first (no deadline stated)",
+        "client-visible",
+        _close_unanswered,
+    ),
+    Behaviour(
+        "Client sends a message with its handshake, before the 101",
+        "probe-data-before-101",
+        "RFC 6455 §4.1: the client must wait for the 101; the server's answer is not stated",
+        "client-visible",
+        _data_before_101,
+    ),
+    *(
+        Behaviour(
+            f"Client's close frame with {meaning}",
+            f"probe-client-close-malformed-{variant}",
+            spec,
+            "client-visible",
+            _malformed_close_wire,
+        )
+        for variant, meaning, spec in (
+            ("one-byte", "a 1-byte payload", "RFC 6455 §5.5.1, §7.4.1: 1002"),
+            ("1005", "code 1005", "RFC 6455 §7.4.1 (never sent): 1002"),
+            ("999", "code 999", "RFC 6455 §7.4.2 (out of range): 1002"),
+            ("invalid-utf8-reason", "a reason not in UTF-8", "RFC 6455 §8.1: 1007"),
+        )
+    ),
+    Behaviour(
+        "Client's close frame with code 999: the app is told",
+        "probe-client-close-malformed-999",
+        "the code the server failed the connection with (1002)",
+        "app-visible",
+        _malformed_close_app,
+    ),
+    Behaviour(
+        "Client writes 16 MiB while the app calls no receive()",
+        "probe-receive-backpressure",
+        "not stated (ASGI has no flow control)",
+        "client-visible",
+        _receive_backpressure,
     ),
 )

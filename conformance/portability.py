@@ -81,13 +81,15 @@ RULES: tuple[Rule, ...] = (
         "Do not rely on the code in `websocket.disconnect`.",
         "Some servers report a client's clean close as 1006, or pass no reason on (a non-ASCII one included), "
         "and a connection that ends without a close frame, by a reset or a FIN, is 1005 on some servers, 1006 "
-        "on others, and never told at all under pyvoy.",
+        "on others, and never told at all under pyvoy. A malformed close frame from the client is told as 1002 "
+        "by most servers, as 1006 by some, and as the client's own invalid code (999) by gunicorn.",
         (
             "probe-client-close-code-reason",
             "probe-client-close-no-code",
             "probe-client-close-non-ascii-reason",
             "echo-reset-after-message",
             "probe-client-fin-no-close",
+            "probe-client-close-malformed-999",
         ),
     ),
     Rule(
@@ -154,10 +156,13 @@ RULES: tuple[Rule, ...] = (
         ("probe-sigterm", "shutdown-idle-sockets"),
     ),
     Rule(
-        "Do not rely on `send()` to slow you down when a client reads slowly: bound what you queue yourself.",
+        "Do not rely on `send()` to slow you down when a client reads slowly: bound what you queue yourself. "
+        "And keep calling `receive()`: a client that writes faster than you read is slowed only by your reading.",
         "Most servers make `send()` wait while the client's socket is full, so a slow client is noticed; "
-        "daphne buffers every message without limit and `send()` returns at once.",
-        ("slow-consumer-4503", "slow-consumer-late-reader"),
+        "daphne buffers every message without limit and `send()` returns at once. The other way round, every "
+        "server but daphne stops reading from a client whose messages the app has not taken; daphne reads on "
+        "into a queue with no bound.",
+        ("slow-consumer-4503", "slow-consumer-late-reader", "probe-receive-backpressure"),
     ),
     Rule(
         "Read the scope defensively: `.get()` with a default for every key the spec calls optional, and "

@@ -75,6 +75,46 @@ def test_a_departing_cell_links_to_the_entry_for_its_side() -> None:
     assert row.cells["hypercorn"].severity == "client-visible"
 
 
+def _row(title: str) -> object:
+    return next(behaviour for behaviour in BEHAVIOURS if behaviour.title == title)
+
+
+def test_the_rows_of_server_states_read_each_shape_a_server_gave() -> None:
+    """Transcripts as servers recorded them (pyvoy, hypercorn, granian, daphne), in the rows' words."""
+    from conformance.outcomes import Behaviour
+
+    unanswered, early, one_byte, backpressure = (
+        _row(title)
+        for title in (
+            "Client never answers the app's close frame",
+            "Client sends a message with its handshake, before the 101",
+            "Client's close frame with a 1-byte payload",
+            "Client writes 16 MiB while the app calls no receive()",
+        )
+    )
+    assert isinstance(unanswered, Behaviour)
+    assert isinstance(early, Behaviour)
+    assert isinstance(one_byte, Behaviour)
+    assert isinstance(backpressure, Behaviour)
+    words = unanswered.describe({"client": {"TCP ended by the server": "not within 15 s"}})
+    assert words == "TCP left open ≥ 15 s"
+    assert unanswered.severity(words, "ends TCP within 15 s") == "crash or hang"
+    assert unanswered.describe({"client": {"TCP ended by the server": "within 0.5 s"}}) == "ends TCP within 0.5 s"
+    no_record = {"client": {"status": 400}, "app": {"received": "the app wrote no observation for this connection"}}
+    assert early.describe(no_record) == "400; the app still waiting"
+    delivered = {"type": "websocket.receive", "text": 5}
+    assert early.describe({"client": {"status": 101}, "app": {"received": [delivered]}}) == (
+        "101; the message reaches the app"
+    )
+    assert early.describe({"client": {"status": None}, "app": {"received": []}}) == (
+        "TCP closed, no response; the app told nothing"
+    )
+    assert one_byte.describe({"client": {"close code": "0-byte payload", "end": "closed"}}) == "an empty close"
+    assert one_byte.describe({"client": {"close code": 1002, "end": "still open"}}) == "1002, TCP left open"
+    queued = {"client": {"all written within 3 s, the app not reading": True}, "app": {"received": "some"}}
+    assert backpressure.describe(queued) == "the server queues it all; the app gets some"
+
+
 def test_each_departing_cell_has_a_severity_and_the_row_its_worst() -> None:
     check = "probe-return-after-accept"
     expected = load_expected(check)
