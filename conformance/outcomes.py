@@ -23,16 +23,19 @@ from typing import Any, Literal
 
 from .checks import Transcript
 from .launcher import STOP_GRACE
+from .runner import SERVER_EXITED
 from .verdicts import Cell, Divergence, Side, cells_by_check
 
 REFERENCE = "uvicorn"  # the server whose words every other cell is compared with
 
-__all__ = ["BEHAVIOURS", "Behaviour", "OutcomeRow", "ServerOutcome", "outcome_rows"]
+__all__ = ["BEHAVIOURS", "Behaviour", "OutcomeRow", "ServerOutcome", "cell_words", "outcome_rows"]
 
 Severity = Literal["cosmetic", "app-visible", "client-visible", "crash or hang"]
 SEVERITIES: tuple[Severity, ...] = ("cosmetic", "app-visible", "client-visible", "crash or hang")  # mildest first
-# Words a describer uses for something that never ends: a socket left open, a call that never returns.
-HANG_WORDS = ("left open", "blocks", "still running", "did not finish", "never returned")
+SERVER_DIED = "the server process exits"  # the words of a cell whose check ended the whole server
+# Words a describer uses for something that never ends (a socket left open, a call that never returns),
+# and for a server that died.
+HANG_WORDS = ("left open", "blocks", "still running", "did not finish", "never returned", SERVER_DIED)
 # Words an app-side describer adds for what the client then sees on the wire.
 WIRE_WORDS = ("a frame follows the close", "the message still goes out", "the message is lost")
 Describe = Callable[[Transcript], str]
@@ -228,12 +231,12 @@ def outcome_rows(cells: Iterable[Cell], servers: Sequence[str]) -> list[OutcomeR
             continue
         row = OutcomeRow(behaviour.title, behaviour.check, behaviour.spec)
         reference = by_server.get(REFERENCE)
-        expected = _words(behaviour, reference) if reference is not None else None
+        expected = cell_words(behaviour, reference) if reference is not None else None
         for server in servers:
             cell = by_server.get(server)
             if cell is None:
                 continue
-            words = _words(behaviour, cell)
+            words = cell_words(behaviour, cell)
             if expected is None or words == expected:
                 row.cells[server] = ServerOutcome(words, departs=False)
                 continue
@@ -243,9 +246,10 @@ def outcome_rows(cells: Iterable[Cell], servers: Sequence[str]) -> list[OutcomeR
     return rows
 
 
-def _words(behaviour: Behaviour, cell: Cell) -> str:
+def cell_words(behaviour: Behaviour, cell: Cell) -> str:
+    """What ``cell`` shows in ``behaviour``'s row: its transcript described, or why there is none."""
     if cell.observed is None:
-        return "did not finish"
+        return SERVER_DIED if (cell.error or "").startswith(SERVER_EXITED) else "did not finish"
     try:
         return behaviour.describe(cell.observed)
     except (AttributeError, KeyError, TypeError, ValueError, IndexError):

@@ -32,9 +32,10 @@ from .checks import Check, Target, Transcript
 from .launcher import ServerStartError, run_server
 from .observer import APP_ENV, FILE_ENV
 
-__all__ = ["CHECK_TIMEOUT", "Outcome", "run_checks"]
+__all__ = ["CHECK_TIMEOUT", "SERVER_EXITED", "Outcome", "run_checks"]
 
 CHECK_TIMEOUT = 60.0  # seconds one check may take before it is an error
+SERVER_EXITED = "the server process exited"  # how an outcome's error begins when the server died during the check
 PROBE_APP = "conformance.probe_app:app"
 OBSERVED_APP = "conformance.observer:app"
 
@@ -105,7 +106,7 @@ def _run_group(
             died = running.process.poll() is not None and not any(check.own_server for check in batch)
             for outcome in batch_outcomes:
                 if died:
-                    why = f"the server process exited ({running.process.returncode}) during this check"
+                    why = f"{SERVER_EXITED} ({running.process.returncode}) during this check"
                     outcome = Outcome(outcome.check, server, outcome.transcript, why, outcome.seconds)
                     progress(f"  {server:<20} {outcome.check:<40} {why}; starting it again")
                 outcomes[outcome.check] = outcome

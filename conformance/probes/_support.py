@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
+import subprocess
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -50,11 +52,13 @@ __all__ = [
     "open_ready",
     "read_close_leniently",
     "received_after_connect",
+    "still_serves",
 ]
 
 READ_WAIT = 5.0  # seconds to wait for the server's next frame or its close; loopback needs milliseconds
 PROMPT_LIMIT = 2.0  # seconds: an answer later than this came from a timeout, not from the event itself
 BODY_LIMIT = 300  # characters of a refusal's body kept in a transcript
+EXIT_WAIT = 5.0  # seconds a server that stopped answering is given to exit, so the check that killed it is named
 
 # Response headers whose values a transcript keeps; of the others only the names are kept.
 HEADERS_OF_INTEREST = frozenset(
@@ -303,3 +307,27 @@ async def read_close_leniently(target: Target, path: str) -> tuple[dict[str, Any
 def only(mapping: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     """``mapping`` restricted to ``keys``, in that order, for compact transcripts."""
     return {key: mapping[key] for key in keys if key in mapping}
+
+
+# The server process
+
+
+async def still_serves(target: Target) -> bool:
+    """Whether the server answers ``GET /`` on a new connection after what a probe did to it.
+
+    Where it does not, its process is given :data:`EXIT_WAIT` to exit, so that
+    the runner, which looks at the process after each check, names this check
+    as the one during which the server died.
+    """
+
+    def answers() -> bool:
+        try:
+            return target.server.get("/").status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+
+    serves = await asyncio.to_thread(answers)
+    if not serves and target.server.process is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(target.server.process.wait, EXIT_WAIT)
+    return serves

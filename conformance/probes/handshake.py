@@ -31,6 +31,7 @@ from ._support import (
     open_and_close_view,
     read_close_leniently,
     received_after_connect,
+    still_serves,
 )
 
 __all__: list[str] = []  # probes register themselves; nothing to import
@@ -481,7 +482,8 @@ async def data_before_101(target: Target) -> Transcript:
     accepts delivers it.  The reference loses the message: uvicorn 0.55.0 ``protocols/http/httptools_impl.py``
     ``HttpToolsProtocol.handle_websocket_upgrade`` rebuilds the request from the scope and hands the
     WebSocket protocol only that, not the bytes that followed it.  Once the app says ready the client
-    closes with 1000."""
+    closes with 1000.  Then a new connection asks ``GET /``: under hypercorn's trio worker the 400 ends
+    the whole server (pgjones/hypercorn#225)."""
     early = Frame(Opcode.TEXT, EARLY_MESSAGE.encode()).serialize(mask=True)
     async with connect(target, "/hold", lenient=True) as (client, connection_id):
         try:
@@ -501,4 +503,4 @@ async def data_before_101(target: Target) -> Transcript:
         received, list
     ):  # events by type, code and length: the reason key is probe-client-close-code-reason's
         received = [only(event, "type", "code", "text", "bytes") for event in received]
-    return {"client": client_side, "app": {"received": received}}
+    return {"client": client_side, "app": {"received": received}, "server still serves": await still_serves(target)}

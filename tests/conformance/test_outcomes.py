@@ -6,10 +6,19 @@ import pytest
 
 from conformance import probes, scenarios  # noqa: F401  (importing registers the checks)
 from conformance.checks import CHECKS
-from conformance.outcomes import BEHAVIOURS, close_words, disconnect, ending, handshake, outcome_rows
+from conformance.outcomes import (
+    BEHAVIOURS,
+    Behaviour,
+    cell_words,
+    close_words,
+    disconnect,
+    ending,
+    handshake,
+    outcome_rows,
+)
 from conformance.portability import RULES
 from conformance.runner import Outcome
-from conformance.verdicts import Divergence, judge, load_expected
+from conformance.verdicts import Cell, Divergence, judge, load_expected
 
 REFERENCE_CLOSE = {"client": {"close": {"code": 1000, "reason": "", "reason_bytes": 0}, "end": "closed"}}
 
@@ -39,10 +48,7 @@ def test_the_app_disconnect_reads_from_either_view() -> None:
 
 
 @pytest.mark.parametrize("behaviour", BEHAVIOURS, ids=lambda behaviour: behaviour.title)
-def test_every_row_describes_its_expected_transcript(behaviour: object) -> None:
-    from conformance.outcomes import Behaviour
-
-    assert isinstance(behaviour, Behaviour)
+def test_every_row_describes_its_expected_transcript(behaviour: Behaviour) -> None:
     assert behaviour.check in CHECKS, behaviour.check
     expected = load_expected(behaviour.check)
     assert expected is not None, behaviour.check
@@ -75,14 +81,12 @@ def test_a_departing_cell_links_to_the_entry_for_its_side() -> None:
     assert row.cells["hypercorn"].severity == "client-visible"
 
 
-def _row(title: str) -> object:
+def _row(title: str) -> Behaviour:
     return next(behaviour for behaviour in BEHAVIOURS if behaviour.title == title)
 
 
 def test_the_rows_of_server_states_read_each_shape_a_server_gave() -> None:
     """Transcripts as servers recorded them (pyvoy, hypercorn, granian, daphne), in the rows' words."""
-    from conformance.outcomes import Behaviour
-
     unanswered, early, one_byte, backpressure = (
         _row(title)
         for title in (
@@ -92,10 +96,6 @@ def test_the_rows_of_server_states_read_each_shape_a_server_gave() -> None:
             "Client writes 16 MiB while the app calls no receive()",
         )
     )
-    assert isinstance(unanswered, Behaviour)
-    assert isinstance(early, Behaviour)
-    assert isinstance(one_byte, Behaviour)
-    assert isinstance(backpressure, Behaviour)
     words = unanswered.describe({"client": {"TCP ended by the server": "not within 15 s"}})
     assert words == "TCP left open ≥ 15 s"
     assert unanswered.severity(words, "ends TCP within 15 s") == "crash or hang"
@@ -115,6 +115,15 @@ def test_the_rows_of_server_states_read_each_shape_a_server_gave() -> None:
     assert one_byte.describe({"client": {"close code": 1002, "end": "still open"}}) == "1002, TCP left open"
     queued = {"client": {"all written within 3 s, the app not reading": True}, "app": {"received": "some"}}
     assert backpressure.describe(queued) == "the server queues it all; the app gets some"
+
+
+def test_a_check_that_ended_the_server_reads_so_and_is_a_crash() -> None:
+    early = _row("Client sends a message with its handshake, before the 101")
+    died = Cell("probe-data-before-101", "x", "known", "known", error="the server process exited (1) during this check")
+    stuck = Cell("probe-data-before-101", "x", "error", "error", error="timed out after 60 s")
+    assert cell_words(early, died) == "the server process exits"
+    assert cell_words(early, stuck) == "did not finish"
+    assert early.severity("the server process exits", "101; the message is lost") == "crash or hang"
 
 
 def test_each_departing_cell_has_a_severity_and_the_row_its_worst() -> None:
