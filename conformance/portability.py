@@ -157,11 +157,11 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "Do not rely on `send()` to slow you down when a client reads slowly: bound what you queue yourself. "
-        "And keep calling `receive()`: a client that writes faster than you read is slowed only by your reading.",
+        "Nor on leaving `receive()` uncalled to slow a client that writes too fast: close it instead.",
         "Most servers make `send()` wait while the client's socket is full, so a slow client is noticed; "
         "daphne buffers every message without limit and `send()` returns at once. The other way round, every "
         "server but daphne stops reading from a client whose messages the app has not taken; daphne reads on "
-        "into a queue with no bound.",
+        "into a queue with no bound, so only closing the connection stops it.",
         ("slow-consumer-4503", "slow-consumer-late-reader", "probe-receive-backpressure"),
     ),
     Rule(
