@@ -41,6 +41,7 @@ from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from .feed import FeedMessage, MemoryHistory, Replay, Since
+from .settings import DEFAULTS
 from .topics import BROADCAST, Topic, chat_room, feed_room
 
 __all__ = [
@@ -114,8 +115,9 @@ class MemoryBroker:
     kind = "memory"
 
     def __init__(self, history: MemoryHistory | None = None) -> None:
-        # The feed rooms' last messages; defaults to the settings' defaults.
-        self.history = MemoryHistory(1000, 300.0, 64 * 1024 * 1024) if history is None else history
+        if history is None:  # the feed rooms' last messages, bounded as the settings' defaults say
+            history = MemoryHistory(DEFAULTS.history_size, DEFAULTS.history_ttl, DEFAULTS.history_bytes)
+        self.history = history
 
     @asynccontextmanager
     async def running(self, deliver: Deliver) -> AsyncIterator[None]:

@@ -29,7 +29,7 @@ on the Redis broker.
 
 The hub does no I/O and never awaits, so it needs no lock: on one event loop
 nothing can run between its statements.  Sending is each connection's own
-sender task (:mod:`asgi_ws.websocket`).
+sender task (:mod:`asgi_ws.session`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The formats are part of the contract and are tested to the character.  This
 module builds payloads only; wrapping them in ``websocket.send`` events and
-sending them is :mod:`asgi_ws.websocket`.
+sending them is :mod:`asgi_ws.session`.
 
 JSON here is strict RFC 8259 in both directions:
 

@@ -6,8 +6,10 @@
 - :func:`check_message`: what, if anything, ends a connection for this message?
 
 Time is passed in (``now``), never read here, so every decision can be tested
-without an event loop or a clock.  Where each policy is *enforced* is
-:mod:`asgi_ws.websocket`; the codes and reasons are :mod:`asgi_ws.close_codes`.
+without an event loop or a clock.  Where each policy is *enforced*:
+:mod:`asgi_ws.handshake` checks the origin before accept, and
+:mod:`asgi_ws.session` the size and rate of every message; the codes and
+reasons are :mod:`asgi_ws.close_codes`.
 """
 
 from __future__ import annotations

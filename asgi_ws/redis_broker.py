@@ -90,6 +90,7 @@ from .logs import log_event
 from .outbox import Outbox
 from .policy import message_size
 from .runtime import counted_task
+from .settings import DEFAULTS
 from .topics import Topic
 
 __all__ = ["RedisBroker"]
@@ -171,8 +172,8 @@ class RedisBroker:
         node: str | None = None,
         min_backoff: float = MIN_BACKOFF,
         resume_wait: float = RESUME_WAIT,
-        history_size: int = 1000,
-        history_ttl: float = 300.0,
+        history_size: int = DEFAULTS.history_size,
+        history_ttl: float = DEFAULTS.history_ttl,
     ) -> None:
         self.url = url  # redis://host:port/db, as configured
         self.node = node or new_node_id()  # this process, in every envelope it publishes

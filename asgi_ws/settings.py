@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "add_arguments"]
+__all__ = ["DEFAULTS", "ENV_PREFIX", "Settings", "SettingsError", "add_arguments"]
 
 ENV_PREFIX = "ASGI_WS_"
 
@@ -275,3 +275,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             default=None,
             help=f"{spec.metadata['help']} (env {env_name(spec.name)}, default {shown!r})",
         )
+
+
+# Every setting at its default: what parts built without a Settings (a broker in a test) use.
+DEFAULTS = Settings()
