@@ -59,23 +59,10 @@ logger = logging.getLogger(__name__)
 # server is left to drop the socket.
 CLOSE_TIMEOUT = 5.0
 
-# How long a slow consumer's close frame may take to be handed to the server.
-# That frame queues behind everything the server has already taken for the
-# client: megabytes, since the kernel's send buffer grows to 4 MiB on Linux
-# (net.ipv4.tcp_wmem).  Some servers take the frame only once the client has
-# read a good part of that: uvicorn's (0.52.1 to 0.55.0) WebSocketsSansIOProtocol.send
-# (websockets_sansio_impl.py) and WSProtocol.send (wsproto_impl.py) await
-# ``writable``, set by the transport's resume_writing, before writing anything,
-# the close frame included (flow control added by Kludex/uvicorn#3048, merged).
-# Measured with a client that read again 7 s after it was closed: under the 5 s
-# of CLOSE_TIMEOUT the app gave up and returned, and under uvicorn the client
-# read 2.9 MB and then the end of TCP with no close frame; hypercorn 0.18.0's
-# asyncio workers and granian 2.8.9 ended it without the frame too (observed).
-# With 30 s every server that applies backpressure delivered it (scenario
-# ``slow-consumer-late-reader``).  30 s lets a client read a full 4 MiB at about
-# 1 Mbit/s.  A client that never reads again is still let go, 30 s after its
-# close, and meanwhile holds no more than before: it has left its topic, and its
-# outbox is bounded.
+# How long a slow consumer's close frame may take to be handed to the server: it queues behind
+# megabytes the server has already taken for the client.  30 s lets a client read a full 4 MiB at
+# about 1 Mbit/s; why 5 s is too short under uvicorn, hypercorn and granian is measured in
+# docs/concurrency.md, "Closing a slow consumer".
 SLOW_CONSUMER_CLOSE_TIMEOUT = 30.0
 
 
