@@ -16,19 +16,19 @@ the client's end as the server reported it.
 
 The hot path
 ------------
-Data messages are most of what a connection sends and receives, and a
-wrapper coroutine around the server's ``send`` or ``receive`` would cost every
-one of them a frame (measured: 0.2 µs each, against the app's 0.65 µs per
-echo in all).  So the hot loops of :mod:`asgi_ws.session` call the server's
-own callables, as :attr:`Connection.transmit` and :attr:`Connection.incoming`,
-and every change of state swaps them: ``transmit`` is the server's ``send``
-only while the connection is accepted, ``incoming`` the server's ``receive``
-until it is closed, and in any other state each is a function that raises
-:class:`~asgi_ws.lifecycle.ProtocolError`.  The check is made once per change
-of state instead of once per message.  The loops hand the rest back: a failed
-send to :meth:`Connection.lost`, an event that is not a message to
-:meth:`Connection.took`.  Everything else (connect, accept, close, refusals,
-the drain) goes through :meth:`Connection.receive` and :meth:`Connection.send`,
+Data messages are most of what a connection sends and receives, so the hot
+loops of :mod:`asgi_ws.session` call the server's own callables,
+:attr:`Connection.server_receive` and :attr:`Connection.server_send`, with no
+wrapper coroutine between (a coroutine per message was a third of the app's
+cost per echo: ``bench/RESULTS.md``, P2).  The state stays one plain
+attribute: they look at it before every send, and hand back what the tables
+must see: an event that is not a message to :meth:`Connection.received`, a
+failed send to :meth:`Connection.send_failed`.  Checking the state before every
+send costs nothing that can be measured: echo ran at the same speed as when the
+state swapped the callables for refusing ones at each change of state, in one
+run, in process and over the wire (``docs/concurrency.md``, "Checking the state
+before every send").  Everything else (connect, accept, close, refusals, the
+drain) goes through :meth:`Connection.receive` and :meth:`Connection.send`,
 which check every event against the tables.
 
 A failed ``send()`` means the client is gone.  After a disconnect uvicorn
@@ -60,13 +60,9 @@ if TYPE_CHECKING:
         WebSocketCloseEvent,
     )
 
-__all__ = ["ClientGone", "Connection", "Disconnect"]
+__all__ = ["Connection", "Disconnect"]
 
 logger = logging.getLogger(__name__)
-
-
-class ClientGone(OSError):
-    """A send on a connection whose client has gone: what the ASGI spec (2.4) asks a server to raise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,52 +76,28 @@ class Disconnect:
 class Connection:
     """The app's side of one WebSocket conversation."""
 
-    __slots__ = ("_receive", "_send", "_state", "close_rcvd", "close_sent", "incoming", "transmit")
+    __slots__ = ("close_rcvd", "close_sent", "server_receive", "server_send", "state")
 
     def __init__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        self._receive = receive  # the server's receive callable
-        self._send = send  # the server's send callable
-        self._state = State.CONNECTING  # where the conversation is (asgi_ws.lifecycle); see the state property
-        self.transmit: ASGISendCallable = self._refuse_data  # the hot path's send: the server's own while accepted
-        self.incoming: ASGIReceiveCallable = receive  # the hot path's receive: the server's own until closed
+        self.server_receive = receive  # the server's receive callable
+        self.server_send = send  # the server's send callable
+        self.state = State.CONNECTING  # where the conversation is (asgi_ws.lifecycle)
         self.close_sent: Close | None = None  # the app's websocket.close, once the server has taken it
         self.close_rcvd: Disconnect | None = None  # the client's end, once the app knows of it
-
-    @property
-    def state(self) -> State:
-        """Where the conversation is."""
-        return self._state
-
-    @state.setter
-    def state(self, state: State) -> None:
-        self._state = state
-        self.transmit = self._send if state is State.ACCEPTED else self._refuse_data
-        self.incoming = self._refuse_receive if state is State.CLOSED else self._receive
-
-    async def _refuse_data(self, event: ASGISendEvent) -> None:
-        if self._state is State.CLOSED:
-            # Another task of the session saw the client leave before this one was cancelled:
-            # the client is gone, as a server says after a disconnect, not a bug of the app.
-            raise ClientGone("the client is gone")
-        after_send(self._state, event)  # raises ProtocolError, naming the state and the event
-        raise AssertionError("unreachable: transmit is the server's send wherever data may be sent")
-
-    async def _refuse_receive(self) -> ASGIReceiveEvent:
-        before_receive(self._state)  # raises ProtocolError: the connection is closed
-        raise AssertionError("unreachable: incoming is the server's receive until the connection is closed")
 
     # Receiving
 
     async def receive(self) -> ASGIReceiveEvent:
-        """The server's next event.  Never call it once the connection is closed."""
-        event = await self.incoming()
+        """The server's next event.  Raises :class:`~asgi_ws.lifecycle.ProtocolError` once the connection is closed."""
+        before_receive(self.state)
+        event = await self.server_receive()
         if event["type"] != "websocket.receive":  # a message leaves every state as it is
-            self.took(event)
+            self.received(event)
         return event
 
-    def took(self, event: ASGIReceiveEvent) -> None:
+    def received(self, event: ASGIReceiveEvent) -> None:
         """The app received ``event``, which is not a message: move the state as the table says."""
-        self.state = after_receive(self._state, event)
+        self.state = after_receive(self.state, event)
         if event["type"] == "websocket.disconnect":
             self.close_rcvd = Disconnect(event.get("code"), event.get("reason") or "")
 
@@ -155,21 +127,21 @@ class Connection:
         Raises :class:`~asgi_ws.lifecycle.ProtocolError` if the state does not
         allow the event: that is a bug in the app, never swallowed here.
         """
-        state = self._state
+        state = self.state
         next_state = after_send(state, event)
         try:
-            await self._send(event)
+            await self.server_send(event)
         except Exception as exc:
-            self.lost(exc)
+            self.send_failed(exc)
             return False
-        if self._state is not state:
+        if self.state is not state:
             return True  # the server took it, but a disconnect came in meanwhile: the connection stays closed
         self.state = next_state
         if event["type"] == "websocket.close" and next_state is State.CLOSING:
             self.close_sent = Close(event.get("code", 1000), event.get("reason") or "")
         return True
 
-    def lost(self, exc: Exception) -> None:
+    def send_failed(self, exc: Exception) -> None:
         """The server's ``send`` raised ``exc``: the client is gone, and the connection is closed.
 
         A :class:`~asgi_ws.lifecycle.ProtocolError` is the app's own bug, not

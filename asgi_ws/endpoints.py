@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 
 from . import close_codes
 from .close_codes import Close
-from .hub import BROADCAST, Topic, chat_room, feed_room
-from .messages import broadcast_text, json_reply, ws_reply
+from .messages import broadcast_text, bytes_event, json_reply, text_event, ws_reply
 from .routing import Endpoint, Route
+from .topics import BROADCAST, Topic, chat_room, feed_room
 
 if TYPE_CHECKING:
     from asgiref.typing import WebSocketSendEvent
@@ -36,8 +36,6 @@ __all__ = [
     "Publish",
     "Push",
     "answer",
-    "bytes_event",
-    "text_event",
     "topic_of",
 ]
 
@@ -68,14 +66,6 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     Action: TypeAlias = "WebSocketSendEvent | Publish | Push | Close | None"
-
-
-def text_event(text: str) -> WebSocketSendEvent:
-    return {"type": "websocket.send", "bytes": None, "text": text}
-
-
-def bytes_event(data: bytes) -> WebSocketSendEvent:
-    return {"type": "websocket.send", "bytes": data, "text": None}
 
 
 def answer(route: Route, text: str | None, data: bytes | None) -> Action:

@@ -15,7 +15,8 @@ when that history is gone (another epoch, or trimmed), and live messages.
 
 This module holds what both brokers share: the message and its wire text
 (:class:`FeedMessage`), the parsed ``since`` (:class:`Since`), the rule that
-decides whether a resume can be served (:func:`plan_replay`), and the memory
+decides whether a resume can be served (:func:`plan_replay`), the ordering
+rule every reader of a room follows (:class:`FeedCursor`), and the memory
 broker's history (:class:`MemoryHistory`).  Who keeps the history is the
 broker's business (:mod:`asgi_ws.broker`, :mod:`asgi_ws.redis_broker`); what a
 connection sends and in which order is the session's
@@ -24,6 +25,7 @@ connection sends and in which order is the session's
 
 from __future__ import annotations
 
+import enum
 import re
 import secrets
 from collections import OrderedDict, deque
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING
 
-from .messages import dump_json
+from .messages import dump_json, text_event
 from .policy import message_size
 
 if TYPE_CHECKING:
@@ -40,10 +42,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EPOCH_PATTERN",
+    "FeedCursor",
     "FeedMessage",
+    "Gap",
     "MemoryHistory",
     "Replay",
     "Since",
+    "Step",
     "control_text",
     "new_epoch",
     "parse_since",
@@ -96,11 +101,74 @@ class FeedMessage:
         self.offset = offset  # 1, 2, 3 ... within the epoch
         self.epoch = epoch  # the unbroken history this offset belongs to
         self.text = dump_json({"offset": offset, "epoch": epoch, "data": data})  # what the client receives
-        self.event: WebSocketSendEvent = {"type": "websocket.send", "bytes": None, "text": self.text}
+        self.event: WebSocketSendEvent = text_event(self.text)
         self.size = message_size(self.text, None)  # payload bytes, as every outbox counts them
 
     def __repr__(self) -> str:
         return f"FeedMessage({self.offset}, {self.epoch!r})"
+
+
+class Step(enum.Enum):
+    """Where a message stands for a reader of its room, when no message is missing before it."""
+
+    ALREADY_SENT = "already sent"  # at or before the last one passed on: drop it
+    NEXT = "next"  # the one after the last one passed on: pass it on
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Messages ``after + 1`` to ``until`` of ``epoch`` are missing before the one at hand: fetch them first."""
+
+    epoch: str
+    after: int
+    until: int
+
+
+class FeedCursor:
+    """Where one reader of a feed room stands: the last message it passed on.
+
+    Two readers follow a room in order, with no gap and no duplicate, and both
+    ask a cursor about each message that reaches them:
+
+    - a feed connection's sender (:meth:`asgi_ws.session.Session._drain_feed`),
+      about what its client has had: the resume first, then the live messages;
+    - the Redis broker, per room, about what this process has delivered: pub/sub
+      may lose messages in a reconnect, and a resume may read the Stream ahead
+      of pub/sub (:mod:`asgi_ws.redis_broker`).
+
+    The rule: a message at or before the last one is already sent; the one
+    right after it is next; one further ahead leaves a gap, to fill from the
+    history first.  A message of another epoch starts its history afresh: all of
+    it is new here, from offset 1, so a gap is counted from 0.  A cursor that has
+    passed nothing on yet takes the first message as next, whatever its offset:
+    a connection that did not ask for a resume starts with the live messages.
+
+    Pure: no I/O and no clock, so the rule is tested on its own (``tests/test_feed.py``).
+    """
+
+    __slots__ = ("epoch", "offset")
+
+    def __init__(self, epoch: str | None = None, offset: int = 0) -> None:
+        self.epoch = epoch  # the epoch of the last message passed on; None until one is
+        self.offset = offset  # its offset; 0 before the first message of an epoch
+
+    def place(self, message: FeedMessage) -> Step | Gap:
+        """Where ``message`` stands: already sent, next, or after a gap."""
+        if self.epoch is None:
+            return Step.NEXT
+        last = self.offset if message.epoch == self.epoch else 0
+        if message.offset <= last:
+            return Step.ALREADY_SENT
+        if message.offset > last + 1:
+            return Gap(message.epoch, last, message.offset - 1)
+        return Step.NEXT
+
+    def passed(self, message: FeedMessage) -> None:
+        """``message`` was passed on: it is the last one now."""
+        self.epoch, self.offset = message.epoch, message.offset
+
+    def __repr__(self) -> str:
+        return f"FeedCursor({self.epoch!r}, {self.offset})"
 
 
 def control_text(recovered: bool, epoch: str, top: int) -> str:

@@ -37,18 +37,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from . import close_codes
-from .broker import MemoryBroker
 from .feed import FeedMessage
+from .messages import text_event
 from .policy import message_size
-from .topics import BROADCAST, Topic, chat_room, feed_room
+from .topics import BROADCAST
 
 if TYPE_CHECKING:
     from asgiref.typing import WebSocketSendEvent
 
     from .broker import Broker
     from .close_codes import Close
+    from .topics import Topic
 
-__all__ = ["BROADCAST", "Hub", "Subscriber", "Topic", "chat_room", "feed_room"]
+__all__ = ["Hub", "Subscriber"]
 
 
 class Subscriber(Protocol):
@@ -67,10 +68,10 @@ class Subscriber(Protocol):
 class Hub:
     """Connection count and topic membership for one process."""
 
-    def __init__(self, max_connections: int, broker: Broker | None = None) -> None:
+    def __init__(self, max_connections: int, broker: Broker) -> None:
         self.max_connections = max_connections  # contract §3 cap, checked by admit()
         self.connections = 0  # admitted and not yet released
-        self.broker: Broker = MemoryBroker() if broker is None else broker  # the other processes
+        self.broker = broker  # the other processes: asgi_ws.broker.MemoryBroker when there are none
         self._topics: dict[Topic, set[Subscriber]] = {}  # only non-empty sets are kept
 
     # Connections
@@ -128,8 +129,7 @@ class Hub:
         if topic.kind == "feed":
             message = self.broker.append(topic, text)
             return 0 if message is None else self._fan_out(topic, message, message.size, exclude)
-        event: WebSocketSendEvent = {"type": "websocket.send", "bytes": None, "text": text}
-        delivered = self._fan_out(topic, event, message_size(text, None), exclude)
+        delivered = self._fan_out(topic, text_event(text), message_size(text, None), exclude)
         self.broker.publish(topic, text)
         return delivered
 
@@ -138,8 +138,7 @@ class Hub:
         if isinstance(item, FeedMessage):
             self._fan_out(topic, item, item.size, None)
         else:
-            event: WebSocketSendEvent = {"type": "websocket.send", "bytes": None, "text": item}
-            self._fan_out(topic, event, message_size(item, None), None)
+            self._fan_out(topic, text_event(item), message_size(item, None), None)
 
     def _fan_out(
         self, topic: Topic, item: WebSocketSendEvent | FeedMessage, size: int, exclude: Subscriber | None

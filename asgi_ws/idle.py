@@ -3,8 +3,8 @@
 An idle connection must cost as little as a connection can, so the timeout is
 not a task that sleeps and checks: it is the deadline of the session's cancel
 scope, which the event loop keeps as one timer.  When the deadline passes the
-scope is cancelled, and the session, finding no other reason, closes with
-4408 (``docs/contract.md`` §3).
+scope is cancelled, and the session, asking :meth:`IdleDeadline.expired`,
+closes with 4408 (``docs/contract.md`` §3).
 
 Moving a deadline reschedules that timer, which is too dear to do for every
 message.  So :class:`IdleDeadline` moves it at most once per
@@ -50,6 +50,11 @@ class IdleDeadline:
         # The deadline is in the event loop's clock, which on trio is not time.monotonic().
         self._scope.deadline = anyio.current_time() + self._after + slack
         self.due = now + slack
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed: the idle timeout, not anything else, cancelled the scope."""
+        # The scope's deadline is in the event loop's clock, as move() sets it.
+        return self._after > 0 and anyio.current_time() >= self._scope.deadline
 
     def note_sent(self) -> None:
         """Messages went out (a push, a batch of broadcasts): move the deadline if it is due."""

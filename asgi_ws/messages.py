@@ -1,8 +1,9 @@
-"""What each endpoint says back, as text (contract §1).  Pure: strings in, strings out.
+"""What each endpoint says back (contract §1).  Pure: strings in, strings and events out.
 
 The formats are part of the contract and are tested to the character.  This
-module builds payloads only; wrapping them in ``websocket.send`` events and
-sending them is :mod:`asgi_ws.session`.
+module builds the payloads, and the ``websocket.send`` events that carry them
+(:func:`text_event`, :func:`bytes_event`), the one place such an event is
+written; sending them is :mod:`asgi_ws.session`.
 
 JSON here is strict RFC 8259 in both directions:
 
@@ -20,9 +21,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["broadcast_text", "json_reply", "stream_payloads", "ws_reply"]
+if TYPE_CHECKING:
+    from asgiref.typing import WebSocketSendEvent
+
+__all__ = ["broadcast_text", "bytes_event", "json_reply", "stream_payloads", "text_event", "ws_reply"]
+
+
+def text_event(text: str) -> WebSocketSendEvent:
+    """The ``websocket.send`` event of a text message: exactly one of ``text`` and ``bytes`` is not None."""
+    return {"type": "websocket.send", "bytes": None, "text": text}
+
+
+def bytes_event(data: bytes) -> WebSocketSendEvent:
+    """The ``websocket.send`` event of a binary message."""
+    return {"type": "websocket.send", "bytes": data, "text": None}
 
 
 def ws_reply(text: str) -> str:

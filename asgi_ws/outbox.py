@@ -15,7 +15,9 @@ subtracting on ``get``.  An empty outbox takes any one item, however large, so
 a ``max_bytes`` below the largest message slows a client down to one message
 at a time rather than closing it.
 
-The connection's own sender task drains the queue with :meth:`Outbox.get`.
+The connection's own sender task drains the queue with :meth:`Outbox.get`,
+which hands back each item with its size, so the sender counts what it sends
+without working the size out again.
 ``get`` only suspends when the queue is empty, so a sender with a backlog sends
 it all without a task switch per message.
 
@@ -84,13 +86,13 @@ class Outbox(Generic[T]):
         self._bytes = 0
         return dropped
 
-    async def get(self) -> T:
-        """The oldest item, waiting for one if the queue is empty."""
+    async def get(self) -> tuple[T, int]:
+        """The oldest item and the size it was offered with, waiting for one if the queue is empty."""
         while not self._items:
             if self._event_class is None:
                 self._event_class = type(anyio.Event())
             self._wakeup = self._event_class()
             await self._wakeup.wait()
-        item, size = self._items.popleft()
-        self._bytes -= size
+        item = self._items.popleft()
+        self._bytes -= item[1]
         return item

@@ -33,18 +33,19 @@ counted in ``asgi_ws_app_tasks`` (:func:`asgi_ws.runtime.counted_task`).
 
 On every endpoint exactly one of these sends data: the receive loop on the
 echo endpoints, the sender (or the feed sender) on the fan-out endpoints, the pusher on ``/stream``,
-so no two tasks ever call ``send`` at once.  Every send goes through the
-:class:`~asgi_ws.connection.Connection`: the data messages through its hot
-path, :attr:`~asgi_ws.connection.Connection.transmit`, which is the server's
-own ``send`` while the connection is accepted and refuses anything once it is
-not.
+so no two tasks ever call ``send`` at once.  Every data message goes out
+through one method, :meth:`Session._send`: it checks that the connection is
+still accepted, calls the server's own ``send``, and counts the message, or
+ends everything if the send failed.
 
 Whatever ends the session records *why* in :attr:`Session.ending`, the first
-reason winning, and cancels the scope: a policy (4400, 4413, 4429), the idle
-deadline (4408, :mod:`asgi_ws.idle`), another connection's broadcast finding
-the outbox full (4503, :meth:`Session.kick`), an error in the app (4500), or
-the client leaving, which the connection records itself.  :meth:`Session.serve`
-then returns the close to send, or None when the client is gone.
+reason winning, and cancels the scope: a policy (4400, 4413, 4429), another
+connection's broadcast finding the outbox full (4503, :meth:`Session.kick`), an
+error in the app (4500), or the client leaving, which the connection records
+itself.  The idle deadline (4408, :mod:`asgi_ws.idle`) cancels the scope on its
+own, and the session asks it afterwards whether it passed.
+:meth:`Session.serve` then returns the close to send, or None when the client
+is gone.
 
 One ending does not cancel: a refused ``/stream`` request (4429 ``too many
 requests``).  The receive loop stops reading, and the pushes already accepted,
@@ -53,10 +54,12 @@ the client gets everything it was promised and then the reason it gets no
 more.  Meanwhile the idle deadline still applies, and a failed send still ends
 everything at once.
 
-The three send loops are written out inline rather than through a shared
-helper, and read the clock for the idle deadline once per batch: a coroutine
-per message was a third of the app's cost per echo (bench/RESULTS.md, P2 and
-P3).
+The loops read the clock for the idle deadline once per batch, not per
+message, and the receive loop calls the server's ``receive`` itself: a
+coroutine around it was a third of the app's cost per echo
+(``bench/RESULTS.md``, P2).  One coroutine per data message sent,
+:meth:`Session._send`, costs less than the noise of the benchmarks
+(``docs/concurrency.md``, "Checking the state before every send").
 """
 
 from __future__ import annotations
@@ -73,11 +76,11 @@ import anyio.lowlevel
 
 from . import close_codes
 from .close_codes import Close
-from .endpoints import FAN_OUT_ENDPOINTS, Publish, Push, answer, text_event, topic_of
-from .feed import FeedMessage, control_text
+from .endpoints import FAN_OUT_ENDPOINTS, Publish, Push, answer, topic_of
+from .feed import FeedCursor, FeedMessage, Gap, Step, control_text
 from .idle import IdleDeadline
-from .lifecycle import State
-from .messages import stream_payloads
+from .lifecycle import State, after_send
+from .messages import stream_payloads, text_event
 from .outbox import Outbox
 from .policy import TokenBucket, check_message, message_size
 from .routing import Endpoint, Route
@@ -128,14 +131,13 @@ class Session:
         "_idle",
         "_outbox",
         "_pushes_waiting",
-        "_pushing",
         "_scope",
         "_settings",
-        "_stats",
         "_task_group",
         "connection",
         "ending",
         "route",
+        "stats",
     )
 
     def __init__(
@@ -144,7 +146,7 @@ class Session:
         self.connection = connection  # the ASGI side: state, receive, send
         self.route = route  # the endpoint and its parameters
         self.ending: Close | None = None  # why the session ends; the first reason wins
-        self._stats = stats  # this connection's counters in /metrics
+        self.stats = stats  # this connection's counters in /metrics
         self._hub = hub  # the process's rooms and connection count
         self._settings = settings  # the limits: message size, rate, pushes waiting
         # Broadcasts waiting to be sent; only the fan-out endpoints receive any: websocket.send
@@ -157,21 +159,11 @@ class Session:
         )
         self._scope = anyio.CancelScope()  # cancelling it stops every task of this session
         self._idle = IdleDeadline(self._scope, settings.idle_timeout)  # the scope's deadline, moved by traffic
-        self._pushing = False  # the pusher task is running (/stream)
-        # /stream requests behind the running push, oldest first; made with the first push, since
-        # an empty deque is 760 bytes, the largest object an idle connection held (bench/RESULTS.md, P6).
+        # /stream requests behind the running push, oldest first, while the pusher runs; None when it
+        # does not, since an empty deque is 760 bytes, the largest object an idle connection held
+        # (bench/RESULTS.md, P6).
         self._pushes_waiting: deque[str] | None = None
         self._task_group: anyio.abc.TaskGroup | None = None  # set while helper tasks may be started
-
-    @property
-    def received(self) -> int:
-        """Messages from the client."""
-        return self._stats.messages_in
-
-    @property
-    def sent(self) -> int:
-        """Messages to the client."""
-        return self._stats.messages_out
 
     # Lifecycle
 
@@ -181,7 +173,6 @@ class Session:
         Never raises: an unexpected error, a bug in the app included, is logged and becomes 4500.
         """
         topic = topic_of(self.route)
-        self._stats.opened()
         try:
             with self._scope:
                 self._idle.start(monotonic())
@@ -198,8 +189,8 @@ class Session:
                                 task_group.start_soon(self._drain_outbox)
                         await self._receive_loop()
                         self._scope.cancel()  # the receive loop has returned: stop the helper tasks too
-            if self._scope.cancelled_caught and self.ending is None and self.connection.state is State.ACCEPTED:
-                self.ending = close_codes.IDLE_TIMEOUT  # nothing else cancelled the scope: its deadline passed
+            if self.ending is None and self._idle.expired():
+                self.ending = close_codes.IDLE_TIMEOUT
         except Exception:
             logger.exception("error in %s", self.route.endpoint.value)
             self.ending = close_codes.INTERNAL_ERROR
@@ -210,24 +201,20 @@ class Session:
             return None  # the client is gone: there is nobody to close
         return self.ending or close_codes.NORMAL
 
-    def count_end(self) -> tuple[int | None, str]:
-        """Count the connection's end in /metrics; its close code, and who closed ("app" or "client").
+    def end(self) -> tuple[int | None, str, str]:
+        """How the connection ended: its close code, who closed ("app" or "client"), and the reason's label.
 
         The client's code is the one in its ``websocket.disconnect``; None if it
-        vanished without one (a send failed first).  The app's close is also
-        counted by its reason, which tells the two 4429s apart; the client's
-        reason is free text, never a label.
+        vanished without one (a send failed first).  The app's close has its
+        reason's label, which tells the two 4429s apart; the client's reason is
+        free text, never a label, so it is "none".
         """
         connection = self.connection
-        code: int | None
         if connection.close_sent is not None or connection.state is State.ACCEPTED:
             close = self.ending or close_codes.NORMAL  # sent, or at least tried until the timeout
-            code, by, reason = close.code, "app", close.label
-        else:
-            code = connection.close_rcvd.code if connection.close_rcvd is not None else None
-            by, reason = "client", "none"
-        self._stats.closed(code, by, reason)
-        return code, by
+            return close.code, "app", close.label
+        code = connection.close_rcvd.code if connection.close_rcvd is not None else None
+        return code, "client", "none"
 
     def kick(self, close: Close) -> None:
         """End this session with ``close`` as soon as its tasks next yield.  Never waits.
@@ -238,12 +225,7 @@ class Session:
         if self.ending is None:
             self.ending = close
             if close is close_codes.SLOW_CONSUMER:
-                self._stats.slow_consumer()
-        self._scope.cancel()
-
-    def _lost(self, exc: Exception) -> None:
-        """A send raised ``exc``: the client is gone (the connection says so), and every task stops."""
-        self.connection.lost(exc)  # raises again if it was the app's own ProtocolError
+                self.stats.slow_consumer()
         self._scope.cancel()
 
     # Receiving
@@ -251,19 +233,21 @@ class Session:
     async def _receive_loop(self) -> None:
         """Read, check and answer every message until the client leaves or a policy ends the session.
 
-        The hot loop of the echo endpoints: the reply is sent here, inline, as
-        :meth:`_push` and :meth:`_drain_outbox` send theirs.
+        The hot loop of the echo endpoints: it calls the server's ``receive``
+        itself, with no coroutine around it, and hands the connection only the
+        events that move its state.
         """
-        connection, route, stats, idle = self.connection, self.route, self._stats, self._idle
+        connection, route, stats, idle = self.connection, self.route, self.stats, self._idle
+        receive = connection.server_receive
         echo = route.endpoint is Endpoint.ECHO
         max_size = self._settings.max_message_size
         # The rate limit, made at the first message rather than at accept: a bucket starts full and
         # stays full while nothing arrives, so it is the same bucket, and an idle connection holds none.
         bucket: TokenBucket | None = None
         while True:
-            message = await connection.incoming()
+            message = await receive()
             if message["type"] != "websocket.receive":
-                connection.took(message)
+                connection.received(message)
                 if message["type"] == "websocket.disconnect":
                     return  # the client has left: the connection is closed
                 continue
@@ -279,13 +263,8 @@ class Session:
                 bucket = TokenBucket(self._settings.rate_limit, self._settings.rate_burst, now)
             action = check_message(size, max_size, bucket, now) or answer(route, text, data)
             if isinstance(action, dict):  # a reply, the echo endpoints' hot path; the arrival moved the idle deadline
-                try:
-                    await connection.transmit(action)
-                except Exception as exc:
-                    self._lost(exc)
+                if not await self._send(action, size if echo else message_size(action["text"], action["bytes"])):
                     return
-                stats.messages_out += 1
-                stats.bytes_out += size if echo else message_size(action["text"], action["bytes"])
             elif isinstance(action, Publish):
                 self._hub.publish(action.topic, action.text, exclude=self if action.exclude_sender else None)
             elif isinstance(action, Push):
@@ -306,45 +285,73 @@ class Session:
         assert self._outbox is not None, "only fan-out endpoints join topics"
         return self._outbox.offer(item, size)
 
+    async def _send(self, event: WebSocketSendEvent, size: int) -> bool:
+        """Send one data message of ``size`` payload bytes: True once the server took it.
+
+        False if the client is gone: another task saw it leave, or this send
+        failed, and then every task of the session stops.  The one place a data
+        message goes out: the state is checked first, as
+        :meth:`Connection.send <asgi_ws.connection.Connection.send>` does, but
+        without its table lookups, since a data message never moves the state.
+        """
+        connection = self.connection
+        state = connection.state
+        if state is not State.ACCEPTED:
+            if state is State.CLOSED:
+                return False  # another task saw the client leave, and has cancelled this one
+            after_send(state, event)  # raises ProtocolError, naming the state: a bug of the app
+        try:
+            await connection.server_send(event)
+        except Exception as exc:
+            connection.send_failed(exc)  # raises again if it was the app's own ProtocolError
+            self._scope.cancel()
+            return False
+        self.stats.messages_out += 1
+        self.stats.bytes_out += size
+        return True
+
+    async def _send_texts(self, texts: Iterable[str]) -> bool:
+        """Send ``texts`` in order, yielding now and then; False if the client is gone."""
+        for number, text in enumerate(texts, start=1):
+            if not await self._send(text_event(text), message_size(text, None)):
+                return False
+            if number % STREAM_YIELD_EVERY == 0:
+                self._idle.note_sent()
+                await anyio.lowlevel.checkpoint()
+        self._idle.note_sent()
+        return True
+
     @counted_task
     async def _drain_outbox(self) -> None:
         """The sender task: send queued broadcasts, oldest first, until the session ends.
 
-        The hot loop of the fan-out endpoints: it sends inline, and notes
-        activity for the idle deadline once per batch, whenever the outbox has
-        run dry.
+        It notes activity for the idle deadline once per batch, whenever the
+        outbox has run dry.
         """
-        outbox, connection, stats = self._outbox, self.connection, self._stats
+        outbox = self._outbox
         assert outbox is not None
         while True:
             if not outbox:
                 self._idle.note_sent()
-            event = await outbox.get()
-            try:
-                await connection.transmit(event)
-            except Exception as exc:
-                self._lost(exc)
+            event, size = await outbox.get()
+            if not await self._send(event, size):
                 return
-            stats.messages_out += 1
-            stats.bytes_out += message_size(event["text"], event["bytes"])
 
     @counted_task
     async def _drain_feed(self, topic: Topic) -> None:
         """The feed sender: the resume, if the client asked for one, then the live messages in order.
 
-        It remembers the last offset it sent in its epoch.  A queued message
-        at or below it was already sent by the replay, and is skipped.  One
-        further ahead than the next means messages went missing in between,
-        and they are fetched from the history and sent first.  On Redis, that
+        A :class:`~asgi_ws.feed.FeedCursor` remembers the last message sent.  A
+        queued message it calls already sent came with the replay, and is
+        skipped.  One after a gap means messages went missing in between, and
+        they are fetched from the history and sent first.  On Redis, that
         happens when the history was read for a resume before this process
         received the room's messages, or when Redis lost some; the memory
-        broker numbers and queues in one step, so it never happens there.  A
-        message of another epoch starts a new count: that history was lost,
-        and the client sees it in the new ``epoch``.
+        broker numbers and queues in one step, so it never happens there.
         """
-        outbox, connection, stats, broker = self._outbox, self.connection, self._stats, self._hub.broker
+        outbox, stats, broker = self._outbox, self.stats, self._hub.broker
         assert outbox is not None
-        epoch, last = "", 0  # the last message sent: none yet
+        cursor = FeedCursor()  # nothing sent yet: the first live message is next
         since = self.route.since
         if since is not None:
             replay = await broker.replay(topic, since)
@@ -353,88 +360,53 @@ class Session:
                 return
             if not await self._send_texts(message.text for message in replay.messages):
                 return
-            epoch, last = replay.epoch, replay.top
+            cursor = FeedCursor(replay.epoch, replay.top)
         while True:
             if not outbox:
                 self._idle.note_sent()
-            message: FeedMessage = await outbox.get()
-            if message.epoch == epoch:
-                if message.offset <= last:
-                    continue  # the replay sent it
-                if message.offset > last + 1:
-                    missing = await broker.between(topic, epoch, last, message.offset - 1)
-                    stats.filled(len(missing))
-                    if not await self._send_texts(earlier.text for earlier in missing):
-                        return
-            try:
-                await connection.transmit(message.event)
-            except Exception as exc:
-                self._lost(exc)
+            message: FeedMessage
+            message, size = await outbox.get()
+            step = cursor.place(message)
+            if step is Step.ALREADY_SENT:
+                continue
+            if isinstance(step, Gap):
+                missing = await broker.between(topic, step.epoch, step.after, step.until)
+                stats.filled(len(missing))
+                if not await self._send_texts(earlier.text for earlier in missing):
+                    return
+            if not await self._send(message.event, size):
                 return
-            stats.messages_out += 1
-            stats.bytes_out += message.size
-            epoch, last = message.epoch, message.offset
-
-    async def _send_texts(self, texts: Iterable[str]) -> bool:
-        """Send ``texts`` in order, yielding now and then; False if the client is gone."""
-        connection, stats = self.connection, self._stats
-        for number, text in enumerate(texts, start=1):
-            try:
-                await connection.transmit(text_event(text))
-            except Exception as exc:
-                self._lost(exc)
-                return False
-            stats.messages_out += 1
-            stats.bytes_out += message_size(text, None)
-            if number % STREAM_YIELD_EVERY == 0:
-                self._idle.note_sent()
-                await anyio.lowlevel.checkpoint()
-        self._idle.note_sent()
-        return True
+            cursor.passed(message)
 
     def _queue_push(self, request: str) -> bool:
         """Start the pusher on ``request``, or queue it behind the running push.  False if too many wait."""
-        if not self._pushing:
+        waiting = self._pushes_waiting
+        if waiting is None:  # no pusher runs: start one
             assert self._task_group is not None
-            if self._pushes_waiting is None:
-                self._pushes_waiting = deque()
-            self._pushing = True
+            self._pushes_waiting = deque()
             self._task_group.start_soon(self._push, request)
             return True
-        assert self._pushes_waiting is not None
-        if len(self._pushes_waiting) >= self._settings.max_pending_pushes:
+        if len(waiting) >= self._settings.max_pending_pushes:
             return False
-        self._pushes_waiting.append(request)
-        self._stats.pushes_waiting = len(self._pushes_waiting)
+        waiting.append(request)
+        self.stats.pushes_waiting = len(waiting)
         return True
 
     @counted_task
     async def _push(self, request: str) -> None:
         """The pusher: send ``request``'s ``count`` messages in order, then each waiting request's, then end.
 
-        The hot loop of ``/stream``: it sends inline, and looks at the clock for
-        the idle deadline once per ``STREAM_YIELD_EVERY`` messages instead of
-        once per message.  The pusher ends, and the next request starts a new
-        one, only when no request waits: between the check and the end nothing
-        else runs, so no request is left behind.
+        The pusher ends, and the next request starts a new one, only when no
+        request waits: between the check and the end nothing else runs, so no
+        request is left behind.
         """
-        connection, stats, waiting = self.connection, self._stats, self._pushes_waiting
+        waiting = self._pushes_waiting
         assert waiting is not None, "made by _queue_push before it starts the pusher"
         while True:
-            for number, payload in enumerate(stream_payloads(request, self.route.count), start=1):
-                try:
-                    await connection.transmit(text_event(payload))
-                except Exception as exc:
-                    self._lost(exc)
-                    return
-                stats.messages_out += 1
-                stats.bytes_out += message_size(payload, None)
-                if number % STREAM_YIELD_EVERY == 0:
-                    self._idle.note_sent()
-                    await anyio.lowlevel.checkpoint()
-            self._idle.note_sent()
+            if not await self._send_texts(stream_payloads(request, self.route.count)):
+                return
             if not waiting:
-                self._pushing = False
+                self._pushes_waiting = None
                 return
             request = waiting.popleft()
-            stats.pushes_waiting = len(waiting)
+            self.stats.pushes_waiting = len(waiting)

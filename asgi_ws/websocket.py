@@ -31,6 +31,8 @@ worker.  The cost of that choice is measured in ``docs/concurrency.md``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from time import monotonic
 from typing import TYPE_CHECKING
 
@@ -94,9 +96,7 @@ async def handle_websocket(
         if not await connection.accept():
             return
         session = Session(connection, decision, settings, hub, metrics.connection(decision.endpoint.label))
-        _log(decision, scope, "connected")
-        started = monotonic()
-        try:
+        with _recorded(session, scope):
             # 4. Serve until something ends the connection.
             close = await session.serve()
 
@@ -104,8 +104,6 @@ async def handle_websocket(
             if close is not None:
                 timeout = SLOW_CONSUMER_CLOSE_TIMEOUT if close is close_codes.SLOW_CONSUMER else CLOSE_TIMEOUT
                 await connection.close(close, timeout)
-        finally:
-            _record_end(session, scope, started)
     finally:
         hub.release()
 
@@ -123,10 +121,6 @@ def _client(scope: WebSocketScope) -> str:
     return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
-def _log(route: Route, scope: WebSocketScope, event: str) -> None:
-    log_event(logger, logging.DEBUG, event, endpoint=route.endpoint.label, client=_client(scope))
-
-
 def _log_refusal(scope: WebSocketScope, rejection: Rejection, metrics: Metrics) -> None:
     label = endpoint_label(scope["path"])
     metrics.rejected(label, rejection.reason)
@@ -141,18 +135,28 @@ def _log_refusal(scope: WebSocketScope, rejection: Rejection, metrics: Metrics) 
     )
 
 
-def _record_end(session: Session, scope: WebSocketScope, started: float) -> None:
-    """The connection's end in /metrics and in the log: its code, and who closed."""
-    code, by = session.count_end()
-    log_event(
-        logger,
-        logging.DEBUG,
-        "disconnected",
-        endpoint=session.route.endpoint.label,
-        client=_client(scope),
-        code=code,
-        by=by,
-        seconds=round(monotonic() - started, 3),
-        received=session.received,
-        sent=session.sent,
-    )
+@contextmanager
+def _recorded(session: Session, scope: WebSocketScope) -> Iterator[None]:
+    """One accepted connection in /metrics and in the log, from its start to its end: code, and who closed."""
+    stats, label, client = session.stats, session.route.endpoint.label, _client(scope)
+    stats.opened()
+    log_event(logger, logging.DEBUG, "connected", endpoint=label, client=client)
+    started = monotonic()
+    try:
+        yield
+    finally:
+        code, by, reason = session.end()
+        stats.closed(code, by, reason)
+        seconds = round(monotonic() - started, 3)
+        log_event(
+            logger,
+            logging.DEBUG,
+            "disconnected",
+            endpoint=label,
+            client=client,
+            code=code,
+            by=by,
+            seconds=seconds,
+            received=stats.messages_in,
+            sent=stats.messages_out,
+        )

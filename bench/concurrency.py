@@ -55,9 +55,9 @@ import trio
 from websockets.asyncio.client import ClientConnection, connect
 
 from asgi_ws.app import create_app
-from asgi_ws.hub import chat_room
 from asgi_ws.outbox import Outbox
 from asgi_ws.settings import Settings
+from asgi_ws.topics import chat_room
 from conformance.launcher import APP, run_server
 
 try:

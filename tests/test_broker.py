@@ -20,9 +20,9 @@ from asgi_ws.broker import (
     topic_from_wire,
     topic_to_wire,
 )
-from asgi_ws.hub import BROADCAST, Topic, chat_room
 from asgi_ws.redis_broker import RedisBroker
 from asgi_ws.settings import Settings, SettingsError
+from asgi_ws.topics import BROADCAST, Topic, chat_room
 
 TEXTS = ["", "hi", "héllo ☃ 🎉", '{"json": "inside"}', "\ud800 lone surrogate", "x" * 70_000]
 
@@ -141,4 +141,4 @@ def test_a_process_skips_its_own_messages_and_takes_the_others() -> None:
     broker.on_message(b"asgi-ws:chat:r", encode_envelope("other", chat_room("r"), "theirs"))
     broker.on_message(b"asgi-ws:chat:r", b"garbage")
     assert delivered == [(chat_room("r"), "theirs")]
-    assert (broker.received, broker.invalid) == (1, 1)
+    assert (broker.counts.received, broker.counts.invalid) == (1, 1)

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from asgi_ws.close_codes import Close
-from asgi_ws.connection import ClientGone, Connection, Disconnect
+from asgi_ws.connection import Connection, Disconnect
 from asgi_ws.lifecycle import ProtocolError, State
 
 pytestmark = pytest.mark.anyio
@@ -109,7 +109,7 @@ async def test_a_disconnect_during_a_send_is_not_undone_by_it() -> None:
     async def slow_send(event: dict[str, Any]) -> None:
         await gate.wait()
 
-    conn._send = slow_send  # type: ignore[assignment]
+    conn.server_send = slow_send  # type: ignore[assignment]
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(conn.send, {"type": "websocket.send", "text": "hi", "bytes": None})
         await anyio.wait_all_tasks_blocked()
@@ -118,32 +118,26 @@ async def test_a_disconnect_during_a_send_is_not_undone_by_it() -> None:
     assert conn.state is State.CLOSED
 
 
-async def test_the_hot_path_is_the_servers_own_send_only_while_accepted() -> None:
+async def test_the_hot_loops_hand_back_what_moves_the_state() -> None:
     server = Server({"type": "websocket.disconnect", "code": 1000})
     conn = connection(server)
-    with pytest.raises(ProtocolError, match=re.escape('Cannot send "websocket.send" in state connecting')):
-        await conn.transmit({"type": "websocket.send", "text": "early", "bytes": None})
     await conn.accept()
-    assert conn.transmit == server.send  # no wrapper: the server's callable itself
-    await conn.transmit({"type": "websocket.send", "text": "hi", "bytes": None})
-    assert server.sent[-1]["text"] == "hi"
-    conn.took(await conn.incoming())  # the hot loop's receive, handing back the disconnect
+    assert (conn.server_receive, conn.server_send) == (server.receive, server.send)  # the server's own
+    conn.received(await conn.server_receive())  # the hot loop's receive, handing back the disconnect
     assert conn.state is State.CLOSED
-    # Another task may still send after the receive loop saw the client leave: the client is gone, no bug.
-    with pytest.raises(ClientGone):
-        await conn.transmit({"type": "websocket.send", "text": "late", "bytes": None})
-    conn.lost(ClientGone("gone"))
+    assert conn.close_rcvd == Disconnect(1000, "")
+    conn.send_failed(RuntimeError("after the disconnect"))  # a late send of another task: still closed
     assert conn.close_rcvd == Disconnect(1000, "")
     with pytest.raises(ProtocolError, match='Cannot call "receive"'):
-        await conn.incoming()
+        await conn.receive()
 
 
-async def test_lost_closes_for_a_server_error_and_raises_the_apps_own_again() -> None:
+async def test_a_failed_send_closes_for_a_server_error_and_raises_the_apps_own_again() -> None:
     conn = connection(Server())
     await conn.accept()
     with pytest.raises(ProtocolError):
-        conn.lost(ProtocolError("a bug in the app"))
+        conn.send_failed(ProtocolError("a bug in the app"))
     assert conn.state is State.ACCEPTED
-    conn.lost(RuntimeError("Unexpected ASGI message after close"))
+    conn.send_failed(RuntimeError("Unexpected ASGI message after close"))
     assert conn.state is State.CLOSED
     assert conn.close_rcvd == Disconnect(None, "send raised RuntimeError")

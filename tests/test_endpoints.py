@@ -6,8 +6,8 @@ import json
 
 from asgi_ws import close_codes
 from asgi_ws.endpoints import Publish, Push, answer, topic_of
-from asgi_ws.hub import BROADCAST, chat_room
 from asgi_ws.routing import Endpoint, Route
+from asgi_ws.topics import BROADCAST, chat_room
 
 
 def route(endpoint: Endpoint, room: str = "", count: int = 10) -> Route:

@@ -1,4 +1,4 @@
-"""asgi_ws.feed: the wire text, ``since``, the resume rule and the memory broker's history (contract §8).
+"""asgi_ws.feed: wire text, ``since``, the resume and ordering rules, the memory broker's history (contract §8).
 
 Pure: no event loop.  Time is passed in as ``now=`` wherever the TTL matters.
 """
@@ -12,10 +12,13 @@ import pytest
 from asgi_ws.feed import (
     MESSAGE_OVERHEAD,
     ROOM_OVERHEAD,
+    FeedCursor,
     FeedMessage,
+    Gap,
     MemoryHistory,
     Replay,
     Since,
+    Step,
     control_text,
     new_epoch,
     parse_since,
@@ -339,3 +342,36 @@ def test_a_feed_outbox_holds_at_most_half_the_history(
 ) -> None:
     settings = Settings(history_size=history_size, outbox_size=outbox_size)
     assert outbox_capacity(Route(endpoint), settings) == capacity
+
+
+# FeedCursor: the ordering rule of every reader of a feed room, without an event loop
+
+
+def test_a_fresh_cursor_takes_the_first_message_as_next_whatever_its_offset() -> None:
+    assert FeedCursor().place(FeedMessage(57, "e1", "x")) is Step.NEXT
+
+
+def test_a_cursor_drops_what_it_passed_on_and_takes_the_one_after() -> None:
+    cursor = FeedCursor("e1", 5)
+    assert cursor.place(FeedMessage(4, "e1", "x")) is Step.ALREADY_SENT
+    assert cursor.place(FeedMessage(5, "e1", "x")) is Step.ALREADY_SENT
+    assert cursor.place(FeedMessage(6, "e1", "x")) is Step.NEXT
+
+
+def test_a_message_further_ahead_leaves_a_gap_to_fill_first() -> None:
+    assert FeedCursor("e1", 5).place(FeedMessage(9, "e1", "x")) == Gap("e1", 5, 8)
+
+
+def test_a_new_epoch_is_new_from_offset_one() -> None:
+    cursor = FeedCursor("e1", 500)
+    assert cursor.place(FeedMessage(1, "e2", "x")) is Step.NEXT  # not "already sent": another history
+    assert cursor.place(FeedMessage(4, "e2", "x")) == Gap("e2", 0, 3)
+
+
+def test_passing_a_message_on_moves_the_cursor() -> None:
+    cursor = FeedCursor()
+    cursor.passed(FeedMessage(3, "e1", "x"))
+    assert (cursor.epoch, cursor.offset) == ("e1", 3)
+    assert cursor.place(FeedMessage(3, "e1", "x")) is Step.ALREADY_SENT
+    cursor.passed(FeedMessage(1, "e2", "x"))
+    assert cursor.place(FeedMessage(3, "e1", "x")) == Gap("e1", 0, 2)  # back to e1 counts e1 afresh too

@@ -9,8 +9,10 @@ import pytest
 
 from asgi_ws import close_codes
 from asgi_ws import hub as hub_module
-from asgi_ws.hub import BROADCAST, Hub, Topic, chat_room
+from asgi_ws.broker import MemoryBroker
+from asgi_ws.hub import Hub
 from asgi_ws.policy import message_size
+from asgi_ws.topics import BROADCAST, Topic, chat_room
 
 if TYPE_CHECKING:
     from asgiref.typing import WebSocketSendEvent
@@ -65,7 +67,7 @@ class RecordingBroker:
 
 
 def test_admit_counts_up_to_the_cap() -> None:
-    hub = Hub(max_connections=2)
+    hub = Hub(max_connections=2, broker=MemoryBroker())
     assert [hub.admit(), hub.admit(), hub.admit()] == [True, True, False]
     assert hub.connections == 2
     hub.release()
@@ -73,7 +75,7 @@ def test_admit_counts_up_to_the_cap() -> None:
 
 
 def test_publish_reaches_members_of_the_topic_only() -> None:
-    hub = Hub(10)
+    hub = Hub(10, MemoryBroker())
     a, b, other = FakeSubscriber(), FakeSubscriber(), FakeSubscriber()
     hub.join(chat_room("r"), a)
     hub.join(chat_room("r"), b)
@@ -84,7 +86,7 @@ def test_publish_reaches_members_of_the_topic_only() -> None:
 
 
 def test_one_event_object_goes_to_every_member() -> None:
-    hub = Hub(10)
+    hub = Hub(10, MemoryBroker())
     members = [FakeSubscriber() for _ in range(5)]
     for member in members:
         hub.join(BROADCAST, member)
@@ -103,7 +105,7 @@ def test_every_member_gets_the_payload_size_worked_out_once(remote: bool, monkey
         return message_size(text, data)
 
     monkeypatch.setattr(hub_module, "message_size", counting_size)
-    hub = Hub(10)
+    hub = Hub(10, MemoryBroker())
     members = [FakeSubscriber() for _ in range(5)]
     for member in members:
         hub.join(BROADCAST, member)
@@ -116,7 +118,7 @@ def test_every_member_gets_the_payload_size_worked_out_once(remote: bool, monkey
 
 
 def test_publish_can_exclude_the_sender() -> None:
-    hub = Hub(10)
+    hub = Hub(10, MemoryBroker())
     sender, other = FakeSubscriber(), FakeSubscriber()
     hub.join(BROADCAST, sender)
     hub.join(BROADCAST, other)
@@ -125,7 +127,7 @@ def test_publish_can_exclude_the_sender() -> None:
 
 
 def test_a_full_member_is_removed_and_kicked_once() -> None:
-    hub = Hub(10)
+    hub = Hub(10, MemoryBroker())
     slow, fast = FakeSubscriber(capacity=1), FakeSubscriber(capacity=100)
     hub.join(chat_room("r"), slow)
     hub.join(chat_room("r"), fast)
@@ -137,7 +139,7 @@ def test_a_full_member_is_removed_and_kicked_once() -> None:
 
 
 def test_empty_topics_are_forgotten() -> None:
-    hub = Hub(10)
+    hub = Hub(10, MemoryBroker())
     member = FakeSubscriber()
     hub.join(chat_room("r"), member)
     hub.join(BROADCAST, member)

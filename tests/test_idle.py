@@ -42,3 +42,26 @@ async def test_an_idle_scope_is_cancelled_after_the_timeout() -> None:
         IdleDeadline(scope, 0.05).start(0.0)
         await anyio.sleep(1)
     assert scope.cancelled_caught
+
+
+async def test_the_deadline_says_whether_it_expired() -> None:
+    scope = anyio.CancelScope()
+    idle = IdleDeadline(scope, 0.05)
+    idle.start(monotonic())
+    assert not idle.expired()
+    with scope:
+        await anyio.sleep(1)  # cancelled by the deadline, not by anything else
+    assert scope.cancelled_caught
+    assert idle.expired()
+
+
+async def test_a_scope_cancelled_before_its_deadline_did_not_expire() -> None:
+    scope = anyio.CancelScope()
+    idle = IdleDeadline(scope, 60.0)
+    idle.start(monotonic())
+    with scope:
+        scope.cancel()  # as a policy or the client's leaving does
+        await anyio.sleep(1)
+    assert scope.cancelled_caught
+    assert not idle.expired()
+    assert not IdleDeadline(anyio.CancelScope(), 0).expired()  # off: never

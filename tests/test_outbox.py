@@ -22,9 +22,9 @@ async def test_get_returns_oldest_first_and_frees_room() -> None:
     outbox: Outbox[int] = Outbox(2)
     outbox.offer(1)
     outbox.offer(2)
-    assert await outbox.get() == 1
+    assert await outbox.get() == (1, 0)
     assert outbox.offer(3)
-    assert [await outbox.get(), await outbox.get()] == [2, 3]
+    assert [await outbox.get(), await outbox.get()] == [(2, 0), (3, 0)]
 
 
 async def test_get_waits_for_an_offer() -> None:
@@ -32,7 +32,7 @@ async def test_get_waits_for_an_offer() -> None:
     got: list[str] = []
 
     async def consume() -> None:
-        got.append(await outbox.get())
+        got.append((await outbox.get())[0])
 
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(consume)
@@ -54,10 +54,10 @@ async def test_get_gives_the_bytes_back() -> None:
     outbox: Outbox[str] = Outbox(100, max_bytes=10)
     outbox.offer("a", 4)
     outbox.offer("b", 6)
-    assert await outbox.get() == "a"
+    assert await outbox.get() == ("a", 4)  # with the size it was offered with
     assert outbox.bytes == 6
     assert outbox.offer("c", 4)
-    assert [await outbox.get(), await outbox.get()] == ["b", "c"]
+    assert [await outbox.get(), await outbox.get()] == [("b", 6), ("c", 4)]
     assert outbox.bytes == 0
 
 
@@ -72,7 +72,7 @@ async def test_an_empty_outbox_takes_one_item_over_the_byte_bound() -> None:
     outbox: Outbox[str] = Outbox(100, max_bytes=10)
     assert outbox.offer("big", 50)  # else a small max_bytes would close every reader of a big message
     assert not outbox.offer("small", 1)
-    assert await outbox.get() == "big"
+    assert await outbox.get() == ("big", 50)
     assert outbox.offer("small", 1)
 
 

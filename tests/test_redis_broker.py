@@ -18,23 +18,16 @@ import anyio
 import pytest
 import redis
 
-import asgi_ws.redis_broker
+import asgi_ws.redis_feed
 from asgi_ws.app import App, create_app
 from asgi_ws.broker import BrokerError, encode_envelope, topic_to_wire
 from asgi_ws.feed import FeedMessage, Replay, Since, new_epoch
 from asgi_ws.http import health
-from asgi_ws.hub import BROADCAST, Topic, chat_room, feed_room
-from asgi_ws.redis_broker import (
-    APPEND_SCRIPT,
-    MIN_BACKOFF,
-    PUBLISH_QUEUE,
-    PUBLISH_QUEUE_BYTES,
-    RedisBroker,
-    channel,
-    feed_keys,
-    next_backoff,
-)
+from asgi_ws.redis_broker import MIN_BACKOFF, Link, RedisBroker, next_backoff
+from asgi_ws.redis_feed import APPEND_SCRIPT
+from asgi_ws.redis_wire import PUBLISH_QUEUE, PUBLISH_QUEUE_BYTES, channel, feed_keys
 from asgi_ws.settings import Settings
+from asgi_ws.topics import BROADCAST, Topic, chat_room, feed_room
 from conformance.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -103,8 +96,8 @@ async def test_a_message_reaches_the_other_process_once_and_never_comes_back(red
         await eventually(lambda: len(b_inbox.texts()) == len(sent), "every message at b")
         assert b_inbox.texts() == sent  # in order, none twice
         assert a_inbox.messages == []  # a's own messages: its clients were served locally
-        await eventually(lambda: a.published == len(sent), "a to count what Redis accepted")
-        assert (b.received, a.received, a.dropped) == (200, 0, 0)
+        await eventually(lambda: a.counts.published == len(sent), "a to count what Redis accepted")
+        assert (b.counts.received, a.counts.received, a.counts.dropped) == (200, 0, 0)
 
 
 async def test_topics_are_separate_channels(redis_server: RedisServer) -> None:
@@ -140,7 +133,7 @@ async def test_garbage_on_a_channel_is_counted_and_skipped(
             client.publish(channel(ROOM), encode_envelope("another-node", ROOM, "valid"))
         await eventually(lambda: inbox.messages != [], "the valid message after the garbage")
         assert inbox.texts() == ["valid"]
-        assert broker.invalid == 1
+        assert broker.counts.invalid == 1
         assert broker.connected
     assert "broker_invalid_message" in caplog.text
 
@@ -154,7 +147,7 @@ async def test_unreachable_redis_at_startup_starts_degraded_without_hanging(redi
             assert state["connected"] is False
             assert "Connection" in state["last_error"]
             broker.publish(ROOM, "lost")
-            assert broker.dropped == 1
+            assert broker.counts.dropped == 1
             redis_server.start()  # Redis arrives later: the broker finds it on its own
             await eventually(lambda: broker.connected, "the first connection")
             assert broker.state()["last_error"] is None
@@ -174,11 +167,11 @@ async def test_redis_killed_and_restarted_resubscribes_and_counts_a_reconnect(re
         await eventually(lambda: not a.connected and not b.connected, "both brokers to notice the outage")
         assert b.state()["last_error"]
         a.publish(ROOM, "during")  # at most once: lost, and counted
-        assert a.dropped >= 1
+        assert a.counts.dropped >= 1
 
         redis_server.start()
         await eventually(lambda: a.connected and b.connected, "both brokers to reconnect")
-        assert (a.reconnects, b.reconnects) == (1, 1)
+        assert (a.counts.reconnects, b.counts.reconnects) == (1, 1)
         await eventually(lambda: subscribers(redis_server, ROOM) == 1, "b's subscription, restored")
         a.publish(ROOM, "after")
         await eventually(lambda: b_inbox.texts()[-1:] == ["after"], "the message after the outage")
@@ -236,13 +229,13 @@ def test_the_publish_queue_is_bounded_in_bytes_as_well_as_in_messages() -> None:
     # A broker marked connected whose publisher never runs: Redis accepted the connection and then
     # stopped reading, so nothing leaves the queue.  No Redis is needed to fill it.
     broker = RedisBroker("redis://127.0.0.1:1/0")
-    broker.connected = True
+    broker.link = Link.UP
     largest = "x" * Settings().max_message_size
     envelope = len(encode_envelope(broker.node, ROOM, largest))
     fits = PUBLISH_QUEUE_BYTES // envelope
     for _ in range(fits + 10):
         broker.publish(ROOM, largest)
-    assert broker.dropped == 10
+    assert broker.counts.dropped == 10
     assert fits < PUBLISH_QUEUE  # the byte bound, not the message bound, is what stopped it
 
 
@@ -371,8 +364,8 @@ async def test_two_processes_appending_into_one_feed_room_see_one_order(redis_se
         data = a_inbox.data()
         assert [text for text in data if text[0] == "a"] == [f"a{number}" for number in range(300)]
         assert [text for text in data if text[0] == "b"] == [f"b{number}" for number in range(300)]
-        assert (a.received, b.received, a.feed_filled, b.feed_filled) == (300, 300, 0, 0)
-        await eventually(lambda: a.published == b.published == 300, "both to count their appends")
+        assert (a.counts.received, b.counts.received, a.counts.filled, b.counts.filled) == (300, 300, 0, 0)
+        await eventually(lambda: a.counts.published == b.counts.published == 300, "both to count their appends")
 
 
 async def test_a_feed_message_pub_sub_never_delivered_is_filled_from_the_stream(redis_server: RedisServer) -> None:
@@ -389,7 +382,7 @@ async def test_a_feed_message_pub_sub_never_delivered_is_filled_from_the_stream(
         await eventually(lambda: len(inbox.messages) == 4, "the fourth message, and the two before it")
         assert inbox.offsets() == [1, 2, 3, 4]
         assert inbox.data() == ["first", "lost on pub/sub", "lost too", "fourth"]
-        assert broker.feed_filled == 2
+        assert broker.counts.filled == 2
         assert broker.state()["feed_filled"] == 2
 
 
@@ -407,7 +400,7 @@ async def test_a_numbered_envelope_from_afar_is_delivered_after_the_gap_before_i
             client.publish(channel(FEED), json.dumps(envelope))  # only the later one reaches pub/sub
         await eventually(lambda: len(inbox.messages) == 3, "the third message and the one before it")
         assert inbox.data() == ["first", "second", "third"]
-        assert broker.feed_filled == 1
+        assert broker.counts.filled == 1
 
 
 async def test_outage_with_persistence_holds_feed_messages_then_numbers_them_and_catches_up(
@@ -429,7 +422,7 @@ async def test_outage_with_persistence_holds_feed_messages_then_numbers_them_and
         a.append(FEED, "during 1")
         a.append(FEED, "during 2")
         assert a.state()["feed_held"] == 2  # held, not dropped
-        assert a.dropped == 0
+        assert a.counts.dropped == 0
         await anyio.sleep(0.3)
         assert a_inbox.offsets() == [1]  # not delivered, not even locally: Redis gives the numbers
 
@@ -443,13 +436,13 @@ async def test_outage_with_persistence_holds_feed_messages_then_numbers_them_and
         await eventually(lambda: b.connected, "b to reconnect")
         # b caught up from the Stream when it reconnected, with no later message to reveal the gap.
         assert b_inbox.offsets() == [1, 2, 3, 4]
-        assert b.feed_filled == 3
+        assert b.counts.filled == 3
         b.append(FEED, "after")
         await eventually(lambda: len(a_inbox.messages) == 5 and len(b_inbox.messages) == 5, "the message after")
         assert a_inbox.offsets() == b_inbox.offsets() == [1, 2, 3, 4, 5]
         assert a_inbox.data() == b_inbox.data() == ["before", "during 1", "during 2", "while b was away", "after"]
         assert {message.epoch for message in a_inbox.messages + b_inbox.messages} == {epoch}
-        assert a.feed_filled == 1  # 4, found behind 5
+        assert a.counts.filled == 1  # 4, found behind 5
 
 
 @asynccontextmanager
@@ -626,7 +619,7 @@ async def test_a_fill_cut_off_by_redis_is_caught_up_after_the_reconnect(
 ) -> None:
     # CLIENT PAUSE WRITE holds every script (the fill is one) while pub/sub still flows: the fill times out
     # as it would if Redis had gone, the connection is dropped, and the reconnect must deliver the gap.
-    monkeypatch.setattr(asgi_ws.redis_broker, "COMMAND_TIMEOUT", 0.5)
+    monkeypatch.setattr(asgi_ws.redis_feed, "COMMAND_TIMEOUT", 0.5)  # the fill's read
     inbox = FeedInbox()
     broker = RedisBroker(redis_server.url, min_backoff=FAST_BACKOFF)
     async with running(broker, inbox):  # type: ignore[arg-type]
@@ -641,7 +634,7 @@ async def test_a_fill_cut_off_by_redis_is_caught_up_after_the_reconnect(
             pipe.eval(APPEND_SCRIPT, 2, meta, log, *args)  # 3, published: the broker sees the gap at once
             pipe.execute_command("CLIENT", "PAUSE", 1500, "WRITE")  # and its fill waits
             pipe.execute()
-        await eventually(lambda: broker.reconnects >= 1, "the broker to give up on the fill and reconnect")
+        await eventually(lambda: broker.counts.reconnects >= 1, "the broker to give up on the fill and reconnect")
         await eventually(lambda: len(inbox.messages) == 3, "the gap and the message after it")
         assert inbox.offsets() == [1, 2, 3]
         assert inbox.data() == ["1", "2", "3"]
@@ -655,10 +648,10 @@ async def test_cursors_are_forgotten_with_the_last_member(redis_server: RedisSer
             room = feed_room(f"room{number}")
             broker.subscribe(room)
             broker.append(room, "x")
-        await eventually(lambda: len(broker._cursors) == 20, "a cursor per room with a member")
+        await eventually(lambda: len(broker.feed._cursors) == 20, "a cursor per room with a member")
         for number in range(20):
             broker.unsubscribe(feed_room(f"room{number}"))
-        await eventually(lambda: broker._cursors == {}, "every cursor forgotten once its channel is unsubscribed")
+        await eventually(lambda: broker.feed._cursors == {}, "every cursor forgotten once its channel is unsubscribed")
 
 
 async def test_after_a_new_epoch_a_message_pub_sub_lost_is_filled_from_offset_one(redis_server: RedisServer) -> None:
@@ -671,7 +664,7 @@ async def test_after_a_new_epoch_a_message_pub_sub_lost_is_filled_from_offset_on
         assert inbox.offsets() == [1, 1, 2]
         assert inbox.data() == ["before", "first of the new history", "second of the new history"]
         assert inbox.messages[1].epoch == inbox.messages[2].epoch != inbox.messages[0].epoch
-        assert broker.feed_filled == 1
+        assert broker.counts.filled == 1
 
 
 async def test_an_append_redis_refuses_is_retried_alone_and_the_rest_of_its_batch_is_not_repeated(
@@ -690,7 +683,7 @@ async def test_an_append_redis_refuses_is_retried_alone_and_the_rest_of_its_batc
             broker.append(bad, "refused until the key is fixed")
             broker.append(FEED, "b")  # one pipelined batch of three
             await eventually(lambda: inbox.data() == ["first", "a", "b"], "the two appends Redis took")
-            await eventually(lambda: broker.reconnects >= 2, "two retries of the refused one")
+            await eventually(lambda: broker.counts.reconnects >= 2, "two retries of the refused one")
             assert "WRONGTYPE" in caplog.text
             assert broker.state()["feed_held"] == 1
             client.delete(feed_keys(bad)[0])
@@ -708,10 +701,10 @@ def test_feed_messages_held_for_redis_are_bounded() -> None:
     for number in range(PUBLISH_QUEUE + 10):
         broker.append(FEED, str(number))
     assert broker.state()["feed_held"] == PUBLISH_QUEUE
-    assert broker.dropped == 10
+    assert broker.counts.dropped == 10
     largest = "x" * Settings().max_message_size
     bytes_bound = RedisBroker("redis://127.0.0.1:1/0")
     for _ in range(PUBLISH_QUEUE_BYTES // len(largest) + 10):
         bytes_bound.append(FEED, largest)
     assert bytes_bound.state()["feed_held"] == PUBLISH_QUEUE_BYTES // len(largest)
-    assert bytes_bound.dropped == 10
+    assert bytes_bound.counts.dropped == 10

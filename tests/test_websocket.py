@@ -20,8 +20,8 @@ import asgi_ws.handshake
 import asgi_ws.runtime
 import asgi_ws.websocket
 from asgi_ws.app import App
-from asgi_ws.hub import BROADCAST, chat_room
 from asgi_ws.lifecycle import State
+from asgi_ws.topics import BROADCAST, chat_room
 from tests.asgi_driver import WebSocketDriver, connect
 from tests.conftest import MakeApp
 

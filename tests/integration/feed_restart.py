@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from asgi_ws.hub import feed_room
-from asgi_ws.redis_broker import channel
+from asgi_ws.redis_wire import channel
 from asgi_ws.servers import SERVERS
+from asgi_ws.topics import feed_room
 from conformance.launcher import RunningServer, run_server
 from conformance.redis_server import RedisServer
 

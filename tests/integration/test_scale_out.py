@@ -31,9 +31,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Close, Opcode
 
-from asgi_ws.hub import BROADCAST, Topic, chat_room
-from asgi_ws.redis_broker import channel
+from asgi_ws.redis_wire import channel
 from asgi_ws.servers import SERVERS
+from asgi_ws.topics import BROADCAST, Topic, chat_room
 from conformance.launcher import HOST, RunningServer, run_server
 from conformance.rawclient import RawClient
 from conformance.redis_server import RedisServer
