@@ -8,8 +8,13 @@ an app object because with ``--workers N`` each worker process imports
 ``asgi_ws.app:app`` itself; exec rather than a child process so that signals
 (Ctrl-C, SIGTERM from a supervisor) reach the server directly.
 
-The command it runs is printed first: it is the same as running that server
-by hand, and ``--print-command`` shows it without running it.
+The command it runs is printed first, as a shell line that does the same by
+hand: the ``ASGI_WS_*`` assignments that matter (:func:`equivalent_command`),
+then the server's argv.  ``--print-command`` prints that line without running
+it.  A broker URL's password is shown as ``***`` there, as in every log line.
+
+Errors name the problem on their first line and point to ``--help``, instead
+of argparse's habit of printing the whole usage block before the error.
 """
 
 from __future__ import annotations
@@ -18,16 +23,24 @@ import argparse
 import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import NoReturn
 
 from . import __version__
 from .broker import redact
-from .servers import SERVERS, Listen
-from .settings import Settings, SettingsError, add_arguments
+from .servers import SERVERS, Listen, Server
+from .settings import DEFAULTS, Settings, SettingsError, add_arguments, env_name
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "equivalent_command", "main"]
 
 APP = "asgi_ws.app:app"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors come first, with a pointer to ``--help`` instead of the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\nrun '{self.prog} --help' for the options\n")
 
 
 def _ranged(kind: Callable[[str], float], low: float, high: float) -> Callable[[str], float]:
@@ -44,9 +57,9 @@ def _ranged(kind: Callable[[str], float], low: float, high: float) -> Callable[[
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asgi-ws", description="Real-time WebSockets on raw ASGI.")
+    parser = _Parser(prog="asgi-ws", description="Real-time WebSockets on raw ASGI.")
     parser.add_argument("--version", action="version", version=f"asgi-ws {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser(
         "serve",
@@ -60,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_ranged(int, 0, 1024),
         default=1,
-        help="worker processes (default 1; 0 serves in this process with no supervisor, as hypercorn allows)",
+        help="worker processes (default 1; 0 serves in this process with no supervisor where the server can, "
+        "as hypercorn and anycorn do, and is 1 elsewhere)",
     )
     serve.add_argument(
         "--ping-interval", type=_ranged(float, 0.1, 86400), default=20.0, help="seconds between keepalive pings"
@@ -73,9 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="pass no ping flags: the server's own keepalive defaults (--ping-interval is ignored)",
     )
-    serve.add_argument("--print-command", action="store_true", help="print the server command and exit")
+    serve.add_argument(
+        "--print-command",
+        action="store_true",
+        help="print the equivalent shell command and exit: the ASGI_WS_* variables that are not at their "
+        "default or that the environment sets, then the server's command line; a broker password shows as ***",
+    )
     add_arguments(serve)
-    serve.set_defaults(run=serve_command)
+    serve.set_defaults(run=serve_command, command_parser=serve)
     return parser
 
 
@@ -83,7 +102,7 @@ def serve_command(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_sources(args)
     except SettingsError as exc:
-        return _fail(str(exc))
+        return _fail(f"{exc}\nrun 'asgi-ws serve --help' for the options")
     server = SERVERS[args.server]
     interval = None if args.server_keepalive else args.ping_interval
     listen = Listen(args.host, args.port, args.workers, interval, args.ping_timeout)
@@ -91,24 +110,63 @@ def serve_command(args: argparse.Namespace) -> int:
         argv = server.command(APP, listen)
     except ValueError as exc:
         return _fail(str(exc))
+    if args.workers == 0 and not server.zero_workers:
+        _note(_no_zero_workers(server))
+    command = equivalent_command(settings, argv)
     if args.print_command:  # also for a server that is not installed here: it only shows
-        print(shlex.join(argv))
+        if redact(settings.broker) != settings.broker:
+            _note("the broker's password shows as ***: put it back before running this")
+        print(command)
         return 0
     if server.no_redis is not None and not settings.broker.startswith("memory://"):
         return _fail(f"--server {server.name} cannot use the broker {redact(settings.broker)}: {server.no_redis}")
     if missing := server.missing():
         return _fail(f"--server {server.name} needs {', '.join(missing)}: pip install 'asgi-ws[{server.extra}]'")
-    _note(f"serving ws://{args.host}:{args.port}/ws with {server.name}, broker {redact(settings.broker)}")
+    base = _authority(args.host, args.port)
+    broker = redact(settings.broker)
+    _note(f"serving http://{base}/ (the demo page) and ws://{base}/ws with {server.name}, broker {broker}")
     if args.workers > 1 and settings.broker.startswith("memory://"):
         _note("with the memory broker each worker has its own rooms: chat reaches only its own worker's clients")
     if args.server_keepalive:
         _note(f"keepalive pings: {server.name}'s own default")
     elif server.no_ping is not None:
         _note(f"keepalive pings are off: {server.no_ping}")
-    _note(f"exec {shlex.join(argv)}")
+    _note(f"exec {command}")
     sys.stderr.flush()
     os.execve(argv[0], argv, {**os.environ, **settings.to_env()})
     return 0  # pragma: no cover - execve does not return
+
+
+def equivalent_command(settings: Settings, argv: Sequence[str], environ: Mapping[str, str] | None = None) -> str:
+    """A shell line that runs ``argv`` with ``settings``, as ``serve`` does, for a person to copy.
+
+    ``serve`` hands the server every ``ASGI_WS_*`` variable; the line shows the
+    ones that change something: those not at their default, and those the
+    environment (``environ``, else ``os.environ``) sets, which a by-hand run in
+    the same shell would otherwise inherit unchanged.  Each value is quoted
+    apart from its name, so that the shell reads ``NAME=value`` as an
+    assignment, and the broker URL's password is shown as ``***``.
+    """
+    environ = os.environ if environ is None else environ
+    defaults = DEFAULTS.to_env()
+    assignments = [
+        f"{name}={shlex.quote(redact(value) if name == env_name('broker') else value)}"
+        for name, value in settings.to_env().items()
+        if value != defaults[name] or name in environ
+    ]
+    return " ".join([*assignments, shlex.join(argv)])
+
+
+def _authority(host: str, port: int) -> str:
+    """``host:port`` for a URL, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _no_zero_workers(server: Server) -> str:
+    """What ``--workers 0`` becomes under a server that takes no worker count of 0 (``Server.zero_workers``)."""
+    if server.multi_worker:
+        return f"--workers 0 is --workers 1 under {server.name}, which has no worker count of 0"
+    return f"--workers 0 is the same as 1 under {server.name}: it runs a single process"
 
 
 def _note(message: str) -> None:
@@ -121,6 +179,13 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse leaves these to the top parser, but the command's --help is the one that lists its flags
+        command_parser: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command is None:  # bare "asgi-ws": what it can do, as --help shows it
+        parser.print_help()
+        return 0
     run: Callable[[argparse.Namespace], int] = args.run
     return run(args)

@@ -1,6 +1,7 @@
 """asgi_ws.cli: the serve command (the command lines themselves: tests/test_servers.py).
 
-These tests stop at the command line (``--print-command``) or at a refusal.
+These tests stop at the command line (``--print-command``), at a refusal, or
+where the command would replace itself with the server (``os.execve`` recorded).
 Actually running ``asgi-ws serve`` under each server is in
 ``tests/integration/test_cli_serve.py``.
 """
@@ -8,16 +9,141 @@ Actually running ``asgi-ws serve`` under each server is in
 from __future__ import annotations
 
 import shlex
+import subprocess
 import sys
 
 import pytest
 
 from asgi_ws.cli import main
+from asgi_ws.settings import DEFAULTS
+
+SECRET_BROKER = "redis://:secret@127.0.0.1:6379/0"
+Execs = list[tuple[str, list[str], dict[str, str]]]  # os.execve's arguments, one call each
+
+
+@pytest.fixture(autouse=True)
+def no_settings_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defaults, whatever the shell running the tests sets."""
+    for name in DEFAULTS.to_env():
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def no_exec(monkeypatch: pytest.MonkeyPatch) -> Execs:
+    """``os.execve`` recorded instead of run, and every server importable: ``main`` returns where it would exec."""
+    calls: Execs = []
+    monkeypatch.setattr("os.execve", lambda path, argv, env: calls.append((path, argv, env)))
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
+    return calls
 
 
 def printed_command(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
     assert main(["serve", "--print-command", *argv]) == 0
     return shlex.split(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        (["serve", "--port", "70000"], "asgi-ws serve"),
+        (["serve", "--no-such-flag"], "asgi-ws serve"),  # argparse's top parser finds it; serve's --help lists flags
+        (["srve"], "asgi-ws"),
+    ],
+)
+def test_a_usage_error_comes_first_then_where_to_look(
+    capsys: pytest.CaptureFixture[str], argv: list[str], prog: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"{prog}: error: ")
+    assert lines[1:] == [f"run '{prog} --help' for the options"]
+
+
+def test_a_bad_setting_also_says_where_to_look(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--rate-limit", "fast"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("asgi-ws: error: --rate-limit='fast': expected a number")
+    assert lines[1:] == ["run 'asgi-ws serve --help' for the options"]
+
+
+def test_bare_asgi_ws_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.startswith("usage: asgi-ws ")
+    assert "serve     run the app under an ASGI server" in printed.out
+    assert printed.err == ""
+
+
+def test_print_command_puts_the_settings_that_are_not_defaults_first(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--print-command", "--rate-limit", "0", "--broker", SECRET_BROKER]) == 0
+    printed = capsys.readouterr()
+    words = shlex.split(printed.out)
+    assert words[:3] == ["ASGI_WS_RATE_LIMIT=0.0", "ASGI_WS_BROKER=redis://:***@127.0.0.1:6379/0", sys.executable]
+    assert "secret" not in printed.out
+    assert "the broker's password shows as ***" in printed.err
+    # A shell reads the words before the program as assignments: each value is quoted apart from its name.
+    assignments = printed.out.partition(shlex.quote(sys.executable))[0]
+    shell = subprocess.run(["sh", "-c", f"{assignments} env"], env={}, capture_output=True, text=True, check=True)
+    assert "ASGI_WS_BROKER=redis://:***@127.0.0.1:6379/0" in shell.stdout.splitlines()
+    assert "ASGI_WS_RATE_LIMIT=0.0" in shell.stdout.splitlines()
+
+
+def test_print_command_shows_what_the_environment_sets_even_at_its_default(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shell that runs the printed line by hand would pass its own 5 on: the line sets 100 itself.
+    monkeypatch.setenv("ASGI_WS_RATE_LIMIT", "5")
+    words = printed_command(capsys, "--rate-limit", "100")
+    assert words[0] == "ASGI_WS_RATE_LIMIT=100.0"
+    assert words[1] == sys.executable
+
+
+def test_the_exec_note_is_the_printed_command(capsys: pytest.CaptureFixture[str], no_exec: Execs) -> None:
+    flags = ["--idle-timeout", "30", "--broker", SECRET_BROKER, "--port", "8123"]
+    assert main(["serve", "--print-command", *flags]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert main(["serve", *flags]) == 0
+    assert f"asgi-ws: exec {printed}\n" in capsys.readouterr().err
+    [(path, argv, env)] = no_exec
+    assert [path, *argv[1:]] == shlex.split(printed)[2:]  # the server gets the argv shown ...
+    assert env["ASGI_WS_BROKER"] == SECRET_BROKER  # ... and the password that the line hides
+    assert env["ASGI_WS_IDLE_TIMEOUT"] == "30.0"
+
+
+@pytest.mark.parametrize(
+    ("host", "urls"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8000/ (the demo page) and ws://127.0.0.1:8000/ws with uvicorn"),
+        ("::1", "http://[::1]:8000/ (the demo page) and ws://[::1]:8000/ws with uvicorn"),
+    ],
+)
+def test_the_startup_line_names_the_demo_page(
+    capsys: pytest.CaptureFixture[str], no_exec: Execs, host: str, urls: str
+) -> None:
+    assert main(["serve", "--host", host]) == 0
+    assert f"asgi-ws: serving {urls}, broker memory://\n" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "workers", "note"),
+    [
+        ("hypercorn", "--workers 0", None),  # serves in the started process
+        ("anycorn", "--workers 0", None),
+        ("uvicorn", "--workers 1", "--workers 0 is --workers 1 under uvicorn, which has no worker count of 0"),
+        ("gunicorn", "--workers 1", "--workers 0 is --workers 1 under gunicorn, which has no worker count of 0"),
+        ("daphne", None, "--workers 0 is the same as 1 under daphne: it runs a single process"),
+    ],
+)
+def test_workers_0_says_what_it_became(
+    capsys: pytest.CaptureFixture[str], name: str, workers: str | None, note: str | None
+) -> None:
+    assert main(["serve", "--print-command", "--server", name, "--workers", "0"]) == 0
+    printed = capsys.readouterr()
+    assert (workers is None) == ("--workers" not in printed.out)
+    assert workers is None or f" {workers} " in printed.out
+    assert printed.err == ("" if note is None else f"asgi-ws: {note}\n")
 
 
 def test_defaults_serve_uvicorn_on_localhost_8000(capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,7 +216,7 @@ def test_servers_that_cannot_run_the_redis_broker_refuse_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, name: str, why: str
 ) -> None:
     monkeypatch.setattr("os.execve", lambda *args: pytest.fail("the server was started"))
-    assert main(["serve", "--server", name, "--broker", "redis://:secret@127.0.0.1:6379/0"]) == 2
+    assert main(["serve", "--server", name, "--broker", SECRET_BROKER]) == 2
     error = capsys.readouterr().err
     assert f"--server {name} cannot use the broker redis://:***@127.0.0.1:6379/0" in error
     assert why in error
@@ -114,16 +240,12 @@ def test_gunicorn_and_anycorn(capsys: pytest.CaptureFixture[str], name: str, lin
     assert line in shlex.join(printed_command(capsys, "--server", name))
 
 
-def test_a_server_without_pings_says_so(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("os.execve", lambda *args: None)  # main returns where the server would have run
-    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())  # whichever servers are installed
+def test_a_server_without_pings_says_so(capsys: pytest.CaptureFixture[str], no_exec: Execs) -> None:
     assert main(["serve", "--server", "gunicorn"]) == 0
     assert "keepalive pings are off: gunicorn 27's asgi worker has no WebSocket ping option" in capsys.readouterr().err
 
 
-def test_server_keepalive_is_named(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("os.execve", lambda *args: None)  # main returns where the server would have run
-    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())  # whichever servers are installed
+def test_server_keepalive_is_named(capsys: pytest.CaptureFixture[str], no_exec: Execs) -> None:
     assert main(["serve", "--server", "gunicorn", "--server-keepalive"]) == 0
     err = capsys.readouterr().err
     assert "keepalive pings: gunicorn's own default" in err

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +13,9 @@ from asgi_ws.app import App
 from tests.asgi_driver import call_http, connect
 
 pytestmark = pytest.mark.anyio
+
+PYPROJECT = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+PROJECT_PAGE = PYPROJECT["project"]["urls"]["Source"]
 
 
 async def test_healthz_reports_the_spec_keys(app: App) -> None:
@@ -59,9 +65,10 @@ async def test_the_demo_page_is_one_self_contained_html_file(app: App) -> None:
     assert headers[b"content-type"] == b"text/html; charset=utf-8"
     page = body.decode()
     assert page.startswith("<!doctype html>")
-    # No CDN, no external fonts or scripts: every URL the page could load is its own.
-    assert "http://" not in page
-    assert "https://" not in page
+    # No CDN, no external fonts or scripts: every URL the page could load is its own. The one
+    # address elsewhere is a link to the documentation, which the browser follows only when clicked.
+    assert re.findall(r"https?://[^\s\"'<>]*", page) == [f"{PROJECT_PAGE}#readme"]
+    assert f'<a href="{PROJECT_PAGE}#readme">documentation</a>' in page
     assert "<link" not in page
     assert "src=" not in page
     # It connects back to the host that served it, so the origin check passes (contract §3).

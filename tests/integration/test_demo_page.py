@@ -7,6 +7,12 @@ screenshot under ``artifacts/`` (kept by CI, ignored by git).  The feed panel's
 test also needs ``redis-server`` (``--no-redis`` skips it), because the page's
 server is killed and started again and only Redis keeps the history meanwhile.
 
+The README's images are two of these screenshots: ``docs/demo.png``, the whole
+page with every panel in use, and ``docs/feed-panel.png``, the feed panel after
+its server came back.  To take them again, name the server to take them under::
+
+    ASGI_WS_TEST_DOCS_IMAGES=uvicorn python -m pytest tests/integration/test_demo_page.py --servers uvicorn
+
 The tests are synchronous: Playwright's sync API runs its own event loop, which
 must not be nested in the anyio plugin's.
 """
@@ -20,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from conformance.launcher import REPO_ROOT, RunningServer
 from conformance.redis_server import RedisServer
@@ -30,6 +36,8 @@ from .feed_restart import Publisher, restartable_pair
 pytestmark = pytest.mark.server
 
 ARTIFACTS = REPO_ROOT / "artifacts"
+DOCS = REPO_ROOT / "docs"
+DOCS_IMAGES = "ASGI_WS_TEST_DOCS_IMAGES"  # a server's name: its screenshots replace the README's images
 PATIENCE_MS = 60_000  # for any one expectation; a loaded machine is slow, a broken page never gets there
 MISSING = (
     "Chromium is not installed, and the demo page test drives a real one: "
@@ -78,12 +86,18 @@ def test_echo_json_and_the_close_codes(browser: Browser, server: RunningServer) 
     page.click("#echo-send-text")
     expect(page.locator("#echo-log")).to_contain_text("← hello, browser")
 
+    # The JSON panel shows each reply as the app wrote it, spaces and key order included.
     page.fill("#json-input", "{not json")
     page.click("#json-send")
-    expect(page.locator("#json-log .error")).to_contain_text("error invalid_json")
-    page.fill("#json-input", '{"n": [1, 2]}')
+    expect(page.locator("#json-log .error")).to_have_text(
+        '← {"error": "invalid_json", "detail": "Expecting property name enclosed in double quotes: '
+        'line 1 column 2 (char 1)"}'
+    )
+    page.fill("#json-input", '{"n":[1,2], "a": {"z": 1, "b": 2}}')
     page.click("#json-send")
-    expect(page.locator("#json-log")).to_contain_text('← {"message":"Received JSON data","data":{"n":[1,2]}}')
+    expect(page.locator("#json-log li").last).to_have_text(
+        '← {"message": "Received JSON data", "data": {"n": [1, 2], "a": {"z": 1, "b": 2}}}'
+    )
 
     page.fill("#chat-room", "not a room!")  # refused before accept: the browser sees 1006
     page.click("#chat-join")
@@ -91,30 +105,78 @@ def test_echo_json_and_the_close_codes(browser: Browser, server: RunningServer) 
     page.close()
 
 
-def test_two_tabs_chat_in_one_room(browser: Browser, server: RunningServer) -> None:
+def test_the_links_lead_to_health_metrics_and_the_docs(browser: Browser, server: RunningServer) -> None:
+    page = open_page(browser, server)
+    page.click("a[href='/healthz']")
+    expect(page.locator("body")).to_contain_text('"status": "ok"')
+    page.go_back()
+    page.click("a[href='/metrics']")
+    expect(page.locator("body")).to_contain_text("# TYPE asgi_ws_connections gauge")
+    page.go_back()
+    # Not followed: it leads off this machine. tests/test_http.py checks it is the project's page.
+    expect(page.get_by_role("link", name="documentation")).to_have_attribute("href", re.compile(r"^https://.*#readme$"))
+    page.close()
+
+
+def test_two_tabs_chat_broadcast_and_share_a_feed(browser: Browser, server: RunningServer) -> None:
     one, two = open_page(browser, server), open_page(browser, server)
     for page in (one, two):
         page.fill("#chat-room", "browsers")
         page.click("#chat-join")
         expect(page.locator("#chat-status")).to_have_text("open: /ws/chat/browsers")
-    one.fill("#chat-input", "hello from tab one")
-    one.press("#chat-input", "Enter")
+        page.click("#broadcast-connect")
+        expect(page.locator("#broadcast-status")).to_have_text("open: /ws_broadcast")
+    say(one, "chat", "hello from tab one", enter=True)
     expect(two.locator("#chat-log")).to_contain_text("hello from tab one")
-    two.fill("#chat-input", "and hello from tab two")
-    two.click("#chat-send")
+    say(two, "chat", "and hello from tab two", enter=False)
     expect(one.locator("#chat-log")).to_contain_text("and hello from tab two")
     expect(two.locator("#chat-log")).to_contain_text("and hello from tab two")
+
+    # A broadcast reaches the other tab, never its sender.
+    say(two, "broadcast", "to every other tab", enter=True)
+    expect(one.locator("#broadcast-log")).to_have_text("← New message: to every other tab")
+    say(one, "broadcast", "and back", enter=False)
+    expect(two.locator("#broadcast-log")).to_contain_text("← New message: and back")
+    expect(one.locator("#broadcast-log li")).to_have_text(["← New message: to every other tab", "→ and back"])
+    expect(two.locator("#broadcast-log li")).to_have_text(["→ to every other tab", "← New message: and back"])
+
+    # The feed: tab one leaves, tab two goes on, and tab one's Connect resumes with what it missed.
+    for page in (one, two):
+        page.fill("#feed-room", "browsers")
+        page.click("#feed-connect")
+        expect(page.locator("#feed-status")).to_have_text("open: /ws/feed/browsers")
+    say(one, "feed", "numbered", enter=True)
+    expect(two.locator("#feed-log")).to_contain_text("#1 numbered")
+    one.click("#feed-disconnect")
+    say(two, "feed", "kept for you", enter=True)
+    say(two, "feed", "and this", enter=False)
+    expect(two.locator("#feed-offset")).to_have_text("3")
+    one.click("#feed-connect")
+    expect(one.locator("#feed-recovered")).to_have_text("recovered 2")
+    expect(one.locator("#feed-log")).to_contain_text("#3 and this")
+
     # The other panels in use too, for a screenshot that shows the whole page at work.
     one.click("#echo-send-text")
     expect(one.locator("#echo-log")).to_contain_text("← Message text was: hello")
+    one.click("#echo-send-binary")
+    expect(one.locator("#echo-log")).to_contain_text("← binary, 5 bytes: 68 65 6c 6c 6f")
     one.click("#json-send")
     expect(one.locator("#json-log")).to_contain_text("Received JSON data")
     one.fill("#stream-count", "2000")
     one.click("#stream-start")
     expect(one.locator("#stream-counter")).to_have_text("2000")
-    screenshot(one, f"demo-chat-{server.name}.png")
+    screenshot(one, f"demo-{server.name}.png", server.name, docs="demo.png")
     one.close()
     two.close()
+
+
+def say(page: Page, panel: str, text: str, *, enter: bool) -> None:
+    """Type ``text`` into ``panel``'s message box and send it, with the Enter key or the Send button."""
+    page.fill(f"#{panel}-input", text)
+    if enter:
+        page.press(f"#{panel}-input", "Enter")
+    else:
+        page.click(f"#{panel}-send")
 
 
 def test_the_stream_counts_to_10000(browser: Browser, server: RunningServer) -> None:
@@ -126,7 +188,7 @@ def test_the_stream_counts_to_10000(browser: Browser, server: RunningServer) -> 
     expect(page.locator("#stream-log")).to_contain_text('← {"message": "tick - 10000", "number": 10000}')
     expect(page.locator("#stream-log")).to_contain_text("done: 10000 messages in")
     assert page.eval_on_selector("#stream-progress", "bar => bar.value === bar.max && bar.max === 10000")
-    screenshot(page, f"demo-stream-{server.name}.png")
+    screenshot(page, f"demo-stream-{server.name}.png", server.name)
     page.close()
 
 
@@ -168,13 +230,21 @@ def test_the_feed_panel_resumes_after_its_server_is_killed(
             f"#{offset} while away {offset}" for offset in range(6, 11)
         ]
         assert numbered == [(epoch, offset) for offset in range(1, 11)]
-        panel.screenshot(path=str(tmp_path / "feed-panel.png"))
-        screenshot(page, f"demo-feed-{server_name}.png")
+        screenshot(page, f"demo-feed-{server_name}.png", server_name)
+        # The whole log in the panel's picture, from the first message on, not only what fits in its box.
+        panel.locator(".log").evaluate("log => { log.style.height = 'auto'; }")
+        screenshot(panel, f"feed-panel-{server_name}.png", server_name, docs="feed-panel.png")
         page.close()
 
 
-def screenshot(page: Page, name: str) -> Path:
+def screenshot(shown: Page | Locator, name: str, server_name: str, docs: str | None = None) -> Path:
+    """Save ``shown`` (a whole page, or one element) as ``artifacts/name``; also as ``docs/<docs>`` if asked."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=True)
+    if isinstance(shown, Page):
+        shown.screenshot(path=str(path), full_page=True)
+    else:
+        shown.screenshot(path=str(path))
+    if docs is not None and os.environ.get(DOCS_IMAGES) == server_name:
+        shutil.copyfile(path, DOCS / docs)
     return path
