@@ -1,38 +1,31 @@
-"""The Redis pub/sub broker: rooms and broadcast across processes and servers (contract §4).
+"""The Redis broker: rooms and broadcast across processes and servers (contract §4), and its connection.
 
-Per process, while :meth:`RedisBroker.running` is entered (the lifespan scope):
+Owns the connection to Redis and the :class:`asgi_ws.broker.Broker` interface.
+The work on that connection is done by two halves, each in its own module:
 
-- **one subscriber connection**, subscribed to one channel per topic that has
-  a member in this process (``asgi-ws:chat:<room>``, ``asgi-ws:broadcast``).
-  The hub's member sets are the reference counts: it calls ``subscribe`` on a
-  topic's first member and ``unsubscribe`` after its last;
-- **one publish connection**, fed by a bounded queue, so a chat message never
-  waits for Redis.  One task publishes the queue in order, in pipelined
-  batches, which keeps each sender's messages in order;
-- the **envelope** of :mod:`asgi_ws.broker`, whose ``node`` lets this process
-  skip its own messages when Redis hands them back: its local clients were
-  already served by the hub.
+- :class:`asgi_ws.redis_pubsub.RedisPubSub`: chat and broadcast, through one
+  subscriber connection and one publish connection, at most once, as Redis
+  pub/sub is: a message published while a process is disconnected from Redis
+  never reaches that process;
+- :class:`asgi_ws.redis_feed.RedisFeed`: feed rooms (contract §8), numbered
+  by a script so that every process agrees on one order, kept in a Stream, and
+  delivered in order with no gap.  A resume made during an outage waits for
+  Redis (up to :data:`RESUME_WAIT`) before it answers ``unavailable``.
 
-Delivery is at most once, as Redis pub/sub is: a message published while a
-process is disconnected from Redis never reaches that process.
+Names, limits and the counters both share are in :mod:`asgi_ws.redis_wire`.
 
-**Feed rooms** (contract §8) add a history, and an order every process agrees
-on: numbering, the history and delivery in order are
-:class:`asgi_ws.redis_feed.RedisFeed`'s, which this broker runs on the same
-connections.  A resume made during an outage waits for Redis (up to
-:data:`RESUME_WAIT`) before it answers ``unavailable``.
-
-**Outages.**  One supervisor task owns the connections, and the broker is in
-one :class:`Link` state, which only the supervisor moves.  When Redis goes
-away it goes ``down`` (``/healthz`` turns ``degraded``), drops what cannot be
-published, and reconnects with exponential backoff from 1 s to 30 s.  After a
-reconnect it subscribes to every live topic again and counts one reconnect.
-Local delivery never depends on Redis, so chat inside one process goes on
-throughout.  An unexpected exception in the supervisor's tasks is a bug: it is
-logged with its traceback, shown in ``/healthz`` as ``last_error``, and the
-supervisor starts over rather than dying silently.
-
-Names, limits and counters shared with the feed are in :mod:`asgi_ws.redis_wire`.
+Theory of operation
+-------------------
+One supervisor task owns the connections, and the broker is in one
+:class:`Link` state, which only the supervisor moves.  It connects, has the
+two halves subscribe and catch up, goes ``up`` and runs their tasks until one
+fails.  When Redis goes away the broker goes ``down`` (``/healthz`` turns
+``degraded``), drops what cannot be published, and reconnects with
+exponential backoff from 1 s to 30 s.  After a reconnect it counts one
+reconnect.  Local delivery never depends on Redis, so chat inside one process
+goes on throughout.  An unexpected exception in the supervisor's tasks is a
+bug: it is logged with its traceback, shown in ``/healthz`` as
+``last_error``, and the supervisor starts over rather than dying silently.
 
 redis-py's client is asyncio-only, so this broker refuses to start on any other
 event loop (hypercorn's trio worker) with :class:`~asgi_ws.broker.BrokerError`.
@@ -45,35 +38,22 @@ import enum
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import redis.asyncio as redis
-from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .broker import BrokerError, Deliver, Envelope, decode_envelope, encode_envelope, new_node_id, redact
+from .broker import BrokerError, Deliver, new_node_id, redact
 from .feed import FeedMessage, Replay, Since
 from .logs import log_event
 from .redis_feed import RedisFeed
-from .redis_wire import (
-    COMMAND_TIMEOUT,
-    PUBLISH_BATCH,
-    Counts,
-    channel,
-    describe,
-    is_connection_error,
-    publish_queue,
-    text_of,
-    topic_of_channel,
-)
+from .redis_pubsub import RedisPubSub
+from .redis_wire import COMMAND_TIMEOUT, Counts, describe, is_connection_error
 from .runtime import counted_task
 from .settings import DEFAULTS
 from .topics import Topic
-
-if TYPE_CHECKING:
-    from .outbox import Outbox
 
 __all__ = ["Link", "RedisBroker", "next_backoff"]
 
@@ -82,7 +62,6 @@ logger = logging.getLogger(__name__)
 MIN_BACKOFF = 1.0  # seconds before the first reconnect attempt (contract §4)
 MAX_BACKOFF = 30.0  # the cap of the doubling delay (contract §4)
 CONNECT_TIMEOUT = 2.0  # one attempt to reach Redis; startup never waits longer than this
-POLL_INTERVAL = 5.0  # the listener wakes this often when idle, so health checks can run
 HEALTH_CHECK_INTERVAL = 10.0  # an idle subscriber connection is pinged this often
 # How long a feed resume waits for Redis to come back before it answers "unavailable": a
 # client that reconnects during a short outage (a Redis restart) then still gets what it
@@ -121,18 +100,14 @@ class RedisBroker:
         self.url = url  # redis://host:port/db, as configured
         self.node = node or new_node_id()  # this process, in every envelope it publishes
         self.link = Link.STOPPED  # where the broker stands with Redis; see _enter
-        self.counts = Counts()  # what it has done, for /healthz; shared with the feed
+        self.counts = Counts()  # what it has done, for /healthz; shared with both halves
         self.last_error: str | None = None  # why the last connection ended, for /healthz
-        self.feed = RedisFeed(self.node, self.counts, self._wants, history_size, history_ttl)  # the feed rooms
+        wanted: set[str] = set()  # channels of the topics with a member here: both halves follow them
+        self.feed = RedisFeed(self.node, self.counts, wanted, history_size, history_ttl)  # the feed rooms
+        self.pubsub = RedisPubSub(self.node, self.counts, self.feed, wanted)  # chat and broadcast
         self._min_backoff = min_backoff  # seconds before the first reconnect attempt
         self._resume_wait = resume_wait  # seconds a resume waits for Redis to come back
         self._up: anyio.Event | None = None  # set while up, for resumes to wait on; a new one each time it goes down
-        self._wanted: set[str] = set()  # channels of the topics with a member here
-        self._subscribed: set[str] = set()  # channels the subscriber connection is subscribed to now
-        self._subscriptions_moved: anyio.Event | None = None  # set each time _subscribed catches up some
-        self._wanted_changed: anyio.Event | None = None  # set when _wanted changes while connected
-        self._outgoing: Outbox[tuple[str, bytes]] = publish_queue()  # (channel, envelope), for the publisher
-        self._deliver: Deliver | None = None  # the hub's, while running
 
     @property
     def connected(self) -> bool:
@@ -162,7 +137,7 @@ class RedisBroker:
                 "and this server runs another event loop, such as hypercorn -k trio: "
                 "use -k asyncio or -k uvloop, or the memory:// broker"
             ) from None
-        self._deliver = self.feed.deliver = deliver
+        self.pubsub.deliver = self.feed.deliver = deliver
         self._up = anyio.Event()
         async with anyio.create_task_group() as tasks:
             first_attempt = anyio.Event()
@@ -177,20 +152,16 @@ class RedisBroker:
         )
 
     def subscribe(self, topic: Topic) -> None:
-        self._wanted.add(channel(topic))
-        self._wake_subscriptions()
+        self.pubsub.subscribe(topic)
 
     def unsubscribe(self, topic: Topic) -> None:
-        self._wanted.discard(channel(topic))
-        self._wake_subscriptions()
+        self.pubsub.unsubscribe(topic)
 
     def publish(self, topic: Topic, text: str) -> None:
-        if self.link is not Link.UP:
-            self.counts.dropped += 1
-            return
-        envelope = encode_envelope(self.node, topic, text)
-        if not self._outgoing.offer((channel(topic), envelope), len(envelope)):
-            self.counts.dropped += 1
+        if self.link is Link.UP:
+            self.pubsub.publish(topic, text)
+        else:
+            self.counts.dropped += 1  # at most once: never queued for after an outage
 
     def append(self, topic: Topic, text: str) -> None:
         """Queue ``text`` for numbering; it comes back numbered through pub/sub (:mod:`asgi_ws.redis_feed`)."""
@@ -212,7 +183,7 @@ class RedisBroker:
             "connected": self.link is Link.UP,
             "url": redact(self.url),
             "node": self.node,
-            "subscriptions": len(self._wanted),
+            "subscriptions": len(self.pubsub.wanted),
             "reconnects": counts.reconnects,
             "published": counts.published,
             "received": counts.received,
@@ -248,7 +219,7 @@ class RedisBroker:
                     ever_connected = True
                     delay = self._min_backoff  # a working connection resets the backoff
                 self._enter(Link.DOWN)
-                self.counts.dropped += self._outgoing.clear()  # at most once: no late delivery after an outage
+                self.pubsub.drop_queued()
                 first_attempt.set()
                 await anyio.sleep(delay)
                 delay = next_backoff(delay)
@@ -271,13 +242,7 @@ class RedisBroker:
             with anyio.fail_after(CONNECT_TIMEOUT + COMMAND_TIMEOUT):
                 await client.ping()
                 await pubsub.connect()  # type: ignore[no-untyped-call]
-                subscribed = set(self._wanted)
-                topics = {topic_of_channel(name) for name in subscribed}
-                self.feed.forget_all_but(topics)  # rooms left while Redis was away
-                await self.feed.follow(client, topics)
-                if subscribed:
-                    await pubsub.subscribe(*subscribed)
-                self._subscribed = subscribed
+                subscribed = await self.pubsub.subscribe_wanted(client, pubsub)
             with anyio.fail_after(COMMAND_TIMEOUT):
                 await self.feed.catch_up(client)
             self.last_error = None
@@ -289,99 +254,16 @@ class RedisBroker:
                 log_event(logger, logging.INFO, "broker_connected", url=redact(self.url), node=self.node)
             first_attempt.set()
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._keep_subscriptions, client, pubsub, subscribed)
-                tasks.start_soon(self._publish_queued, client)
-                tasks.start_soon(self.feed.publish_appends, client, self._until_subscribed)
-                await self._listen(pubsub)
+                tasks.start_soon(self.pubsub.keep_subscriptions, client, pubsub)
+                tasks.start_soon(self.pubsub.publish_queued, client)
+                tasks.start_soon(self.feed.publish_appends, client, self.pubsub.until_subscribed)
+                await self.pubsub.listen(pubsub)
         finally:
             self.feed.client = None  # no read may start on a connection about to close
             # Close both connections even when the app is shutting down (cancelled).
             with anyio.CancelScope(shield=True), anyio.move_on_after(CONNECT_TIMEOUT):
                 await pubsub.aclose()
                 await client.aclose()
-
-    # Pub/sub
-
-    async def _listen(self, pubsub: PubSub) -> None:
-        """Hand every other process's message to the hub, in the order Redis delivers them."""
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_INTERVAL)
-            if message is not None and message["type"] == "message":
-                feed_message = self.on_message(message["channel"], message["data"])
-                if feed_message is not None:
-                    await self.feed.deliver_in_order(feed_message)
-
-    def on_message(self, channel_name: bytes | str, raw: bytes) -> Envelope | None:
-        """One message from Redis: deliver it unless it is ours or not an envelope at all.
-
-        A feed message is returned instead, for :meth:`RedisFeed.deliver_in_order
-        <asgi_ws.redis_feed.RedisFeed.deliver_in_order>`: every process delivers
-        those from there, its own included.
-        """
-        assert self._deliver is not None
-        envelope = decode_envelope(raw)
-        if envelope is None:
-            self.counts.invalid += 1
-            log_event(logger, logging.WARNING, "broker_invalid_message", channel=text_of(channel_name))
-        elif envelope.offset is not None:
-            return envelope
-        elif envelope.node != self.node:  # our own messages were delivered locally already
-            self.counts.received += 1
-            self._deliver(envelope.topic, envelope.text)
-        return None
-
-    @counted_task
-    async def _keep_subscriptions(self, client: redis.Redis, pubsub: PubSub, subscribed: set[str]) -> None:
-        """Follow the hub: SUBSCRIBE new topics, UNSUBSCRIBE empty ones; feed rooms start and end a cursor."""
-        while True:
-            self._wanted_changed = anyio.Event()
-            if self._wanted == subscribed:
-                await self._wanted_changed.wait()
-                continue
-            new, gone = self._wanted - subscribed, subscribed - self._wanted
-            with anyio.fail_after(COMMAND_TIMEOUT):
-                if new:
-                    await self.feed.follow(client, {topic_of_channel(name) for name in new})
-                    await pubsub.subscribe(*new)
-                if gone:
-                    await pubsub.unsubscribe(*gone)
-            subscribed |= new
-            subscribed -= gone
-            if self._subscriptions_moved is not None:
-                self._subscriptions_moved.set()  # a feed message waiting for one of these may go
-            self.feed.forget(topic_of_channel(name) for name in gone - self._wanted)  # no member left here
-
-    def _wants(self, topic: Topic) -> bool:
-        """Whether a member of this process is in ``topic``."""
-        return channel(topic) in self._wanted
-
-    async def _until_subscribed(self, topics: set[Topic]) -> None:
-        """Wait until the subscriber connection is subscribed to every one of ``topics`` still wanted here."""
-        while any(channel(topic) in self._wanted - self._subscribed for topic in topics):
-            self._subscriptions_moved = anyio.Event()
-            await self._subscriptions_moved.wait()
-
-    @counted_task
-    async def _publish_queued(self, client: redis.Redis) -> None:
-        """Publish the queue in order, in pipelined batches."""
-        while True:
-            batch = [(await self._outgoing.get())[0]]
-            while len(self._outgoing) and len(batch) < PUBLISH_BATCH:
-                batch.append((await self._outgoing.get())[0])
-            pipe = client.pipeline(transaction=False)
-            for channel_name, envelope in batch:
-                pipe.publish(channel_name, envelope)
-            try:
-                with anyio.fail_after(COMMAND_TIMEOUT):
-                    await pipe.execute()
-            except BaseException:
-                self.counts.dropped += len(batch)
-                raise
-            self.counts.published += len(batch)
-
-    def _wake_subscriptions(self) -> None:
-        if self._wanted_changed is not None:
-            self._wanted_changed.set()
 
 
 def next_backoff(delay: float) -> float:

@@ -113,16 +113,14 @@ return {epoch, top, entries}
 class RedisFeed:
     """The feed rooms of one process on Redis.  See the module docstring for the design."""
 
-    def __init__(
-        self, node: str, counts: Counts, wants: Callable[[Topic], bool], history_size: int, history_ttl: float
-    ) -> None:
+    def __init__(self, node: str, counts: Counts, wanted: set[str], history_size: int, history_ttl: float) -> None:
         self.node = node  # this process, in every message it appends
         self.counts = counts  # the broker's counters, shared
         self.history_size = history_size  # Stream entries kept per feed room (MAXLEN)
         self.history_ttl = history_ttl  # seconds a feed room's keys outlive its last message
         self.client: redis.Redis | None = None  # the command connection while Redis is up; the broker sets it
         self.deliver: Deliver | None = None  # the hub's, while the broker runs
-        self._wants = wants  # whether a member here is in a topic, so that its room is followed
+        self._wanted = wanted  # channels of the topics with a member here (the pub/sub half's): rooms to follow
         self._cursors: dict[Topic, FeedCursor] = {}  # feed room -> the last message delivered here
         # Messages to number, (topic, data): kept through an outage, unlike chat.
         self._outgoing: Outbox[tuple[Topic, str]] = publish_queue()
@@ -188,7 +186,7 @@ class RedisFeed:
         """Hand ``messages`` to the hub, but those delivered already; a room with a member here is followed."""
         assert self.deliver is not None
         cursor = self._cursors.get(topic)
-        if cursor is None and self._wants(topic):
+        if cursor is None and channel(topic) in self._wanted:
             cursor = self._cursors[topic] = FeedCursor()
         for message in messages:
             if cursor is not None:

@@ -132,13 +132,14 @@ async def test_the_memory_broker_is_always_connected_and_carries_nothing() -> No
     assert broker.state() == {"kind": "memory", "connected": True, "feed_rooms": 0, "feed_history_bytes": 0}
 
 
-def test_a_process_skips_its_own_messages_and_takes_the_others() -> None:
+@pytest.mark.anyio
+async def test_a_process_skips_its_own_messages_and_takes_the_others() -> None:
     """Node-id dedup: what Redis hands back to the publisher was already delivered locally."""
     delivered: list[tuple[Topic, str]] = []
     broker = RedisBroker("redis://127.0.0.1:1/0", node="me")
-    broker._deliver = lambda topic, text: delivered.append((topic, text))
-    broker.on_message(b"asgi-ws:chat:r", encode_envelope("me", chat_room("r"), "mine"))
-    broker.on_message(b"asgi-ws:chat:r", encode_envelope("other", chat_room("r"), "theirs"))
-    broker.on_message(b"asgi-ws:chat:r", b"garbage")
+    broker.pubsub.deliver = lambda topic, text: delivered.append((topic, text))
+    await broker.pubsub.on_message(b"asgi-ws:chat:r", encode_envelope("me", chat_room("r"), "mine"))
+    await broker.pubsub.on_message(b"asgi-ws:chat:r", encode_envelope("other", chat_room("r"), "theirs"))
+    await broker.pubsub.on_message(b"asgi-ws:chat:r", b"garbage")
     assert delivered == [(chat_room("r"), "theirs")]
     assert (broker.counts.received, broker.counts.invalid) == (1, 1)
