@@ -38,7 +38,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -151,11 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     say = _printer(started)
     try:
-        ad_hoc = [_ad_hoc_server(raw) for raw in args.server_command]
-        SERVERS.update((server.name, server) for server in ad_hoc)
-        divergences = load_divergences(known_servers=SERVERS)
+        registry = _registry(args.server_command)
+        divergences = load_divergences(known_servers=registry)
         reference_notes = load_reference_notes()
-        run = _rejudged(args.rejudge) if args.rejudge else _run(args, say, [server.name for server in ad_hoc])
+        run = _rejudged(args.rejudge) if args.rejudge else _run(args, say, registry)
     except (ValueError, DivergenceFileError, OSError) as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return 2
@@ -180,18 +179,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failing else 0
 
 
-def _run(args: argparse.Namespace, say: Callable[[str], None], ad_hoc: list[str]) -> Run:
+def _run(args: argparse.Namespace, say: Callable[[str], None], registry: Mapping[str, Server]) -> Run:
     """Start every selected server, run the checks and Autobahn; what they observed, kept in run.json.
 
-    ``ad_hoc``: the servers given with --server-command, which are the ones run unless --servers names others.
+    ``registry``: the servers to choose from; those given with --server-command are the ones run unless
+    --servers names others.
     """
-    servers = _servers(args.servers) if args.servers or not ad_hoc else ad_hoc
+    ad_hoc = [name for name in registry if name not in SERVERS]
+    servers = _servers(args.servers, registry) if args.servers or not ad_hoc else [registry[name] for name in ad_hoc]
     checks = _select(args)
     if not checks:
         raise ValueError("--scenarios matched no check")
-    installed = [name for name in servers if SERVERS[name].installed()]
+    installed = [server for server in servers if server.installed()]
     skipped = {
-        name: f"not installed ({', '.join(SERVERS[name].missing())})" for name in servers if name not in installed
+        server.name: f"not installed ({', '.join(server.missing())})" for server in servers if not server.installed()
     }
     for name, reason in skipped.items():
         say(f"skip {name}: {reason}")
@@ -200,7 +201,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], ad_hoc: list[str]
     say(f"run directory: {work_dir}")
     outcomes: list[Outcome] = []
     for server in installed:
-        say(f"== {server}: {len(checks)} checks")
+        say(f"== {server.name}: {len(checks)} checks")
         outcomes += run_checks(server, checks, app=args.app, echo_path=args.echo_path, work_dir=work_dir, progress=say)
 
     if args.update_expected:
@@ -229,7 +230,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], ad_hoc: list[str]
     run = Run(
         command,
         _ran_on(),
-        installed,
+        [server.name for server in installed],
         _versions(installed),
         _launcher_flags(installed),
         skipped,
@@ -268,22 +269,35 @@ def _command_line(argv: Sequence[str]) -> str:
     return " ".join(["python -m conformance", shlex.join(shown)]).rstrip()
 
 
-def _servers(raw: str | None) -> list[str]:
+def _servers(raw: str | None, registry: Mapping[str, Server]) -> list[Server]:
+    """The servers ``--servers`` names, from ``registry``; all of them without it."""
     if raw is None:
-        return list(SERVERS)
+        return list(registry.values())
     names = [name.strip() for name in raw.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SERVERS]
+    unknown = [name for name in names if name not in registry]
     if unknown or not names:
-        raise ValueError(f"--servers {raw!r}: expected names from {', '.join(SERVERS)}")
-    return names
+        raise ValueError(f"--servers {raw!r}: expected names from {', '.join(registry)}")
+    return [registry[name] for name in names]
 
 
-def _ad_hoc_server(raw: str) -> Server:
-    """``--server-command NAME=TEMPLATE`` as a registry entry: no worker or ping flags of its own."""
+def _registry(server_commands: Sequence[str]) -> dict[str, Server]:
+    """The servers this run can choose from: asgi_ws.servers.SERVERS, which stays as shipped, then the ad hoc ones."""
+    registry = dict(SERVERS)
+    for raw in server_commands:
+        server = _ad_hoc_server(raw, registry)
+        registry[server.name] = server
+    return registry
+
+
+def _ad_hoc_server(raw: str, registry: Mapping[str, Server] = SERVERS) -> Server:
+    """``--server-command NAME=TEMPLATE`` as a registry entry: no worker or ping flags of its own.
+
+    ``registry``: the servers already known, whose names it may not take.
+    """
     name, _, template = raw.partition("=")
     if not name.strip() or not template.strip():
         raise ValueError(f"--server-command {raw!r}: expected NAME=TEMPLATE")
-    if name.strip() in SERVERS:
+    if name.strip() in registry:
         raise ValueError(f"--server-command {raw!r}: {name.strip()} is already a server")
     package = shlex.split(template)[0]  # run with python -m, so it must be importable
     return Server(name.strip(), template, (package,), no_ping="an ad-hoc server: any ping flags are in its command")
@@ -314,22 +328,19 @@ def _ran_on() -> str:
     )
 
 
-def _versions(servers: Sequence[str]) -> dict[str, str]:
-    found = {}
-    for server in servers:
-        found[server] = ", ".join(f"{name} {_version(name)}" for name in SERVERS[server].packages)
-    return found
+def _versions(servers: Sequence[Server]) -> dict[str, str]:
+    return {server.name: ", ".join(f"{name} {_version(name)}" for name in server.packages) for server in servers}
 
 
-def _packages(servers: Sequence[str]) -> dict[str, str]:
+def _packages(servers: Sequence[Server]) -> dict[str, str]:
     """The version of every package the run stood on: the servers', what they require, the app's and the client's."""
-    roots = [package for server in servers for package in SERVERS[server].packages]
+    roots = [package for server in servers for package in server.packages]
     return versions.installed([*roots, "asgi-ws", "websockets"])
 
 
-def _launcher_flags(servers: Sequence[str]) -> dict[str, str]:
+def _launcher_flags(servers: Sequence[Server]) -> dict[str, str]:
     """What the launcher sets on each server's command line besides what selects the server."""
-    return {server: shlex.join(SERVERS[server].launcher_flags(launch_listen(0))) for server in servers}
+    return {server.name: shlex.join(server.launcher_flags(launch_listen(0))) for server in servers}
 
 
 def _version(package: str) -> str:

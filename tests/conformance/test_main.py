@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from asgi_ws.servers import SERVERS, Listen
-from conformance.__main__ import Run, _ad_hoc_server, _select, build_parser, main
+from conformance.__main__ import Run, _ad_hoc_server, _registry, _select, build_parser, main
 from conformance.runner import Outcome
 from conformance.verdicts import load_expected
 
@@ -55,16 +55,23 @@ def test_a_bad_ad_hoc_server_is_refused(raw: str, message: str) -> None:
 
 
 def test_ad_hoc_servers_alone_run_and_a_missing_one_is_skipped(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    registry = dict(SERVERS)
-    monkeypatch.setattr("conformance.__main__.SERVERS", registry)  # the run adds to it
+    shipped = dict(SERVERS)
     argv = ["--server-command", "nope=no_such_server_package {app}", "--skip-autobahn", "--out", str(tmp_path)]
     assert main([*argv, "--scenarios", "probe-scope"]) == 0
     out = capsys.readouterr().out
     assert "skip nope: not installed (no_such_server_package)" in out
     assert "== uvicorn" not in out
-    assert "nope" in registry
+    assert shipped == SERVERS  # the app's registry is left as shipped
+
+
+def test_ad_hoc_servers_join_a_registry_of_the_run_s_own() -> None:
+    registry = _registry(["mine=mine --bind {bind} {app}", "yours=yours --bind {bind} {app}"])
+    assert list(registry) == [*SERVERS, "mine", "yours"]
+    assert "mine" not in SERVERS
+    with pytest.raises(ValueError, match="mine is already a server"):
+        _registry(["mine=mine {app}", "mine=other {app}"])
 
 
 def test_a_bad_server_command_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

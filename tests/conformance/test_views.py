@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, cast
 
+from asgi_ws.servers import SERVERS
 from conformance.checks import OBSERVE_HEADER, Target
 from conformance.launcher import RunningServer
 from conformance.observer import Observer
@@ -48,7 +49,7 @@ def _observe(path: Path) -> Target:
     scope = {"type": "websocket", "path": "/echo", "headers": [(OBSERVE_HEADER.encode(), TAG.encode())]}
     with contextlib.suppress(OSError):  # the app's last send raises, as send() above makes it: the observer records it
         asyncio.run(Observer(_echo_twice_then_close, path)(scope, receive, send))
-    return Target(server=cast(RunningServer, None), observations=path)
+    return Target(server=cast(RunningServer, None), entry=SERVERS["uvicorn"], observations=path)
 
 
 def test_app_view_is_the_record_without_its_tag(tmp_path: Path) -> None:
