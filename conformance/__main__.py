@@ -13,6 +13,7 @@ written, and the exit status is 1 if any difference is unexplained.
 Examples::
 
     python -m conformance                                  # everything, every server
+    python -m conformance --list                           # the checks, grouped, each with its summary
     python -m conformance --servers uvicorn,hypercorn --skip-autobahn
     python -m conformance --scenarios 'stream-*,probe-scope*'
     python -m conformance --app myapp:app --echo-path /ws/echo
@@ -76,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--servers", help=f"comma-separated, from {', '.join(SERVERS)} (default: all of them; missing ones are skipped)"
     )
     parser.add_argument("--scenarios", help="comma-separated check names or patterns, e.g. 'stream-*,probe-*'")
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="run nothing: print the checks the other options select, grouped, each with its summary",
+    )
     parser.add_argument("--app", default=APP, help=f"ASGI app under test, module:attr (default {APP})")
     parser.add_argument("--echo-path", default="/echo", help="the app's pure echo endpoint (default /echo)")
     parser.add_argument("--skip-autobahn", action="store_true", help="do not run the Autobahn stage")
@@ -150,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(argv if argv is not None else sys.argv[1:])
     started = time.monotonic()
     say = _printer(started)
+    if args.list:
+        print(_listing(_select(args), args), end="")
+        return 0
     try:
         registry = _registry(args.server_command)
         divergences = load_divergences(known_servers=registry)
@@ -318,6 +327,36 @@ def _select(args: argparse.Namespace) -> list[Check]:
         if any(fnmatch.fnmatchcase(check.name, pattern) for pattern in patterns):
             selected.append(check)
     return selected
+
+
+def _listing(checks: Sequence[Check], args: argparse.Namespace) -> str:
+    """``--list``: the checks by stage (scenarios, then probes), then by module, each with its summary."""
+    stages = {
+        "scenario": f"scenarios: {args.app} driven by real clients, the app's side observed",
+        "probe": "probes: the probe app (conformance.probe_app), recording how the server speaks raw ASGI",
+    }
+    lines: list[str] = []
+    for kind, stage in stages.items():
+        of_kind = [check for check in checks if check.kind == kind]
+        if not of_kind:
+            continue
+        width = max(len(check.name) for check in of_kind)
+        lines.append(f"{len(of_kind)} {stage}")
+        by_module: dict[str, list[Check]] = {}
+        for check in of_kind:
+            by_module.setdefault(check.run.__module__, []).append(check)
+        for module, group in by_module.items():
+            lines.append(f"  {module.rpartition('.')[2]}: {_first_line(sys.modules[module].__doc__)}")
+            lines += [f"    {check.name:<{width}}  {check.summary}" for check in group]
+    if not args.skip_autobahn:
+        patterns = " ".join(CASE_SETS[args.autobahn_cases][0])
+        lines.append(f"then Autobahn|Testsuite against {args.echo_path}: cases {patterns} (--autobahn-cases)")
+    return "".join(line + "\n" for line in lines)
+
+
+def _first_line(docstring: str | None) -> str:
+    """A module docstring's first line, as plain text."""
+    return (docstring or "").strip().partition("\n")[0].replace("``", "")
 
 
 def _ran_on() -> str:

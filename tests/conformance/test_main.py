@@ -10,6 +10,7 @@ import pytest
 
 from asgi_ws.servers import SERVERS, Listen
 from conformance.__main__ import Run, _ad_hoc_server, _registry, _select, build_parser, main
+from conformance.checks import CHECKS
 from conformance.runner import Outcome
 from conformance.verdicts import load_expected
 
@@ -22,6 +23,40 @@ def test_skip_scenarios_leaves_the_probes() -> None:
 
 def test_skip_scenarios_and_probes_together_leave_nothing() -> None:
     assert _select(build_parser().parse_args(["--skip-scenarios", "--skip-probes"])) == []
+
+
+def test_list_prints_every_check_under_its_stage_and_module_with_its_summary(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    placed: dict[str, tuple[str, str, str]] = {}  # check -> (stage, module, summary) as listed
+    stage = module = ""
+    for line in lines[:-1]:
+        if not line.startswith(" "):
+            stage = line.split()[1].rstrip(":")
+        elif not line.startswith("    "):
+            module = line.strip().partition(":")[0]
+        else:
+            name, summary = line.strip().split("  ", 1)
+            placed[name] = (stage, module, summary.strip())
+    assert placed == {
+        check.name: (f"{check.kind}s", check.run.__module__.rpartition(".")[2], check.summary)
+        for check in CHECKS.values()
+    }
+    scenarios = sum(check.kind == "scenario" for check in CHECKS.values())
+    assert lines[0] == f"{scenarios} scenarios: asgi_ws.app:app driven by real clients, the app's side observed"
+    assert lines[-1].startswith("then Autobahn|Testsuite against /echo: cases 1.* 2.* ")
+
+
+def test_list_shows_only_what_the_options_select(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list", "--skip-scenarios", "--skip-autobahn", "--scenarios", "probe-size-16mib*"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "2 probes: the probe app (conformance.probe_app), recording how the server speaks raw ASGI",
+        "  messages: Probes of data messages: the shape of receive events, the server's own size limit, invalid UTF-8.",
+        f"    probe-size-16mib         {CHECKS['probe-size-16mib'].summary}",
+        f"    probe-size-16mib-plus-1  {CHECKS['probe-size-16mib-plus-1'].summary}",
+    ]
 
 
 def test_an_ad_hoc_server_runs_its_template_as_given() -> None:
