@@ -49,7 +49,7 @@ from . import probes, published, scenarios, versions  # noqa: F401  (probes and 
 from .autobahn_stage import CASE_SETS, EXPECTED_CASE, run_autobahn_stage
 from .checks import CHECKS, Check, Transcript
 from .launcher import APP, REPO_ROOT, launch_listen
-from .report import Report, write_html, write_json, write_markdown
+from .report import Report, write_html, write_json, write_markdown, write_portability
 from .runner import Outcome, run_checks
 from .summary import headlines
 from .verdicts import (
@@ -65,6 +65,7 @@ from .verdicts import (
 __all__ = ["main"]
 
 PUBLISHED = REPO_ROOT / "docs" / "server-divergences.md"
+PORTABILITY = REPO_ROOT / "docs" / "portability.md"  # the portability guide, beside the matrix it links to
 CACHE = REPO_ROOT / ".conformance-cache"
 
 
@@ -109,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--publish",
         action="store_true",
-        help=f"also write {PUBLISHED.relative_to(REPO_ROOT)}, docs/server-summary.json and the docs that quote it",
+        help=f"also write {PUBLISHED.relative_to(REPO_ROOT)}, {PORTABILITY.relative_to(REPO_ROOT)}, "
+        "docs/server-summary.json and the docs that quote it",
     )
     parser.add_argument(
         "--update-expected", metavar="SERVER", help="record SERVER's transcripts as the expected ones, then judge"
@@ -398,10 +400,12 @@ def _write(report: Report, args: argparse.Namespace, say: Callable[[str], None])
         written.append(args.out / "conformance-report.html")
         write_html(report, written[-1])
     if args.publish:
-        write_markdown(report, PUBLISHED, title="ASGI WebSocket server divergence matrix")
+        guide = PORTABILITY.relative_to(PUBLISHED.parent).as_posix()
+        write_markdown(report, PUBLISHED, title="ASGI WebSocket server divergence matrix", guide=guide)
+        write_portability(report, PORTABILITY, matrix=PUBLISHED.relative_to(PORTABILITY.parent).as_posix())
         summary = published.summary_of(json.loads(written[1].read_text()))
         published.SUMMARY.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        written += [PUBLISHED, published.SUMMARY, *published.publish_blocks()]
+        written += [PUBLISHED, PORTABILITY, published.SUMMARY, *published.publish_blocks()]
     say("wrote " + ", ".join(str(path) for path in written))
 
 
