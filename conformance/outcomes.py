@@ -206,6 +206,7 @@ class OutcomeRow:
     def to_json(self) -> dict[str, Any]:
         return {
             "behaviour": self.title,
+            "anchor": self.anchor,
             "check": self.check,
             "spec": self.spec,
             "severity": self.severity,

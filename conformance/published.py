@@ -30,6 +30,7 @@ from .summary import REFERENCE
 
 __all__ = [
     "BLOCKS",
+    "SHUTDOWN_CHECK",
     "SUMMARY",
     "TIMES",
     "Block",
@@ -46,12 +47,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SUMMARY = ROOT / "docs" / "server-summary.json"
 
 Summary = Mapping[str, Any]  # the parsed docs/server-summary.json
+# The row of "What each server does" the summary keeps: what a client of asgi-ws sees at SIGTERM.
+SHUTDOWN_CHECK = "shutdown-idle-sockets"
 TIMES = "\N{MULTIPLICATION SIGN}"  # "x2": how many scenarios one reason explains
 
 
 def summary_of(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of a JSON report that say, per server, how it did and on which versions: small enough to commit."""
+    """The parts of a JSON report that say, per server, how it did and on which versions: small enough to commit.
+
+    Of the behaviour table, only the row of :data:`SHUTDOWN_CHECK` is kept, as its title, its anchor in the
+    matrix and each server's words (``{}`` if it did not run).
+    """
     autobahn = report.get("autobahn", {})
+    shutdown = next((row for row in report.get("outcomes", []) if row["check"] == SHUTDOWN_CHECK), None)
     return {
         "ran_on": report["ran_on"],
         "versions": report["versions"],
@@ -63,6 +71,13 @@ def summary_of(report: Mapping[str, Any]) -> dict[str, Any]:
                 server: {"summary": result.get("summary", {})} for server, result in autobahn.get("servers", {}).items()
             },
         },
+        "shutdown": {
+            "behaviour": shutdown["behaviour"],
+            "anchor": shutdown["anchor"],
+            "servers": {server: cell["outcome"] for server, cell in shutdown["servers"].items()},
+        }
+        if shutdown is not None
+        else {},
     }
 
 

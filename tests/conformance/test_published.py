@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conformance.published import (
+    SHUTDOWN_CHECK,
     TIMES,
     Block,
     block_text,
@@ -88,6 +89,22 @@ def test_the_summary_keeps_versions_packages_headlines_and_autobahn_counts_only(
         "autobahn": {"cases": "1.*", "servers": {"uvicorn": {"summary": {"OK": 5}, "cases": {"1.1.1": "OK"}}}},
     }
     summary = summary_of(report)
-    assert set(summary) == {"ran_on", "versions", "packages", "headline", "autobahn"}
+    assert set(summary) == {"ran_on", "versions", "packages", "headline", "autobahn", "shutdown"}
     assert summary["packages"] == {"uvicorn": "1"}
     assert summary["autobahn"] == {"cases": "1.*", "servers": {"uvicorn": {"summary": {"OK": 5}}}}
+    assert summary["shutdown"] == {}  # the run had no shutdown scenario
+
+
+def test_the_summary_keeps_the_shutdown_row_as_each_server_s_words() -> None:
+    row = {"check": SHUTDOWN_CHECK, "behaviour": "SIGTERM", "anchor": "o-sigterm", "spec": "1001", "severity": None}
+    servers = {
+        "uvicorn": {"outcome": "1012", "departs": False, "severity": None, "explained_by": None},
+        "daphne": {"outcome": "no close frame", "departs": True, "severity": "client-visible", "explained_by": "d-x"},
+    }
+    other = {**row, "check": "probe-sigterm", "behaviour": "another row"}
+    summary = summary_of({**SUMMARY, "outcomes": [other, {**row, "servers": servers}]})
+    assert summary["shutdown"] == {
+        "behaviour": "SIGTERM",
+        "anchor": "o-sigterm",
+        "servers": {"uvicorn": "1012", "daphne": "no close frame"},
+    }
