@@ -1,7 +1,7 @@
 """What ``python -m conformance --publish`` writes besides the matrix: the summary, and the docs that quote it.
 
 The matrix (``docs/server-divergences.md``) is one run's report. Other pages quote
-its numbers: the README's table of servers, the example headline in
+its numbers: the README's opening claim and its table of servers, the example headline in
 ``docs/conformance.md``, the bench's server comparison. So that they can never
 disagree with the run or with each other (contract §12), every such number
 comes from one file, ``docs/server-summary.json``, written here from the run's
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "block_text",
     "conformance_example",
     "publish_blocks",
+    "readme_claim",
     "readme_table",
     "replace_block",
     "stale_blocks",
@@ -108,6 +110,28 @@ def readme_table(summary: Summary) -> str:
     return "\n".join(lines)
 
 
+def readme_claim(summary: Summary) -> str:
+    """The README's opening claim: under how many servers a client sees what it sees under the reference, and where
+    to read which server to choose."""
+    by_count: dict[int, list[str]] = {}
+    for server, headline in _in_registry_order(summary["headline"]):
+        by_count.setdefault(headline["identical"], []).append(server)
+    scenarios = max(headline["scenarios"] for headline in summary["headline"].values())
+    groups = [f"in {count} of {scenarios} under {_words(servers)}" for count, servers in sorted(by_count.items())[::-1]]
+    groups[0] = groups[0].replace(" under ", " scenarios under ", 1)
+    text = (
+        f"Tested under {len(summary['headline'])} server configurations, with {REFERENCE} as the reference, what a "
+        f"client sees of it is identical {'; '.join(groups)}. Which to choose, with each one's speed, Autobahn "
+        "results and shutdown: [docs/choosing-a-server.md](docs/choosing-a-server.md)."
+    )
+    return textwrap.fill(text, 100, break_long_words=False, break_on_hyphens=False)
+
+
+def _words(items: list[str]) -> str:
+    """Items joined as prose: "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def conformance_example(summary: Summary) -> str:
     """One headline as docs/conformance.md shows it: hypercorn's, whose exceptions have more than one reason."""
     headlines = summary["headline"]
@@ -139,6 +163,7 @@ class Block:
 
 
 BLOCKS = (
+    Block(ROOT / "README.md", "conformance-claim", readme_claim),
     Block(ROOT / "README.md", "conformance-headline", readme_table),
     Block(ROOT / "docs" / "conformance.md", "conformance-example", conformance_example),
 )

@@ -14,6 +14,7 @@ from conformance.published import (
     block_text,
     conformance_example,
     publish_blocks,
+    readme_claim,
     readme_table,
     replace_block,
     stale_blocks,
@@ -51,6 +52,16 @@ def test_the_readme_table_counts_reasons_in_the_servers_order() -> None:
     assert table[3] == f"| hypercorn | identical in 2 of 3 scenarios | SIGTERM cancels app {TIMES}1 | not run |"
     assert table[4] == f"| daphne | identical in 1 of 3 scenarios | reason dropped {TIMES}2 | not run |"
     assert "From the run of 2026-01-01, Python 3.11" in table[-1]
+
+
+def test_the_readme_claim_groups_the_servers_by_their_identical_count() -> None:
+    two_alike = {**SUMMARY, "headline": {**SUMMARY["headline"], "hypercorn": SUMMARY["headline"]["uvicorn"]}}
+    assert " ".join(readme_claim(two_alike).split()) == (
+        "Tested under 3 server configurations, with uvicorn as the reference, what a client sees of it is "
+        "identical in 3 of 3 scenarios under uvicorn and hypercorn; in 1 of 3 under daphne. Which to choose, "
+        "with each one's speed, Autobahn results and shutdown: [docs/choosing-a-server.md](docs/choosing-a-server.md)."
+    )
+    assert max(len(line) for line in readme_claim(SUMMARY).splitlines()) <= 100
 
 
 def test_the_example_is_hypercorns_headline() -> None:
