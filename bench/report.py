@@ -3,7 +3,8 @@
 ``bench/RESULTS.md`` is generated, except for the part between the
 ``ANALYSIS`` markers, which is written by hand (what a profile showed, what was
 tried) and carried over from the previous file on every run.  So is the
-README's summary of the results, between its ``bench-summary`` markers.
+README's summary of the results, between its ``bench-summary`` markers, and
+``docs/choosing-a-server.md`` (:mod:`bench.choosing`).
 
 Everything a page says comes from ``bench/results.json``: the runs, and what
 the run stood on (:class:`bench.record.Run`), read from the environment once,
@@ -15,7 +16,8 @@ page's tables; the page itself (:func:`markdown`); and the files a run writes,
 results.json's round trip among them.  It does not own what a run stood on
 (:mod:`bench.record`), the goals and their verdicts (:mod:`bench.goals`), the
 choice of a server (:mod:`bench.server_choice`), the README's summary
-(:mod:`bench.summary`) or the charts (:mod:`bench.charts`).  Nor does it run
+(:mod:`bench.summary`), the page on choosing a server (:mod:`bench.choosing`)
+or the charts (:mod:`bench.charts`).  Nor does it run
 anything or know the arms' definitions: :mod:`bench.run` measures, and rebuilds
 the arms when it renders from the JSON.
 """
@@ -33,6 +35,7 @@ from conformance.published import replace_block
 from conformance.versions import LOCK
 
 from .charts import chart, p10_chart
+from .choosing import choosing_page
 from .goals import BROKERS, NOISE, Goal, goals
 from .loadgen import Measured
 from .record import Run, lock_text
@@ -422,8 +425,9 @@ def results_from_json(raw: Mapping[str, Any], sizes: Sizes, arms: Mapping[str, A
     )
 
 
-def write_pages(document: Report, out: Path, readme: Path | None = None) -> list[Path]:
-    """RESULTS.md, with its analysis carried over, and the README's summary if ``readme``: what was written."""
+def write_pages(document: Report, out: Path, readme: Path | None = None, choosing: Path | None = None) -> list[Path]:
+    """RESULTS.md, with its analysis carried over, the README's summary if ``readme``, and the page on choosing
+    a server if ``choosing``: what was written."""
     out.mkdir(parents=True, exist_ok=True)
     results = out / "RESULTS.md"
     results.write_text(markdown(document, kept_analysis(results)))
@@ -431,6 +435,9 @@ def write_pages(document: Report, out: Path, readme: Path | None = None) -> list
     if readme is not None:
         readme.write_text(replace_block(readme.read_text(), README_BLOCK, readme_summary(document)))
         written.append(readme)
+    if choosing is not None:
+        choosing.write_text(choosing_page(document))
+        written.append(choosing)
     return written
 
 
@@ -444,9 +451,9 @@ def write_charts(document: Report, out: Path) -> list[Path]:
     return written
 
 
-def write(document: Report, out: Path, readme: Path | None = None) -> list[Path]:
+def write(document: Report, out: Path, readme: Path | None = None, choosing: Path | None = None) -> list[Path]:
     """The pages, the charts, and results.json: every run of every arm and what the run stood on."""
-    written = [*write_pages(document, out, readme), *write_charts(document, out)]
+    written = [*write_pages(document, out, readme, choosing), *write_charts(document, out)]
     raw = {
         **document.run.to_json(),
         "runs": {key: [dataclasses.asdict(run) for run in runs] for key, runs in document.results.runs.items()},

@@ -6,10 +6,11 @@
     python -m bench --only p10   # the server comparison alone: asgi-ws under every server configuration
     python -m bench --only feed  # the feed's groups alone (P9)
     python -m bench --only c100k # P8, 100,000 connections: never part of a full run (bench/c100k.py)
-    python -m bench --render     # runs nothing: RESULTS.md and the README's summary again, from results.json
+    python -m bench --render     # runs nothing: RESULTS.md, the README's summary and docs/choosing-a-server.md
+                                 # again, from results.json and docs/server-summary.json
 
 A run that writes to ``bench/`` (a full run) rewrites the README's summary of the
-results too.  Every page is rendered from what the run recorded in
+results and ``docs/choosing-a-server.md`` too.  Every page is rendered from what the run recorded in
 ``results.json`` (:mod:`bench.report`), so ``--render`` after a lock refresh,
 a new conformance report or ``--only c100k`` gives the page the run would have.
 
@@ -77,13 +78,14 @@ from conformance.launcher import HOST, RunningServer, free_port, run_server, spa
 from conformance.redis_server import RedisServer
 from conformance.versions import LOCK
 
-from . import c100k, cross_process, loadgen, record, report
+from . import c100k, choosing, cross_process, loadgen, record, report
 from .loadgen import Measured
 from .results import Arm, Group, Peer, Results, Sizes, Workload, figure_text
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 README = REPO_ROOT / "README.md"  # its bench-summary block is rewritten by a run that writes to BENCH_DIR
+CHOOSING = choosing.PAGE  # so is this page, which puts P10 beside the conformance summary
 
 # Every policy on, the rate limit out of the way (contract §6 P2).  The connection
 # cap is raised for the 5000 idle connections of P6 plus the clients of others.
@@ -553,9 +555,10 @@ def load(out: Path = BENCH_DIR, *, conformance: Path | None = None, lock: Path =
 
 def render(out: Path, conformance: Path | None) -> list[Path]:
     """``--render``: the pages and the charts again from results.json; what was written."""
-    readme = README if out.resolve() == BENCH_DIR else None
+    in_bench = out.resolve() == BENCH_DIR
     document = load(out, conformance=conformance)
-    return [*report.write_pages(document, out, readme), *report.write_charts(document, out)]
+    pages = report.write_pages(document, out, README if in_bench else None, CHOOSING if in_bench else None)
+    return [*pages, *report.write_charts(document, out)]
 
 
 def selectable(sizes: Sizes) -> list[str]:
@@ -608,8 +611,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--render",
         action="store_true",
-        help="run nothing: rewrite RESULTS.md (and, in bench/, the README's summary) from the results.json "
-        "in --out, the conformance summary and uv.lock",
+        help="run nothing: rewrite RESULTS.md (and, in bench/, the README's summary and docs/choosing-a-server.md) "
+        "from the results.json in --out, the conformance summary and uv.lock",
     )
     args = parser.parse_args(argv)
     if args.render:
@@ -690,8 +693,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(document.goal_table())
     if out is not None:
-        readme = README if out.resolve() == BENCH_DIR else None
-        print(f"\nwrote {', '.join(str(path) for path in report.write(document, out, readme))}")
+        in_bench = out.resolve() == BENCH_DIR
+        written = report.write(document, out, README if in_bench else None, CHOOSING if in_bench else None)
+        print(f"\nwrote {', '.join(str(path) for path in written)}")
     for key, reason in results.unable.items():
         print(f"bench: {key} could not run: {reason}", file=sys.stderr)
     missing = [

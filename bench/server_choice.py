@@ -9,7 +9,8 @@ and :func:`recommendations` puts both in a line per server.
 
 This module does not measure the servers (:mod:`bench.run`), gather their
 figures from a run (:meth:`bench.report.Report.speeds`), nor draw or write the
-comparison (:mod:`bench.report`, :mod:`bench.charts`, :mod:`bench.summary`).
+comparison (:mod:`bench.report`, :mod:`bench.charts`, :mod:`bench.summary`,
+:mod:`bench.choosing`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from conformance.published import summary_of
 
 P10 = ("p10-echo-10", "p10-stream", "p10-fan-out-100")  # the server comparison's workloads, as its columns
 
@@ -31,6 +35,7 @@ class Conformance:
     autobahn_ok: int
     autobahn_failed: int
     autobahn_cases: int
+    shutdown: str | None = None  # what a client sees at SIGTERM, in the matrix's words; None: not in the report
 
     @property
     def identical_text(self) -> str:
@@ -46,12 +51,20 @@ class Conformance:
         return (self.identical - self.scenarios, -self.autobahn_failed)
 
 
-def read_conformance(path: Path) -> dict[str, Conformance]:
-    """Per server, the conformance report's headline and Autobahn summary; nothing if there is no report."""
+def read_summary(path: Path) -> dict[str, Any]:
+    """The conformance summary at ``path`` (``docs/server-summary.json``), or the summary of the full report there
+    (a ``conformance-report.json``); empty if there is neither."""
     if not path.exists():
         return {}
-    document = json.loads(path.read_text())
+    document: dict[str, Any] = json.loads(path.read_text())
+    return summary_of(document) if "cells" in document else document
+
+
+def read_conformance(path: Path) -> dict[str, Conformance]:
+    """Per server, the conformance report's headline, Autobahn counts and SIGTERM words; nothing without a report."""
+    document = read_summary(path)
     autobahn = document.get("autobahn", {}).get("servers", {})
+    shutdown = document.get("shutdown", {}).get("servers", {})
     found = {}
     for server, headline in document.get("headline", {}).items():
         summary = autobahn.get(server, {}).get("summary", {})
@@ -61,6 +74,7 @@ def read_conformance(path: Path) -> dict[str, Conformance]:
             summary.get("OK", 0),
             summary.get("FAILED", 0),
             sum(summary.values()),
+            shutdown.get(server),
         )
     return found
 

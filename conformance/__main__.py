@@ -13,6 +13,7 @@ written, and the exit status is 1 if any difference is unexplained.
 Examples::
 
     python -m conformance                                  # everything, every server
+    python -m conformance --list                           # the checks, grouped, each with its summary
     python -m conformance --servers uvicorn,hypercorn --skip-autobahn
     python -m conformance --scenarios 'stream-*,probe-scope*'
     python -m conformance --app myapp:app --echo-path /ws/echo
@@ -38,7 +39,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -48,7 +49,7 @@ from . import probes, published, scenarios, versions  # noqa: F401  (probes and 
 from .autobahn_stage import CASE_SETS, EXPECTED_CASE, run_autobahn_stage
 from .checks import CHECKS, Check, Transcript
 from .launcher import APP, REPO_ROOT, launch_listen
-from .report import Report, write_html, write_json, write_markdown
+from .report import Report, write_html, write_json, write_markdown, write_portability
 from .runner import Outcome, run_checks
 from .summary import headlines
 from .verdicts import (
@@ -64,6 +65,7 @@ from .verdicts import (
 __all__ = ["main"]
 
 PUBLISHED = REPO_ROOT / "docs" / "server-divergences.md"
+PORTABILITY = REPO_ROOT / "docs" / "portability.md"  # the portability guide, beside the matrix it links to
 CACHE = REPO_ROOT / ".conformance-cache"
 
 
@@ -76,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--servers", help=f"comma-separated, from {', '.join(SERVERS)} (default: all of them; missing ones are skipped)"
     )
     parser.add_argument("--scenarios", help="comma-separated check names or patterns, e.g. 'stream-*,probe-*'")
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="run nothing: print the checks the other options select, grouped, each with its summary",
+    )
     parser.add_argument("--app", default=APP, help=f"ASGI app under test, module:attr (default {APP})")
     parser.add_argument("--echo-path", default="/echo", help="the app's pure echo endpoint (default /echo)")
     parser.add_argument("--skip-autobahn", action="store_true", help="do not run the Autobahn stage")
@@ -103,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--publish",
         action="store_true",
-        help=f"also write {PUBLISHED.relative_to(REPO_ROOT)}, docs/server-summary.json and the docs that quote it",
+        help=f"also write {PUBLISHED.relative_to(REPO_ROOT)}, {PORTABILITY.relative_to(REPO_ROOT)}, "
+        "docs/server-summary.json and the docs that quote it",
     )
     parser.add_argument(
         "--update-expected", metavar="SERVER", help="record SERVER's transcripts as the expected ones, then judge"
@@ -150,12 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(argv if argv is not None else sys.argv[1:])
     started = time.monotonic()
     say = _printer(started)
+    if args.list:
+        print(_listing(_select(args), args), end="")
+        return 0
     try:
-        ad_hoc = [_ad_hoc_server(raw) for raw in args.server_command]
-        SERVERS.update((server.name, server) for server in ad_hoc)
-        divergences = load_divergences(known_servers=SERVERS)
+        registry = _registry(args.server_command)
+        divergences = load_divergences(known_servers=registry)
         reference_notes = load_reference_notes()
-        run = _rejudged(args.rejudge) if args.rejudge else _run(args, say, [server.name for server in ad_hoc])
+        run = _rejudged(args.rejudge) if args.rejudge else _run(args, say, registry)
     except (ValueError, DivergenceFileError, OSError) as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return 2
@@ -180,18 +190,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failing else 0
 
 
-def _run(args: argparse.Namespace, say: Callable[[str], None], ad_hoc: list[str]) -> Run:
+def _run(args: argparse.Namespace, say: Callable[[str], None], registry: Mapping[str, Server]) -> Run:
     """Start every selected server, run the checks and Autobahn; what they observed, kept in run.json.
 
-    ``ad_hoc``: the servers given with --server-command, which are the ones run unless --servers names others.
+    ``registry``: the servers to choose from; those given with --server-command are the ones run unless
+    --servers names others.
     """
-    servers = _servers(args.servers) if args.servers or not ad_hoc else ad_hoc
+    ad_hoc = [name for name in registry if name not in SERVERS]
+    servers = _servers(args.servers, registry) if args.servers or not ad_hoc else [registry[name] for name in ad_hoc]
     checks = _select(args)
     if not checks:
         raise ValueError("--scenarios matched no check")
-    installed = [name for name in servers if SERVERS[name].installed()]
+    installed = [server for server in servers if server.installed()]
     skipped = {
-        name: f"not installed ({', '.join(SERVERS[name].missing())})" for name in servers if name not in installed
+        server.name: f"not installed ({', '.join(server.missing())})" for server in servers if not server.installed()
     }
     for name, reason in skipped.items():
         say(f"skip {name}: {reason}")
@@ -200,7 +212,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], ad_hoc: list[str]
     say(f"run directory: {work_dir}")
     outcomes: list[Outcome] = []
     for server in installed:
-        say(f"== {server}: {len(checks)} checks")
+        say(f"== {server.name}: {len(checks)} checks")
         outcomes += run_checks(server, checks, app=args.app, echo_path=args.echo_path, work_dir=work_dir, progress=say)
 
     if args.update_expected:
@@ -229,7 +241,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], ad_hoc: list[str]
     run = Run(
         command,
         _ran_on(),
-        installed,
+        [server.name for server in installed],
         _versions(installed),
         _launcher_flags(installed),
         skipped,
@@ -268,22 +280,35 @@ def _command_line(argv: Sequence[str]) -> str:
     return " ".join(["python -m conformance", shlex.join(shown)]).rstrip()
 
 
-def _servers(raw: str | None) -> list[str]:
+def _servers(raw: str | None, registry: Mapping[str, Server]) -> list[Server]:
+    """The servers ``--servers`` names, from ``registry``; all of them without it."""
     if raw is None:
-        return list(SERVERS)
+        return list(registry.values())
     names = [name.strip() for name in raw.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SERVERS]
+    unknown = [name for name in names if name not in registry]
     if unknown or not names:
-        raise ValueError(f"--servers {raw!r}: expected names from {', '.join(SERVERS)}")
-    return names
+        raise ValueError(f"--servers {raw!r}: expected names from {', '.join(registry)}")
+    return [registry[name] for name in names]
 
 
-def _ad_hoc_server(raw: str) -> Server:
-    """``--server-command NAME=TEMPLATE`` as a registry entry: no worker or ping flags of its own."""
+def _registry(server_commands: Sequence[str]) -> dict[str, Server]:
+    """The servers this run can choose from: asgi_ws.servers.SERVERS, which stays as shipped, then the ad hoc ones."""
+    registry = dict(SERVERS)
+    for raw in server_commands:
+        server = _ad_hoc_server(raw, registry)
+        registry[server.name] = server
+    return registry
+
+
+def _ad_hoc_server(raw: str, registry: Mapping[str, Server] = SERVERS) -> Server:
+    """``--server-command NAME=TEMPLATE`` as a registry entry: no worker or ping flags of its own.
+
+    ``registry``: the servers already known, whose names it may not take.
+    """
     name, _, template = raw.partition("=")
     if not name.strip() or not template.strip():
         raise ValueError(f"--server-command {raw!r}: expected NAME=TEMPLATE")
-    if name.strip() in SERVERS:
+    if name.strip() in registry:
         raise ValueError(f"--server-command {raw!r}: {name.strip()} is already a server")
     package = shlex.split(template)[0]  # run with python -m, so it must be importable
     return Server(name.strip(), template, (package,), no_ping="an ad-hoc server: any ping flags are in its command")
@@ -306,6 +331,36 @@ def _select(args: argparse.Namespace) -> list[Check]:
     return selected
 
 
+def _listing(checks: Sequence[Check], args: argparse.Namespace) -> str:
+    """``--list``: the checks by stage (scenarios, then probes), then by module, each with its summary."""
+    stages = {
+        "scenario": f"scenarios: {args.app} driven by real clients, the app's side observed",
+        "probe": "probes: the probe app (conformance.probe_app), recording how the server speaks raw ASGI",
+    }
+    lines: list[str] = []
+    for kind, stage in stages.items():
+        of_kind = [check for check in checks if check.kind == kind]
+        if not of_kind:
+            continue
+        width = max(len(check.name) for check in of_kind)
+        lines.append(f"{len(of_kind)} {stage}")
+        by_module: dict[str, list[Check]] = {}
+        for check in of_kind:
+            by_module.setdefault(check.run.__module__, []).append(check)
+        for module, group in by_module.items():
+            lines.append(f"  {module.rpartition('.')[2]}: {_first_line(sys.modules[module].__doc__)}")
+            lines += [f"    {check.name:<{width}}  {check.summary}" for check in group]
+    if not args.skip_autobahn:
+        patterns = " ".join(CASE_SETS[args.autobahn_cases][0])
+        lines.append(f"then Autobahn|Testsuite against {args.echo_path}: cases {patterns} (--autobahn-cases)")
+    return "".join(line + "\n" for line in lines)
+
+
+def _first_line(docstring: str | None) -> str:
+    """A module docstring's first line, as plain text."""
+    return (docstring or "").strip().partition("\n")[0].replace("``", "")
+
+
 def _ran_on() -> str:
     """When and on what the run happened, for the published matrix."""
     return (
@@ -314,22 +369,19 @@ def _ran_on() -> str:
     )
 
 
-def _versions(servers: Sequence[str]) -> dict[str, str]:
-    found = {}
-    for server in servers:
-        found[server] = ", ".join(f"{name} {_version(name)}" for name in SERVERS[server].packages)
-    return found
+def _versions(servers: Sequence[Server]) -> dict[str, str]:
+    return {server.name: ", ".join(f"{name} {_version(name)}" for name in server.packages) for server in servers}
 
 
-def _packages(servers: Sequence[str]) -> dict[str, str]:
+def _packages(servers: Sequence[Server]) -> dict[str, str]:
     """The version of every package the run stood on: the servers', what they require, the app's and the client's."""
-    roots = [package for server in servers for package in SERVERS[server].packages]
+    roots = [package for server in servers for package in server.packages]
     return versions.installed([*roots, "asgi-ws", "websockets"])
 
 
-def _launcher_flags(servers: Sequence[str]) -> dict[str, str]:
+def _launcher_flags(servers: Sequence[Server]) -> dict[str, str]:
     """What the launcher sets on each server's command line besides what selects the server."""
-    return {server: shlex.join(SERVERS[server].launcher_flags(launch_listen(0))) for server in servers}
+    return {server.name: shlex.join(server.launcher_flags(launch_listen(0))) for server in servers}
 
 
 def _version(package: str) -> str:
@@ -348,10 +400,12 @@ def _write(report: Report, args: argparse.Namespace, say: Callable[[str], None])
         written.append(args.out / "conformance-report.html")
         write_html(report, written[-1])
     if args.publish:
-        write_markdown(report, PUBLISHED, title="ASGI WebSocket server divergence matrix")
+        guide = PORTABILITY.relative_to(PUBLISHED.parent).as_posix()
+        write_markdown(report, PUBLISHED, title="ASGI WebSocket server divergence matrix", guide=guide)
+        write_portability(report, PORTABILITY, matrix=PUBLISHED.relative_to(PORTABILITY.parent).as_posix())
         summary = published.summary_of(json.loads(written[1].read_text()))
         published.SUMMARY.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        written += [PUBLISHED, published.SUMMARY, *published.publish_blocks()]
+        written += [PUBLISHED, PORTABILITY, published.SUMMARY, *published.publish_blocks()]
     say("wrote " + ", ".join(str(path) for path in written))
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from asgi_ws.servers import Server
+
 from .autobahn import (
     APP_SETTINGS_FOR_AUTOBAHN,
     DEFAULT_CASES,
@@ -42,7 +44,7 @@ CASE_SETS: dict[str, tuple[tuple[str, ...], float]] = {
 
 
 def run_autobahn_stage(
-    servers: Sequence[str],
+    servers: Sequence[Server],
     *,
     app: str,
     echo_path: str,
@@ -59,11 +61,12 @@ def run_autobahn_stage(
     patterns, bound = CASE_SETS[cases]
     section: dict[str, Any] = {"cases": " ".join(patterns), "wstest": wstest.description, "servers": {}}
     outcomes: list[Outcome] = []
-    for server in servers:
+    for entry in servers:
+        server = entry.name
         progress(f"  {server}: autobahn {cases} cases")
         log_dir = work_dir / server / "autobahn"
         try:
-            with run_server(server, log_dir, APP_SETTINGS_FOR_AUTOBAHN, app=app) as running:
+            with run_server(entry, log_dir, APP_SETTINGS_FOR_AUTOBAHN, app=app) as running:
                 result = run_fuzzingclient(
                     wstest, {server: running.url(echo_path)}, patterns, log_dir / "reports", progress, bound
                 )[server]

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from asgi_ws.servers import Server
+
 from .launcher import HOST, RunningServer
 
 __all__ = [
@@ -110,6 +112,7 @@ class Target:
     """What a check gets: the running server, and how to reach the app in it."""
 
     server: RunningServer  # the process; .terminate() for shutdown checks
+    entry: Server  # what started it: its entry in asgi_ws.servers.SERVERS, or one given with --server-command
     echo_path: str = "/echo"  # where the app echoes, for generic scenarios
     observations: Path | None = None  # JSON lines written by conformance.observer, if the app is observed
     _counter: int = 0  # for connection ids

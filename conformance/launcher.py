@@ -1,7 +1,8 @@
 """Run an ASGI app under a real server process: start it, wait until it serves, stop it.
 
 One :class:`RunningServer` is one server process (a row of the contract §0 table,
-from :data:`asgi_ws.servers.SERVERS`) serving an ASGI app (``asgi_ws.app:app``
+from :data:`asgi_ws.servers.SERVERS`, or a :class:`~asgi_ws.servers.Server` entry
+given by the caller, such as ``--server-command``'s) serving an ASGI app (``asgi_ws.app:app``
 unless told otherwise) on ``127.0.0.1`` and a free port.  The app is configured
 the way its users configure it: ``ASGI_WS_*`` variables in the child's
 environment (contract §3).  The conformance harness, the integration tests and the
@@ -98,7 +99,7 @@ class HTTPResult:
 class RunningServer:
     """A server process that answers HTTP, and how to reach it."""
 
-    name: str  # a key of asgi_ws.servers.SERVERS
+    name: str  # the server's name: a key of asgi_ws.servers.SERVERS, or one given with its entry
     port: int  # on HOST
     log_path: Path  # the process's stdout and stderr
     process: subprocess.Popen[bytes] | None = None  # set once spawned
@@ -202,7 +203,7 @@ StartServer = Callable[[Mapping[str, str]], RunningServer]
 
 @contextlib.contextmanager
 def run_server(
-    name: str,
+    server: str | Server,
     log_dir: Path,
     settings: Mapping[str, str] | None = None,
     *,
@@ -214,8 +215,10 @@ def run_server(
     cpus: Collection[int] | None = None,
     port: int | None = None,
 ) -> Iterator[RunningServer]:
-    """Run server ``name`` serving ``app`` with ``ASGI_WS_*`` ``settings`` for the ``with`` block.
+    """Run ``server`` serving ``app`` with ``ASGI_WS_*`` ``settings`` for the ``with`` block.
 
+    ``server``: a name from :data:`asgi_ws.servers.SERVERS`, or an entry that
+    is not in it (``python -m conformance --server-command``).
     ``via_cli``: start it through ``python -m asgi_ws serve`` with these extra
     flags, instead of the server's own command line.  ``extra_env``: more
     environment variables for the child, not checked against asgi_ws's names.
@@ -228,12 +231,13 @@ def run_server(
     it fails at once with :class:`ServerStartError`.
     """
     options = Launch(app, ready_path, via_cli, extra_env or {}, listen or {}, frozenset(cpus or ()))
-    server = _start(name, log_dir, settings or {}, options, port)
+    kind = SERVERS[server] if isinstance(server, str) else server
+    running = _start(kind, log_dir, settings or {}, options, port)
     try:
-        yield server
+        yield running
     finally:
-        assert server.process is not None
-        stop_process(server.process)
+        assert running.process is not None
+        stop_process(running.process)
 
 
 def free_port() -> int:
@@ -282,9 +286,9 @@ class Launch:
 
 
 def _start(
-    name: str, log_dir: Path, settings: Mapping[str, str], options: Launch, port: int | None = None
+    kind: Server, log_dir: Path, settings: Mapping[str, str], options: Launch, port: int | None = None
 ) -> RunningServer:
-    kind = SERVERS[name]
+    name = kind.name
     missing = kind.missing()
     if missing:
         raise ServerStartError(

@@ -10,9 +10,9 @@ written by hand; a cell that departs from the reference links to the entry
 that explains it, and carries a severity of its own (:meth:`Behaviour.severity`); the
 row's severity is its worst cell's.
 
-The describing functions read the views that :mod:`conformance.probes._support`
-and :mod:`conformance.scenarios.helpers` record.  They are written to never
-raise: a shape they do not know reads as "?", which a test catches.
+The describing functions read the views that :mod:`conformance.probes._support`,
+:mod:`conformance.scenarios.helpers` and :mod:`conformance.views` record.  They
+are written to never raise: a shape they do not know reads as "?", which a test catches.
 """
 
 from __future__ import annotations
@@ -206,6 +206,7 @@ class OutcomeRow:
     def to_json(self) -> dict[str, Any]:
         return {
             "behaviour": self.title,
+            "anchor": self.anchor,
             "check": self.check,
             "spec": self.spec,
             "severity": self.severity,

@@ -1,7 +1,7 @@
 """What ``python -m conformance --publish`` writes besides the matrix: the summary, and the docs that quote it.
 
 The matrix (``docs/server-divergences.md``) is one run's report. Other pages quote
-its numbers: the README's table of servers, the example headline in
+its numbers: the README's opening claim and its table of servers, the example headline in
 ``docs/conformance.md``, the bench's server comparison. So that they can never
 disagree with the run or with each other (contract §12), every such number
 comes from one file, ``docs/server-summary.json``, written here from the run's
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,12 +31,14 @@ from .summary import REFERENCE
 
 __all__ = [
     "BLOCKS",
+    "SHUTDOWN_CHECK",
     "SUMMARY",
     "TIMES",
     "Block",
     "block_text",
     "conformance_example",
     "publish_blocks",
+    "readme_claim",
     "readme_table",
     "replace_block",
     "stale_blocks",
@@ -46,12 +49,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SUMMARY = ROOT / "docs" / "server-summary.json"
 
 Summary = Mapping[str, Any]  # the parsed docs/server-summary.json
+# The row of "What each server does" the summary keeps: what a client of asgi-ws sees at SIGTERM.
+SHUTDOWN_CHECK = "shutdown-idle-sockets"
 TIMES = "\N{MULTIPLICATION SIGN}"  # "x2": how many scenarios one reason explains
 
 
 def summary_of(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of a JSON report that say, per server, how it did and on which versions: small enough to commit."""
+    """The parts of a JSON report that say, per server, how it did and on which versions: small enough to commit.
+
+    Of the behaviour table, only the row of :data:`SHUTDOWN_CHECK` is kept, as its title, its anchor in the
+    matrix and each server's words (``{}`` if it did not run).
+    """
     autobahn = report.get("autobahn", {})
+    shutdown = next((row for row in report.get("outcomes", []) if row["check"] == SHUTDOWN_CHECK), None)
     return {
         "ran_on": report["ran_on"],
         "versions": report["versions"],
@@ -63,6 +73,13 @@ def summary_of(report: Mapping[str, Any]) -> dict[str, Any]:
                 server: {"summary": result.get("summary", {})} for server, result in autobahn.get("servers", {}).items()
             },
         },
+        "shutdown": {
+            "behaviour": shutdown["behaviour"],
+            "anchor": shutdown["anchor"],
+            "servers": {server: cell["outcome"] for server, cell in shutdown["servers"].items()},
+        }
+        if shutdown is not None
+        else {},
     }
 
 
@@ -91,6 +108,28 @@ def readme_table(summary: Summary) -> str:
         f"the upstream issue. From the run of {summary['ran_on']}, with the versions `uv.lock` pins.",
     ]
     return "\n".join(lines)
+
+
+def readme_claim(summary: Summary) -> str:
+    """The README's opening claim: under how many servers a client sees what it sees under the reference, and where
+    to read which server to choose."""
+    by_count: dict[int, list[str]] = {}
+    for server, headline in _in_registry_order(summary["headline"]):
+        by_count.setdefault(headline["identical"], []).append(server)
+    scenarios = max(headline["scenarios"] for headline in summary["headline"].values())
+    groups = [f"in {count} of {scenarios} under {_words(servers)}" for count, servers in sorted(by_count.items())[::-1]]
+    groups[0] = groups[0].replace(" under ", " scenarios under ", 1)
+    text = (
+        f"Tested under {len(summary['headline'])} server configurations, with {REFERENCE} as the reference, what a "
+        f"client sees of it is identical {'; '.join(groups)}. Which to choose, with each one's speed, Autobahn "
+        "results and shutdown: [docs/choosing-a-server.md](docs/choosing-a-server.md)."
+    )
+    return textwrap.fill(text, 100, break_long_words=False, break_on_hyphens=False)
+
+
+def _words(items: list[str]) -> str:
+    """Items joined as prose: "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def conformance_example(summary: Summary) -> str:
@@ -124,6 +163,7 @@ class Block:
 
 
 BLOCKS = (
+    Block(ROOT / "README.md", "conformance-claim", readme_claim),
     Block(ROOT / "README.md", "conformance-headline", readme_table),
     Block(ROOT / "docs" / "conformance.md", "conformance-example", conformance_example),
 )

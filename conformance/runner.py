@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from asgi_ws.servers import Server
+
 from .checks import Check, Target, Transcript
 from .launcher import ServerStartError, run_server
 from .observer import APP_ENV, FILE_ENV
@@ -52,7 +54,7 @@ class Outcome:
 
 
 def run_checks(
-    server: str,
+    server: Server,
     checks: Sequence[Check],
     *,
     app: str,
@@ -61,6 +63,7 @@ def run_checks(
     progress: Callable[[str], None],
 ) -> list[Outcome]:
     """Run ``checks`` under ``server``; one outcome per check, in the order given."""
+    name = server.name
     outcomes: dict[str, Outcome] = {}
     for index, group in enumerate(_groups(checks).values()):
         pending = list(group)
@@ -69,19 +72,19 @@ def run_checks(
             # A server that dies during a check is started again for the checks after it,
             # and the check that was running when it died says so.
             attempt += 1
-            log_dir = work_dir / server / f"group-{index}-{attempt}"
+            log_dir = work_dir / name / f"group-{index}-{attempt}"
             try:
                 pending = _run_group(server, pending, app, echo_path, log_dir, outcomes, progress)
             except ServerStartError as exc:
                 for check in pending:
-                    outcomes[check.name] = Outcome(check.name, server, None, f"server did not start: {exc}")
-                    progress(f"  {server:<20} {check.name:<40} error (server did not start)")
+                    outcomes[check.name] = Outcome(check.name, name, None, f"server did not start: {exc}")
+                    progress(f"  {name:<20} {check.name:<40} error (server did not start)")
                 pending = []
     return [outcomes[check.name] for check in checks]
 
 
 def _run_group(
-    server: str,
+    server: Server,
     group: Sequence[Check],
     app: str,
     echo_path: str,
@@ -96,19 +99,19 @@ def _run_group(
     with run_server(
         server, log_dir, first.settings, app=OBSERVED_APP, extra_env=env, listen=dict(first.server_flags)
     ) as running:
-        target = Target(running, echo_path, observations)
+        target = Target(running, server, echo_path, observations)
         together = [check for check in group if check.waits]
         one_by_one = [check for check in group if not check.waits]
         batches = ([together] if together else []) + [[check] for check in one_by_one]
         for position, batch in enumerate(batches):
-            batch_outcomes = asyncio.run(_run_together(batch, server, target, progress))
+            batch_outcomes = asyncio.run(_run_together(batch, server.name, target, progress))
             assert running.process is not None
             died = running.process.poll() is not None and not any(check.own_server for check in batch)
             for outcome in batch_outcomes:
                 if died:
                     why = f"{SERVER_EXITED} ({running.process.returncode}) during this check"
-                    outcome = Outcome(outcome.check, server, outcome.transcript, why, outcome.seconds)
-                    progress(f"  {server:<20} {outcome.check:<40} {why}; starting it again")
+                    outcome = Outcome(outcome.check, server.name, outcome.transcript, why, outcome.seconds)
+                    progress(f"  {server.name:<20} {outcome.check:<40} {why}; starting it again")
                 outcomes[outcome.check] = outcome
             if died:
                 return [check for later in batches[position + 1 :] for check in later]

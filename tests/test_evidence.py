@@ -6,6 +6,8 @@ the moment a lock refresh or a hand edit makes them disagree:
 
 - every package the published matrix ran on is the version ``uv.lock`` pins;
 - the matrix page and ``docs/server-summary.json`` come from the same run;
+- the portability guide comes from that run too, links to the matrix's rows, and is not
+  carried by the matrix page as well;
 - every block that quotes the summary is what the summary gives;
 - every scenario total that any doc quotes is the summary's.
 
@@ -21,11 +23,13 @@ from typing import Any
 
 import pytest
 
+from conformance.portability import RULES
 from conformance.published import SUMMARY, stale_blocks
 from conformance.versions import disagreements, locked
 
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX = ROOT / "docs" / "server-divergences.md"
+GUIDE = ROOT / "docs" / "portability.md"
 # Where a run's numbers are quoted: the README, the docs, and the bench's results and analysis.
 QUOTING = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), ROOT / "bench" / "RESULTS.md"])
 
@@ -73,6 +77,19 @@ def test_the_matrix_page_and_the_summary_come_from_one_run(summary: dict[str, An
         assert f"- {headline['line']}." in page
     for name, version in summary["packages"].items():
         assert f"{name} {version}" in page
+
+
+def test_the_portability_guide_is_published_beside_the_matrix_from_the_same_run(summary: dict[str, Any]) -> None:
+    guide, matrix = GUIDE.read_text(), MATRIX.read_text()
+    assert f" on {summary['ran_on']}, with the matrix [{MATRIX.name}]({MATRIX.name})" in guide.splitlines()[2]
+    rules = [line for line in guide.splitlines() if re.match(r"\d+\. \*\*", line)]
+    assert [line.split("**")[1] for line in rules] == [rule.rule for rule in RULES]
+    anchors = set(re.findall(r'<a id="(o-[^"]+)"></a>', matrix))
+    linked = set(re.findall(rf"\]\({re.escape(MATRIX.name)}#(o-[^)]+)\)", guide))
+    assert linked, f"{GUIDE.name} links to no row of {MATRIX.name}"
+    assert linked <= anchors, f"{GUIDE.name} links to rows {MATRIX.name} does not have: {sorted(linked - anchors)}"
+    assert f"[{GUIDE.name}]({GUIDE.name})" in matrix
+    assert not [rule.rule for rule in RULES if rule.rule in matrix], f"{MATRIX.name} carries the guide's rules too"
 
 
 def test_every_block_that_quotes_the_summary_is_current(summary: dict[str, Any]) -> None:

@@ -24,7 +24,8 @@ Modules, in the order of a connection's life:
   (send after its own close, send before accept, a second accept, a send with
   both or neither of text and bytes).
 
-:mod:`._support` holds the clients and the views they share.
+:mod:`._support` holds the clients and the views of the wire they share;
+what the app saw is read by :mod:`conformance.views`.
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@
 Every function here returns plain, normalised data and captures failures as
 data: a server that closes the TCP connection where a handshake response was
 due gives ``{"status": None, "failure": "closed without a response", ...}``,
-not an exception.  A probe's transcript is then made only of these views, the
-observer's record of the app (:func:`app_view`) and the probe app's own report
-(:func:`app_report`).
+not an exception.  A probe's transcript is then made only of these views and
+of what the app saw (:mod:`conformance.views`).
 
 One client is used, :class:`~conformance.rawclient.RawClient`, in two ways:
 
@@ -29,15 +28,13 @@ from typing import Any
 
 from websockets.frames import Opcode
 
-from ..checks import OBSERVE_HEADER, OBSERVE_WAIT, Target
+from ..checks import OBSERVE_HEADER, Target
 from ..rawclient import RawClient, Received, close_view
 
 __all__ = [
     "HEADERS_OF_INTEREST",
     "PROMPT_LIMIT",
     "READ_WAIT",
-    "app_report",
-    "app_view",
     "closing_view",
     "connect",
     "frames_view",
@@ -51,7 +48,6 @@ __all__ = [
     "open_and_close_view",
     "open_ready",
     "read_close_leniently",
-    "received_after_connect",
     "still_serves",
 ]
 
@@ -212,30 +208,6 @@ async def open_ready(client: RawClient) -> dict[str, Any] | None:
     if await next_text(client) != "ready":
         return {"handshake": handshake, "instead of ready": await closing_view(client)}
     return None
-
-
-# Views of what the app saw
-
-
-async def app_view(target: Target, connection_id: str, within: float = OBSERVE_WAIT) -> dict[str, Any]:
-    """The observer's record of the app on this connection, without its id; waits up to ``within`` seconds."""
-    record = await target.observed(connection_id, within)
-    return {key: value for key, value in record.items() if key != "id"}
-
-
-def received_after_connect(app: Mapping[str, Any]) -> Any:
-    """The events the app received after ``websocket.connect``, from an :func:`app_view`; or why there are none."""
-    if "received" not in app:
-        return app.get("missing", "no observation")
-    received: list[dict[str, Any]] = app["received"]
-    return [event for event in received if event.get("type") != "websocket.connect"]
-
-
-async def app_report(target: Target, connection_id: str) -> dict[str, Any]:
-    """What the probe app itself reported on this connection (see ``conformance.probe_app.report``)."""
-    record = await target.observed(f"{connection_id}/probe")
-    report: dict[str, Any] = record.get("probe", {"missing": "the probe app reported nothing"})
-    return report
 
 
 # The lenient client

@@ -29,17 +29,15 @@ from websockets.frames import Frame, Opcode
 
 from ..checks import Target, Transcript, probe
 from ..rawclient import RawClient
+from ..views import app_report, app_view, received_after_connect
 from ._support import (
     READ_WAIT,
-    app_report,
-    app_view,
     connect,
     lenient_closing_view,
     lenient_open,
     lenient_open_ready,
     lenient_read_until_close,
     read_close_leniently,
-    received_after_connect,
 )
 
 __all__: list[str] = []  # probes register themselves; nothing to import

@@ -17,11 +17,10 @@ from typing import Any
 from websockets.frames import Frame, Opcode
 
 from ..checks import OBSERVE_HEADER, Target, Transcript, probe
+from ..views import app_report, app_view, received_after_connect
 from ._support import (
     PROMPT_LIMIT,
     READ_WAIT,
-    app_report,
-    app_view,
     connect,
     handshake_view,
     lenient_closing_view,
@@ -30,7 +29,6 @@ from ._support import (
     only,
     open_and_close_view,
     read_close_leniently,
-    received_after_connect,
     still_serves,
 )
 

@@ -20,16 +20,8 @@ from asgi_ws.servers import SERVERS, Listen
 from ..checks import OBSERVE_WAIT, Target, Transcript, probe
 from ..probe_app import KEEP_WAITING, RECEIVES_AFTER_DISCONNECT, REPEATED_RECEIVE_WAIT
 from ..rawclient import RawClient
-from ._support import (
-    app_report,
-    app_view,
-    closing_view,
-    connect,
-    lenient_closing_view,
-    lenient_open_ready,
-    open_ready,
-    received_after_connect,
-)
+from ..views import app_report, app_view, received_after_connect
+from ._support import closing_view, connect, lenient_closing_view, lenient_open_ready, open_ready
 
 __all__: list[str] = []  # probes register themselves; nothing to import
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from asgi_ws.servers import SERVERS
+from asgi_ws.servers import Server
 
 from ..checks import Target, Transcript, probe
 from ..launcher import RunningServer, free_port, launch_listen, spawn, stop_process
@@ -86,17 +86,17 @@ async def lifespan_startup_failed(target: Target) -> Transcript:
     """Starts its own server, on the failing app, beside the probe app's: the launcher's run_server would
     raise on an exit before serving, which is one of the outcomes to record here."""
     log_dir = target.server.log_path.parent / "lifespan-startup-failed"
-    return await asyncio.to_thread(_watch_failing_startup, target.server.name, log_dir)
+    return await asyncio.to_thread(_watch_failing_startup, target.entry, log_dir)
 
 
-def _watch_failing_startup(name: str, log_dir: Path) -> Transcript:
-    """Start ``name`` on :data:`FAILING_APP` and watch it: whether it answers ``GET /``, whether it exits."""
+def _watch_failing_startup(entry: Server, log_dir: Path) -> Transcript:
+    """Start ``entry`` on :data:`FAILING_APP` and watch it: whether it answers ``GET /``, whether it exits."""
     log_dir.mkdir(parents=True, exist_ok=True)
     observations = log_dir / "observations.jsonl"
     env = {**os.environ, FILE_ENV: str(observations), "PYTHONUNBUFFERED": "1"}
     port = free_port()
-    server = RunningServer(name, port, log_dir / f"{name}-{port}.log")
-    server.process = spawn(SERVERS[name].command(FAILING_APP, launch_listen(port)), server.log_path, env)
+    server = RunningServer(entry.name, port, log_dir / f"{entry.name}-{port}.log")
+    server.process = spawn(entry.command(FAILING_APP, launch_listen(port)), server.log_path, env)
     serves = False
     try:
         deadline = time.monotonic() + STARTUP_FAIL_WAIT

@@ -19,10 +19,9 @@ from websockets.frames import Frame, Opcode
 from ..checks import OBSERVE_HEADER, Target, Transcript, probe
 from ..probe_app import CLIENT_WAIT, SLOW_READER_PAUSE
 from ..rawclient import RawClient, close_view
+from ..views import app_report, app_view, received_after_connect
 from ._support import (
     READ_WAIT,
-    app_report,
-    app_view,
     closing_view,
     connect,
     handshake_view,
@@ -31,7 +30,6 @@ from ._support import (
     lenient_open_ready,
     next_text,
     open_ready,
-    received_after_connect,
 )
 
 __all__: list[str] = []  # probes register themselves; nothing to import

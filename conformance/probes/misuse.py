@@ -17,7 +17,8 @@ the next.
 from __future__ import annotations
 
 from ..checks import Target, Transcript, probe
-from ._support import READ_WAIT, app_report, connect, lenient_open, lenient_read_until_close, only, open_and_close_view
+from ..views import app_report
+from ._support import READ_WAIT, connect, lenient_open, lenient_read_until_close, only, open_and_close_view
 
 __all__: list[str] = []  # probes register themselves; nothing to import
 

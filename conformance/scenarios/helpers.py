@@ -5,7 +5,7 @@ A scenario is short because the moves it makes are named here:
 - **connect**: :func:`client` (the ``websockets`` client, as users run it) and
   :func:`raw_client` (:class:`~conformance.rawclient.RawClient`, for the
   wire), both optionally tagged with :data:`~conformance.checks.OBSERVE_HEADER`
-  so that :func:`app_saw` can later say what the app observed;
+  so that :mod:`conformance.views` can later say what the app observed;
 - **handshake only**: :func:`handshake`, the status (and body) of an opening
   handshake, for the refusals of contract §1 and §3;
 - **reset**: :func:`reset_mid_frame`, half a frame and then a TCP reset;
@@ -19,9 +19,10 @@ A scenario is short because the moves it makes are named here:
   can miss a client that was still joining;
 - **count connections**: :func:`settle`, which waits for asgi_ws's
   ``/healthz`` to show a connection count;
-- **write down**: :func:`payload`, :func:`sequence`, :func:`close_of` and
-  :func:`app_view` turn messages, long runs of messages, close frames and the
-  observer's record into the plain, deterministic data a transcript holds.
+- **write down**: :func:`payload`, :func:`sequence` and :func:`close_of` turn
+  messages, long runs of messages and close frames into the plain,
+  deterministic data a transcript holds; what the app saw is written down by
+  :func:`conformance.views.app_outcome`.
 
 Nothing here knows one scenario from another, and nothing here asserts: a
 scenario records what happened, and the report compares the records.
@@ -51,8 +52,6 @@ __all__ = [
     "STILL_OPEN",
     "SYNC_PREFIX",
     "WAIT",
-    "app_saw",
-    "app_view",
     "client",
     "close_of",
     "digest",
@@ -375,45 +374,3 @@ def close_of(close: Close | None) -> Any:
     if close.code == 1005:  # RFC 6455 §7.1.5: what an empty close payload is reported as
         return NO_CODE
     return {"code": close.code, "reason": close.reason}
-
-
-async def app_saw(target: Target, tag: str, *, messages: bool = False) -> dict[str, Any]:
-    """What the app observed on the connection tagged ``tag`` (see :func:`app_view`)."""
-    return app_view(await target.observed(tag), messages=messages)
-
-
-def app_view(record: dict[str, Any], *, messages: bool = False) -> dict[str, Any]:
-    """The deterministic part of an observer record.
-
-    - ``disconnect``: the ``websocket.disconnect`` event the app received (its
-      code, and its reason where the server gives one), or None;
-    - ``closed_with``: the code of the ``websocket.close`` the app sent, or None
-      (also when the app tried, but its ``send()`` raised or never returned);
-    - ``send_errors``: which events' ``send()`` raised, and what, without repeats;
-    - ``app_error``: the exception the app raised, or None;
-    - ``messages``, only when asked for: the ``websocket.receive`` events, as
-      the key they carried and its length.
-
-    Messages are left out unless asked for because where the client cut the
-    connection short, how many went each way depends on timing.
-    """
-    if "missing" in record:
-        return {"observed": False}
-    disconnect = next((event for event in record["received"] if event["type"] == "websocket.disconnect"), None)
-    closes = [event for event in record["sent"] if event["type"] == "websocket.close"]
-    errors = {f"{error['event']}: {error['error']}" for error in record["send_errors"]}
-    view: dict[str, Any] = {
-        "disconnect": None if disconnect is None else _without_type(disconnect),
-        "closed_with": closes[0].get("code") if closes else None,
-        "send_errors": sorted(errors),
-        "app_error": record["app_error"],
-    }
-    if messages:
-        view["messages"] = [
-            _without_type(event) for event in record["received"] if event["type"] == "websocket.receive"
-        ]
-    return view
-
-
-def _without_type(event: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in event.items() if key != "type"}

@@ -44,10 +44,10 @@ from websockets.typing import Data
 
 from ..checks import Target, Transcript, scenario
 from ..rawclient import RawClient
+from ..views import app_outcome, app_view
 from .helpers import (
     BROADCAST_PREFIX,
     WAIT,
-    app_saw,
     client,
     join_broadcast,
     join_room,
@@ -112,7 +112,7 @@ async def normal_close_1000(target: Target) -> Transcript:
         await read_until_text(raw, "Message text was: bye soon")
         await raw.close(1000)
         seen = await raw_until_close(raw)
-    return {"client": seen, "app": await app_saw(target, tag)}
+    return {"client": seen, "app": app_outcome(await app_view(target, tag))}
 
 
 # Size
@@ -125,7 +125,11 @@ async def _size_limit(target: Target, largest: str | bytes, too_big: str | bytes
         await ws.send(largest)
         echoed = payload((await receive(ws, 1))[0])
         await ws.send(too_big)
-        return {"largest echoed": echoed, "one byte more": await until_close(ws), "app": await app_saw(target, tag)}
+        return {
+            "largest echoed": echoed,
+            "one byte more": await until_close(ws),
+            "app": app_outcome(await app_view(target, tag)),
+        }
 
 
 @scenario(
@@ -173,7 +177,7 @@ async def rate_limit_4429(target: Target) -> Transcript:
         flood = b"".join(_text_frame(raw, str(number)) for number in range(FLOOD))
         await raw.send_raw(flood)
         seen = await raw_until_close(raw)
-    return {"client": seen, "app": await app_saw(target, tag)}
+    return {"client": seen, "app": app_outcome(await app_view(target, tag))}
 
 
 def _text_frame(raw: RawClient, text: str) -> bytes:
@@ -327,7 +331,7 @@ async def _slow_consumer(
         "reader": sequence(received, expected),
         "stalled": stalled_seen,
         "flooder afterwards": payload(after[0]),
-        "app (stalled)": await app_saw(target, tag),
+        "app (stalled)": app_outcome(await app_view(target, tag)),
     }
 
 

@@ -28,8 +28,8 @@ from websockets.frames import Frame, Opcode
 
 from ..checks import Target, Transcript, scenario
 from ..rawclient import RawClient
+from ..views import app_outcome, app_view
 from .helpers import (
-    app_saw,
     client,
     digest,
     handshake,
@@ -66,7 +66,7 @@ async def _conversation(target: Target, moves: Moves, *, client_resets: bool = F
             seen: dict[str, Any] = {"frames": raw_summary(raw.received)["frames"], "end": "the client reset TCP"}
         else:
             seen = await raw_until_close(raw)
-    return {"client": seen, "app": await app_saw(target, tag, messages=True)}
+    return {"client": seen, "app": app_outcome(await app_view(target, tag), messages=True)}
 
 
 async def _then_closed(raw: RawClient) -> None:
@@ -335,7 +335,7 @@ async def stream_reset_send_errors(target: Target) -> Transcript:
     return {
         "settled before": settled_before,
         "push started": started,
-        "app": await app_saw(target, tag),
+        "app": app_outcome(await app_view(target, tag)),
         "connections released": await settle(target),
     }
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from asgi_ws.servers import SERVERS, Listen
-from conformance.__main__ import Run, _ad_hoc_server, _select, build_parser, main
+from conformance.__main__ import Run, _ad_hoc_server, _registry, _select, build_parser, main
+from conformance.checks import CHECKS
 from conformance.runner import Outcome
 from conformance.verdicts import load_expected
 
@@ -22,6 +23,40 @@ def test_skip_scenarios_leaves_the_probes() -> None:
 
 def test_skip_scenarios_and_probes_together_leave_nothing() -> None:
     assert _select(build_parser().parse_args(["--skip-scenarios", "--skip-probes"])) == []
+
+
+def test_list_prints_every_check_under_its_stage_and_module_with_its_summary(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    placed: dict[str, tuple[str, str, str]] = {}  # check -> (stage, module, summary) as listed
+    stage = module = ""
+    for line in lines[:-1]:
+        if not line.startswith(" "):
+            stage = line.split()[1].rstrip(":")
+        elif not line.startswith("    "):
+            module = line.strip().partition(":")[0]
+        else:
+            name, summary = line.strip().split("  ", 1)
+            placed[name] = (stage, module, summary.strip())
+    assert placed == {
+        check.name: (f"{check.kind}s", check.run.__module__.rpartition(".")[2], check.summary)
+        for check in CHECKS.values()
+    }
+    scenarios = sum(check.kind == "scenario" for check in CHECKS.values())
+    assert lines[0] == f"{scenarios} scenarios: asgi_ws.app:app driven by real clients, the app's side observed"
+    assert lines[-1].startswith("then Autobahn|Testsuite against /echo: cases 1.* 2.* ")
+
+
+def test_list_shows_only_what_the_options_select(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list", "--skip-scenarios", "--skip-autobahn", "--scenarios", "probe-size-16mib*"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "2 probes: the probe app (conformance.probe_app), recording how the server speaks raw ASGI",
+        "  messages: Probes of data messages: the shape of receive events, the server's own size limit, invalid UTF-8.",
+        f"    probe-size-16mib         {CHECKS['probe-size-16mib'].summary}",
+        f"    probe-size-16mib-plus-1  {CHECKS['probe-size-16mib-plus-1'].summary}",
+    ]
 
 
 def test_an_ad_hoc_server_runs_its_template_as_given() -> None:
@@ -55,16 +90,23 @@ def test_a_bad_ad_hoc_server_is_refused(raw: str, message: str) -> None:
 
 
 def test_ad_hoc_servers_alone_run_and_a_missing_one_is_skipped(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    registry = dict(SERVERS)
-    monkeypatch.setattr("conformance.__main__.SERVERS", registry)  # the run adds to it
+    shipped = dict(SERVERS)
     argv = ["--server-command", "nope=no_such_server_package {app}", "--skip-autobahn", "--out", str(tmp_path)]
     assert main([*argv, "--scenarios", "probe-scope"]) == 0
     out = capsys.readouterr().out
     assert "skip nope: not installed (no_such_server_package)" in out
     assert "== uvicorn" not in out
-    assert "nope" in registry
+    assert shipped == SERVERS  # the app's registry is left as shipped
+
+
+def test_ad_hoc_servers_join_a_registry_of_the_run_s_own() -> None:
+    registry = _registry(["mine=mine --bind {bind} {app}", "yours=yours --bind {bind} {app}"])
+    assert list(registry) == [*SERVERS, "mine", "yours"]
+    assert "mine" not in SERVERS
+    with pytest.raises(ValueError, match="mine is already a server"):
+        _registry(["mine=mine {app}", "mine=other {app}"])
 
 
 def test_a_bad_server_command_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from conformance.published import (
+    SHUTDOWN_CHECK,
     TIMES,
     Block,
     block_text,
     conformance_example,
     publish_blocks,
+    readme_claim,
     readme_table,
     replace_block,
     stale_blocks,
@@ -52,6 +54,16 @@ def test_the_readme_table_counts_reasons_in_the_servers_order() -> None:
     assert "From the run of 2026-01-01, Python 3.11" in table[-1]
 
 
+def test_the_readme_claim_groups_the_servers_by_their_identical_count() -> None:
+    two_alike = {**SUMMARY, "headline": {**SUMMARY["headline"], "hypercorn": SUMMARY["headline"]["uvicorn"]}}
+    assert " ".join(readme_claim(two_alike).split()) == (
+        "Tested under 3 server configurations, with uvicorn as the reference, what a client sees of it is "
+        "identical in 3 of 3 scenarios under uvicorn and hypercorn; in 1 of 3 under daphne. Which to choose, "
+        "with each one's speed, Autobahn results and shutdown: [docs/choosing-a-server.md](docs/choosing-a-server.md)."
+    )
+    assert max(len(line) for line in readme_claim(SUMMARY).splitlines()) <= 100
+
+
 def test_the_example_is_hypercorns_headline() -> None:
     assert (
         conformance_example(SUMMARY) == "> " + LINE.format(server="hypercorn", n=2) + "; except SIGTERM cancels app: c."
@@ -88,6 +100,22 @@ def test_the_summary_keeps_versions_packages_headlines_and_autobahn_counts_only(
         "autobahn": {"cases": "1.*", "servers": {"uvicorn": {"summary": {"OK": 5}, "cases": {"1.1.1": "OK"}}}},
     }
     summary = summary_of(report)
-    assert set(summary) == {"ran_on", "versions", "packages", "headline", "autobahn"}
+    assert set(summary) == {"ran_on", "versions", "packages", "headline", "autobahn", "shutdown"}
     assert summary["packages"] == {"uvicorn": "1"}
     assert summary["autobahn"] == {"cases": "1.*", "servers": {"uvicorn": {"summary": {"OK": 5}}}}
+    assert summary["shutdown"] == {}  # the run had no shutdown scenario
+
+
+def test_the_summary_keeps_the_shutdown_row_as_each_server_s_words() -> None:
+    row = {"check": SHUTDOWN_CHECK, "behaviour": "SIGTERM", "anchor": "o-sigterm", "spec": "1001", "severity": None}
+    servers = {
+        "uvicorn": {"outcome": "1012", "departs": False, "severity": None, "explained_by": None},
+        "daphne": {"outcome": "no close frame", "departs": True, "severity": "client-visible", "explained_by": "d-x"},
+    }
+    other = {**row, "check": "probe-sigterm", "behaviour": "another row"}
+    summary = summary_of({**SUMMARY, "outcomes": [other, {**row, "servers": servers}]})
+    assert summary["shutdown"] == {
+        "behaviour": "SIGTERM",
+        "anchor": "o-sigterm",
+        "servers": {"uvicorn": "1012", "daphne": "no close frame"},
+    }

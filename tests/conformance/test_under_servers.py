@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from asgi_ws.servers import SERVERS
 from conformance import probes, scenarios  # noqa: F401  (importing registers the checks)
 from conformance.checks import CHECKS
 from conformance.launcher import APP
@@ -30,7 +31,12 @@ def verdicts(server_name: str, tmp_path_factory: pytest.TempPathFactory) -> dict
     """Run every check under ``server_name`` once; each check's verdict, by name."""
     work_dir: Path = tmp_path_factory.mktemp(f"conformance-{server_name}")
     outcomes = run_checks(
-        server_name, list(CHECKS.values()), app=APP, echo_path="/echo", work_dir=work_dir, progress=lambda line: None
+        SERVERS[server_name],
+        list(CHECKS.values()),
+        app=APP,
+        echo_path="/echo",
+        work_dir=work_dir,
+        progress=lambda line: None,
     )
     divergences = load_divergences()
     return {outcome.check: judge(outcome, load_expected(outcome.check), divergences) for outcome in outcomes}
