@@ -1,5 +1,9 @@
-"""The docs say what the code does.
+"""The docs a new user reads: README.md and docs/*.md say what the code does, and every link leads somewhere.
 
+- every relative link of the README and of the docs resolves to a file of the
+  repository, and its anchor, if any, to a heading or an ``id`` of that page;
+- every page under ``docs/`` is reachable from ``docs/index.md``;
+- the README stays one screen or two, with the two set-up commands;
 - the settings table (contract §3, "Settings") lists every ``ASGI_WS_*``
   setting of ``asgi_ws/settings.py`` with its flag and default;
 - ``docs/lesson.md`` quotes the code as it is, and every conversation it shows
@@ -11,6 +15,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +29,114 @@ from bench.peers import raw_asgi
 from tests.asgi_driver import WebSocketDriver, websocket_scope
 
 ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 DOCS = ROOT / "docs"
+INDEX = DOCS / "index.md"
 LESSON = DOCS / "lesson.md"
 CONTRACT = DOCS / "contract.md"
+PAGES = [README, *sorted(DOCS.glob("*.md"))]
+
+FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+LINK = re.compile(r"\]\(([^)\s]+)\)")  # the target of [text](target) and ![alt](target)
+
+
+def prose(page: Path) -> str:
+    """The page without its fenced code blocks, where a ``](`` is code, not a link."""
+    return FENCE.sub("", page.read_text())
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    """Every anchor of a Markdown page: its headings' slugs (numbered when repeated) and its ``id``s."""
+    found: set[str] = set(re.findall(r'id="([^"]+)"', page.read_text()))
+    seen: dict[str, int] = {}
+    for heading in re.findall(r"^#{1,6} (.+)$", prose(page), re.MULTILINE):
+        base = slug(heading)
+        found.add(f"{base}-{seen[base]}" if base in seen else base)
+        seen[base] = seen.get(base, 0) + 1
+    return found
+
+
+def relative_links(page: Path) -> list[str]:
+    return [target for target in LINK.findall(prose(page)) if not re.match(r"[a-z]+:", target)]
+
+
+def broken(page: Path, target: str) -> str | None:
+    """Why ``target``, linked from ``page``, leads nowhere; None if it resolves."""
+    path, _, anchor = target.partition("#")
+    resolved = (page.parent / path).resolve() if path else page
+    if not resolved.is_relative_to(ROOT) or not resolved.exists():
+        return "no such file"
+    if anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
+        return f"no anchor #{anchor} in {resolved.relative_to(ROOT)}"
+    return None
+
+
+# Links
+
+
+def test_every_relative_link_resolves() -> None:
+    dead = {
+        f"{page.relative_to(ROOT)}: ({target}) {why}": (page.parent / target.partition("#")[0]).resolve()
+        for page in PAGES
+        for target in relative_links(page)
+        if (why := broken(page, target)) is not None
+    }
+    needed = sorted({str(path.relative_to(ROOT)) for path in dead.values() if not path.exists()})
+    assert not dead, f"links that lead nowhere: {sorted(dead)}; the pages that must exist: {needed}"
+
+
+def test_the_anchors_are_github_s() -> None:
+    page = DOCS / "contract.md"
+    assert {"3-policies", "portability-rules", "settings", "51-how-the-published-matrix-reads"} <= anchors(page)
+    assert slug("Is the behaviour identical?") == "is-the-behaviour-identical"
+    assert broken(page, "contract.md#no-such-heading") == "no anchor #no-such-heading in docs/contract.md"
+    assert broken(page, "no-such-page.md") == "no such file"
+
+
+def test_every_page_of_the_docs_is_reachable_from_the_index() -> None:
+    linked = {(INDEX.parent / target.partition("#")[0]).resolve() for target in relative_links(INDEX)}
+    unreachable = [page.name for page in sorted(DOCS.glob("*.md")) if page != INDEX and page not in linked]
+    assert not unreachable, f"docs/index.md links to none of {unreachable}"
+    assert "docs/index.md" in relative_links(README)
+
+
+# The README
+
+
+def test_the_readme_is_one_screen_or_two() -> None:
+    lines = README.read_text().count("\n")
+    assert lines <= 170, f"README.md has {lines} lines: the reference belongs in docs/ (docs/index.md)"
+
+
+def test_the_readme_gives_the_two_set_up_commands_after_the_clone() -> None:
+    source = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    text = README.read_text()
+    clone = f"git clone {source['urls']['Source']}\ncd {source['name']}\n"
+    run, test = "scripts/uv run --locked --extra all asgi-ws serve", "scripts/test"
+    assert clone in text
+    assert text.index(clone) < text.index(f"\n{run}") < text.index(f"\n{test}\n")
+    # What they run is there: the scripts, the console script and the extra.
+    assert all((ROOT / script).stat().st_mode & 0o111 for script in ("scripts/uv", "scripts/test"))
+    assert source["scripts"]["asgi-ws"] == "asgi_ws.cli:main"
+    assert "all" in source["optional-dependencies"]
+
+
+SAME_EVERYWHERE = re.compile(r"behaves\s+the\s+same\s+(?:on\s+the\s+wire\s+)?under\s+every\b[^.]*")
+
+
+def test_no_page_claims_every_server_behaves_the_same() -> None:
+    claims = [
+        f"{page.relative_to(ROOT)}: {found.group(0)}"
+        for page in PAGES
+        for found in SAME_EVERYWHERE.finditer(page.read_text())
+    ]
+    assert not claims, f"the matrix says how each server differs; say that instead: {claims}"
+
 
 # The settings
 
