@@ -30,7 +30,7 @@ def refused_as(server_name: str, status: int, body: bytes) -> tuple[int, bytes]:
 
     Where the server does not offer the websocket.http.response extension
     (``denial_response`` in asgi_ws.servers), the app closes before accept
-    instead, and the server answers that with a bare 403 (see the README's close codes and rejections).
+    instead, and the server answers that with a bare 403 (contract §3, "Rejections before accept").
     """
     return (status, body) if SERVERS[server_name].denial_response else (403, b"")
 

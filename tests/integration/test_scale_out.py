@@ -296,9 +296,9 @@ async def read_until_close(stalled: RawClient) -> str:
 async def test_asgi_ws_serve_with_two_workers_shares_rooms_through_redis(
     request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    """README "Scaling out": ``asgi-ws serve --workers 2 --broker redis://...``, under every server
-    of this run that can use Redis.  The kernel spreads connections over the two workers; clients
-    are opened until both workers hold one, then they chat."""
+    """docs/operating.md, "Scaling out: Redis": ``asgi-ws serve --workers 2 --broker redis://...``,
+    under every server of this run that can use Redis.  The kernel spreads connections over the two
+    workers; clients are opened until both workers hold one, then they chat."""
     for name in usable_servers(request.config):
         room = chat_room(f"workers-{name}")
         flags = ["--workers", "2", "--broker", redis_server.url]
