@@ -17,7 +17,10 @@ from conformance.launcher import RunningServer
 
 from .loadgen import Measured
 
-__all__ = ["Arm", "Group", "Peer", "Results", "Sizes", "Workload", "figure_text"]
+__all__ = ["Arm", "Group", "Measure", "Peer", "Results", "Sizes", "Workload", "figure_text"]
+
+# What a workload does to a running server, and the figure it gives.
+Measure = Callable[[RunningServer], Coroutine[Any, Any, Measured]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,7 @@ class Workload:
     title: str  # e.g. "echo, 10 connections"
     unit: str  # what Measured.rate counts per second
     path: str  # the endpoint it drives
-    measure: Callable[[RunningServer], Coroutine[Any, Any, Measured]]
+    measure: Measure
     higher_is_better: bool = True
     seconds: float = 5.0  # about how long one run takes on this 2-CPU machine, for the estimate printed at the start
 
