@@ -79,6 +79,7 @@ from conformance.versions import LOCK
 
 from . import c100k, choosing, cross_process, loadgen, record, report
 from .loadgen import Measured
+from .machine import raise_fd_limit, split_cpus
 from .results import Arm, Group, Measure, Peer, Results, Sizes, Workload, figure_text
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -147,7 +148,7 @@ def fan_out_measure(sizes: Sizes, listeners: int, stalled: bool, path: str = "/w
     messages = sizes.fan_out_messages[listeners]
 
     async def measure(server: RunningServer) -> Measured:
-        url, before = server.url(path), rss(server)
+        url, before = server.url(path), server.rss()
         run = await loadgen.fan_out(
             url,
             listeners,
@@ -160,7 +161,7 @@ def fan_out_measure(sizes: Sizes, listeners: int, stalled: bool, path: str = "/w
             # the stalled client); a healthy one has all the time it needs.
             limit=sizes.stall_timeout if stalled else HEALTHY_LIMIT,
         )
-        return dataclasses.replace(run, server_growth=rss(server) - before)
+        return dataclasses.replace(run, server_growth=float(server.rss() - before))
 
     return measure
 
@@ -179,8 +180,8 @@ def idle_measure(sizes: Sizes) -> Measure:
     """Bytes of server memory per connection, with ``sizes.idle_connections`` open and silent."""
 
     async def measure(server: RunningServer) -> Measured:
-        before = rss(server)
-        after = await loadgen.idle(server.url("/echo"), sizes.idle_connections, lambda: rss(server))
+        before = server.rss()  # the server's process and its workers (RunningServer.rss)
+        after = await loadgen.idle(server.url("/echo"), sizes.idle_connections, server.rss)
         return Measured((after - before) / sizes.idle_connections, 0.0)
 
     return measure
@@ -381,11 +382,6 @@ def group_of(server: RunningServer) -> int:
     """The server's process group: every server here is started in a session of its own."""
     assert server.process is not None
     return server.process.pid
-
-
-def rss(server: RunningServer) -> float:
-    """Resident memory of the server and its worker processes, in bytes (from /proc, so any app can be measured)."""
-    return float(server.rss())
 
 
 @contextlib.contextmanager
@@ -628,15 +624,6 @@ def selectable(sizes: Sizes) -> list[str]:
     return list(dict.fromkeys([*keys, *(group.tag for group in found if group.tag), "latency"]))
 
 
-def split_cpus() -> tuple[set[int], set[int]]:
-    """(server CPUs, load generator CPUs): the first usable CPU for the servers, the rest for the clients."""
-    usable = sorted(os.sched_getaffinity(0))
-    if len(usable) < 2:
-        print("bench: one CPU only, so the servers and the load generator share it", file=sys.stderr)
-        return set(usable), set(usable)
-    return {usable[0]}, set(usable[1:])
-
-
 # The command
 
 
@@ -809,7 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         only.discard("c100k")
         if not only:
             return 0
-    loadgen.raise_fd_limit(sizes.idle_connections * 2 + 4096)
+    raise_fd_limit(sizes.idle_connections * 2 + 4096)
     cpus = split_cpus()
     os.sched_setaffinity(0, cpus[1])
     chosen = choose_groups(sizes, only, parse_servers(parser, args.servers))
