@@ -64,10 +64,12 @@ try:
     from bench.loadgen import group_cpu_seconds
     from bench.machine import split_cpus
     from bench.peers.raw_asgi import app as floor_echo
+    from bench.scope import websocket_scope
 except ModuleNotFoundError:  # run as a script: bench/ is on sys.path, the repository root is not
     from loadgen import group_cpu_seconds  # type: ignore[import-not-found,no-redef]
     from machine import split_cpus  # type: ignore[import-not-found,no-redef]
     from peers.raw_asgi import app as floor_echo  # type: ignore[import-not-found,no-redef]
+    from scope import websocket_scope  # type: ignore[import-not-found,no-redef]
 
 Event = dict[str, Any]
 Receive = Callable[[], Awaitable[Event]]
@@ -122,24 +124,6 @@ class Samples:
 
 
 # The in-memory harness: the server's side of the ASGI calls.
-
-
-def websocket_scope(path: str) -> Event:
-    return {
-        "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "scheme": "ws",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8000")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "subprotocols": [],
-        "extensions": {},
-    }
 
 
 def text_message(text: str) -> Event:
