@@ -17,7 +17,7 @@ from conformance.launcher import RunningServer
 
 from .loadgen import Measured
 
-__all__ = ["Arm", "Group", "Measure", "Peer", "Results", "Sizes", "Workload", "figure_text"]
+__all__ = ["Arm", "Group", "Measure", "Peer", "Results", "Sizes", "Workload", "arm_key", "figure_text"]
 
 # What a workload does to a running server, and the figure it gives.
 Measure = Callable[[RunningServer], Coroutine[Any, Any, Measured]]
@@ -79,7 +79,12 @@ class Arm:
 
     @property
     def key(self) -> str:
-        return f"{self.workload.key}|{self.server}|{self.peer.key}"
+        return arm_key(self.workload.key, self.server, self.peer.key)
+
+
+def arm_key(workload: str, server: str, peer: str = "asgi-ws") -> str:
+    """The key an arm is filed under in the results, results.json and the goals: "echo-10|uvicorn|fastapi"."""
+    return f"{workload}|{server}|{peer}"
 
 
 @dataclass(frozen=True, slots=True)
