@@ -2,12 +2,10 @@
 
 A process may hold at most 20,000 file descriptors on the benchmark machine,
 so the 100,000 clients of P8 are spread over several of these processes.  Each
-client is a bare :class:`asyncio.Protocol` on uvloop: no task and no buffer
-per connection once the handshake is done, about 2 KiB each.  It understands
-just enough of RFC 6455 for the job: it reads the 101, counts the text frames
-it receives, and answers the server's pings, so that keepalive never closes it.
-A client never sends data frames, so it never needs to mask anything but its
-pongs.
+client is a :class:`bench.listening_client.ListeningClient` on uvloop, a bare
+:class:`asyncio.Protocol` with no task per connection, about 2 KiB each: it
+reads the 101, answers the server's pings, so that keepalive never closes it,
+and notes when its first text frame arrives.
 
 The parent (:mod:`bench.c100k`) talks to this process through stdin and
 stdout, one JSON object per line:
@@ -32,88 +30,35 @@ import argparse
 import asyncio
 import contextlib
 import json
-import struct
 import sys
 import time
 from collections.abc import Sequence
-from typing import cast
 
 import uvloop
+
+from .listening_client import ListeningClient, handshake
 
 __all__ = ["main"]
 
 CONNECTS_AT_ONCE = 200  # handshakes in flight
 PROGRESS_EVERY = 5000  # connections between progress lines
-KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455's sample key: the server's answer is not checked
 
 
-class Client(asyncio.Protocol):
-    """One WebSocket client that reads and counts, and answers pings."""
+class Client(ListeningClient):
+    """One WebSocket client that counts its first message into the hub, and leaves when the server closes it."""
 
-    __slots__ = ("buffer", "hub", "opened", "request", "transport", "upgraded")
+    __slots__ = ("hub",)
 
     def __init__(self, hub: Hub, request: bytes) -> None:
-        self.hub = hub
-        self.request = request  # the handshake to send
-        self.transport: asyncio.Transport | None = None
-        self.buffer = b""  # bytes not yet parsed: the handshake, or a partial frame
-        self.upgraded = False
-        self.opened: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        super().__init__(request)
+        self.hub = hub  # what this process's clients have received
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast("asyncio.Transport", transport)  # uvloop's TCPTransport, not a subclass
-        self.transport.write(self.request)
+    def on_text(self, payload: bytes) -> None:
+        self.hub.arrived(self)
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if not self.upgraded:
-            head, found, rest = self.buffer.partition(b"\r\n\r\n")
-            if not found:
-                return
-            self.upgraded = head.startswith(b"HTTP/1.1 101")
-            self.buffer = rest
-            if not self.opened.done():
-                self.opened.set_result(self.upgraded)
-            if not self.upgraded:
-                self.close()
-                return
-        self._frames()
-
-    def _frames(self) -> None:
-        buffer = self.buffer
-        while len(buffer) >= 2:
-            opcode, length = buffer[0] & 0x0F, buffer[1] & 0x7F
-            start = 2
-            if length == 126:
-                if len(buffer) < 4:
-                    break
-                (length,) = struct.unpack_from("!H", buffer, 2)
-                start = 4
-            elif length == 127:
-                if len(buffer) < 10:
-                    break
-                (length,) = struct.unpack_from("!Q", buffer, 2)
-                start = 10
-            if len(buffer) < start + length:
-                break
-            payload = buffer[start : start + length]
-            buffer = buffer[start + length :]
-            if opcode == 0x1:
-                self.hub.arrived(self)
-            elif opcode == 0x9 and self.transport is not None:  # ping: a masked pong (a zero mask) with its payload
-                self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
-            elif opcode == 0x8:
-                self.hub.lost += 1
-                self.close()
-        self.buffer = buffer
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_result(False)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+    def on_close(self, code: int) -> None:
+        self.hub.lost += 1
+        self.close()
 
 
 class Hub:
@@ -157,11 +102,7 @@ async def run(args: argparse.Namespace) -> None:
         nonlocal failed
         # Client i is on worker i mod W, in room (i div W) mod R: every room spans every worker.
         port, room = ports[index % len(ports)], (index // len(ports)) % args.rooms
-        path = f"/ws/chat/c100k-{room}"
-        request = (
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
+        request = handshake(f"/ws/chat/c100k-{room}", f"127.0.0.1:{port}")
         async with gate:
             if failed >= args.give_up_after:
                 return  # the servers are full: stop offering, and report what they hold
@@ -169,14 +110,13 @@ async def run(args: argparse.Namespace) -> None:
                 _, client = await loop.create_connection(
                     lambda: Client(hub, request), "127.0.0.1", port, local_addr=(sources[index % len(sources)], 0)
                 )
-                if await asyncio.wait_for(client.opened, args.handshake_wait):
-                    clients.append(client)
-                    if len(clients) % PROGRESS_EVERY == 0:
-                        report(progress=len(clients), seconds=round(time.monotonic() - started, 2))
-                    return
-            except (OSError, TimeoutError):
-                pass
-            failed += 1
+                await asyncio.wait_for(client.opened, args.handshake_wait)
+            except (OSError, TimeoutError):  # refused (ConnectionError is an OSError), or no answer
+                failed += 1
+                return
+            clients.append(client)
+            if len(clients) % PROGRESS_EVERY == 0:
+                report(progress=len(clients), seconds=round(time.monotonic() - started, 2))
 
     await asyncio.gather(*(connect(args.first + number) for number in range(args.count)))
     report(connected=len(clients), failed=failed, seconds=round(time.monotonic() - started, 3))

@@ -62,10 +62,14 @@ from conformance.launcher import APP, run_server
 
 try:
     from bench.loadgen import group_cpu_seconds
+    from bench.machine import split_cpus
     from bench.peers.raw_asgi import app as floor_echo
+    from bench.scope import websocket_scope
 except ModuleNotFoundError:  # run as a script: bench/ is on sys.path, the repository root is not
     from loadgen import group_cpu_seconds  # type: ignore[import-not-found,no-redef]
+    from machine import split_cpus  # type: ignore[import-not-found,no-redef]
     from peers.raw_asgi import app as floor_echo  # type: ignore[import-not-found,no-redef]
+    from scope import websocket_scope  # type: ignore[import-not-found,no-redef]
 
 Event = dict[str, Any]
 Receive = Callable[[], Awaitable[Event]]
@@ -85,7 +89,7 @@ PAYLOAD = "hello, asgi-ws"
 
 
 @dataclass(frozen=True)
-class Sizes:
+class InProcessSizes:
     """How much work each in-process measurement does, per round."""
 
     echo_messages: int = 30_000
@@ -96,19 +100,19 @@ class Sizes:
     sessions: int = 10_000  # task group + cancel scope set-ups
 
 
-class Results:
-    """Samples per (section, row, column): printed as they arrive, summarised as medians."""
+class Samples:
+    """Figures per (section, row, column) of the report's tables: printed as they arrive, summarised as medians."""
 
     def __init__(self) -> None:
-        self.samples: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # raw values per cell
+        self.cells: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # raw values per cell
 
     def add(self, section: str, row: str, column: str, value: float) -> None:
-        self.samples[section, row, column].append(value)
+        self.cells[section, row, column].append(value)
         print(f"  {column:<24} {section:<40} {row:<40} {value:10.2f}", flush=True)
 
     def table(self, section: str, rows: list[str], columns: list[str]) -> dict[str, dict[str, float]]:
         """Medians of ``section`` as {row: {column: value}}; cells with no sample are left out."""
-        cells = self.samples
+        cells = self.cells
         return {
             row: {
                 column: statistics.median(cells[section, row, column])
@@ -120,24 +124,6 @@ class Results:
 
 
 # The in-memory harness: the server's side of the ASGI calls.
-
-
-def websocket_scope(path: str) -> Event:
-    return {
-        "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "scheme": "ws",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8000")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "subprotocols": [],
-        "extensions": {},
-    }
 
 
 def text_message(text: str) -> Event:
@@ -376,24 +362,24 @@ async def event_cost(make_event: Callable[[], object], events: int = 200_000) ->
     return (time.perf_counter() - start) / events * 1e6
 
 
-async def in_process_round(results: Results, sizes: Sizes) -> None:
+async def in_process_round(samples: Samples, sizes: InProcessSizes) -> None:
     backend = sniffio.current_async_library()
     for label, make_app in ECHO_APPS.items():
-        results.add(ECHO, label, backend, await echo_cost(make_app(), sizes.echo_messages))
-        results.add(CHURN, label, backend, await churn_cost(make_app(), sizes.connections))
+        samples.add(ECHO, label, backend, await echo_cost(make_app(), sizes.echo_messages))
+        samples.add(CHURN, label, backend, await churn_cost(make_app(), sizes.connections))
     for label, (listeners, settings) in FANOUT_CASES.items():
-        results.add(FANOUT, label, backend, await fanout_cost(settings, listeners, sizes.broadcasts))
+        samples.add(FANOUT, label, backend, await fanout_cost(settings, listeners, sizes.broadcasts))
     column = f"anyio on {backend}"
-    results.add(PRIMITIVES, EVENT, column, await event_cost(anyio.Event))
-    results.add(PRIMITIVES, OUTBOX_PING, column, await outbox_cost(Outbox(1024), sizes.wake_ups, 1))
-    results.add(PRIMITIVES, OUTBOX_BURST, column, await outbox_cost(Outbox(1024), sizes.burst_items, 1000))
-    results.add(PRIMITIVES, SESSION, column, await anyio_session_cost(sizes.sessions))
+    samples.add(PRIMITIVES, EVENT, column, await event_cost(anyio.Event))
+    samples.add(PRIMITIVES, OUTBOX_PING, column, await outbox_cost(Outbox(1024), sizes.wake_ups, 1))
+    samples.add(PRIMITIVES, OUTBOX_BURST, column, await outbox_cost(Outbox(1024), sizes.burst_items, 1000))
+    samples.add(PRIMITIVES, SESSION, column, await anyio_session_cost(sizes.sessions))
     if backend == "asyncio":
         column = "plain asyncio"
-        results.add(PRIMITIVES, EVENT, column, await event_cost(asyncio.Event))
-        results.add(PRIMITIVES, OUTBOX_PING, column, await outbox_cost(AsyncioOutbox(1024), sizes.wake_ups, 1))
-        results.add(PRIMITIVES, OUTBOX_BURST, column, await outbox_cost(AsyncioOutbox(1024), sizes.burst_items, 1000))
-        results.add(PRIMITIVES, SESSION, column, await asyncio_session_cost(sizes.sessions))
+        samples.add(PRIMITIVES, EVENT, column, await event_cost(asyncio.Event))
+        samples.add(PRIMITIVES, OUTBOX_PING, column, await outbox_cost(AsyncioOutbox(1024), sizes.wake_ups, 1))
+        samples.add(PRIMITIVES, OUTBOX_BURST, column, await outbox_cost(AsyncioOutbox(1024), sizes.burst_items, 1000))
+        samples.add(PRIMITIVES, SESSION, column, await asyncio_session_cost(sizes.sessions))
 
 
 # Over the wire: uvicorn as a real process, the websockets client here.
@@ -462,9 +448,8 @@ def run_client(coroutine: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coroutine)
 
 
-def wire_rounds(results: Results, rounds: int, seconds: float, server_cpu: int | None) -> None:
+def wire_rounds(samples: Samples, rounds: int, seconds: float, cpus: set[int]) -> None:
     """Both servers up at once, measured in turn (A, B, A, B, ...), stopped by the launcher whatever happens."""
-    cpus = None if server_cpu is None else {server_cpu}
     with tempfile.TemporaryDirectory() as logs, contextlib.ExitStack() as stack:
         servers = {
             label: stack.enter_context(run_server(WIRE_SERVER, Path(logs), settings, app=target, cpus=cpus))
@@ -477,11 +462,11 @@ def wire_rounds(results: Results, rounds: int, seconds: float, server_cpu: int |
                 # run_server starts the server in a session of its own: its process group is its PID.
                 url, group = server.url("/echo"), server.process.pid
                 rate, cpu = run_client(wire_echo(url, group, connections=10, seconds=seconds))
-                results.add(WIRE, label, ROUND_TRIPS, rate)
-                results.add(WIRE, label, CPU_PER_ROUND_TRIP, cpu)
+                samples.add(WIRE, label, ROUND_TRIPS, rate)
+                samples.add(WIRE, label, CPU_PER_ROUND_TRIP, cpu)
                 rate, cpu = run_client(wire_churn(url, group, clients=4, seconds=seconds / 2))
-                results.add(WIRE, label, CONNECTIONS, rate)
-                results.add(WIRE, label, CPU_PER_CONNECTION, cpu)
+                samples.add(WIRE, label, CONNECTIONS, rate)
+                samples.add(WIRE, label, CPU_PER_CONNECTION, cpu)
 
 
 # The report.
@@ -495,21 +480,21 @@ def markdown_table(columns: list[str], rows: dict[str, dict[str, float]]) -> str
     return "\n".join(lines)
 
 
-def report(results: Results, sizes: Sizes, wire: bool) -> None:
+def report(samples: Samples, sizes: InProcessSizes, wire: bool) -> None:
     """The medians as Markdown tables, and the two numbers the decision rests on."""
     backends = ["asyncio", "trio"]
-    echo = results.table(ECHO, list(ECHO_APPS), backends)
+    echo = samples.table(ECHO, list(ECHO_APPS), backends)
     floor, app = echo["floor (minimal raw echo)"], echo["asgi_ws, policies on"]
     echo["asgi_ws (policies on) minus floor"] = {b: app[b] - floor[b] for b in backends}
     print(f"\n### Echo in process: one connection, {sizes.echo_messages:,} messages, µs per message\n")
     print(markdown_table(backends, echo))
     print(f"\n### Connections in process: {sizes.connections:,} in a row, µs per connection\n")
-    print(markdown_table(backends, results.table(CHURN, list(ECHO_APPS), backends)))
+    print(markdown_table(backends, samples.table(CHURN, list(ECHO_APPS), backends)))
     print(f"\n### Fan-out in process: {sizes.broadcasts} broadcasts, one in flight, µs per delivery\n")
-    print(markdown_table(backends, results.table(FANOUT, list(FANOUT_CASES), backends)))
+    print(markdown_table(backends, samples.table(FANOUT, list(FANOUT_CASES), backends)))
 
     columns = ["plain asyncio", "anyio on asyncio", "anyio on trio"]
-    primitives = results.table(PRIMITIVES, [EVENT, OUTBOX_PING, OUTBOX_BURST, SESSION], columns)
+    primitives = samples.table(PRIMITIVES, [EVENT, OUTBOX_PING, OUTBOX_BURST, SESSION], columns)
     print("\n### Primitives\n")
     print(markdown_table(columns, primitives))
     wake_up = primitives[OUTBOX_PING]["anyio on asyncio"] - primitives[OUTBOX_PING]["plain asyncio"]
@@ -518,7 +503,7 @@ def report(results: Results, sizes: Sizes, wire: bool) -> None:
     if not wire:
         return
 
-    table = results.table(WIRE, list(WIRE_APPS), WIRE_COLUMNS)
+    table = samples.table(WIRE, list(WIRE_APPS), WIRE_COLUMNS)
     floor, app = table["floor (minimal raw echo)"], table["asgi_ws, policies on"]
     table["ratio asgi_ws / floor"] = {column: app[column] / floor[column] for column in WIRE_COLUMNS}
     print(f"\n### Over the wire: {WIRE}, 10 echo connections; 4 clients reconnecting\n")
@@ -530,21 +515,6 @@ def report(results: Results, sizes: Sizes, wire: bool) -> None:
     )
 
 
-def split_cpus() -> int | None:
-    """Pin this process (harness and client) to the second allowed CPU; return the first, for the servers.
-
-    None, and nothing pinned, with a single CPU or without ``sched_setaffinity``.
-    """
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) < 2:
-        return None
-    os.sched_setaffinity(0, {allowed[1]})
-    print(f"server on CPU {allowed[0]}, harness and client on CPU {allowed[1]}", flush=True)
-    return allowed[0]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=3, help="runs per figure; the median is reported")
@@ -553,15 +523,17 @@ def main() -> None:
     args = parser.parse_args()
     # SIGTERM ends the run as Ctrl-C does, so the finally blocks still stop the servers.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    server_cpu = split_cpus()
-    sizes, results = Sizes(), Results()
+    server_cpus, client_cpus = split_cpus()
+    os.sched_setaffinity(0, client_cpus)
+    print(f"server on CPU {sorted(server_cpus)}, harness and client on CPU {sorted(client_cpus)}", flush=True)
+    sizes, samples = InProcessSizes(), Samples()
     for number in range(1, args.rounds + 1):
         for backend in ("asyncio", "trio"):  # alternated, so drift hits both alike
             print(f"in-process round {number}/{args.rounds} on {backend}", flush=True)
-            anyio.run(in_process_round, results, sizes, backend=backend)
+            anyio.run(in_process_round, samples, sizes, backend=backend)
     if not args.no_wire:
-        wire_rounds(results, args.rounds, args.wire_seconds, server_cpu)
-    report(results, sizes, wire=not args.no_wire)
+        wire_rounds(samples, args.rounds, args.wire_seconds, server_cpus)
+    report(samples, sizes, wire=not args.no_wire)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -47,7 +46,6 @@ __all__ = [
     "fan_out",
     "feed_top",
     "idle",
-    "raise_fd_limit",
     "replay",
     "stream",
 ]
@@ -372,13 +370,3 @@ async def idle(url: str, count: int, measure: Callable[[], float], settle: float
     async with connections(url, count, Tally()):
         await asyncio.sleep(settle)
         return measure()
-
-
-def raise_fd_limit(needed: int) -> None:
-    """Raise this process's open-file limit to ``needed`` (children inherit it), or fail clearly."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= needed:
-        return
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        raise SystemExit(f"bench: needs {needed} open files, the hard limit is {hard}: raise it (ulimit -Hn)")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))

@@ -39,7 +39,7 @@ from .choosing import choosing_page
 from .goals import BROKERS, NOISE, Goal, goals
 from .loadgen import Measured
 from .record import Run, lock_text
-from .results import Arm, Results, Sizes, figure_text
+from .results import Arm, Results, Sizes, arm_key, figure_text
 from .server_choice import P10, ServerSpeed, read_conformance, recommendations
 from .summary import readme_summary
 
@@ -168,7 +168,7 @@ class Report:
             if key in self.results.unable:
                 speed.unable[arm.workload.key] = self.results.unable[key]
         return [
-            dataclasses.replace(speed, client_cpu=self.client_cpu(*(f"{key}|{speed.server}|asgi-ws" for key in P10)))
+            dataclasses.replace(speed, client_cpu=self.client_cpu(*(arm_key(key, speed.server) for key in P10)))
             for speed in servers.values()
         ]
 
@@ -233,8 +233,9 @@ class Report:
             if ratio is None:
                 continue
             arm = arms[goal.numerator]
-            resume = runs.get(f"feed-replay|{arm.server}|{arm.peer.key}", [])
-            keys = [goal.denominator, goal.numerator, f"feed-replay|{arm.server}|{arm.peer.key}"]
+            replay = arm_key("feed-replay", arm.server, arm.peer.key)
+            resume = runs.get(replay, [])
+            keys = [goal.denominator, goal.numerator, replay]
             cpu = max(statistics.median(run.client_cpu for run in runs[key]) for key in keys if key in runs)
             spread = self.round_ratios(goal)
             times = [run.rate for run in resume]

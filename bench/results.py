@@ -17,7 +17,10 @@ from conformance.launcher import RunningServer
 
 from .loadgen import Measured
 
-__all__ = ["Arm", "Group", "Peer", "Results", "Sizes", "Workload", "figure_text"]
+__all__ = ["Arm", "Group", "Measure", "Peer", "Results", "Sizes", "Workload", "arm_key", "figure_text"]
+
+# What a workload does to a running server, and the figure it gives.
+Measure = Callable[[RunningServer], Coroutine[Any, Any, Measured]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,7 @@ class Workload:
     title: str  # e.g. "echo, 10 connections"
     unit: str  # what Measured.rate counts per second
     path: str  # the endpoint it drives
-    measure: Callable[[RunningServer], Coroutine[Any, Any, Measured]]
+    measure: Measure
     higher_is_better: bool = True
     seconds: float = 5.0  # about how long one run takes on this 2-CPU machine, for the estimate printed at the start
 
@@ -76,7 +79,12 @@ class Arm:
 
     @property
     def key(self) -> str:
-        return f"{self.workload.key}|{self.server}|{self.peer.key}"
+        return arm_key(self.workload.key, self.server, self.peer.key)
+
+
+def arm_key(workload: str, server: str, peer: str = "asgi-ws") -> str:
+    """The key an arm is filed under in the results, results.json and the goals: "echo-10|uvicorn|fastapi"."""
+    return f"{workload}|{server}|{peer}"
 
 
 @dataclass(frozen=True, slots=True)

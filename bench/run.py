@@ -67,9 +67,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import uvloop
 
@@ -80,7 +79,8 @@ from conformance.versions import LOCK
 
 from . import c100k, choosing, cross_process, loadgen, record, report
 from .loadgen import Measured
-from .results import Arm, Group, Peer, Results, Sizes, Workload, figure_text
+from .machine import raise_fd_limit, split_cpus
+from .results import Arm, Group, Measure, Peer, Results, Sizes, Workload, figure_text
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -133,185 +133,246 @@ FASTAPI = Peer("fastapi", "FastAPI", "bench.peers.fastapi_app:app")
 WEBSOCKETS = Peer("websockets", "websockets server", None)
 
 
-# Workloads
+# Workloads: what each one measures, and about how long a run of it takes
 
 
-def workloads(sizes: Sizes) -> dict[str, Workload]:
-    def echo(connections: int, payload: bytes, path: str) -> Callable[[RunningServer], Coroutine[Any, Any, Measured]]:
-        return lambda server: loadgen.echo(
-            server.url(path), connections, sizes.echo_seconds, payload, server=group_of(server)
+def echo_measure(sizes: Sizes, connections: int, payload: bytes, path: str) -> Measure:
+    """Round trips/s of ``connections`` clients echoing ``payload`` on ``path`` for ``sizes.echo_seconds``."""
+    return lambda server: loadgen.echo(
+        server.url(path), connections, sizes.echo_seconds, payload, server=group_of(server)
+    )
+
+
+def fan_out_measure(sizes: Sizes, listeners: int, stalled: bool, path: str = "/ws/chat/bench") -> Measure:
+    """Deliveries/s of a chat fan-out to ``listeners``, one of them never reading if ``stalled``."""
+    messages = sizes.fan_out_messages[listeners]
+
+    async def measure(server: RunningServer) -> Measured:
+        url, before = server.url(path), server.rss()
+        run = await loadgen.fan_out(
+            url,
+            listeners,
+            messages,
+            CHAT_PAYLOAD,
+            window=FAN_OUT_WINDOW,
+            stalled=stalled,
+            server=group_of(server),
+            # A stalled run may stop at the time limit (a server that waits for
+            # the stalled client); a healthy one has all the time it needs.
+            limit=sizes.stall_timeout if stalled else HEALTHY_LIMIT,
         )
+        return dataclasses.replace(run, server_growth=float(server.rss() - before))
 
-    def fan_out(
-        listeners: int, stalled: bool, path: str = "/ws/chat/bench"
-    ) -> Callable[[RunningServer], Coroutine[Any, Any, Measured]]:
-        messages = sizes.fan_out_messages[listeners]
+    return measure
 
-        async def measure(server: RunningServer) -> Measured:
-            url, before = server.url(path), rss(server)
-            run = await loadgen.fan_out(
-                url,
-                listeners,
-                messages,
-                CHAT_PAYLOAD,
-                window=FAN_OUT_WINDOW,
-                stalled=stalled,
-                server=group_of(server),
-                # A stalled run may stop at the time limit (a server that waits for
-                # the stalled client); a healthy one has all the time it needs.
-                limit=sizes.stall_timeout if stalled else HEALTHY_LIMIT,
-            )
-            return dataclasses.replace(run, server_growth=rss(server) - before)
 
-        return measure
+def stream_measure(sizes: Sizes) -> Measure:
+    """Messages/s of one ``/stream`` of ``sizes.stream_count`` messages, ``sizes.stream_repeats`` times."""
 
-    async def stream(server: RunningServer) -> Measured:
+    async def measure(server: RunningServer) -> Measured:
         url = server.url(f"/stream?count={sizes.stream_count}")
         return await loadgen.stream(url, sizes.stream_count, sizes.stream_repeats, server=group_of(server))
 
-    async def idle(server: RunningServer) -> Measured:
-        before = rss(server)
-        after = await loadgen.idle(server.url("/echo"), sizes.idle_connections, lambda: rss(server))
+    return measure
+
+
+def idle_measure(sizes: Sizes) -> Measure:
+    """Bytes of server memory per connection, with ``sizes.idle_connections`` open and silent."""
+
+    async def measure(server: RunningServer) -> Measured:
+        before = server.rss()  # the server's process and its workers (RunningServer.rss)
+        after = await loadgen.idle(server.url("/echo"), sizes.idle_connections, server.rss)
         return Measured((after - before) / sizes.idle_connections, 0.0)
 
-    async def resume(server: RunningServer) -> Measured:
-        url = server.url("/ws/feed/replay")
-        # The room's history first (once per server: later runs find it there), then one resume.
-        epoch, top = await loadgen.feed_top(url, REPLAYED + 1, CHAT_PAYLOAD)
-        return await loadgen.replay(url, f"{epoch}:{top - REPLAYED}", REPLAYED, server=group_of(server))
+    return measure
 
-    # About how long one run takes (for the estimate printed at the start), from the rates of
-    # earlier full runs on this 2-CPU machine: about 1 s of connecting and warming up an echo,
-    # streams at 40,000 messages/s, fan-outs at 60,000 deliveries/s plus 2 ms a member to join.
-    def fan_out_seconds(listeners: int) -> float:
-        return sizes.fan_out_messages[listeners] * (listeners + 1) / 60_000 + listeners * 0.002
 
-    echo_seconds = sizes.echo_seconds + 1.0
-    stream_seconds = sizes.stream_count * (sizes.stream_repeats + 1) / 40_000 + 0.3
-    feed_chat, feed = f"chat fan-out to {FEED_LISTENERS} (beside the feed)", f"feed fan-out to {FEED_LISTENERS}"
-    found = [
+async def resume_measure(server: RunningServer) -> Measured:
+    """Milliseconds for a feed client that missed :data:`REPLAYED` messages to get them all."""
+    url = server.url("/ws/feed/replay")
+    # The room's history first (once per server: later runs find it there), then one resume.
+    epoch, top = await loadgen.feed_top(url, REPLAYED + 1, CHAT_PAYLOAD)
+    return await loadgen.replay(url, f"{epoch}:{top - REPLAYED}", REPLAYED, server=group_of(server))
+
+
+# About how long one run takes (for the estimate printed at the start), from the rates of
+# earlier full runs on this 2-CPU machine: about 1 s of connecting and warming up an echo,
+# streams at 40,000 messages/s, fan-outs at 60,000 deliveries/s plus 2 ms a member to join.
+
+
+def echo_seconds(sizes: Sizes) -> float:
+    return sizes.echo_seconds + 1.0
+
+
+def stream_seconds(sizes: Sizes) -> float:
+    return sizes.stream_count * (sizes.stream_repeats + 1) / 40_000 + 0.3
+
+
+def fan_out_seconds(sizes: Sizes, listeners: int, stalled: bool = False) -> float:
+    healthy = sizes.fan_out_messages[listeners] * (listeners + 1) / 60_000 + listeners * 0.002
+    # Stalled, FastAPI's loop waits out the time limit and asgi-ws does not: half each.
+    return (healthy + sizes.stall_timeout) / 2 if stalled else healthy
+
+
+def echo_workloads(sizes: Sizes) -> list[Workload]:
+    """Echo on 10 and on 50 connections, JSON echo, and the stream (P1-P3)."""
+    seconds = echo_seconds(sizes)
+    return [
         Workload(
             "echo-10",
             "echo 32 B, 10 connections",
             "round trips/s",
             "/echo",
-            echo(10, ECHO_PAYLOAD, "/echo"),
-            seconds=echo_seconds,
+            echo_measure(sizes, 10, ECHO_PAYLOAD, "/echo"),
+            seconds=seconds,
         ),
         Workload(
             "echo-50",
             "echo 32 B, 50 connections",
             "round trips/s",
             "/echo",
-            echo(50, ECHO_PAYLOAD, "/echo"),
-            seconds=echo_seconds,
+            echo_measure(sizes, 50, ECHO_PAYLOAD, "/echo"),
+            seconds=seconds,
         ),
         Workload(
             "json",
             "JSON echo, 10 connections",
             "round trips/s",
             "/ws_json",
-            echo(10, JSON_PAYLOAD, "/ws_json"),
-            seconds=echo_seconds,
+            echo_measure(sizes, 10, JSON_PAYLOAD, "/ws_json"),
+            seconds=seconds,
         ),
         Workload(
             "stream",
             f"stream of {sizes.stream_count:,} messages",
             "messages/s",
             "/stream",
-            stream,
-            seconds=stream_seconds,
+            stream_measure(sizes),
+            seconds=stream_seconds(sizes),
         ),
-        *(
-            Workload(
-                f"fan-out-{n}{'-stalled' if stalled else ''}",
-                f"chat fan-out to {n}{', one client never reads' if stalled else ''}",
-                "deliveries/s",
-                "/ws/chat/bench",
-                fan_out(n, stalled),
-                # Stalled, FastAPI's loop waits out the time limit and asgi-ws does not: half each.
-                seconds=(fan_out_seconds(n) + sizes.stall_timeout) / 2 if stalled else fan_out_seconds(n),
-            )
-            for n in (100, 1000)
-            for stalled in (False, True)
-        ),
+    ]
+
+
+def fan_out_workloads(sizes: Sizes) -> list[Workload]:
+    """Chat fan-out to 100 and to 1000, each healthy and with one client that never reads (P1, P4, P5)."""
+    return [
+        Workload(
+            f"fan-out-{n}{'-stalled' if stalled else ''}",
+            f"chat fan-out to {n}{', one client never reads' if stalled else ''}",
+            "deliveries/s",
+            "/ws/chat/bench",
+            fan_out_measure(sizes, n, stalled),
+            seconds=fan_out_seconds(sizes, n, stalled),
+        )
+        for n in (100, 1000)
+        for stalled in (False, True)
+    ]
+
+
+def memory_and_feed_workloads(sizes: Sizes) -> list[Workload]:
+    """Idle memory (P6), and the feed's fan-out beside the chat's and its resume (P9)."""
+    feed_seconds = fan_out_seconds(sizes, FEED_LISTENERS)
+    return [
         Workload(
             "idle",
             f"{sizes.idle_connections:,} idle connections",
             "bytes/connection",
             "/echo",
-            idle,
-            False,
+            idle_measure(sizes),
+            higher_is_better=False,
             seconds=sizes.idle_connections / 1000 + 1.0,
         ),
         Workload(
             "feed-chat",
-            feed_chat,
+            f"chat fan-out to {FEED_LISTENERS} (beside the feed)",
             "deliveries/s",
             "/ws/chat/bench",
-            fan_out(FEED_LISTENERS, False),
-            seconds=fan_out_seconds(FEED_LISTENERS),
+            fan_out_measure(sizes, FEED_LISTENERS, False),
+            seconds=feed_seconds,
         ),
         Workload(
             "feed",
-            feed,
+            f"feed fan-out to {FEED_LISTENERS}",
             "deliveries/s",
             "/ws/feed/bench",
-            fan_out(FEED_LISTENERS, False, "/ws/feed/bench"),
-            seconds=fan_out_seconds(FEED_LISTENERS),
+            fan_out_measure(sizes, FEED_LISTENERS, False, "/ws/feed/bench"),
+            seconds=feed_seconds,
         ),
         Workload(
             "feed-replay",
             f"feed resume, {REPLAYED:,} messages missed",
             "ms",
             "/ws/feed/replay",
-            resume,
-            False,
+            resume_measure,
+            higher_is_better=False,
             seconds=0.3,
         ),
     ]
+
+
+def workloads(sizes: Sizes) -> dict[str, Workload]:
+    """Every workload of a run of these sizes, by key."""
+    found = [*echo_workloads(sizes), *fan_out_workloads(sizes), *memory_and_feed_workloads(sizes)]
     return {workload.key: workload for workload in found}
+
+
+# Groups: the arms compared with each other, in the order a full run measures them
+
+
+def peer_groups(w: dict[str, Workload], server: str) -> list[Group]:
+    """asgi-ws against FastAPI and the floor under ``server`` (P1-P4), and with a stalled client under uvicorn (P5)."""
+    found = []
+    # P1, P2, P3: asgi-ws, FastAPI and the floor (the websockets server beside them under uvicorn).
+    for key in ("echo-10", "echo-50", "stream"):
+        arms = [Arm(peer, server, w[key]) for peer in (OURS, FASTAPI, FLOOR)]
+        if server == "uvicorn":
+            arms.append(Arm(WEBSOCKETS, "websockets", w[key]))
+        found.append(Group(f"{w[key].title} · {server}", arms))
+    found.append(Group(f"{w['json'].title} · {server}", [Arm(peer, server, w["json"]) for peer in (OURS, FASTAPI)]))
+    # P1 and P4: fan-out against FastAPI's naive loop; under uvicorn with a stalled client too (P5).
+    for n in (100, 1000):
+        healthy, stalled = w[f"fan-out-{n}"], w[f"fan-out-{n}-stalled"]
+        if server == "uvicorn":
+            arms = [Arm(peer, server, workload) for workload in (healthy, stalled) for peer in (OURS, FASTAPI)]
+            # The naive loop stays stuck on the stalled client, so every run gets a new server.
+            found.append(Group(f"{healthy.title}, healthy and with one stalled client · {server}", arms, True))
+        else:
+            found.append(Group(f"{healthy.title} · {server}", [Arm(peer, server, healthy) for peer in (OURS, FASTAPI)]))
+    return found
+
+
+def server_comparison_groups(w: dict[str, Workload]) -> list[Group]:
+    """P10: asgi-ws alone under every server configuration, the servers alternated like peers."""
+    found = []
+    for key in P10_WORKLOADS:
+        workload = dataclasses.replace(w[key], key=f"{P10_TAG}-{key}")
+        arms = [Arm(OURS, server, workload) for server in SERVERS]
+        found.append(Group(f"{workload.title} · every server", arms, tag=P10_TAG, tolerant=True))
+    return found
+
+
+def feed_groups(w: dict[str, Workload], server: str, sizes: Sizes) -> list[Group]:
+    """P9 under ``server``: the feed's fan-out beside the chat's on each broker, then the resume on both."""
+    found = []
+    for peer in (OURS, OURS_REDIS):
+        broker = "Redis" if peer.redis else "memory"
+        arms = [Arm(peer, server, w[key]) for key in ("feed-chat", "feed")]
+        found.append(Group(f"feed vs chat · {server}, {broker} broker", arms, warm_up=True, tag="feed"))
+    arms = [Arm(peer, server, w["feed-replay"]) for peer in (OURS, OURS_REDIS)]
+    found.append(Group(f"{w['feed-replay'].title} · {server}", arms, rounds=sizes.replay_rounds, tag="feed"))
+    return found
 
 
 def groups(sizes: Sizes, feed_servers: Sequence[str] = ("uvicorn",)) -> list[Group]:
     """Every group of a full run, in the order they run."""
     w = workloads(sizes)
-    found = []
-    for server in BENCH_SERVERS:
-        # P1, P2, P3: asgi-ws, FastAPI and the floor (the websockets server beside them under uvicorn).
-        for key in ("echo-10", "echo-50", "stream"):
-            arms = [Arm(peer, server, w[key]) for peer in (OURS, FASTAPI, FLOOR)]
-            if server == "uvicorn":
-                arms.append(Arm(WEBSOCKETS, "websockets", w[key]))
-            found.append(Group(f"{w[key].title} · {server}", arms))
-        found.append(Group(f"{w['json'].title} · {server}", [Arm(peer, server, w["json"]) for peer in (OURS, FASTAPI)]))
-        # P1 and P4: fan-out against FastAPI's naive loop; under uvicorn with a stalled client too (P5).
-        for n in (100, 1000):
-            healthy, stalled = w[f"fan-out-{n}"], w[f"fan-out-{n}-stalled"]
-            if server == "uvicorn":
-                arms = [Arm(peer, server, workload) for workload in (healthy, stalled) for peer in (OURS, FASTAPI)]
-                # The naive loop stays stuck on the stalled client, so every run gets a new server.
-                found.append(Group(f"{healthy.title}, healthy and with one stalled client · {server}", arms, True))
-            else:
-                found.append(
-                    Group(f"{healthy.title} · {server}", [Arm(peer, server, healthy) for peer in (OURS, FASTAPI)])
-                )
-    found.append(
-        Group(f"{w['idle'].title} · uvicorn", [Arm(peer, "uvicorn", w["idle"]) for peer in (OURS, FLOOR)], True)
-    )
-    # P10: asgi-ws alone under every server configuration, the servers alternated like peers.
-    for key in P10_WORKLOADS:
-        workload = dataclasses.replace(w[key], key=f"{P10_TAG}-{key}")
-        arms = [Arm(OURS, server, workload) for server in SERVERS]
-        found.append(Group(f"{workload.title} · every server", arms, tag=P10_TAG, tolerant=True))
-    for server in feed_servers:
-        for peer in (OURS, OURS_REDIS):
-            broker = "Redis" if peer.redis else "memory"
-            arms = [Arm(peer, server, w[key]) for key in ("feed-chat", "feed")]
-            found.append(Group(f"feed vs chat · {server}, {broker} broker", arms, warm_up=True, tag="feed"))
-        arms = [Arm(peer, server, w["feed-replay"]) for peer in (OURS, OURS_REDIS)]
-        found.append(Group(f"{w['feed-replay'].title} · {server}", arms, rounds=sizes.replay_rounds, tag="feed"))
-    return found
+    idle = Group(f"{w['idle'].title} · uvicorn", [Arm(peer, "uvicorn", w["idle"]) for peer in (OURS, FLOOR)], True)
+    return [
+        *(group for server in BENCH_SERVERS for group in peer_groups(w, server)),
+        idle,
+        *server_comparison_groups(w),
+        *(group for server in feed_servers for group in feed_groups(w, server, sizes)),
+    ]
 
 
 # Servers
@@ -321,11 +382,6 @@ def group_of(server: RunningServer) -> int:
     """The server's process group: every server here is started in a session of its own."""
     assert server.process is not None
     return server.process.pid
-
-
-def rss(server: RunningServer) -> float:
-    """Resident memory of the server and its worker processes, in bytes (from /proc, so any app can be measured)."""
-    return float(server.rss())
 
 
 @contextlib.contextmanager
@@ -568,20 +624,11 @@ def selectable(sizes: Sizes) -> list[str]:
     return list(dict.fromkeys([*keys, *(group.tag for group in found if group.tag), "latency"]))
 
 
-def split_cpus() -> tuple[set[int], set[int]]:
-    """(server CPUs, load generator CPUs): the first usable CPU for the servers, the rest for the clients."""
-    usable = sorted(os.sched_getaffinity(0))
-    if len(usable) < 2:
-        print("bench: one CPU only, so the servers and the load generator share it", file=sys.stderr)
-        return set(usable), set(usable)
-    return {usable[0]}, set(usable[1:])
+# The command
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench",
-        description="asgi_ws against its peers, and under every server, side by side in one run (P1-P7, P9, P10).",
-    )
+def add_what_to_run(parser: argparse.ArgumentParser) -> None:
+    """The arguments that choose what a run measures, and how long."""
     parser.add_argument("--quick", action="store_true", help="every workload once and short (about 3 minutes)")
     parser.add_argument("--rounds", type=int, help="A/B alternations (default 5, 1 with --quick)")
     parser.add_argument(
@@ -598,6 +645,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{', '.join(BENCH_SERVERS)}, idle and the stalled fan-out under uvicorn, the server comparison (p10) "
         "under all of asgi_ws.servers, the feed under uvicorn unless servers are named)",
     )
+
+
+def add_where_it_goes(parser: argparse.ArgumentParser) -> None:
+    """The arguments that say what the pages are written from, and where."""
     parser.add_argument(
         "--conformance",
         type=Path,
@@ -614,43 +665,64 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run nothing: rewrite RESULTS.md (and, in bench/, the README's summary and docs/choosing-a-server.md) "
         "from the results.json in --out, the conformance summary and uv.lock",
     )
-    args = parser.parse_args(argv)
-    if args.render:
-        measuring = [f"--{name}" for name in ("quick", "rounds", "only", "servers") if getattr(args, name)]
-        if measuring:
-            parser.error(f"--render runs nothing, so {', '.join(measuring)} would do nothing")
-        for path in render(args.out or BENCH_DIR, args.conformance):
-            print(f"wrote {path}")
-        return 0
-    sizes = Sizes.quick() if args.quick else Sizes()
-    if args.rounds:
-        sizes = dataclasses.replace(sizes, rounds=args.rounds)
-    out = args.out if args.out or args.quick else BENCH_DIR
-    only = set(args.only.split(",")) if args.only else None
-    known = {*selectable(sizes), "c100k"}
-    if only is not None and only - known:
-        parser.error(
-            f"--only: unknown workload(s) {', '.join(sorted(only - known))}; known: {', '.join(sorted(known))}"
-        )
 
-    if only is not None and "c100k" in only:
-        config = c100k.C100k(args.c100k_connections, args.c100k_workers, args.c100k_generators)
-        with tempfile.TemporaryDirectory(prefix="asgi-ws-c100k-") as scratch:
-            c100k.run(config, Path(scratch))
-        print(json.dumps(config.figures, indent=2))
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "c100k.json").write_text(json.dumps(config.figures, indent=2) + "\n")
-            print(f"wrote {out / 'c100k.json'}; `python -m bench --render` puts it into RESULTS.md")
-        only.discard("c100k")
-        if not only:
-            return 0
-    loadgen.raise_fd_limit(sizes.idle_connections * 2 + 4096)
-    cpus = split_cpus()
-    os.sched_setaffinity(0, cpus[1])
-    servers = set(args.servers.split(",")) | {"websockets"} if args.servers else None
-    if servers is not None and servers - {*SERVERS, "websockets"}:
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="asgi_ws against its peers, and under every server, side by side in one run (P1-P7, P9, P10).",
+    )
+    add_what_to_run(parser)
+    add_where_it_goes(parser)
+    return parser
+
+
+def render_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--render``: refuse the arguments that would measure, then redraw from results.json."""
+    measuring = [f"--{name}" for name in ("quick", "rounds", "only", "servers") if getattr(args, name)]
+    if measuring:
+        parser.error(f"--render runs nothing, so {', '.join(measuring)} would do nothing")
+    for path in render(args.out or BENCH_DIR, args.conformance):
+        print(f"wrote {path}")
+    return 0
+
+
+def parse_only(parser: argparse.ArgumentParser, only: str | None, sizes: Sizes) -> set[str] | None:
+    """``--only`` as a set of workloads, tags and "latency" (None: everything but c100k); unknown names stop here."""
+    if only is None:
+        return None
+    chosen, known = set(only.split(",")), {*selectable(sizes), "c100k"}
+    if chosen - known:
+        parser.error(
+            f"--only: unknown workload(s) {', '.join(sorted(chosen - known))}; known: {', '.join(sorted(known))}"
+        )
+    return chosen
+
+
+def parse_servers(parser: argparse.ArgumentParser, servers: str | None) -> set[str] | None:
+    """``--servers`` as a set, the websockets peer's own server always with it (None: every server)."""
+    if servers is None:
+        return None
+    chosen = set(servers.split(",")) | {"websockets"}
+    if chosen - {*SERVERS, "websockets"}:
         parser.error(f"--servers: choose among {', '.join(SERVERS)}")
+    return chosen
+
+
+def run_c100k(args: argparse.Namespace, out: Path | None) -> None:
+    """``--only c100k`` (P8): run it, print its figures, and keep them in ``out/c100k.json`` for the page."""
+    config = c100k.C100k(args.c100k_connections, args.c100k_workers, args.c100k_generators)
+    with tempfile.TemporaryDirectory(prefix="asgi-ws-c100k-") as scratch:
+        c100k.run(config, Path(scratch))
+    print(json.dumps(config.figures, indent=2))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "c100k.json").write_text(json.dumps(config.figures, indent=2) + "\n")
+        print(f"wrote {out / 'c100k.json'}; `python -m bench --render` puts it into RESULTS.md")
+
+
+def choose_groups(sizes: Sizes, only: set[str] | None, servers: set[str] | None) -> list[Group]:
+    """The groups ``--only`` and ``--servers`` leave; the server comparison keeps the servers named."""
     feed_servers = [name for name in BENCH_SERVERS if servers is not None and name in servers] or ["uvicorn"]
     chosen = []
     for group in groups(sizes, feed_servers):
@@ -660,18 +732,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             group = dataclasses.replace(group, arms=[arm for arm in group.arms if arm.server in servers])
         if group.arms and (servers is None or all(arm.server in servers for arm in group.arms)):
             chosen.append(group)
-    measurements = sum(len(g.arms) * (g.rounds or sizes.rounds) for g in chosen)
-    latency = only is None or "latency" in only
-    measurements += 2 if latency else 0
+    return chosen
+
+
+def run_chosen(chosen: Sequence[Group], sizes: Sizes, cpus: tuple[set[int], set[int]], latency: bool) -> Results:
+    """Every chosen group in turn, then P7 if ``latency``, with one redis-server for the arms that want it."""
+    measurements = sum(len(g.arms) * (g.rounds or sizes.rounds) for g in chosen) + (2 if latency else 0)
     print(
         f"bench: {len(chosen)} groups, {measurements} measurements, about "
         f"{estimate(chosen, sizes, latency) / 60:.1f} minutes; servers on CPU {sorted(cpus[0])}, "
         f"load generator on CPU {sorted(cpus[1])}",
         flush=True,
     )
-    results = Results(sizes)
-    progress = Progress(measurements)
-    started = time.monotonic()
+    results, progress = Results(sizes), Progress(measurements)
     with tempfile.TemporaryDirectory(prefix="asgi-ws-bench-") as scratch, contextlib.ExitStack() as stack:
         redis_url = None
         if any(arm.peer.redis for group in chosen for arm in group.arms):
@@ -687,25 +760,54 @@ def main(argv: Sequence[str] | None = None) -> int:
             pool.close()
         if latency:
             run_latency(results, Path(scratch), cpus, progress)
-    command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
-    stood_on = record.observe(command, time.monotonic() - started, sizes, cpus, measured_packages(results))
-    document = report.Report(results, stood_on, out=out, conformance=args.conformance)
+    return results
+
+
+def write_report(document: report.Report, out: Path | None) -> None:
+    """The goal table on stdout; the pages, the charts and results.json in ``out`` unless it is None."""
     print()
     print(document.goal_table())
     if out is not None:
         in_bench = out.resolve() == BENCH_DIR
         written = report.write(document, out, README if in_bench else None, CHOOSING if in_bench else None)
         print(f"\nwrote {', '.join(str(path) for path in written)}")
+
+
+def problems(results: Results, chosen: Sequence[Group]) -> list[str]:
+    """What makes the run fail: runs that did not finish, arms with no figure, figures of 0."""
+    ran = [arm.key for group in chosen for arm in group.arms]
+    missing = [key for key in ran if not results.runs.get(key) and key not in results.unable]
+    zero = [key for key, runs in results.runs.items() if any(run.rate <= 0 for run in runs)]
+    return results.failures + [f"{key}: no figure" for key in missing] + [f"{key}: a figure of 0" for key in zero]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.render:
+        return render_command(parser, args)
+    sizes = Sizes.quick() if args.quick else Sizes()
+    if args.rounds:
+        sizes = dataclasses.replace(sizes, rounds=args.rounds)
+    out = args.out if args.out or args.quick else BENCH_DIR
+    only = parse_only(parser, args.only, sizes)
+    if only is not None and "c100k" in only:
+        run_c100k(args, out)
+        only.discard("c100k")
+        if not only:
+            return 0
+    raise_fd_limit(sizes.idle_connections * 2 + 4096)
+    cpus = split_cpus()
+    os.sched_setaffinity(0, cpus[1])
+    chosen = choose_groups(sizes, only, parse_servers(parser, args.servers))
+    started = time.monotonic()
+    results = run_chosen(chosen, sizes, cpus, latency=only is None or "latency" in only)
+    command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
+    stood_on = record.observe(command, time.monotonic() - started, sizes, cpus, measured_packages(results))
+    write_report(report.Report(results, stood_on, out=out, conformance=args.conformance), out)
     for key, reason in results.unable.items():
         print(f"bench: {key} could not run: {reason}", file=sys.stderr)
-    missing = [
-        arm.key
-        for group in chosen
-        for arm in group.arms
-        if not results.runs.get(arm.key) and arm.key not in results.unable
-    ]
-    zero = [key for key, runs in results.runs.items() if any(run.rate <= 0 for run in runs)]
-    problems = results.failures + [f"{key}: no figure" for key in missing] + [f"{key}: a figure of 0" for key in zero]
-    for problem in problems:
+    failed = problems(results, chosen)
+    for problem in failed:
         print(f"bench: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return 1 if failed else 0

@@ -18,7 +18,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 from .goals import BROKERS, Goal
-from .results import figure_text
+from .results import arm_key, figure_text
 from .server_choice import caveats, rank_servers
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def _feed(document: Report) -> str:
         arm = arms[goal.numerator]
         broker = f"on the {BROKERS[arm.peer.key]} broker"
         per_server.setdefault(arm.server, []).append(f"{_ratio(ratio)} {broker}")
-        replay = runs.get(f"feed-replay|{arm.server}|{arm.peer.key}")
+        replay = runs.get(arm_key("feed-replay", arm.server, arm.peer.key))
         if replay:
             where = f" under {arm.server}" if len({arms[goal.numerator].server for goal, _ in rows}) > 1 else ""
             resumes.append(f"{statistics.median(run.rate for run in replay):.1f} ms {broker}{where}")

@@ -57,7 +57,7 @@ from websockets.protocol import State
 from websockets.typing import Origin, Subprotocol
 from websockets.uri import parse_uri
 
-__all__ = ["SEND_CHUNK", "Handshake", "RawClient", "Received", "close_view"]
+__all__ = ["SEND_CHUNK", "Handshake", "RawClient", "Received", "close_view", "parse_frame"]
 
 TIMEOUT = 10.0  # seconds any one read may wait before the scenario counts as hung
 READ_CHUNK = 65536
@@ -309,7 +309,7 @@ class RawClient:
         try:
             async with asyncio.timeout(within):
                 while True:
-                    while (frame := _parse_frame(self._unparsed)) is None:
+                    while (frame := parse_frame(self._unparsed)) is None:
                         if not await self._read_some():
                             return None
                     if frame[0] not in (Opcode.PING, Opcode.PONG):
@@ -400,7 +400,7 @@ def _handshake_from_head(head: bytes, rest: bytes) -> Handshake:
     return Handshake(status, headers, b"" if status == 101 else rest)
 
 
-def _parse_frame(buffer: bytearray) -> tuple[int, bytes] | None:
+def parse_frame(buffer: bytearray) -> tuple[int, bytes] | None:
     """Take one whole frame off ``buffer``: opcode and payload; None if it has not all arrived."""
     if len(buffer) < 2:
         return None

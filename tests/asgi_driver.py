@@ -1,7 +1,8 @@
 """Drive the ASGI callable in-process, with no server: the unit tests' client.
 
-:func:`connect` runs one ``websocket`` scope of an app in a task and gives the
-test a :class:`WebSocketDriver` that plays the server's part: it puts receive
+:func:`connect` runs one ``websocket`` scope of an app in a task (the scope of
+:func:`bench.scope.websocket_scope`, which the benchmarks call the app with
+too) and gives the test a :class:`WebSocketDriver` that plays the server's part: it puts receive
 events in (``websocket.connect``, ``websocket.receive``,
 ``websocket.disconnect``) and takes the app's send events out.
 
@@ -26,8 +27,9 @@ import anyio
 import anyio.abc
 
 from asgi_ws.lifecycle import ProtocolError, State, after_send
+from bench.scope import websocket_scope
 
-__all__ = ["DENIAL", "WebSocketDriver", "call_http", "connect", "websocket_scope"]
+__all__ = ["DENIAL", "WebSocketDriver", "call_http", "connect"]
 
 Event = dict[str, Any]
 ASGIApp = Callable[..., Any]
@@ -39,30 +41,6 @@ DENIAL: dict[str, dict[object, object]] = {"websocket.http.response": {}}
 # How long a test waits for the app before calling it hung.  Generous on
 # purpose: it only stops a broken test from hanging, it measures nothing.
 PATIENCE = 10.0
-
-
-def websocket_scope(
-    path: str = "/ws",
-    query_string: bytes = b"",
-    headers: list[tuple[bytes, bytes]] | None = None,
-    extensions: dict[str, dict[object, object]] | None = None,
-) -> dict[str, Any]:
-    """A ``websocket`` scope as a server would build it."""
-    return {
-        "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "scheme": "ws",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query_string,
-        "root_path": "",
-        "headers": [(b"host", b"testserver")] if headers is None else headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "subprotocols": [],
-        "extensions": DENIAL if extensions is None else extensions,
-    }
 
 
 class WebSocketDriver:
@@ -231,7 +209,11 @@ async def connect(
     On exit the app is sent ``websocket.disconnect`` if it is still running,
     it must then return, and the test fails if it raised or broke the protocol.
     """
-    driver = WebSocketDriver(app, websocket_scope(path, query_string, headers, extensions))
+    # The server offers the denial response unless the test says otherwise: most refusals are tested with it.
+    scope = websocket_scope(
+        path, query_string=query_string, headers=headers, extensions=DENIAL if extensions is None else extensions
+    )
+    driver = WebSocketDriver(app, scope)
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(driver.run_app)
         try:

@@ -15,7 +15,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.utils import accept_key
 
-from conformance.rawclient import RawClient, _parse_frame, close_view
+from conformance.rawclient import RawClient, close_view, parse_frame
 
 pytestmark = pytest.mark.anyio
 
@@ -97,7 +97,7 @@ async def test_pings_are_skipped_and_not_answered_and_any_close_code_goes_out() 
     assert frame == (Opcode.TEXT, b"ready")
     assert ended
     sent = bytearray(seen[1])
-    assert _parse_frame(sent) == (Opcode.CLOSE, (999).to_bytes(2, "big") + b"bye")
+    assert parse_frame(sent) == (Opcode.CLOSE, (999).to_bytes(2, "big") + b"bye")
     assert not sent  # nothing else: no pong
 
 
