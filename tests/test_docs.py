@@ -26,7 +26,7 @@ from asgi_ws.app import create_app
 from asgi_ws.lifecycle import ProtocolError, State, after_send
 from asgi_ws.settings import Settings, env_name, flag_name
 from bench.peers import raw_asgi
-from tests.asgi_driver import WebSocketDriver, websocket_scope
+from tests.asgi_driver import DENIAL, WebSocketDriver, websocket_scope
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -219,7 +219,7 @@ def test_the_lesson_shows_every_step() -> None:
 @pytest.mark.parametrize(("app", "path", "without", "text"), conversations())
 async def test_the_lesson_s_conversation_is_what_the_app_does(app: str, path: str, without: str, text: str) -> None:
     """Each ``receive()`` line is given to the app in turn; each ``send()`` line must be the app's next event."""
-    driver = WebSocketDriver(the_app(app), websocket_scope(path, extensions={} if without else None))
+    driver = WebSocketDriver(the_app(app), websocket_scope(path, extensions={} if without else DENIAL))
     driver.answer_close = False  # the conversation says when the client's disconnect comes
     try:
         async with anyio.create_task_group() as task_group:
