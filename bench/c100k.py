@@ -114,6 +114,50 @@ def servers(count: int, scratch: Path, settings: dict[str, str]) -> Iterator[tup
         yield tuple(stack.enter_context(run_server("uvicorn", scratch / "logs", settings)) for _ in range(count))
 
 
+async def _start_generators(
+    processes: list[asyncio.subprocess.Process], ports: str, connections: int, generators: int, rooms: int
+) -> None:
+    """Start ``generators`` load generators sharing ``connections`` clients, into ``processes`` as each starts.
+
+    Each is added as soon as it runs, so that the caller stops every one that started, even if a later one fails.
+    """
+    share = -(-connections // generators)
+    for index in range(generators):
+        count = min(share, connections - index * share)
+        sources = ",".join(f"127.{index + 1}.{host // 250}.{host % 250 + 2}" for host in range(8))
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.c100k_client",
+            f"--ports={ports}",
+            f"--rooms={rooms}",
+            f"--count={count}",
+            f"--first={index * share}",
+            f"--sources={sources}",
+            f"--wait={BROADCAST_WAIT}",
+            f"--handshake-wait={HANDSHAKE_WAIT}",
+        ]
+        processes.append(
+            await asyncio.create_subprocess_exec(
+                *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+            )
+        )
+
+
+async def _stop_generators(processes: list[asyncio.subprocess.Process]) -> None:
+    """Ask every load generator to quit, and kill by its PID any that has not within 30 s."""
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError, BrokenPipeError, ConnectionResetError):
+            assert process.stdin is not None
+            process.stdin.write(b"quit\n")
+    for process in processes:
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()  # by its PID
+
+
 async def _open(
     config: C100k,
     workers: list[RunningServer],
@@ -129,31 +173,11 @@ async def _open(
         worker.wait_for_health(lambda document: document["broker"]["connected"], 30)
     before = [worker.rss() for worker in workers]
     ports = ",".join(str(worker.port) for worker in workers)
-    share = -(-connections // generators)
     processes: list[asyncio.subprocess.Process] = []
     figures: dict[str, float] = {}
     try:
         started = time.monotonic()
-        for index in range(generators):
-            count = min(share, connections - index * share)
-            sources = ",".join(f"127.{index + 1}.{host // 250}.{host % 250 + 2}" for host in range(8))
-            argv = [
-                sys.executable,
-                "-m",
-                "bench.c100k_client",
-                f"--ports={ports}",
-                f"--rooms={rooms}",
-                f"--count={count}",
-                f"--first={index * share}",
-                f"--sources={sources}",
-                f"--wait={BROADCAST_WAIT}",
-                f"--handshake-wait={HANDSHAKE_WAIT}",
-            ]
-            processes.append(
-                await asyncio.create_subprocess_exec(
-                    *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
-                )
-            )
+        await _start_generators(processes, ports, connections, generators, rooms)
         cpu_before = sum(group_cpu_seconds(process.pid) for process in processes)
         connected = failed = 0
         for process in processes:
@@ -185,16 +209,7 @@ async def _open(
         if broadcast:
             figures.update(await _broadcast(workers, processes, rooms, say))
     finally:
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError, BrokenPipeError, ConnectionResetError):
-                assert process.stdin is not None
-                process.stdin.write(b"quit\n")
-        for process in processes:
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()  # by its PID
+        await _stop_generators(processes)
     return figures
 
 
