@@ -137,6 +137,12 @@ async def receive_within(receive: Receive, seconds: float) -> Message | None:
     return None
 
 
+async def message_within(receive: Receive, seconds: float) -> Message | None:
+    """The next message; None at the disconnect, or if nothing arrives within ``seconds``."""
+    message = await receive_within(receive, seconds)
+    return None if message is None or message["type"] == "websocket.disconnect" else message
+
+
 async def receive_outcome(receive: Receive, seconds: float) -> dict[str, Any]:
     """What one ``receive()`` does: the event's shape, ``timed out``, or the exception it raised."""
     try:
@@ -298,10 +304,7 @@ async def receive_shapes(scope: Scope, receive: Receive, send: Send) -> None:
     """``/shapes``: accept; answer every message with the JSON shape of its receive event."""
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
-    while True:
-        message = await receive_within(receive, CLIENT_WAIT)
-        if message is None or message["type"] == "websocket.disconnect":
-            return
+    while (message := await message_within(receive, CLIENT_WAIT)) is not None:
         reply = {"shape": shape(message), "length": _length(message)}
         await send({"type": "websocket.send", "text": json.dumps(reply)})
 
@@ -492,10 +495,7 @@ async def size(scope: Scope, receive: Receive, send: Send) -> None:
     """``/size``: accept; answer every message with its length only, so large ones are not echoed."""
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
-    while True:
-        message = await receive_within(receive, CLIENT_WAIT)
-        if message is None or message["type"] == "websocket.disconnect":
-            return
+    while (message := await message_within(receive, CLIENT_WAIT)) is not None:
         await send({"type": "websocket.send", "text": json.dumps({"length": _length(message)})})
 
 

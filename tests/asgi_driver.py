@@ -132,18 +132,19 @@ class WebSocketDriver:
             return await self._from_app_out.receive()
 
     async def receive_text(self) -> str:
-        event = await self.receive()
-        assert event["type"] == "websocket.send", event
-        assert event.get("text") is not None, event
-        text: str = event["text"]
+        text: str = await self._receive_data("text")
         return text
 
     async def receive_bytes(self) -> bytes:
+        data: bytes = await self._receive_data("bytes")
+        return data
+
+    async def _receive_data(self, key: str) -> Any:
+        """The ``key`` of the app's next event, failing the test unless it is a ``websocket.send`` with ``key`` set."""
         event = await self.receive()
         assert event["type"] == "websocket.send", event
-        assert event.get("bytes") is not None, event
-        data: bytes = event["bytes"]
-        return data
+        assert event.get(key) is not None, event
+        return event[key]
 
     async def receive_close(self) -> tuple[int, str]:
         """Skip data frames until the app's ``websocket.close``; its code and reason."""

@@ -21,7 +21,7 @@ from asgi_ws.broker import (
     topic_to_wire,
 )
 from asgi_ws.redis_broker import RedisBroker
-from asgi_ws.settings import Settings, SettingsError
+from asgi_ws.settings import Settings
 from asgi_ws.topics import BROADCAST, Topic, chat_room
 
 TEXTS = ["", "hi", "héllo ☃ 🎉", '{"json": "inside"}', "\ud800 lone surrogate", "x" * 70_000]
@@ -72,16 +72,10 @@ def test_node_ids_differ() -> None:
     assert len({new_node_id() for _ in range(100)}) == 100
 
 
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
-        ("redis://:secret@host:6379/1", "redis://:***@host:6379/1"),
-        ("redis://user:secret@host/2", "redis://user:***@host/2"),
-    ],
-)
-def test_passwords_never_show(url: str, shown: str) -> None:
-    assert redact(url) == shown
+def test_passwords_never_show() -> None:
+    assert redact("redis://:secret@host:6379/1") == "redis://:***@host:6379/1"
+    assert redact("redis://user:secret@host/2") == "redis://user:***@host/2"
+    assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"  # nothing to hide
 
 
 @pytest.mark.parametrize(
@@ -89,21 +83,6 @@ def test_passwords_never_show(url: str, shown: str) -> None:
 )
 def test_broker_urls_accepted(url: str) -> None:
     assert Settings(broker=url).broker == url
-
-
-@pytest.mark.parametrize(
-    ("url", "complaint"),
-    [
-        ("memory", "expected memory:// or redis://"),
-        ("kafka://host", "expected memory:// or redis://"),
-        ("redis://", "expected memory:// or redis://"),
-        ("redis://host:port/0", "port is not a number"),
-        ("redis://host:6379/zero", "database must be a number"),
-    ],
-)
-def test_broker_urls_refused_with_the_reason(url: str, complaint: str) -> None:
-    with pytest.raises(SettingsError, match=complaint):
-        Settings.from_env({"ASGI_WS_BROKER": url})
 
 
 def test_create_broker_picks_by_url() -> None:

@@ -44,6 +44,13 @@ async def nothing_more(ws: WebSocketDriver) -> None:
     assert ws.pending() == []
 
 
+async def send_one(ws: WebSocketDriver, text: str) -> str:
+    """Send ``text`` and read it back numbered; the room's epoch."""
+    ws.send_text(text)
+    epoch: str = (await feed(ws, 1))[0]["epoch"]
+    return epoch
+
+
 def resume(app: App, since: str) -> AbstractAsyncContextManager[WebSocketDriver]:
     """Connect to the room ``r`` with ``?since=``."""
     return connect(app, "/ws/feed/r", query_string=b"since=" + since.encode())
@@ -126,8 +133,7 @@ async def test_a_resume_gets_the_control_message_then_exactly_what_it_missed_the
 
 async def test_a_resume_at_the_top_gets_the_control_message_and_then_live(app: App) -> None:
     async with connect(app, "/ws/feed/r") as a:
-        a.send_text("only")
-        epoch = (await feed(a, 1))[0]["epoch"]
+        epoch = await send_one(a, "only")
         async with resume(app, f"{epoch}:1") as b:
             assert await feed(b, 1) == [{"recovered": True, "epoch": epoch, "offset": 1}]
             await nothing_more(b)
@@ -173,8 +179,7 @@ async def test_messages_queued_between_joining_and_reading_the_history_are_not_s
 
     app.hub.broker = HookedBroker(MemoryHistory(100, 300.0, 1 << 30), meanwhile)
     async with connect(app, "/ws/feed/r") as a:
-        a.send_text("before")
-        epoch = (await feed(a, 1))[0]["epoch"]
+        epoch = await send_one(a, "before")
         async with resume(app, f"{epoch}:1") as b:
             assert await feed(b, 1) == [{"recovered": True, "epoch": epoch, "offset": 3}]
             assert [(m["offset"], m["data"]) for m in await feed(b, 2)] == [(2, "meanwhile 1"), (3, "meanwhile 2")]
@@ -186,8 +191,7 @@ async def test_messages_queued_between_joining_and_reading_the_history_are_not_s
 
 async def test_another_epoch_is_not_recovered_and_goes_on_live(app: App) -> None:
     async with connect(app, "/ws/feed/r") as a:
-        a.send_text("x")
-        epoch = (await feed(a, 1))[0]["epoch"]
+        epoch = await send_one(a, "x")
         before = await scrape(app)
         async with resume(app, "someotherepoch:1") as b:
             assert await feed(b, 1) == [{"recovered": False, "epoch": epoch, "offset": 1}]
@@ -205,8 +209,7 @@ async def test_a_resume_past_the_kept_history_is_trimmed_and_goes_on_live(make_a
     app = make_app(history_size=3)  # and so an outbox of one message (half the history): read as it comes
     async with connect(app, "/ws/feed/r") as a:
         for number in range(10):
-            a.send_text(str(number))
-            epoch = (await feed(a, 1))[0]["epoch"]
+            epoch = await send_one(a, str(number))
         before = await scrape(app)
         async with resume(app, f"{epoch}:6") as b:  # 7 is gone: only 8, 9, 10 are kept
             assert await feed(b, 1) == [{"recovered": False, "epoch": epoch, "offset": 10}]

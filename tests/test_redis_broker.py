@@ -346,6 +346,16 @@ async def subscribed(broker: RedisBroker, server: RedisServer, count: int = 1) -
     await eventually(lambda: subscribers(server, FEED) >= count, "the feed subscription")
 
 
+@asynccontextmanager
+async def following(server: RedisServer, **options: Any) -> AsyncIterator[tuple[RedisBroker, FeedInbox]]:
+    """A broker made with ``options``, running, subscribed to FEED, handing what it delivers to a fresh inbox."""
+    inbox = FeedInbox()
+    broker = RedisBroker(server.url, **options)
+    async with running(broker, inbox):  # type: ignore[arg-type]
+        await subscribed(broker, server)
+        yield broker, inbox
+
+
 async def test_two_processes_appending_into_one_feed_room_see_one_order(redis_server: RedisServer) -> None:
     a_inbox, b_inbox = FeedInbox(), FeedInbox()
     async with (
@@ -369,9 +379,7 @@ async def test_two_processes_appending_into_one_feed_room_see_one_order(redis_se
 
 
 async def test_a_feed_message_pub_sub_never_delivered_is_filled_from_the_stream(redis_server: RedisServer) -> None:
-    inbox = FeedInbox()
-    async with running(RedisBroker(redis_server.url), inbox) as broker:  # type: ignore[arg-type]
-        await subscribed(broker, redis_server)
+    async with following(redis_server) as (broker, inbox):
         broker.append(FEED, "first")
         await eventually(lambda: inbox.offsets() == [1], "the first message")
         assert append_unseen(redis_server, FEED, "lost on pub/sub") == 2
@@ -387,9 +395,7 @@ async def test_a_feed_message_pub_sub_never_delivered_is_filled_from_the_stream(
 
 
 async def test_a_numbered_envelope_from_afar_is_delivered_after_the_gap_before_it(redis_server: RedisServer) -> None:
-    inbox = FeedInbox()
-    async with running(RedisBroker(redis_server.url), inbox) as broker:  # type: ignore[arg-type]
-        await subscribed(broker, redis_server)
+    async with following(redis_server) as (broker, inbox):
         broker.append(FEED, "first")
         await eventually(lambda: inbox.offsets() == [1], "the first message")
         epoch = inbox.messages[0].epoch
@@ -448,10 +454,7 @@ async def test_outage_with_persistence_holds_feed_messages_then_numbers_them_and
 @asynccontextmanager
 async def after_an_outage(server: RedisServer) -> AsyncIterator[tuple[RedisBroker, FeedInbox]]:
     """A broker following FEED that has delivered one message, "before", and Redis just killed."""
-    inbox = FeedInbox()
-    broker = RedisBroker(server.url, min_backoff=FAST_BACKOFF)
-    async with running(broker, inbox):  # type: ignore[arg-type]
-        await subscribed(broker, server)
+    async with following(server, min_backoff=FAST_BACKOFF) as (broker, inbox):
         broker.append(FEED, "before")
         await eventually(lambda: inbox.offsets() == [1], "the message before the outage")
         server.kill()
@@ -475,9 +478,7 @@ async def test_a_restart_without_persistence_starts_a_new_epoch(redis_server: Re
 
 
 async def test_the_stream_is_trimmed_to_history_size(redis_server: RedisServer) -> None:
-    inbox = FeedInbox()
-    async with running(RedisBroker(redis_server.url, history_size=5), inbox) as broker:  # type: ignore[arg-type]
-        await subscribed(broker, redis_server)
+    async with following(redis_server, history_size=5) as (broker, inbox):
         for number in range(1, 13):
             broker.append(FEED, f"m{number}")
         await eventually(lambda: len(inbox.messages) == 12, "all twelve")
@@ -498,9 +499,7 @@ def test_feed_keys_share_one_cluster_slot() -> None:
 
 
 async def test_feed_keys_carry_the_hash_tag_and_expire_after_the_ttl(redis_server: RedisServer) -> None:
-    inbox = FeedInbox()
-    async with running(RedisBroker(redis_server.url, history_ttl=60), inbox) as broker:  # type: ignore[arg-type]
-        await subscribed(broker, redis_server)
+    async with following(redis_server, history_ttl=60) as (broker, inbox):
         broker.append(FEED, "x")
         await eventually(lambda: len(inbox.messages) == 1, "the message")
         with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
@@ -512,10 +511,7 @@ async def test_feed_keys_carry_the_hash_tag_and_expire_after_the_ttl(redis_serve
 
 
 async def test_a_resume_while_redis_is_down_is_unavailable_and_raises_nothing(redis_server: RedisServer) -> None:
-    inbox = FeedInbox()
-    broker = RedisBroker(redis_server.url, min_backoff=30.0, resume_wait=0.5)
-    async with running(broker, inbox):  # type: ignore[arg-type]
-        await subscribed(broker, redis_server)
+    async with following(redis_server, min_backoff=30.0, resume_wait=0.5) as (broker, inbox):
         broker.append(FEED, "x")
         await eventually(lambda: len(inbox.messages) == 1, "the message")
         epoch = inbox.messages[0].epoch
@@ -551,10 +547,7 @@ async def test_a_message_sent_as_a_room_is_joined_comes_back_to_its_own_process(
 
 
 async def test_a_resume_during_a_short_outage_waits_for_redis_and_is_served(persistent_redis: RedisServer) -> None:
-    inbox = FeedInbox()
-    broker = RedisBroker(persistent_redis.url, min_backoff=FAST_BACKOFF, resume_wait=30.0)
-    async with running(broker, inbox):  # type: ignore[arg-type]
-        await subscribed(broker, persistent_redis)
+    async with following(persistent_redis, min_backoff=FAST_BACKOFF, resume_wait=30.0) as (broker, inbox):
         for text in ("1", "2", "3"):
             broker.append(FEED, text)
         await eventually(lambda: len(inbox.messages) == 3, "three messages")
@@ -579,9 +572,7 @@ async def test_a_resume_during_a_short_outage_waits_for_redis_and_is_served(pers
 async def test_a_room_whose_stream_vanished_but_not_its_meta_is_trimmed_not_replayed_empty(
     redis_server: RedisServer,
 ) -> None:
-    inbox = FeedInbox()
-    async with running(RedisBroker(redis_server.url), inbox) as broker:  # type: ignore[arg-type]
-        await subscribed(broker, redis_server)
+    async with following(redis_server) as (broker, inbox):
         for text in ("1", "2", "3"):
             broker.append(FEED, text)
         await eventually(lambda: len(inbox.messages) == 3, "three messages")
@@ -598,9 +589,7 @@ async def test_a_room_whose_stream_vanished_but_not_its_meta_is_trimmed_not_repl
 
 
 async def test_a_room_whose_meta_vanished_but_not_its_stream_starts_a_new_epoch(redis_server: RedisServer) -> None:
-    inbox = FeedInbox()
-    async with running(RedisBroker(redis_server.url), inbox) as broker:  # type: ignore[arg-type]
-        await subscribed(broker, redis_server)
+    async with following(redis_server) as (broker, inbox):
         broker.append(FEED, "1")
         broker.append(FEED, "2")
         await eventually(lambda: len(inbox.messages) == 2, "two messages")
@@ -620,10 +609,7 @@ async def test_a_fill_cut_off_by_redis_is_caught_up_after_the_reconnect(
     # CLIENT PAUSE WRITE holds every script (the fill is one) while pub/sub still flows: the fill times out
     # as it would if Redis had gone, the connection is dropped, and the reconnect must deliver the gap.
     monkeypatch.setattr(asgi_ws.redis_feed, "COMMAND_TIMEOUT", 0.5)  # the fill's read
-    inbox = FeedInbox()
-    broker = RedisBroker(redis_server.url, min_backoff=FAST_BACKOFF)
-    async with running(broker, inbox):  # type: ignore[arg-type]
-        await subscribed(broker, redis_server)
+    async with following(redis_server, min_backoff=FAST_BACKOFF) as (broker, inbox):
         broker.append(FEED, "1")
         await eventually(lambda: inbox.offsets() == [1], "the first message")
         append_unseen(redis_server, FEED, "2")

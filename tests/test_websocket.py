@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 import pytest
@@ -31,22 +31,11 @@ pytestmark = pytest.mark.anyio
 # /ws
 
 
-async def test_ws_answers_text_with_prefix(app: App) -> None:
+@pytest.mark.parametrize("text", ["hello", "", "héllo wörld ✓ 🎉 日本"], ids=["ascii", "empty", "non-ascii"])
+async def test_ws_answers_text_with_prefix(app: App, text: str) -> None:
     async with connect(app, "/ws") as ws:
-        ws.send_text("hello")
-        assert await ws.receive_text() == "Message text was: hello"
-
-
-async def test_ws_answers_empty_text(app: App) -> None:
-    async with connect(app, "/ws") as ws:
-        ws.send_text("")
-        assert await ws.receive_text() == "Message text was: "
-
-
-async def test_ws_answers_non_ascii_text(app: App) -> None:
-    async with connect(app, "/ws") as ws:
-        ws.send_text("héllo wörld ✓ 🎉 日本")
-        assert await ws.receive_text() == "Message text was: héllo wörld ✓ 🎉 日本"
+        ws.send_text(text)
+        assert await ws.receive_text() == f"Message text was: {text}"
 
 
 async def test_ws_echoes_binary_unchanged(app: App) -> None:
@@ -341,20 +330,13 @@ async def test_default_size_limit_is_64_kib(app: App) -> None:
 # Rate limit: close 4429
 
 
-async def test_flood_past_the_burst_closes_4429(make_app: MakeApp) -> None:
+# The bucket is made at the first message: after a silent start it is as full as one made at accept, and no fuller.
+@pytest.mark.parametrize("silence", [0, 0.2], ids=["at-once", "after-a-silent-start"])
+async def test_flood_past_the_burst_closes_4429(make_app: MakeApp, silence: float) -> None:
     app = make_app(rate_limit=1, rate_burst=5)
     async with connect(app, "/echo") as ws:
-        for i in range(6):
-            ws.send_text(str(i))
-        assert [await ws.receive_text() for _ in range(5)] == ["0", "1", "2", "3", "4"]
-        assert await ws.receive_close() == (4429, "rate limited")
-
-
-async def test_a_silent_start_saves_no_more_than_the_burst(make_app: MakeApp) -> None:
-    # The bucket is made at the first message; it must be as full as one made at accept, and no fuller.
-    app = make_app(rate_limit=1, rate_burst=5)
-    async with connect(app, "/echo") as ws:
-        await anyio.sleep(0.2)
+        if silence:
+            await anyio.sleep(silence)
         for i in range(6):
             ws.send_text(str(i))
         assert [await ws.receive_text() for _ in range(5)] == ["0", "1", "2", "3", "4"]
@@ -409,13 +391,16 @@ async def test_idle_timeout_zero_turns_it_off(make_app: MakeApp) -> None:
 # Slow consumer: close 4503, the others unaffected
 
 
+@asynccontextmanager
+async def clients(app: App, path: str, count: int) -> AsyncIterator[list[WebSocketDriver]]:
+    """``count`` clients connected to ``path``, in the order they connected."""
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(connect(app, path)) for _ in range(count)]
+
+
 async def test_full_outbox_closes_that_client_4503_and_others_get_everything(make_app: MakeApp) -> None:
     app = make_app(outbox_size=8, rate_limit=0)
-    async with (
-        connect(app, "/ws/chat/fan") as talker,
-        connect(app, "/ws/chat/fan") as healthy,
-        connect(app, "/ws/chat/fan") as stuck,
-    ):
+    async with clients(app, "/ws/chat/fan", 3) as (talker, healthy, stuck):
         stuck.send_gate = anyio.Event()  # its send() now blocks: a client that stopped reading
         for i in range(50):
             talker.send_text(str(i))
@@ -488,11 +473,7 @@ async def test_a_slow_consumer_that_never_reads_again_is_let_go(
 
 async def test_broadcast_never_waits_for_a_slow_client(make_app: MakeApp) -> None:
     app = make_app(outbox_size=1000, rate_limit=0)
-    async with (
-        connect(app, "/ws_broadcast") as talker,
-        connect(app, "/ws_broadcast") as healthy,
-        connect(app, "/ws_broadcast") as stuck,
-    ):
+    async with clients(app, "/ws_broadcast", 3) as (talker, healthy, stuck):
         stuck.send_gate = anyio.Event()  # its send() blocks from now on
         for i in range(100):
             talker.send_text(str(i))

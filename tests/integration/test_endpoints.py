@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from conformance.launcher import RunningServer
 
@@ -29,6 +29,13 @@ pytestmark = [pytest.mark.server, pytest.mark.anyio]
 
 TEXTS = ["hello", "", "héllo wörld ✓ Ωμέγα 日本語 🎉", "  spaces, tabs\tand\nnewlines  "]
 DATA = [b"\x00\x01\x02\xff", b"", bytes(range(256))]
+
+
+async def says(sender: ClientConnection, text: str, *hearers: ClientConnection, heard: str | None = None) -> None:
+    """``sender`` sends ``text``; the next message of each of ``hearers`` is ``heard`` (``text`` itself by default)."""
+    await sender.send(text)
+    for ws in hearers:
+        assert await ws.recv() == (text if heard is None else heard)
 
 
 # /ws and /echo
@@ -96,14 +103,9 @@ async def test_ws_json_answers_invalid_json_with_an_error_and_stays_open(server:
 async def test_broadcast_reaches_every_other_client_but_not_the_sender(server: RunningServer) -> None:
     url = server.url("/ws_broadcast")
     async with connect(url) as sender, connect(url) as first, connect(url) as second:
-        await sender.send("t")
-        assert await first.recv() == "New message: t"
-        assert await second.recv() == "New message: t"
-
+        await says(sender, "t", first, second, heard="New message: t")
         # Had the sender received its own "t", that would be its next message, not this one.
-        await first.send("u")
-        assert await sender.recv() == "New message: u"
-        assert await second.recv() == "New message: u"
+        await says(first, "u", sender, second, heard="New message: u")
 
 
 # /ws/chat and /ws/chat/{room}
@@ -112,31 +114,22 @@ async def test_broadcast_reaches_every_other_client_but_not_the_sender(server: R
 async def test_chat_room_delivers_to_everyone_the_sender_included(server: RunningServer) -> None:
     url = server.url("/ws/chat/everyone")
     async with connect(url) as sender, connect(url) as first, connect(url) as second:
-        await sender.send("hello, room ✓")
-        for ws in (sender, first, second):
-            assert await ws.recv() == "hello, room ✓"
+        await says(sender, "hello, room ✓", sender, first, second)
 
 
 async def test_chat_without_a_room_is_the_lobby(server: RunningServer) -> None:
     async with connect(server.url("/ws/chat")) as bare, connect(server.url("/ws/chat/lobby")) as named:
-        await bare.send("from /ws/chat")
-        assert await named.recv() == "from /ws/chat"
-        await named.send("from /ws/chat/lobby")
-        assert await bare.recv() == "from /ws/chat"
-        assert await bare.recv() == "from /ws/chat/lobby"
+        await says(bare, "from /ws/chat", bare, named)
+        await says(named, "from /ws/chat/lobby", bare)
 
 
 async def test_chat_rooms_are_isolated(server: RunningServer) -> None:
     async with connect(server.url("/ws/chat/room-a")) as in_a, connect(server.url("/ws/chat/room-b")) as in_b:
-        await in_b.send("only for b")
-        assert await in_b.recv() == "only for b"
-
-        # Had "only for b" leaked into room-a, it would come before this.
-        await in_a.send("only for a")
-        assert await in_a.recv() == "only for a"
-
-        await in_b.send("b again")
-        assert await in_b.recv() == "b again"
+        await says(in_b, "only for b", in_b)
+        # Had "only for b" leaked into room-a, it would come before this; had "only for a" leaked into
+        # room-b, it would come before "b again".
+        await says(in_a, "only for a", in_a)
+        await says(in_b, "b again", in_b)
 
 
 # /stream

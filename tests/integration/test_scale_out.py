@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +78,13 @@ class Deployment:
     def processes(self) -> tuple[RunningServer, RunningServer]:
         return self.a, self.b
 
+    @contextlib.asynccontextmanager
+    async def clients(self, path: str, *names: str) -> AsyncIterator[dict[str, ClientConnection]]:
+        """A client of ``path`` for each name, on the process the name starts with: ``a1`` on ``a``."""
+        processes = {"a": self.a, "b": self.b}
+        async with contextlib.AsyncExitStack() as stack:
+            yield {name: await stack.enter_async_context(connect(processes[name[0]].url(path))) for name in names}
+
     async def wait_until_subscribed(self, topic: Topic) -> None:
         await wait_for(lambda: subscribers(self.redis, topic) == 2, f"both processes subscribed to {topic}")
 
@@ -133,14 +140,7 @@ async def receive_texts(ws: ClientConnection, count: int) -> list[str]:
 
 
 async def test_chat_crosses_servers_in_order_with_no_loss_and_no_duplicates(deployment: Deployment) -> None:
-    path = f"/ws/chat/{ROOM}"
-    async with (
-        connect(deployment.a.url(path)) as a1,
-        connect(deployment.a.url(path)) as a2,
-        connect(deployment.b.url(path)) as b1,
-        connect(deployment.b.url(path)) as b2,
-    ):
-        clients = {"a1": a1, "a2": a2, "b1": b1, "b2": b2}
+    async with deployment.clients(f"/ws/chat/{ROOM}", "a1", "a2", "b1", "b2") as clients:
         await deployment.wait_until_subscribed(chat_room(ROOM))
         total = len(clients) * MESSAGES_PER_SENDER
         received: dict[str, list[str]] = {}
@@ -167,13 +167,7 @@ async def test_chat_crosses_servers_in_order_with_no_loss_and_no_duplicates(depl
 
 
 async def test_broadcast_crosses_servers_and_skips_the_sender(deployment: Deployment) -> None:
-    async with (
-        connect(deployment.a.url("/ws_broadcast")) as a1,
-        connect(deployment.a.url("/ws_broadcast")) as a2,
-        connect(deployment.b.url("/ws_broadcast")) as b1,
-        connect(deployment.b.url("/ws_broadcast")) as b2,
-    ):
-        clients = {"a1": a1, "a2": a2, "b1": b1, "b2": b2}
+    async with deployment.clients("/ws_broadcast", "a1", "a2", "b1", "b2") as clients:
         await deployment.wait_until_subscribed(BROADCAST)
         for name, ws in clients.items():
             await ws.send(name)
@@ -181,19 +175,15 @@ async def test_broadcast_crosses_servers_and_skips_the_sender(deployment: Deploy
                 if other is not ws:
                     assert await receive_texts(other, 1) == [f"New message: {name}"], other_name
         # The senders got nothing of their own: each client's next message is this one from b2's side.
-        await b2.send("last")
+        await clients["b2"].send("last")
         for other_name, other in clients.items():
-            if other is not b2:
+            if other_name != "b2":
                 assert await receive_texts(other, 1) == ["New message: last"], other_name
 
 
 async def test_redis_killed_and_restarted_under_live_chat(deployment: Deployment) -> None:
-    path = f"/ws/chat/{ROOM}"
-    async with (
-        connect(deployment.a.url(path)) as a1,
-        connect(deployment.a.url(path)) as a2,
-        connect(deployment.b.url(path)) as b1,
-    ):
+    async with deployment.clients(f"/ws/chat/{ROOM}", "a1", "a2", "b1") as clients:
+        a1, a2, b1 = clients.values()
         await deployment.wait_until_subscribed(chat_room(ROOM))
         await a1.send("before")
         for ws in (a1, a2, b1):
