@@ -786,33 +786,11 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         _app_ended,
     ),
     Behaviour(
-        "App raises after accept",
-        "probe-raise-after-accept",
-        "the socket is closed",
-        "client-visible",
-        _app_ended,
+        "App raises after accept", "probe-raise-after-accept", "the socket is closed", "client-visible", _app_ended
     ),
-    Behaviour(
-        "App returns before accept",
-        "probe-return-before-accept",
-        "not stated",
-        "client-visible",
-        _refused,
-    ),
-    Behaviour(
-        "App raises before accept",
-        "probe-raise-before-accept",
-        "not stated",
-        "client-visible",
-        _refused,
-    ),
-    Behaviour(
-        "websocket.close before accept",
-        "probe-close-before-accept",
-        "HTTP 403",
-        "cosmetic",
-        _refused,
-    ),
+    Behaviour("App returns before accept", "probe-return-before-accept", "not stated", "client-visible", _refused),
+    Behaviour("App raises before accept", "probe-raise-before-accept", "not stated", "client-visible", _refused),
+    Behaviour("websocket.close before accept", "probe-close-before-accept", "HTTP 403", "cosmetic", _refused),
     Behaviour(
         "Denial response (websocket.http.response)",
         "probe-denial-response",
@@ -827,20 +805,8 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "client-visible",
         _app_closed,
     ),
-    Behaviour(
-        "App closes with 1001",
-        "probe-app-close-code-1001",
-        "that code",
-        "client-visible",
-        _app_closed,
-    ),
-    Behaviour(
-        "App closes with 1011",
-        "probe-app-close-code-1011",
-        "that code",
-        "client-visible",
-        _app_closed,
-    ),
+    Behaviour("App closes with 1001", "probe-app-close-code-1001", "that code", "client-visible", _app_closed),
+    Behaviour("App closes with 1011", "probe-app-close-code-1011", "that code", "client-visible", _app_closed),
     Behaviour(
         "App closes with 1005 (not for the wire)",
         "probe-app-close-code-1005",
@@ -919,11 +885,7 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         _receive_shape,
     ),
     Behaviour(
-        "Empty text and bytes sent by the app",
-        "probe-send-shapes",
-        "sent as messages",
-        "client-visible",
-        _send_shapes,
+        "Empty text and bytes sent by the app", "probe-send-shapes", "sent as messages", "client-visible", _send_shapes
     ),
     Behaviour(
         "Headers passed with websocket.accept",
@@ -940,26 +902,10 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         _spec_version,
     ),
     Behaviour(
-        "permessage-deflate offered by the client",
-        "probe-permessage-deflate",
-        "not stated",
-        "cosmetic",
-        _deflate,
+        "permessage-deflate offered by the client", "probe-permessage-deflate", "not stated", "cosmetic", _deflate
     ),
-    Behaviour(
-        "A 1 MiB + 1 message",
-        "probe-size-1mib-plus-1",
-        "not stated",
-        "client-visible",
-        _size,
-    ),
-    Behaviour(
-        "A 16 MiB + 1 message",
-        "probe-size-16mib-plus-1",
-        "not stated",
-        "client-visible",
-        _size,
-    ),
+    Behaviour("A 1 MiB + 1 message", "probe-size-1mib-plus-1", "not stated", "client-visible", _size),
+    Behaviour("A 16 MiB + 1 message", "probe-size-16mib-plus-1", "not stated", "client-visible", _size),
     Behaviour(
         "Invalid UTF-8 in a text frame",
         "probe-invalid-utf8",
@@ -988,13 +934,7 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "client-visible",
         _keepalive,
     ),
-    Behaviour(
-        "A handshake that never ends",
-        "probe-slowloris",
-        "not stated",
-        "client-visible",
-        _slowloris,
-    ),
+    Behaviour("A handshake that never ends", "probe-slowloris", "not stated", "client-visible", _slowloris),
     Behaviour(
         "App never answers websocket.connect",
         "probe-accept-never",
@@ -1018,13 +958,7 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
         "app-visible",
         _send_before_accept,
     ),
-    Behaviour(
-        "websocket.accept sent twice",
-        "probe-accept-twice",
-        "not stated",
-        "app-visible",
-        _accept_twice,
-    ),
+    Behaviour("websocket.accept sent twice", "probe-accept-twice", "not stated", "app-visible", _accept_twice),
     Behaviour(
         "send with both keys, neither, or both None",
         "probe-invalid-send-shapes",
