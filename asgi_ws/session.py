@@ -107,6 +107,11 @@ logger = logging.getLogger(__name__)
 # batch to the socket (bench/RESULTS.md, P3: 64 gave 0.81x the raw floor).
 STREAM_YIELD_EVERY = 256
 
+# The state a data message may be sent in, checked before every send.  Kept here because looking
+# an Enum member up on its class costs 66 ns on CPython 3.11 (`python -m timeit`), a tenth of what
+# the app spends on a /stream message; a module global costs a few.
+ACCEPTED = State.ACCEPTED
+
 
 def outbox_capacity(route: Route, settings: Settings) -> int:
     """How many messages a connection's outbox holds before the client counts as slow (4503).
@@ -289,37 +294,62 @@ class Session:
         """Send one data message of ``size`` payload bytes: True once the server took it.
 
         False if the client is gone: another task saw it leave, or this send
-        failed, and then every task of the session stops.  The one place a data
-        message goes out: the state is checked first, as
-        :meth:`Connection.send <asgi_ws.connection.Connection.send>` does, but
-        without its table lookups, since a data message never moves the state.
+        failed, and then every task of the session stops.  The state is checked
+        first, as :meth:`Connection.send <asgi_ws.connection.Connection.send>`
+        does, but without its table lookups, since a data message never moves
+        the state.  :meth:`_send_texts` takes the same steps, inline.
         """
         connection = self.connection
-        state = connection.state
-        if state is not State.ACCEPTED:
-            if state is State.CLOSED:
-                return False  # another task saw the client leave, and has cancelled this one
-            after_send(state, event)  # raises ProtocolError, naming the state: a bug of the app
+        if connection.state is not ACCEPTED:
+            return self._refused(event)
         try:
             await connection.server_send(event)
         except Exception as exc:
-            connection.send_failed(exc)  # raises again if it was the app's own ProtocolError
-            self._scope.cancel()
-            return False
+            return self._failed(exc)
         self.stats.messages_out += 1
         self.stats.bytes_out += size
         return True
 
     async def _send_texts(self, texts: Iterable[str]) -> bool:
-        """Send ``texts`` in order, yielding now and then; False if the client is gone."""
+        """Send ``texts`` in order, yielding now and then; False if the client is gone.
+
+        The hot loop of ``/stream``, also used for a feed's replay and gap
+        fills: :meth:`_send`'s steps inline, because a coroutine per message
+        cost the stream half as much again in process and 6 % of its rate over
+        the wire (``docs/concurrency.md``, "Checking the state before every send").
+        It looks at the clock for the idle deadline once per
+        ``STREAM_YIELD_EVERY`` messages instead of once per message.
+        """
+        connection, stats = self.connection, self.stats
+        send = connection.server_send
         for number, text in enumerate(texts, start=1):
-            if not await self._send(text_event(text), message_size(text, None)):
-                return False
+            event = text_event(text)
+            if connection.state is not ACCEPTED:
+                return self._refused(event)
+            try:
+                await send(event)
+            except Exception as exc:
+                return self._failed(exc)
+            stats.messages_out += 1
+            stats.bytes_out += message_size(text, None)
             if number % STREAM_YIELD_EVERY == 0:
                 self._idle.note_sent()
                 await anyio.lowlevel.checkpoint()
         self._idle.note_sent()
         return True
+
+    def _refused(self, event: WebSocketSendEvent) -> bool:
+        """A data message found the connection no longer accepted: False if the client is gone, else a bug."""
+        state = self.connection.state
+        if state is not State.CLOSED:
+            after_send(state, event)  # raises ProtocolError, naming the state: a bug of the app
+        return False  # another task saw the client leave, and has cancelled this one
+
+    def _failed(self, exc: Exception) -> bool:
+        """The server's ``send`` raised ``exc``: the client is gone, and every task stops.  Always False."""
+        self.connection.send_failed(exc)  # raises again if it was the app's own ProtocolError
+        self._scope.cancel()
+        return False
 
     @counted_task
     async def _drain_outbox(self) -> None:

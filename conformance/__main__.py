@@ -196,17 +196,10 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], registry: Mapping
     ``registry``: the servers to choose from; those given with --server-command are the ones run unless
     --servers names others.
     """
-    ad_hoc = [name for name in registry if name not in SERVERS]
-    servers = _servers(args.servers, registry) if args.servers or not ad_hoc else [registry[name] for name in ad_hoc]
     checks = _select(args)
     if not checks:
         raise ValueError("--scenarios matched no check")
-    installed = [server for server in servers if server.installed()]
-    skipped = {
-        server.name: f"not installed ({', '.join(server.missing())})" for server in servers if not server.installed()
-    }
-    for name, reason in skipped.items():
-        say(f"skip {name}: {reason}")
+    installed, skipped = _chosen(args, registry, say)
 
     work_dir = CACHE / "runs" / time.strftime("%Y%m%d-%H%M%S")
     say(f"run directory: {work_dir}")
@@ -216,11 +209,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], registry: Mapping
         outcomes += run_checks(server, checks, app=args.app, echo_path=args.echo_path, work_dir=work_dir, progress=say)
 
     if args.update_expected:
-        recorded = [outcome for outcome in outcomes if outcome.server == args.update_expected and outcome.transcript]
-        for outcome in recorded:
-            assert outcome.transcript is not None
-            save_expected(outcome.check, outcome.transcript)
-        say(f"recorded {len(recorded)} expected transcripts from {args.update_expected}")
+        _record_expected(outcomes, args.update_expected, say)
 
     autobahn: dict[str, object] = {}
     if not args.skip_autobahn:
@@ -252,6 +241,30 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], registry: Mapping
     )
     run.save(work_dir / "run.json")
     return run
+
+
+def _chosen(
+    args: argparse.Namespace, registry: Mapping[str, Server], say: Callable[[str], None]
+) -> tuple[list[Server], dict[str, str]]:
+    """The servers to run, those installed here, and why each of the others is skipped."""
+    ad_hoc = [name for name in registry if name not in SERVERS]
+    servers = _servers(args.servers, registry) if args.servers or not ad_hoc else [registry[name] for name in ad_hoc]
+    installed = [server for server in servers if server.installed()]
+    skipped = {
+        server.name: f"not installed ({', '.join(server.missing())})" for server in servers if not server.installed()
+    }
+    for name, reason in skipped.items():
+        say(f"skip {name}: {reason}")
+    return installed, skipped
+
+
+def _record_expected(outcomes: list[Outcome], server: str, say: Callable[[str], None]) -> None:
+    """--update-expected: keep ``server``'s transcripts as the expected ones."""
+    recorded = [outcome for outcome in outcomes if outcome.server == server and outcome.transcript]
+    for outcome in recorded:
+        assert outcome.transcript is not None
+        save_expected(outcome.check, outcome.transcript)
+    say(f"recorded {len(recorded)} expected transcripts from {server}")
 
 
 def _rejudged(run_dir: Path) -> Run:
