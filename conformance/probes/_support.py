@@ -54,7 +54,10 @@ __all__ = [
 READ_WAIT = 5.0  # seconds to wait for the server's next frame or its close; loopback needs milliseconds
 PROMPT_LIMIT = 2.0  # seconds: an answer later than this came from a timeout, not from the event itself
 BODY_LIMIT = 300  # characters of a refusal's body kept in a transcript
-EXIT_WAIT = 5.0  # seconds a server that stopped answering is given to exit, so the check that killed it is named
+# Seconds a server that stopped answering is given to exit, so the check that killed it is named.  Generous: with
+# 5 s, a loaded run of hypercorn's trio worker was still exiting when the next four checks began, and they failed.
+EXIT_WAIT = 20.0  # with READ_WAIT, OBSERVE_WAIT and SETTLE_WAIT, well inside the runner's CHECK_TIMEOUT (60 s)
+SETTLE_WAIT = 3.0  # seconds a server is watched for an exit before asking whether it still serves
 
 # Response headers whose values a transcript keeps; of the others only the names are kept.
 HEADERS_OF_INTEREST = frozenset(
@@ -287,9 +290,12 @@ def only(mapping: Mapping[str, Any], *keys: str) -> dict[str, Any]:
 async def still_serves(target: Target) -> bool:
     """Whether the server answers ``GET /`` on a new connection after what a probe did to it.
 
-    Where it does not, its process is given :data:`EXIT_WAIT` to exit, so that
-    the runner, which looks at the process after each check, names this check
-    as the one during which the server died.
+    The server is first given :data:`SETTLE_WAIT` to exit, if it is going to:
+    a server that crashes may go on answering for a moment while the crash
+    unwinds (hypercorn's trio worker after pgjones/hypercorn#225's 400), and
+    the next check would then meet a dying server.  Where it does not answer, its process is given
+    :data:`EXIT_WAIT` to exit.  Either way the runner, which looks at the process
+    after each check, names this check as the one during which the server died.
     """
 
     def answers() -> bool:
@@ -298,8 +304,14 @@ async def still_serves(target: Target) -> bool:
         except (OSError, http.client.HTTPException):
             return False
 
-    serves = await asyncio.to_thread(answers)
-    if not serves and target.server.process is not None:
+    process = target.server.process
+    if process is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            await asyncio.to_thread(target.server.process.wait, EXIT_WAIT)
+            await asyncio.to_thread(process.wait, SETTLE_WAIT)
+        if process.poll() is not None:
+            return False
+    serves = await asyncio.to_thread(answers)
+    if not serves and process is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(process.wait, EXIT_WAIT)
     return serves
