@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
+from bench.browser import BROWSER_OFFER
 from bench.listening_client import ListeningClient, handshake
 from conformance.rawclient import parse_frame
 
@@ -38,8 +40,8 @@ class MemoryTransport(asyncio.Transport):
 class Recorder(ListeningClient):
     __slots__ = ("closes", "texts")
 
-    def __init__(self) -> None:
-        super().__init__(handshake("/ws/chat/room", "127.0.0.1:8000"))
+    def __init__(self, offer: str | None = None) -> None:
+        super().__init__(handshake("/ws/chat/room", "127.0.0.1:8000", offer))
         self.texts: list[bytes] = []
         self.closes: list[int] = []
 
@@ -54,8 +56,8 @@ def server_frame(opcode: Opcode, payload: bytes) -> bytes:
     return Frame(opcode, payload).serialize(mask=False)
 
 
-def connected() -> tuple[Recorder, MemoryTransport]:
-    client, transport = Recorder(), MemoryTransport()
+def connected(offer: str | None = None) -> tuple[Recorder, MemoryTransport]:
+    client, transport = Recorder(offer), MemoryTransport()
     client.connection_made(transport)
     return client, transport
 
@@ -143,3 +145,37 @@ def test_a_connection_lost_before_the_response_fails_opened() -> None:
             await client.opened
 
     asyncio.run(scenario())
+
+
+def deflating_server(client: Recorder, transport: MemoryTransport, **options: bool) -> ServerProtocol:
+    """A ``websockets`` server that accepted the client's handshake, with permessage-deflate on these terms."""
+    server = ServerProtocol(extensions=[ServerPerMessageDeflateFactory(**options)])  # type: ignore[arg-type]
+    server.receive_data(bytes(transport.written))
+    [request] = server.events_received()
+    assert isinstance(request, Request)
+    server.send_response(server.accept(request))
+    return server
+
+
+@pytest.mark.parametrize("takeover", [True, False], ids=["context kept", "server_no_context_takeover"])
+def test_offered_as_a_browser_does_compressed_messages_arrive_inflated(takeover: bool) -> None:
+    async def scenario() -> None:
+        client, transport = connected(BROWSER_OFFER)
+        server = deflating_server(client, transport, server_no_context_takeover=not takeover)
+        texts = ["hello, room", "hello, room", "hello again, room"]  # a repeat compresses to a back-reference
+        for text in texts:
+            server.send_text(text.encode())
+        wire = b"".join(server.data_to_send())
+        assert b"permessage-deflate" in wire.split(b"\r\n\r\n")[0], "the server accepted the offer"
+        for start in range(0, len(wire), 5):
+            client.data_received(wire[start : start + 5])
+        assert client.texts == [text.encode() for text in texts]
+        assert client.takeover is takeover
+
+    asyncio.run(scenario())
+
+
+def test_the_browser_offer_is_sent_as_the_extensions_header() -> None:
+    request = handshake("/ws/chat/room", "127.0.0.1:8000", BROWSER_OFFER)
+    assert f"\r\nSec-WebSocket-Extensions: {BROWSER_OFFER}\r\n".encode() in request
+    assert b"Sec-WebSocket-Extensions" not in handshake("/ws/chat/room", "127.0.0.1:8000")

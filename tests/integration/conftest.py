@@ -8,6 +8,10 @@ the option is not given; all of :data:`DEFAULT_SERVERS` when neither is).
   whole session.  Most tests use it.
 - ``start_server``: starts the app with special ``ASGI_WS_*`` settings (a tiny
   connection cap, say) for one test, and stops it after that test.
+- ``browser``: Debian's Chromium (``apt-get install chromium``), driven by
+  Playwright through ``executable_path``, so that no browser is downloaded.
+  Without Chromium the tests that ask for it fail and say how to install it,
+  unless ``--no-browser`` is given.
 
 A requested server that is not installed is an error in every test that needs
 it, never a skip: a run that was asked to cover hypercorn must not pass without
@@ -19,13 +23,41 @@ before it parses the command line, so the option works with a bare ``pytest``.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
 
 from conformance.launcher import RunningServer, StartServer, run_server
+
+PATIENCE_MS = 60_000  # for any one expectation; a loaded machine is slow, a broken page never gets there
+MISSING = (
+    "Chromium is not installed, and the browser tests drive a real one: "
+    "apt-get install -y chromium (or pass --no-browser to run without the browser tests)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
+    if request.config.getoption("no_browser"):
+        pytest.skip("--no-browser was given: the browser tests did not run")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail(MISSING, pytrace=False)
+    expect.set_options(timeout=PATIENCE_MS)
+    with sync_playwright() as playwright:
+        # Chromium's sandbox refuses to run as root, which is what CI runs as.
+        launched = playwright.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox"] if os.geteuid() == 0 else []
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
 """The demo page at ``GET /`` in a real browser, under real servers (contract §2).
 
-Playwright drives Debian's Chromium (``apt-get install chromium``) through
-``executable_path``: no browser is downloaded.  Without Chromium the tests fail
-and say how to install it, unless ``--no-browser`` is given.  Each test saves a
+Playwright drives Debian's Chromium (the ``browser`` fixture of
+``conftest.py``).  Each test saves a
 screenshot under ``artifacts/`` (kept by CI, ignored by git).  The feed panel's
 test also needs ``redis-server`` (``--no-redis`` skips it), because the page's
 server is killed and started again and only Redis keeps the history meanwhile.
@@ -22,11 +21,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from conformance.launcher import REPO_ROOT, RunningServer
 from conformance.redis_server import RedisServer
@@ -38,30 +36,6 @@ pytestmark = pytest.mark.server
 ARTIFACTS = REPO_ROOT / "artifacts"
 DOCS = REPO_ROOT / "docs"
 DOCS_IMAGES = "ASGI_WS_TEST_DOCS_IMAGES"  # a server's name: its screenshots replace the README's images
-PATIENCE_MS = 60_000  # for any one expectation; a loaded machine is slow, a broken page never gets there
-MISSING = (
-    "Chromium is not installed, and the demo page test drives a real one: "
-    "apt-get install -y chromium (or pass --no-browser to run without the browser tests)"
-)
-
-
-@pytest.fixture(scope="module")
-def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
-    if request.config.getoption("no_browser"):
-        pytest.skip("--no-browser was given: the browser tests did not run")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail(MISSING, pytrace=False)
-    expect.set_options(timeout=PATIENCE_MS)
-    with sync_playwright() as playwright:
-        # Chromium's sandbox refuses to run as root, which is what CI runs as.
-        launched = playwright.chromium.launch(
-            executable_path=chromium, args=["--no-sandbox"] if os.geteuid() == 0 else []
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def open_page(browser: Browser, server: RunningServer) -> Page:
