@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="pass no ping flags: the server's own keepalive defaults (--ping-interval is ignored)",
     )
     serve.add_argument(
+        "--deflate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="turn permessage-deflate on or off where the server has a switch (default: off, which keeps a "
+        "browser's connection within 40 KiB; see docs/deflate.md)",
+    )
+    serve.add_argument(
         "--print-command",
         action="store_true",
         help="print the equivalent shell command and exit: the ASGI_WS_* variables that are not at their "
@@ -105,13 +112,15 @@ def serve_command(args: argparse.Namespace) -> int:
         return _fail(f"{exc}\nrun 'asgi-ws serve --help' for the options")
     server = SERVERS[args.server]
     interval = None if args.server_keepalive else args.ping_interval
-    listen = Listen(args.host, args.port, args.workers, interval, args.ping_timeout)
+    listen = Listen(args.host, args.port, args.workers, interval, args.ping_timeout, args.deflate)
     try:
         argv = server.command(APP, listen)
     except ValueError as exc:
         return _fail(str(exc))
     if args.workers == 0 and not server.zero_workers:
         _note(_no_zero_workers(server))
+    if args.deflate is not None and not server.deflate_switch:
+        _note(f"--{'' if args.deflate else 'no-'}deflate does nothing: {server.name} has no permessage-deflate switch")
     command = equivalent_command(settings, argv)
     if args.print_command:  # also for a server that is not installed here: it only shows
         if redact(settings.broker) != settings.broker:

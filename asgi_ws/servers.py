@@ -61,15 +61,26 @@ class Listen:
     # Seconds between keepalive pings; None passes no ping flags: the server's own default.
     ping_interval: float | None = 20.0
     ping_timeout: float = 20.0  # seconds to wait for the pong, where the server can
+    # permessage-deflate (RFC 7692), where the server has a switch: on or off; None: the launcher's
+    # choice for that server, Server.deflate_default (docs/deflate.md).
+    deflate: bool | None = None
 
-    def with_keepalive(self, overrides: Mapping[str, float | None]) -> Listen:
-        """This one with ``ping_interval`` and ``ping_timeout`` taken from ``overrides`` where it has them."""
-        if unknown := set(overrides) - {"ping_interval", "ping_timeout"}:
-            raise ValueError(f"only ping_interval and ping_timeout can be overridden, not {sorted(unknown)}")
+    def with_overrides(self, overrides: Mapping[str, float | bool | None]) -> Listen:
+        """This one with ``ping_interval``, ``ping_timeout`` and ``deflate`` taken from ``overrides``, where given."""
+        if unknown := set(overrides) - {"ping_interval", "ping_timeout", "deflate"}:
+            raise ValueError(f"only ping_interval, ping_timeout and deflate can be overridden, not {sorted(unknown)}")
         timeout = overrides.get("ping_timeout", self.ping_timeout)
         if timeout is None:
             raise ValueError("ping_timeout cannot be None")
-        return replace(self, ping_interval=overrides.get("ping_interval", self.ping_interval), ping_timeout=timeout)
+        deflate = overrides.get("deflate", self.deflate)
+        if deflate is not None and not isinstance(deflate, bool):
+            raise ValueError(f"deflate is True, False or None, not {deflate!r}")
+        return replace(
+            self,
+            ping_interval=overrides.get("ping_interval", self.ping_interval),
+            ping_timeout=timeout,
+            deflate=deflate,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +104,11 @@ class Server:
     # refuses a handshake by closing before accept, which the server answers with a bare 403.
     denial_response: bool = True
     no_ping: str | None = None  # why keepalive pings are not turned on, where they are not
+    # permessage-deflate: the flags that turn it on and off ("" for both: the server has no switch),
+    # and the launcher's choice where Listen.deflate leaves it open (None: pass nothing).
+    deflate_on: str = ""
+    deflate_off: str = ""
+    deflate_default: bool | None = None
     no_redis: str | None = None  # why the redis:// broker cannot run under this server, where it cannot
     install: str = ""  # the asgi-ws[...] extra that installs it, where that is not the package run
 
@@ -101,6 +117,10 @@ class Server:
             raise ValueError(f"server {self.name!r}: the command needs the word {APP_WORD} exactly once")
         if not self.ping and self.no_ping is None:
             raise ValueError(f"server {self.name!r}: no ping flags, so say why in no_ping")
+        if bool(self.deflate_on) != bool(self.deflate_off):
+            raise ValueError(f"server {self.name!r}: a deflate switch needs both deflate_on and deflate_off")
+        if self.deflate_default is not None and not self.deflate_on:
+            raise ValueError(f"server {self.name!r}: a deflate_default needs a switch (deflate_on, deflate_off)")
         try:  # every placeholder is a known one: a typo fails here, not when the server is started
             self.command("module:app", Listen())
         except ValueError as exc:
@@ -138,8 +158,8 @@ class Server:
         return [sys.executable, "-m", *words[:at], *self.launcher_flags(listen), app, *words[at + 1 :]]
 
     def launcher_flags(self, listen: Listen) -> list[str]:
-        """The flags that do not choose the server: the worker count, then the keepalive pings."""
-        return [*self.worker_flags(listen), *self.ping_flags(listen)]
+        """The flags that do not choose the server: the worker count, the keepalive pings, then deflate."""
+        return [*self.worker_flags(listen), *self.ping_flags(listen), *self.deflate_flags(listen)]
 
     def worker_flags(self, listen: Listen) -> list[str]:
         """The ``workers`` template filled; raises ValueError for more than one worker where there is none."""
@@ -152,6 +172,18 @@ class Server:
         if listen.ping_interval is None:
             return []
         return [_fill(word, self._values(listen)) for word in shlex.split(self.ping)]
+
+    @property
+    def deflate_switch(self) -> bool:
+        """Whether the server's command line can turn permessage-deflate on and off."""
+        return bool(self.deflate_on)
+
+    def deflate_flags(self, listen: Listen) -> list[str]:
+        """The flags for ``listen.deflate``, else for ``deflate_default``; none without a switch or a choice."""
+        wanted = self.deflate_default if listen.deflate is None else listen.deflate
+        if wanted is None or not self.deflate_switch:
+            return []
+        return shlex.split(self.deflate_on if wanted else self.deflate_off)
 
     def _values(self, listen: Listen) -> dict[str, str]:
         host = f"[{listen.host}]" if ":" in listen.host else listen.host
@@ -201,6 +233,15 @@ PYVOY_TWO_LIFESPANS = (
 UVICORN_PING = "--ws-ping-interval {ping_interval} --ws-ping-timeout {ping_timeout}"
 HYPERCORN_PING = "--websocket-ping-interval {ping_seconds}"
 
+# permessage-deflate switches: uvicorn's applies to all its ws implementations (uvicorn/config.py,
+# ws_per_message_deflate); anycorn's and uvicorn's are click options of type bool.  The launcher turns
+# deflate off on every server that has a switch: with it, a connection that has received one message
+# holds more than the 40 KiB that lets 100,000 browsers fit in 4 GiB (bench/RESULTS.md, P11;
+# docs/deflate.md).  hypercorn 0.18 has no switch (pgjones/hypercorn#307); daphne, granian and
+# gunicorn never accept it.
+UVICORN_DEFLATE_ON = "--ws-per-message-deflate true"
+UVICORN_DEFLATE_OFF = "--ws-per-message-deflate false"
+
 SERVERS: dict[str, Server] = {
     server.name: server
     for server in [
@@ -210,6 +251,9 @@ SERVERS: dict[str, Server] = {
             ("uvicorn", "websockets"),
             workers="--workers {workers}",
             ping=UVICORN_PING,
+            deflate_on=UVICORN_DEFLATE_ON,
+            deflate_off=UVICORN_DEFLATE_OFF,
+            deflate_default=False,
         ),
         Server(
             "uvicorn-websockets",
@@ -217,6 +261,9 @@ SERVERS: dict[str, Server] = {
             ("uvicorn", "websockets"),
             workers="--workers {workers}",
             ping=UVICORN_PING,
+            deflate_on=UVICORN_DEFLATE_ON,
+            deflate_off=UVICORN_DEFLATE_OFF,
+            deflate_default=False,
         ),
         Server(
             "uvicorn-wsproto",
@@ -224,6 +271,9 @@ SERVERS: dict[str, Server] = {
             ("uvicorn", "wsproto"),
             workers="--workers {workers}",
             ping=UVICORN_PING,
+            deflate_on=UVICORN_DEFLATE_ON,
+            deflate_off=UVICORN_DEFLATE_OFF,
+            deflate_default=False,
         ),
         # uvicorn's zttp HTTP parser (uvicorn/protocols/http/zttp_impl.py) with its own upgrade path:
         # ZttpProtocol.handle_websocket_upgrade hands the connection to the --ws implementation, so the
@@ -235,6 +285,9 @@ SERVERS: dict[str, Server] = {
             ("uvicorn", "zttp", "websockets"),
             workers="--workers {workers}",
             ping=UVICORN_PING,
+            deflate_on=UVICORN_DEFLATE_ON,
+            deflate_off=UVICORN_DEFLATE_OFF,
+            deflate_default=False,
             install="zttp",
         ),
         Server(
@@ -297,6 +350,9 @@ SERVERS: dict[str, Server] = {
             ("anycorn",),
             workers="--workers {workers}",
             ping=HYPERCORN_PING,
+            deflate_on="--websocket-permessage-deflate true",
+            deflate_off="--websocket-permessage-deflate false",
+            deflate_default=False,
             zero_workers=True,
         ),
         # pyvoy 1.3, an ASGI server on Envoy: the Python process starts one envoy child (in its
@@ -310,6 +366,9 @@ SERVERS: dict[str, Server] = {
             ("pyvoy",),
             denial_response=False,
             no_ping="pyvoy 1.3 has no WebSocket ping option",
+            deflate_on="--websockets-compression",
+            deflate_off="--no-websockets-compression",
+            deflate_default=False,
             no_redis=PYVOY_TWO_LIFESPANS,
         ),
     ]

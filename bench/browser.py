@@ -23,6 +23,8 @@ the baseline that every other benchmark uses.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -43,20 +45,23 @@ class CountingConnection(ClientConnection):
         super().data_received(data)
 
 
-def connect(url: str, *, deflate: bool, **options: Any) -> websockets_connect:
+@contextlib.asynccontextmanager
+async def connect(url: str, *, deflate: bool, **options: Any) -> AsyncIterator[CountingConnection]:
     """Open ``url`` offering permessage-deflate as Chromium does, or offering nothing.
 
-    ``async with connect(url, deflate=True) as ws`` gives a :class:`CountingConnection`.
     The client sends no pings of its own, as a browser does not; it answers the server's.
+    ``options`` go to ``websockets.asyncio.client.connect``.
     """
-    return websockets_connect(
+    async with websockets_connect(
         url,
         compression="deflate" if deflate else None,
         create_connection=CountingConnection,
         ping_interval=None,
         max_size=None,
         **options,
-    )
+    ) as connection:
+        assert isinstance(connection, CountingConnection)
+        yield connection
 
 
 def negotiated(connection: ClientConnection) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 from conformance.published import replace_block
 from conformance.versions import LOCK
 
+from . import deflate
 from .charts import chart, p10_chart
 from .choosing import choosing_page
 from .goals import BROKERS, NOISE, Goal, goals
@@ -66,6 +67,8 @@ class Report:
         self.run = run  # what the run recorded about itself; nothing here reads the live environment
         c100k = out / C100K if out is not None else None
         self.c100k: dict[str, float] = json.loads(c100k.read_text()) if c100k and c100k.exists() else {}
+        p11 = out / deflate.P11 if out is not None else None
+        self.p11: dict[str, Any] = json.loads(p11.read_text()) if p11 and p11.exists() else {}
         self.conformance_path = conformance
         self.conformance = read_conformance(conformance) if conformance is not None else {}
         self.lock = lock  # the uv.lock the recorded versions are compared with
@@ -128,6 +131,11 @@ class Report:
                 f"({latency['across Redis p50 ms']:.2f} ms) | - | - | reported |"
             )
         lines.append(f"| P8 | 100,000 connections, uvicorn workers through Redis | reported | {self.c100k_text()} |")
+        if servers := self.p11.get("servers"):
+            lines.append(
+                f"| P11 | permessage-deflate offered as browsers do, under {len(servers)} server configurations "
+                "| a table per server, a default each | see P11 below | | | reported |"
+            )
         if self.speeds():
             lines.append(
                 f"| P10 | echo, stream and fan-out under {len(self.speeds())} server configurations "
@@ -343,6 +351,12 @@ hand.
 
 {document.figures_table()}
 
+## P11: what a browser costs each server
+
+{P11_EXPLAINED}
+
+{deflate.markdown(document.p11)}
+
 ## P7: cross-process chat through Redis, 500 messages/s
 
 {document.latency_table()}
@@ -365,6 +379,19 @@ lowest and highest ratio of the two arms within one round, and the load generato
 higher median of the two arms). A median within ±{NOISE} of its goal is "within noise": full runs
 on a quiet machine move that much. At {SATURATED:.0%} load-generator CPU and above, the figure may be
 the client's limit rather than the server's, and says so."""
+
+P11_EXPLAINED = f"""\
+Every browser offers permessage-deflate (`permessage-deflate; client_max_window_bits`, as Chromium
+156 sends it), so each server configuration is measured with the `websockets` client offering
+exactly that line, and with the same client offering nothing, which is what every other figure here
+uses (`bench/deflate.py`, `python -m bench --only p11`). Each server runs with its own deflate
+default, on wherever it has a switch. Memory: {deflate.CONNECTIONS:,} chat clients in {deflate.ROOMS}
+rooms, the server's RSS (with its children) per connection while idle, and after one chat line into
+each room. CPU: the server's CPU seconds over {deflate.ECHO_CONNECTIONS * deflate.ECHOES:,} JSON echoes
+on {deflate.ECHO_CONNECTIONS} connections. Bytes: the mean over {deflate.SAMPLES} messages of each kind,
+frame header included. The launcher's default: deflate on only where a connection that has received
+a message stays within {deflate.BUDGET_KIB:.0f} KiB, so that 100,000 browsers fit in 4 GiB
+(`docs/deflate.md`)."""
 
 P10_EXPLAINED = """\
 asgi-ws alone, with every policy on, under each server configuration of `asgi_ws/servers.py`, the

@@ -77,7 +77,7 @@ from conformance.launcher import HOST, RunningServer, free_port, run_server, spa
 from conformance.redis_server import RedisServer
 from conformance.versions import LOCK
 
-from . import c100k, choosing, cross_process, loadgen, record, report
+from . import c100k, choosing, cross_process, deflate, loadgen, record, report
 from .loadgen import Measured
 from .machine import raise_fd_limit, split_cpus
 from .results import Arm, Group, Measure, Peer, Results, Sizes, Workload, figure_text
@@ -633,8 +633,8 @@ def add_what_to_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, help="A/B alternations (default 5, 1 with --quick)")
     parser.add_argument(
         "--only",
-        help=f"comma-separated workloads to run, of: {', '.join([*selectable(Sizes()), 'c100k'])} "
-        "(default: all but c100k)",
+        help=f"comma-separated workloads to run, of: {', '.join([*selectable(Sizes()), 'c100k', 'p11'])} "
+        "(default: all but c100k and p11)",
     )
     parser.add_argument("--c100k-connections", type=int, default=100_000, help="c100k: connections (default 100000)")
     parser.add_argument("--c100k-workers", type=int, default=6, help="c100k: uvicorn processes (default 6)")
@@ -688,10 +688,10 @@ def render_command(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 
 def parse_only(parser: argparse.ArgumentParser, only: str | None, sizes: Sizes) -> set[str] | None:
-    """``--only`` as a set of workloads, tags and "latency" (None: everything but c100k); unknown names stop here."""
+    """``--only`` as a set of workloads, tags and "latency" (None: all but c100k and p11); unknown names stop here."""
     if only is None:
         return None
-    chosen, known = set(only.split(",")), {*selectable(sizes), "c100k"}
+    chosen, known = set(only.split(",")), {*selectable(sizes), "c100k", "p11"}
     if chosen - known:
         parser.error(
             f"--only: unknown workload(s) {', '.join(sorted(chosen - known))}; known: {', '.join(sorted(known))}"
@@ -719,6 +719,22 @@ def run_c100k(args: argparse.Namespace, out: Path | None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "c100k.json").write_text(json.dumps(config.figures, indent=2) + "\n")
         print(f"wrote {out / 'c100k.json'}; `python -m bench --render` puts it into RESULTS.md")
+
+
+def run_p11(args: argparse.Namespace, out: Path | None) -> None:
+    """``--only p11``: what a browser costs under each server, kept in ``out/p11.json`` for the page."""
+    names = [name for name in SERVERS if args.servers is None or name in args.servers.split(",")]
+    chosen = [name for name in names if SERVERS[name].installed()]
+    print(f"p11: {len(chosen)} servers, deflate offered and not, about {len(chosen) * 0.7:.0f} minutes", flush=True)
+    raise_fd_limit(deflate.CONNECTIONS * 2 + 1024)
+    cpus = split_cpus()
+    os.sched_setaffinity(0, cpus[1])
+    with tempfile.TemporaryDirectory(prefix="asgi-ws-p11-") as scratch:
+        figures = deflate.run(chosen, Path(scratch), cpus[0])
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / deflate.P11).write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"wrote {out / deflate.P11}; `python -m bench --render` puts it into RESULTS.md")
 
 
 def choose_groups(sizes: Sizes, only: set[str] | None, servers: set[str] | None) -> list[Group]:
@@ -791,11 +807,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, rounds=args.rounds)
     out = args.out if args.out or args.quick else BENCH_DIR
     only = parse_only(parser, args.only, sizes)
-    if only is not None and "c100k" in only:
-        run_c100k(args, out)
-        only.discard("c100k")
-        if not only:
-            return 0
+    for name, run_alone in (("c100k", run_c100k), ("p11", run_p11)):
+        if only is not None and name in only:
+            run_alone(args, out)
+            only.discard(name)
+            if not only:
+                return 0
     raise_fd_limit(sizes.idle_connections * 2 + 4096)
     cpus = split_cpus()
     os.sched_setaffinity(0, cpus[1])

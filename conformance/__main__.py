@@ -48,7 +48,7 @@ from asgi_ws.servers import SERVERS, Server
 from . import probes, published, scenarios, versions  # noqa: F401  (probes and scenarios: importing registers the checks)
 from .autobahn_stage import CASE_SETS, EXPECTED_CASE, run_autobahn_stage
 from .checks import CHECKS, Check, Transcript
-from .launcher import APP, REPO_ROOT, launch_listen
+from .launcher import APP, REPO_ROOT, SERVERS_OWN_DEFLATE, launch_listen
 from .report import Report, write_html, write_json, write_markdown, write_portability
 from .runner import Outcome, run_checks
 from .summary import headlines
@@ -394,7 +394,7 @@ def _packages(servers: Sequence[Server]) -> dict[str, str]:
 
 def _launcher_flags(servers: Sequence[Server]) -> dict[str, str]:
     """What the launcher sets on each server's command line besides what selects the server."""
-    return {server.name: shlex.join(server.launcher_flags(launch_listen(0))) for server in servers}
+    return {server.name: shlex.join(server.launcher_flags(launch_listen(0, SERVERS_OWN_DEFLATE))) for server in servers}
 
 
 def _version(package: str) -> str:

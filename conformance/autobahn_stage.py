@@ -27,7 +27,7 @@ from .autobahn import (
     find_wstest,
     run_fuzzingclient,
 )
-from .launcher import ServerStartError, run_server
+from .launcher import SERVERS_OWN_DEFLATE, ServerStartError, run_server
 from .runner import Outcome
 
 __all__ = ["CASE_SETS", "EXPECTED_CASE", "run_autobahn_stage"]
@@ -66,7 +66,7 @@ def run_autobahn_stage(
         progress(f"  {server}: autobahn {cases} cases")
         log_dir = work_dir / server / "autobahn"
         try:
-            with run_server(entry, log_dir, APP_SETTINGS_FOR_AUTOBAHN, app=app) as running:
+            with run_server(entry, log_dir, APP_SETTINGS_FOR_AUTOBAHN, app=app, listen=SERVERS_OWN_DEFLATE) as running:
                 result = run_fuzzingclient(
                     wstest, {server: running.url(echo_path)}, patterns, log_dir / "reports", progress, bound
                 )[server]

@@ -211,7 +211,7 @@ def run_server(
     ready_path: str = "/",
     via_cli: Sequence[str] | None = None,
     extra_env: Mapping[str, str] | None = None,
-    listen: Mapping[str, float | None] | None = None,
+    listen: Mapping[str, float | bool | None] | None = None,
     cpus: Collection[int] | None = None,
     port: int | None = None,
 ) -> Iterator[RunningServer]:
@@ -281,7 +281,7 @@ class Launch:
     ready_path: str  # polled with GET until anything answers
     via_cli: Sequence[str] | None  # flags for asgi-ws serve, or None for the server's own command
     extra_env: Mapping[str, str]  # added to the child's environment
-    listen: Mapping[str, float | None]  # Listen overrides
+    listen: Mapping[str, float | bool | None]  # Listen overrides
     cpus: frozenset[int]  # CPU affinity of the child; empty: wherever the OS puts it
 
 
@@ -324,12 +324,18 @@ def _start(
     raise ServerStartError(f"{name}: the chosen port was taken {START_ATTEMPTS} times in a row")
 
 
-def launch_listen(port: int, keepalive: Mapping[str, float | None] | None = None) -> Listen:
-    """How the launcher asks every server to listen: on HOST, one process, keepalive as given or by default.
+# The conformance harness runs every server with permessage-deflate on where it has a switch, which is
+# each switch's own default, so that Autobahn's deflate cases test the server's deflate; asgi-ws serve,
+# the tests and the benchmarks take the launcher's choice, off where the server can (docs/deflate.md).
+SERVERS_OWN_DEFLATE: Mapping[str, bool] = {"deflate": True}
+
+
+def launch_listen(port: int, overrides: Mapping[str, float | bool | None] | None = None) -> Listen:
+    """How the launcher asks every server to listen: on HOST, one process, keepalive and deflate as given or by default.
 
     workers=0: one process is the whole server, so stopping its PID stops everything.
     """
-    return Listen(HOST, port, workers=0).with_keepalive(keepalive or {})
+    return Listen(HOST, port, workers=0).with_overrides(overrides or {})
 
 
 def _spawn(kind: Server, server: RunningServer, env: Mapping[str, str], options: Launch) -> subprocess.Popen[bytes]:

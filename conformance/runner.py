@@ -31,7 +31,7 @@ from pathlib import Path
 from asgi_ws.servers import Server
 
 from .checks import Check, Target, Transcript
-from .launcher import ServerStartError, run_server
+from .launcher import SERVERS_OWN_DEFLATE, ServerStartError, run_server
 from .observer import APP_ENV, FILE_ENV
 
 __all__ = ["CHECK_TIMEOUT", "SERVER_EXITED", "Outcome", "run_checks"]
@@ -96,9 +96,8 @@ def _run_group(
     first = group[0]
     observations = log_dir / "observations.jsonl"
     env = {APP_ENV: PROBE_APP if first.kind == "probe" else app, FILE_ENV: str(observations)}
-    with run_server(
-        server, log_dir, first.settings, app=OBSERVED_APP, extra_env=env, listen=dict(first.server_flags)
-    ) as running:
+    listen = {**SERVERS_OWN_DEFLATE, **dict(first.server_flags)}
+    with run_server(server, log_dir, first.settings, app=OBSERVED_APP, extra_env=env, listen=listen) as running:
         target = Target(running, server, echo_path, observations)
         together = [check for check in group if check.waits]
         one_by_one = [check for check in group if not check.waits]

@@ -133,7 +133,7 @@ def test_goal_ratios_in_results_json_are_what_its_runs_give() -> None:
 def test_render_rewrites_the_page_and_the_charts_from_the_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in ("results.json", "c100k.json"):
+    for name in ("results.json", "c100k.json", "p11.json"):
         shutil.copy(run.BENCH_DIR / name, tmp_path / name)
     # The analysis is carried over from the page already there; the rest is rewritten.
     (tmp_path / "RESULTS.md").write_text("stale\n" + "".join(RESULTS.read_text().partition(report.ANALYSIS_START)[1:]))

@@ -240,6 +240,21 @@ def test_gunicorn_and_anycorn(capsys: pytest.CaptureFixture[str], name: str, lin
     assert line in shlex.join(printed_command(capsys, "--server", name))
 
 
+@pytest.mark.parametrize(("flags", "value"), [((), "false"), (("--deflate",), "true"), (("--no-deflate",), "false")])
+def test_deflate_is_off_unless_asked_for(
+    capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], value: str
+) -> None:
+    argv = printed_command(capsys, *flags)
+    assert argv[argv.index("--ws-per-message-deflate") + 1] == value
+
+
+def test_deflate_on_a_server_without_a_switch_says_it_does_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--server", "hypercorn", "--deflate", "--print-command"]) == 0
+    printed = capsys.readouterr()
+    assert "--deflate does nothing: hypercorn has no permessage-deflate switch" in printed.err
+    assert "deflate" not in printed.out
+
+
 def test_a_server_without_pings_says_so(capsys: pytest.CaptureFixture[str], no_exec: Execs) -> None:
     assert main(["serve", "--server", "gunicorn"]) == 0
     assert "keepalive pings are off: gunicorn 27's asgi worker has no WebSocket ping option" in capsys.readouterr().err

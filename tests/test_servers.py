@@ -14,16 +14,16 @@ from asgi_ws.servers import SERVERS, Listen, Server, installed_servers
 LISTEN = Listen(port=9001, workers=2, ping_interval=5.0, ping_timeout=7.5)
 
 # The whole command line of every entry for LISTEN (daphne and pyvoy: one worker), after "python -m".
-# The first eight are the command lines from before the registry became data, unchanged.
+# The deflate flags are the launcher's choice, off wherever the server has a switch.
 COMMANDS = {
     "uvicorn": "uvicorn --ws websockets-sansio --host 127.0.0.1 --port 9001 --workers 2 "
-    "--ws-ping-interval 5 --ws-ping-timeout 7.5 app:app",
+    "--ws-ping-interval 5 --ws-ping-timeout 7.5 --ws-per-message-deflate false app:app",
     "uvicorn-websockets": "uvicorn --ws websockets --host 127.0.0.1 --port 9001 --workers 2 "
-    "--ws-ping-interval 5 --ws-ping-timeout 7.5 app:app",
+    "--ws-ping-interval 5 --ws-ping-timeout 7.5 --ws-per-message-deflate false app:app",
     "uvicorn-wsproto": "uvicorn --ws wsproto --host 127.0.0.1 --port 9001 --workers 2 "
-    "--ws-ping-interval 5 --ws-ping-timeout 7.5 app:app",
+    "--ws-ping-interval 5 --ws-ping-timeout 7.5 --ws-per-message-deflate false app:app",
     "uvicorn-zttp": "uvicorn --http zttp --ws websockets-sansio --host 127.0.0.1 --port 9001 --workers 2 "
-    "--ws-ping-interval 5 --ws-ping-timeout 7.5 app:app",
+    "--ws-ping-interval 5 --ws-ping-timeout 7.5 --ws-per-message-deflate false app:app",
     "hypercorn": "hypercorn --worker-class asyncio --bind 127.0.0.1:9001 --workers 2 "
     "--websocket-ping-interval 5 app:app",
     "hypercorn-uvloop": "hypercorn --worker-class uvloop --bind 127.0.0.1:9001 --workers 2 "
@@ -32,8 +32,9 @@ COMMANDS = {
     "daphne": "daphne -b 127.0.0.1 -p 9001 --ping-interval 5 --ping-timeout 7.5 app:app",
     "granian": "granian --interface asgi --host 127.0.0.1 --port 9001 --workers 2 app:app",
     "gunicorn": "gunicorn --worker-class asgi --no-control-socket --bind 127.0.0.1:9001 --workers 2 app:app",
-    "anycorn": "anycorn --worker-class asyncio --bind 127.0.0.1:9001 --workers 2 --websocket-ping-interval 5 app:app",
-    "pyvoy": "pyvoy._cli --websockets --address 127.0.0.1 --port 9001 app:app",
+    "anycorn": "anycorn --worker-class asyncio --bind 127.0.0.1:9001 --workers 2 --websocket-ping-interval 5 "
+    "--websocket-permessage-deflate false app:app",
+    "pyvoy": "pyvoy._cli --websockets --address 127.0.0.1 --port 9001 --no-websockets-compression app:app",
 }
 
 
@@ -77,7 +78,7 @@ def test_launcher_flags_are_what_does_not_choose_the_server(name: str) -> None:
     server = SERVERS[name]
     listen = listen_for(server)
     flags = server.launcher_flags(listen)
-    assert flags == server.worker_flags(listen) + server.ping_flags(listen)
+    assert flags == server.worker_flags(listen) + server.ping_flags(listen) + server.deflate_flags(listen)
     argv = server.command("app:app", listen)
     at = argv.index("app:app")
     assert argv[at - len(flags) : at] == flags
@@ -85,11 +86,33 @@ def test_launcher_flags_are_what_does_not_choose_the_server(name: str) -> None:
 
 def test_launcher_flags_examples() -> None:
     assert SERVERS["uvicorn"].launcher_flags(LISTEN) == [
-        *("--workers", "2", "--ws-ping-interval", "5", "--ws-ping-timeout", "7.5")
+        *("--workers", "2", "--ws-ping-interval", "5", "--ws-ping-timeout", "7.5", "--ws-per-message-deflate", "false")
     ]
     assert SERVERS["gunicorn"].launcher_flags(LISTEN) == ["--workers", "2"]
     assert SERVERS["daphne"].launcher_flags(Listen(ping_interval=None)) == []
-    assert SERVERS["anycorn"].launcher_flags(Listen(workers=0, ping_interval=None)) == ["--workers", "0"]
+    assert SERVERS["anycorn"].launcher_flags(Listen(workers=0, ping_interval=None)) == [
+        *("--workers", "0", "--websocket-permessage-deflate", "false")
+    ]
+    assert SERVERS["pyvoy"].launcher_flags(Listen(deflate=True)) == ["--websockets-compression"]
+
+
+@pytest.mark.parametrize("name", list(SERVERS))
+def test_deflate_follows_listen_where_there_is_a_switch_and_is_the_servers_own_elsewhere(name: str) -> None:
+    server = SERVERS[name]
+    on, off, chosen = (server.deflate_flags(Listen(deflate=wanted)) for wanted in (True, False, None))
+    if server.deflate_switch:
+        assert on == shlex.split(server.deflate_on)
+        assert off == shlex.split(server.deflate_off)
+        assert chosen == (off if server.deflate_default is False else on if server.deflate_default else [])
+    else:
+        assert on == off == chosen == []
+
+
+def test_a_deflate_switch_needs_both_flags_and_a_default_needs_a_switch() -> None:
+    with pytest.raises(ValueError, match="needs both deflate_on and deflate_off"):
+        Server("half", "srv {app}", ("srv",), no_ping="none", deflate_on="--deflate")
+    with pytest.raises(ValueError, match="a deflate_default needs a switch"):
+        Server("none", "srv {app}", ("srv",), no_ping="none", deflate_default=False)
 
 
 @pytest.mark.parametrize("name", [name for name, server in SERVERS.items() if not server.multi_worker])
@@ -177,15 +200,18 @@ def test_servers_without_lifespan_or_asyncio_say_so() -> None:
     assert {name for name, server in SERVERS.items() if server.no_redis} == {"hypercorn-trio", "daphne", "pyvoy"}
 
 
-def test_with_keepalive_overrides_only_the_pings() -> None:
+def test_with_overrides_overrides_only_the_pings_and_deflate() -> None:
     base = Listen(port=9001, workers=0)
-    assert base.with_keepalive({}) == base
-    assert base.with_keepalive({"ping_interval": None}) == Listen(port=9001, workers=0, ping_interval=None)
-    assert base.with_keepalive({"ping_interval": 1.0, "ping_timeout": 2.0}).ping_timeout == 2.0
+    assert base.with_overrides({}) == base
+    assert base.with_overrides({"ping_interval": None}) == Listen(port=9001, workers=0, ping_interval=None)
+    assert base.with_overrides({"ping_interval": 1.0, "ping_timeout": 2.0}).ping_timeout == 2.0
+    assert base.with_overrides({"deflate": False}) == Listen(port=9001, workers=0, deflate=False)
     with pytest.raises(ValueError, match=r"not \['port'\]"):
-        base.with_keepalive({"port": 1.0})
+        base.with_overrides({"port": 1.0})
     with pytest.raises(ValueError, match="ping_timeout cannot be None"):
-        base.with_keepalive({"ping_timeout": None})
+        base.with_overrides({"ping_timeout": None})
+    with pytest.raises(ValueError, match=r"deflate is True, False or None, not 1\.0"):
+        base.with_overrides({"deflate": 1.0})
 
 
 def test_only_daphne_gunicorn_and_pyvoy_lack_the_denial_extension() -> None:

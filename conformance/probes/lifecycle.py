@@ -148,7 +148,7 @@ def _flags_set(overrides: Mapping[str, float | None]) -> str:
     Servers with the same flags share one entry; the worker count is left out
     (the launcher always asks for a single process).
     """
-    listen = Listen().with_keepalive(overrides)
+    listen = Listen().with_overrides(overrides)
     by_flags: dict[str, list[str]] = {}
     for name, server in SERVERS.items():
         flags = server.ping_flags(listen)

@@ -28,7 +28,7 @@ from typing import Any
 from asgi_ws.servers import Server
 
 from ..checks import Target, Transcript, probe
-from ..launcher import RunningServer, free_port, launch_listen, spawn, stop_process
+from ..launcher import SERVERS_OWN_DEFLATE, RunningServer, free_port, launch_listen, spawn, stop_process
 from ..observer import FILE_ENV
 from ..probe_app import LIFESPAN_ID, STARTUP_FAILURE
 
@@ -96,7 +96,7 @@ def _watch_failing_startup(entry: Server, log_dir: Path) -> Transcript:
     env = {**os.environ, FILE_ENV: str(observations), "PYTHONUNBUFFERED": "1"}
     port = free_port()
     server = RunningServer(entry.name, port, log_dir / f"{entry.name}-{port}.log")
-    server.process = spawn(entry.command(FAILING_APP, launch_listen(port)), server.log_path, env)
+    server.process = spawn(entry.command(FAILING_APP, launch_listen(port, SERVERS_OWN_DEFLATE)), server.log_path, env)
     serves = False
     try:
         deadline = time.monotonic() + STARTUP_FAIL_WAIT
