@@ -1,4 +1,4 @@
-"""P8: 100,000 open WebSocket connections on one machine (``python -m bench --only c100k``).
+"""P8 and P12: 100,000 open WebSocket connections on one machine, and a broadcast to all (``--only c100k``).
 
     python -m bench --only c100k                         # both phases, about 5 minutes
     python -m bench --only c100k --c100k-connections 20000 --c100k-workers 2   # a smaller rehearsal
@@ -13,7 +13,10 @@ processes on each side:
 - **the clients**: ``--c100k-generators`` processes of :mod:`bench.c100k_client`,
   each holding its share of the connections as bare asyncio protocols, and
   connecting from addresses of 127.0.0.0/8 of their own, since one source
-  address has only about 28,000 ports.
+  address has only about 28,000 ports.  Each offers permessage-deflate as a
+  browser does (:data:`bench.browser.BROWSER_OFFER`), and the servers run with
+  the launcher's choice, which declines it (``docs/deflate.md``); what the
+  servers accepted is in the figures' notes.
 
 Client ``i`` is on worker ``i mod W`` and in room ``(i div W) mod R``, so every
 room spans every worker.  The run measures, in this order:
@@ -25,8 +28,10 @@ room spans every worker.  The run measures, in this order:
    and the load generators' CPU while they connect;
 3. **a broadcast**: one message into every room at once (one publisher per
    room), timed from the first send to the last client's first arrival, while
-   ``/healthz`` of every worker is asked in a loop: its p99 says whether the
-   processes stayed responsive.
+   ``/healthz`` of every worker is asked in a loop.  P12's figures come from
+   that window: the workers' CPU seconds over the deliveries, and the p99 of
+   ``/healthz`` per worker, which says whether each stayed responsive.  The
+   handshakes per second of step 2 are P12's third figure.
 
 Everything is started on 127.0.0.1 and stopped by its own PID when the run
 ends, failed or not.  The run stops by itself: every wait has a time limit.
@@ -48,6 +53,7 @@ from typing import Any
 from conformance.launcher import HOST, RunningServer, run_server
 from conformance.redis_server import RedisServer
 
+from .browser import BROWSER_OFFER, connect, negotiated
 from .loadgen import group_cpu_seconds
 
 __all__ = ["C100k", "run"]
@@ -58,6 +64,7 @@ CONNECT_WAIT = 600.0  # seconds for every client of one phase to connect
 BROADCAST_WAIT = 120.0  # seconds for a broadcast to reach everyone
 HEALTH_TIMEOUT = 10.0  # one /healthz request
 HANDSHAKE_WAIT = 10.0  # one client's handshake: a server out of descriptors leaves the rest waiting
+CPU_SAMPLE = 0.05  # seconds between readings of the workers' CPU during a broadcast
 
 
 @dataclass
@@ -68,6 +75,7 @@ class C100k:
     workers: int = 6
     generators: int = 6
     rooms: int = 100
+    offer: str = BROWSER_OFFER  # what every client offers in Sec-WebSocket-Extensions: a browser's, by default
     figures: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -91,6 +99,9 @@ def run(config: C100k, scratch: Path, say: Any = print) -> C100k:
             config.figures["one process: RSS per connection, KiB"] = held["rss_per_connection"] / 1024
         say(f"c100k: phase 2, {config.connections:,} clients on {config.workers} uvicorn processes through Redis")
         with servers(config.workers, scratch, settings) as workers:
+            accepted = asyncio.run(_accepted(workers[0], config.offer))
+            say(f"c100k: the clients offer {config.offer or 'nothing'!r}; the server accepts {accepted or 'nothing'!r}")
+            config.notes.append(f"clients offer: {config.offer or 'nothing'}; server accepts: {accepted or 'nothing'}")
             total = asyncio.run(
                 _open(
                     config,
@@ -115,7 +126,7 @@ def servers(count: int, scratch: Path, settings: dict[str, str]) -> Iterator[tup
 
 
 async def _start_generators(
-    processes: list[asyncio.subprocess.Process], ports: str, connections: int, generators: int, rooms: int
+    processes: list[asyncio.subprocess.Process], ports: str, connections: int, generators: int, rooms: int, offer: str
 ) -> None:
     """Start ``generators`` load generators sharing ``connections`` clients, into ``processes`` as each starts.
 
@@ -136,6 +147,7 @@ async def _start_generators(
             f"--sources={sources}",
             f"--wait={BROADCAST_WAIT}",
             f"--handshake-wait={HANDSHAKE_WAIT}",
+            f"--offer={offer}",
         ]
         processes.append(
             await asyncio.create_subprocess_exec(
@@ -177,7 +189,7 @@ async def _open(
     figures: dict[str, float] = {}
     try:
         started = time.monotonic()
-        await _start_generators(processes, ports, connections, generators, rooms)
+        await _start_generators(processes, ports, connections, generators, rooms, config.offer)
         cpu_before = sum(group_cpu_seconds(process.pid) for process in processes)
         connected = failed = 0
         for process in processes:
@@ -208,9 +220,19 @@ async def _open(
         )
         if broadcast:
             figures.update(await _broadcast(workers, processes, rooms, say))
+            for index, worker in enumerate(workers):
+                broker = (_health(worker) or {}).get("broker", {})
+                counts = ", ".join(f"{name} {broker.get(name)}" for name in ("received", "dropped", "reconnects"))
+                config.notes.append(f"worker {index} broker: {counts}, last error {broker.get('last_error')}")
     finally:
         await _stop_generators(processes)
     return figures
+
+
+async def _accepted(worker: RunningServer, offer: str) -> str:
+    """What ``worker`` accepts of ``offer``, asked with one connection that offers the same."""
+    async with connect(worker.url("/ws/chat/c100k-probe"), deflate=bool(offer)) as ws:
+        return negotiated(ws)
 
 
 def _health(worker: RunningServer) -> dict[str, Any] | None:
@@ -223,8 +245,15 @@ def _health(worker: RunningServer) -> dict[str, Any] | None:
 
 async def _broadcast(
     workers: list[RunningServer], processes: list[asyncio.subprocess.Process], rooms: int, say: Any
-) -> dict[str, float]:
-    """One message into every room at once; the time until every client has one, and /healthz meanwhile."""
+) -> dict[str, Any]:
+    """One message into every room at once: the time until every client has one, and what happened meanwhile.
+
+    Meanwhile, from the first send to the last client's first arrival: the
+    workers' CPU seconds over the deliveries (P12's CPU per delivery), and the
+    p99 of ``/healthz``, asked of each worker in a loop, per worker (P12:
+    whether each stayed responsive).  Afterwards, each worker's broker counts,
+    so that a message lost between processes shows where.
+    """
     import websockets  # the publishers and the parent's own clients: a handful, no need to be cheap
 
     publishers = [
@@ -237,11 +266,14 @@ async def _broadcast(
             process.stdin.write(b"arm\n")
         for process in processes:
             await _until(process, "armed", 30, say)
-        latencies: list[float] = []
+        requests: list[list[tuple[float, float]]] = [[] for _ in workers]  # per worker: (started, seconds)
+        cpu_samples: list[tuple[float, float]] = []  # (time, the workers' CPU seconds so far)
         stop = asyncio.Event()
-        pollers = [asyncio.create_task(_poll_health(worker, latencies, stop)) for worker in workers]
+        watchers = [asyncio.create_task(_poll_health(w, mine, stop)) for w, mine in zip(workers, requests, strict=True)]
+        watchers.append(asyncio.create_task(_sample_cpu(workers, cpu_samples, stop)))
         await asyncio.sleep(1.0)  # /healthz before the broadcast too, for comparison
         sent = time.monotonic()
+        cpu_before = _cpu_seconds(workers)
         await asyncio.gather(*(publisher.send("broadcast") for publisher in publishers))
         reached, last, lost = 0, sent, 0
         for process in processes:
@@ -250,33 +282,60 @@ async def _broadcast(
             last = max(last, done["last"])
             lost += done["lost"]
         stop.set()
-        await asyncio.gather(*pollers)
+        await asyncio.gather(*watchers)
     finally:
         for publisher in publishers:
             await publisher.close()
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
+    cpu = next((cpu for at, cpu in cpu_samples if at >= last), _cpu_seconds(workers)) - cpu_before
+    during = [[seconds for started, seconds in mine if sent <= started <= last] for mine in requests]
+    p99s = [_p99(times) * 1000 for times in during]
     say(
         f"c100k: one message into each of {rooms} rooms reached {reached:,} clients in {last - sent:.2f} s; "
-        f"/healthz p99 {p99 * 1000:.0f} ms over {len(latencies)} requests"
+        f"{cpu / max(reached, 1) * 1e6:.1f} µs of worker CPU per delivery; /healthz p99 per worker meanwhile "
+        f"{', '.join(f'{p99:.0f}' for p99 in p99s)} ms"
     )
     return {
         "broadcast_reached": reached,
         "broadcast_seconds": last - sent,
-        "healthz_p99_ms": p99 * 1000,
-        "healthz_requests": len(latencies),
+        "cpu_us_per_delivery": cpu / max(reached, 1) * 1e6,
+        "healthz_p99_ms": _p99([time for times in during for time in times]) * 1000,
+        "healthz_worst_worker_p99_ms": max(p99s),
+        **{f"healthz_p99_ms_worker_{index}": p99 for index, p99 in enumerate(p99s)},
+        "healthz_requests": sum(len(times) for times in during),
         "closed_by_server": lost,
     }
 
 
-async def _poll_health(worker: RunningServer, latencies: list[float], stop: asyncio.Event) -> None:
-    """GET /healthz on ``worker`` again and again until ``stop``, recording each request's time."""
+async def _sample_cpu(workers: list[RunningServer], samples: list[tuple[float, float]], stop: asyncio.Event) -> None:
+    """The workers' CPU seconds every ``CPU_SAMPLE`` seconds until ``stop``, each with its time."""
+    while not stop.is_set():
+        samples.append((time.monotonic(), _cpu_seconds(workers)))
+        await asyncio.sleep(CPU_SAMPLE)
+
+
+def _cpu_seconds(workers: list[RunningServer]) -> float:
+    return sum(group_cpu_seconds(_pid(worker)) for worker in workers)
+
+
+def _p99(times: list[float]) -> float:
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("nan")
+
+
+def _pid(worker: RunningServer) -> int:
+    """The worker's PID, which is also its process group's."""
+    assert worker.process is not None
+    return worker.process.pid
+
+
+async def _poll_health(worker: RunningServer, requests: list[tuple[float, float]], stop: asyncio.Event) -> None:
+    """GET /healthz on ``worker`` again and again until ``stop``: when each request started, and how long it took."""
     while not stop.is_set():
         started = time.monotonic()
         reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, worker.port), HEALTH_TIMEOUT)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         await asyncio.wait_for(reader.read(), HEALTH_TIMEOUT)
-        latencies.append(time.monotonic() - started)
+        requests.append((started, time.monotonic() - started))
         writer.close()
         await asyncio.sleep(0.05)
 

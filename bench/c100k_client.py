@@ -10,7 +10,9 @@ and notes when its first text frame arrives.
 The parent (:mod:`bench.c100k`) talks to this process through stdin and
 stdout, one JSON object per line:
 
-- on start, it connects ``--count`` clients and reports progress, then
+- on start, it connects ``--count`` clients, each offering ``--offer`` as its
+  ``Sec-WebSocket-Extensions`` if given (a browser's offer, :mod:`bench.browser`),
+  and reports progress, then
   ``{"connected": n, "failed": f, "seconds": s}``; after ``--give-up-after``
   failed handshakes it stops offering more (the servers are full);
 - on the line ``arm``, it forgets what its clients have received, and reports
@@ -102,7 +104,7 @@ async def run(args: argparse.Namespace) -> None:
         nonlocal failed
         # Client i is on worker i mod W, in room (i div W) mod R: every room spans every worker.
         port, room = ports[index % len(ports)], (index // len(ports)) % args.rooms
-        request = handshake(f"/ws/chat/c100k-{room}", f"127.0.0.1:{port}")
+        request = handshake(f"/ws/chat/c100k-{room}", f"127.0.0.1:{port}", args.offer or None)
         async with gate:
             if failed >= args.give_up_after:
                 return  # the servers are full: stop offering, and report what they hold
@@ -146,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for a broadcast to reach all")
     parser.add_argument("--handshake-wait", type=float, default=10.0, help="seconds to wait for one handshake")
     parser.add_argument("--give-up-after", type=int, default=100, help="failed handshakes before it stops offering")
+    parser.add_argument("--offer", default="", help="a Sec-WebSocket-Extensions line to offer (default: none)")
     args = parser.parse_args(argv)
     uvloop.run(run(args))
     return 0

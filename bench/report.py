@@ -66,7 +66,7 @@ class Report:
         self.results = results
         self.run = run  # what the run recorded about itself; nothing here reads the live environment
         c100k = out / C100K if out is not None else None
-        self.c100k: dict[str, float] = json.loads(c100k.read_text()) if c100k and c100k.exists() else {}
+        self.c100k: dict[str, Any] = json.loads(c100k.read_text()) if c100k and c100k.exists() else {}
         p11 = out / deflate.P11 if out is not None else None
         self.p11: dict[str, Any] = json.loads(p11.read_text()) if p11 and p11.exists() else {}
         self.conformance_path = conformance
@@ -131,6 +131,7 @@ class Report:
                 f"({latency['across Redis p50 ms']:.2f} ms) | - | - | reported |"
             )
         lines.append(f"| P8 | 100,000 connections, uvicorn workers through Redis | reported | {self.c100k_text()} |")
+        lines += self.p12_rows()
         if servers := self.p11.get("servers"):
             lines.append(
                 f"| P11 | permessage-deflate offered as browsers do, under {len(servers)} server configurations "
@@ -156,6 +157,36 @@ class Report:
             f"{figures.get('one process: connections held', 0):,.0f} "
             f"| | {figures.get('all: load_generator_cpu', 0):.0%} | reported"
         )
+
+    def warm_fan_out_cpu_us(self) -> float | None:
+        """P4's warm fan-out to 1000 under uvicorn: the server's CPU per delivery, in µs (median of the rounds)."""
+        runs = self.results.runs.get(arm_key("fan-out-1000", "uvicorn", "asgi-ws"), [])
+        per_delivery = [run.server_cpu / run.rate * 1e6 for run in runs if run.rate and run.server_cpu]
+        return statistics.median(per_delivery) if per_delivery else None
+
+    def p12_rows(self) -> list[str]:
+        """P12's three goals, from P8's broadcast (c100k.json) and P4's warm fan-out; none if P8 has no such figures."""
+        figures = self.c100k
+        cpu, warm = figures.get("all: cpu_us_per_delivery"), self.warm_fan_out_cpu_us()
+        if cpu is None or warm is None:
+            return []
+        worst = figures["all: healthz_worst_worker_p99_ms"]
+        handshakes = figures["all: accepts_per_second"]
+        checks = [
+            (
+                "server CPU per delivery, 100,000-client broadcast over P4's warm fan-out to 1000 (uvicorn), "
+                f"{cpu:.1f} µs over {warm:.1f} µs",
+                "≤ 3.0x",
+                f"{cpu / warm:.2f}x",
+                cpu / warm <= 3.0,
+            ),
+            ("/healthz p99 of the worst worker during the broadcast", "≤ 100 ms", f"{worst:.0f} ms", worst <= 100),
+            ("handshakes per second across the workers", "≥ 2,500/s", f"{handshakes:,.0f}/s", handshakes >= 2500),
+        ]
+        return [
+            f"| P12 | {measure} | {target} | {figure} | | | {'pass' if met else '**miss**'} |"
+            for measure, target, figure, met in checks
+        ]
 
     def replays(self) -> list[tuple[Arm, list[Measured]]]:
         """The feed's resume arms and their runs, in the order they ran."""

@@ -714,10 +714,11 @@ def run_c100k(args: argparse.Namespace, out: Path | None) -> None:
     config = c100k.C100k(args.c100k_connections, args.c100k_workers, args.c100k_generators)
     with tempfile.TemporaryDirectory(prefix="asgi-ws-c100k-") as scratch:
         c100k.run(config, Path(scratch))
-    print(json.dumps(config.figures, indent=2))
+    document = {**config.figures, "notes": config.notes}
+    print(json.dumps(document, indent=2))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "c100k.json").write_text(json.dumps(config.figures, indent=2) + "\n")
+        (out / "c100k.json").write_text(json.dumps(document, indent=2) + "\n")
         print(f"wrote {out / 'c100k.json'}; `python -m bench --render` puts it into RESULTS.md")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 import textwrap
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .goals import BROKERS, Goal
 from .results import arm_key, figure_text
@@ -152,7 +152,8 @@ def _many_connections(document: Report) -> str:
         return ""
     failed = figures.get("all: failed", 0)
     return (
-        f"**{figures.get('all: connected', 0):,.0f} connections** (P8, `python -m bench --only c100k`): "
+        f"**{figures.get('all: connected', 0):,.0f} connections** (P8, `python -m bench --only c100k`"
+        f"{', clients offering deflate as browsers do' if _browser_like(figures) else ''}): "
         f"uvicorn workers through one Redis held them in {figures.get('all: rss_per_connection', 0) / 1024:.1f} KiB "
         f"of RSS each, all connected in {figures.get('all: accept_seconds', 0):.0f} s"
         f"{f' ({failed:,.0f} failed)' if failed else ''}; a broadcast reached "
@@ -160,6 +161,11 @@ def _many_connections(document: Report) -> str:
         f"with `/healthz` at p99 {figures.get('all: healthz_p99_ms', 0):.0f} ms meanwhile; one process held "
         f"{figures.get('one process: connections held', 0):,.0f}."
     )
+
+
+def _browser_like(figures: dict[str, Any]) -> bool:
+    """Whether P8's clients offered permessage-deflate, as its notes say."""
+    return any(note.startswith("clients offer: permessage-deflate") for note in figures.get("notes", []))
 
 
 def _feed(document: Report) -> str:

@@ -225,3 +225,24 @@ def test_the_backfilled_run_records_only_what_its_page_named() -> None:
         *("anyio", "picows", "uvloop", "redis"),
     ]
     assert "transcribed" in raw
+
+
+# P12, from P8's broadcast and P4's warm fan-out
+
+
+def test_p12_holds_the_broadcast_against_p4s_warm_fan_out_and_the_two_absolute_goals() -> None:
+    document = committed()
+    warm = document.warm_fan_out_cpu_us()
+    assert warm is not None and 1 < warm < 1000, "P4's fan-out to 1000 under uvicorn records the server's CPU"
+    document.c100k = {
+        "all: cpu_us_per_delivery": warm * 3.5,
+        "all: healthz_worst_worker_p99_ms": 80.0,
+        "all: accepts_per_second": 1200.0,
+    }
+    rows = document.p12_rows()
+    assert len(rows) == 3
+    assert rows[0].endswith(f", {warm * 3.5:.1f} µs over {warm:.1f} µs | ≤ 3.0x | 3.50x | | | **miss** |")
+    assert rows[1].endswith("| ≤ 100 ms | 80 ms | | | pass |")
+    assert rows[2].endswith("| ≥ 2,500/s | 1,200/s | | | **miss** |")
+    document.c100k = {"all: connected": 100_000.0}  # a P8 run from before P12 was measured
+    assert document.p12_rows() == []
