@@ -29,7 +29,11 @@ on the Redis broker.
 
 The hub does no I/O and never awaits, so it needs no lock: on one event loop
 nothing can run between its statements.  Sending is each connection's own
-sender task (:mod:`asgi_ws.session`).
+sender task (:mod:`asgi_ws.session`), parked on its outbox while there is
+nothing to send.  A fan-out queues the message in every outbox at once, so no
+later message can overtake it, but the senders it wakes run a batch at a time,
+through the hub's :class:`~asgi_ws.wakeups.Wakeups`, so that the event loop
+still polls its sockets while a broadcast reaches thousands.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from .feed import FeedMessage
 from .messages import text_event
 from .policy import message_size
 from .topics import BROADCAST
+from .wakeups import Wakeups
 
 if TYPE_CHECKING:
     from asgiref.typing import WebSocketSendEvent
@@ -73,6 +78,7 @@ class Hub:
         self.connections = 0  # admitted and not yet released
         self.broker = broker  # the other processes: asgi_ws.broker.MemoryBroker when there are none
         self._topics: dict[Topic, set[Subscriber]] = {}  # only non-empty sets are kept
+        self.wakeups = Wakeups()  # wakes the members' parked senders a batch at a time (asgi_ws.wakeups)
 
     # Connections
 

@@ -160,7 +160,7 @@ class Session:
         # events, or FeedMessages on the feed.  Any, because the one type each endpoint's
         # sender takes out is the one its topic's publisher put in (Hub.publish).
         self._outbox: Outbox[Any] | None = (
-            Outbox(outbox_capacity(route, settings), settings.outbox_bytes)
+            Outbox(outbox_capacity(route, settings), settings.outbox_bytes, hub.wakeups)
             if route.endpoint in FAN_OUT_ENDPOINTS
             else None
         )

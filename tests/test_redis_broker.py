@@ -694,3 +694,31 @@ def test_feed_messages_held_for_redis_are_bounded() -> None:
         bytes_bound.append(FEED, largest)
     assert bytes_bound.state()["feed_held"] == PUBLISH_QUEUE_BYTES // len(largest)
     assert bytes_bound.counts.dropped == 10
+
+
+async def test_the_listener_lets_other_tasks_run_between_two_messages(redis_server: RedisServer) -> None:
+    order: list[str] = []
+    first_arrived = anyio.Event()
+
+    class Probing(Inbox):
+        def __call__(self, topic: Topic, text: str) -> None:
+            super().__call__(topic, text)
+            order.append(text)
+            first_arrived.set()  # makes the other task ready: it runs before the next message, or after all
+
+    async def other_task() -> None:
+        await first_arrived.wait()
+        order.append("other task")
+
+    inbox = Probing()
+    async with running(RedisBroker(redis_server.url), inbox) as broker, anyio.create_task_group() as task_group:
+        task_group.start_soon(other_task)
+        broker.subscribe(ROOM)
+        await eventually(lambda: subscribers(redis_server, ROOM) == 1, "the subscription")
+        with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
+            pipe = client.pipeline(transaction=False)  # both in one write, so that both arrive in one read
+            for text in ("first", "second"):
+                pipe.publish(channel(ROOM), encode_envelope("another-node", ROOM, text))
+            pipe.execute()
+        await eventually(lambda: len(inbox.texts()) == 2, "both messages")
+    assert order == ["first", "other task", "second"]
