@@ -40,8 +40,8 @@ the fewer a broadcast leaves behind, the rarer those are.  So the outbox parks
 on the cheapest thing each backend has: on asyncio the running loop's own
 Future, 4 objects per parked sender where an ``anyio.Event`` made 9 (the
 asyncio Event inside it, the Event's deque of waiters, two ``wait``
-coroutines), and half the time to wake (2.4 µs against 4.6 in process); on
-trio, where the app has nothing cheaper, an ``anyio.Event``.  The queue keeps
+coroutines), and quicker to wake (3.4 µs against 4.8 on uvloop); on trio,
+where the app has nothing cheaper, an ``anyio.Event``.  The queue keeps
 each item and its size side by side rather than as a pair, so queueing a
 message allocates nothing the collector tracks (``docs/concurrency.md``,
 "Broadcasting to 16,667 listeners").
