@@ -9,7 +9,8 @@ processes on each side:
 
 - **the servers**: ``--c100k-workers`` uvicorn processes, each on its own port,
   sharing chat rooms through one ``redis-server`` (the Redis broker of contract
-  §4), each with a connection cap of 20,000;
+  §4), each with a connection cap of 20,000, and logging warnings only: not
+  uvicorn's two INFO lines per handshake (:data:`SERVER_LOGS`);
 - **the clients**: ``--c100k-generators`` processes of :mod:`bench.c100k_client`,
   each holding its share of the connections as bare asyncio protocols, and
   connecting from addresses of 127.0.0.0/8 of their own, since one source
@@ -119,10 +120,19 @@ def run(config: C100k, scratch: Path, say: Any = print) -> C100k:
     return config
 
 
+# uvicorn logs two INFO lines per handshake on uvicorn.error (its own "[accepted]" and websockets'
+# "connection open"): 90 µs of the 720 a worker spent on each of 16,667 handshakes (docs/concurrency.md,
+# "Broadcasting to 16,667 listeners").  Warnings and errors are still logged.
+SERVER_LOGS = {"UVICORN_LOG_LEVEL": "warning"}
+
+
 @contextlib.contextmanager
 def servers(count: int, scratch: Path, settings: dict[str, str]) -> Iterator[tuple[RunningServer, ...]]:
     with contextlib.ExitStack() as stack:
-        yield tuple(stack.enter_context(run_server("uvicorn", scratch / "logs", settings)) for _ in range(count))
+        yield tuple(
+            stack.enter_context(run_server("uvicorn", scratch / "logs", settings, extra_env=SERVER_LOGS))
+            for _ in range(count)
+        )
 
 
 async def _start_generators(
