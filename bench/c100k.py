@@ -2,6 +2,8 @@
 
     python -m bench --only c100k                         # both phases, about 5 minutes
     python -m bench --only c100k --c100k-connections 20000 --c100k-workers 2   # a smaller rehearsal
+    python -m bench --only c100k --c100k-broadcast-only --c100k-connections 16667 --c100k-workers 1 \
+        --c100k-generators 2       # one P8 worker's share of the broadcast, in about a minute; not kept
 
 A process may hold at most 20,000 file descriptors on the benchmark machine,
 a hard limit that root cannot raise, so 100,000 connections take several
@@ -77,12 +79,13 @@ class C100k:
     generators: int = 6
     rooms: int = 100
     offer: str = BROWSER_OFFER  # what every client offers in Sec-WebSocket-Extensions: a browser's, by default
+    one_process: bool = True  # phase 1 too; False: phase 2 alone, a rehearsal of the broadcast
     figures: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
 def run(config: C100k, scratch: Path, say: Any = print) -> C100k:
-    """Both phases; fills ``config.figures``."""
+    """Both phases, or phase 2 alone unless ``config.one_process``; fills ``config.figures``."""
     redis = RedisServer(scratch)
     redis.start()
     try:
@@ -92,12 +95,13 @@ def run(config: C100k, scratch: Path, say: Any = print) -> C100k:
             "ASGI_WS_IDLE_TIMEOUT": "0",  # the clients stay quiet for minutes on purpose
             "ASGI_WS_LOG_LEVEL": "warning",
         }
-        single = PER_PROCESS_FDS + 100  # more than one process can hold: it shows where it stops
-        say(f"c100k: phase 1, one uvicorn process, {single:,} clients offered")
-        with servers(1, scratch, settings) as (worker,):
-            held = asyncio.run(_open(config, [worker], single, generators=2, rooms=config.rooms, say=say))
-            config.figures["one process: connections held"] = held["connected"]
-            config.figures["one process: RSS per connection, KiB"] = held["rss_per_connection"] / 1024
+        if config.one_process:
+            single = PER_PROCESS_FDS + 100  # more than one process can hold: it shows where it stops
+            say(f"c100k: phase 1, one uvicorn process, {single:,} clients offered")
+            with servers(1, scratch, settings) as (worker,):
+                held = asyncio.run(_open(config, [worker], single, generators=2, rooms=config.rooms, say=say))
+                config.figures["one process: connections held"] = held["connected"]
+                config.figures["one process: RSS per connection, KiB"] = held["rss_per_connection"] / 1024
         say(f"c100k: phase 2, {config.connections:,} clients on {config.workers} uvicorn processes through Redis")
         with servers(config.workers, scratch, settings) as workers:
             accepted = asyncio.run(_accepted(workers[0], config.offer))

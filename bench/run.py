@@ -640,6 +640,11 @@ def add_what_to_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--c100k-workers", type=int, default=6, help="c100k: uvicorn processes (default 6)")
     parser.add_argument("--c100k-generators", type=int, default=6, help="c100k: load-generator processes (default 6)")
     parser.add_argument(
+        "--c100k-broadcast-only",
+        action="store_true",
+        help="c100k: phase 2 alone (connect, then the broadcast), a rehearsal: its figures are printed, not kept",
+    )
+    parser.add_argument(
         "--servers",
         help="comma-separated servers to run under (default: every one; asgi-ws against its peers under "
         f"{', '.join(BENCH_SERVERS)}, idle and the stalled fan-out under uvicorn, the server comparison (p10) "
@@ -712,11 +717,12 @@ def parse_servers(parser: argparse.ArgumentParser, servers: str | None) -> set[s
 def run_c100k(args: argparse.Namespace, out: Path | None) -> None:
     """``--only c100k`` (P8): run it, print its figures, and keep them in ``out/c100k.json`` for the page."""
     config = c100k.C100k(args.c100k_connections, args.c100k_workers, args.c100k_generators)
+    config.one_process = not args.c100k_broadcast_only
     with tempfile.TemporaryDirectory(prefix="asgi-ws-c100k-") as scratch:
         c100k.run(config, Path(scratch))
     document = {**config.figures, "notes": config.notes}
     print(json.dumps(document, indent=2))
-    if out is not None:
+    if out is not None and config.one_process:  # a rehearsal of the broadcast alone never replaces P8's figures
         out.mkdir(parents=True, exist_ok=True)
         (out / "c100k.json").write_text(json.dumps(document, indent=2) + "\n")
         print(f"wrote {out / 'c100k.json'}; `python -m bench --render` puts it into RESULTS.md")
