@@ -25,6 +25,7 @@ metric                                    type     labels                      w
 ``asgi_ws_feed_recoveries_failed_total``  counter  reason                      resumes refused: epoch, trimmed, ...
 ``asgi_ws_feed_gaps_filled_total``        counter                              feed messages fetched to fill a gap
 ``process_*``                             various                              prometheus_client's: RSS, open fds, CPU
+``python_gc_*``                           counter  generation                  prometheus_client's: garbage collections
 ========================================  =======  ==========================  =======================================
 
 ``endpoint`` is the endpoint's name (``ws``, ``echo``, ``ws_json``,
@@ -57,7 +58,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -122,6 +123,7 @@ class Metrics:
             "asgi_ws_app_tasks", "Live tasks the app started (0 when idle, memory broker).", registry=self.registry
         ).set_function(app_task_count)
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, process_open_fds, ...
+        GCCollector(registry=self.registry)  # python_gc_collections_total{generation}, ...
 
     def connection(self, endpoint: str) -> ConnectionMetrics:
         """The counters of one accepted connection."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import anyio
 import pytest
 
@@ -160,6 +162,13 @@ async def test_the_broker_shows_in_the_metrics(app: App) -> None:
     samples = await scrape(app)
     assert samples[("asgi_ws_broker_connected", frozenset({("kind", "memory")}))] == 1
     assert samples[("asgi_ws_broker_reconnects_total", frozenset({("kind", "memory")}))] == 0
+
+
+async def test_a_full_garbage_collection_is_counted(app: App) -> None:
+    """A full collection stops the event loop for as long as it walks every object: operators see each one."""
+    before = await scrape(app)
+    gc.collect()  # generation 2: a full collection
+    assert delta(before, await scrape(app), "python_gc_collections_total", generation="2") >= 1  # or more, on its own
 
 
 async def test_two_apps_never_share_numbers(make_app: MakeApp) -> None:
