@@ -1,9 +1,9 @@
 """P8 and P12: 100,000 open WebSocket connections on one machine, and a broadcast to all (``--only c100k``).
 
-    python -m bench --only c100k                         # both phases, about 5 minutes
+    python -m bench --only c100k                         # every phase and the floors, about 9 minutes
     python -m bench --only c100k --c100k-connections 20000 --c100k-workers 2   # a smaller rehearsal
     python -m bench --only c100k --c100k-broadcast-only --c100k-connections 16667 --c100k-workers 1 \
-        --c100k-generators 2       # one P8 worker's share of the broadcast, in about a minute; not kept
+        --c100k-generators 2       # one P8 worker's share, and the floors', in about 3 minutes; not kept
 
 A process may hold at most 20,000 file descriptors on the benchmark machine,
 a hard limit that root cannot raise, so 100,000 connections take several
@@ -34,7 +34,13 @@ room spans every worker.  The run measures, in this order:
    ``/healthz`` of every worker is asked in a loop.  P12's figures come from
    that window: the workers' CPU seconds over the deliveries, and the p99 of
    ``/healthz`` per worker, which says whether each stayed responsive.  The
-   handshakes per second of step 2 are P12's third figure.
+   handshakes per second of step 2 are P12's third figure;
+4. **the floors** (:mod:`bench.peers.fanout_floor`): steps 2 and 3 again, on
+   the same workers serving a raw ASGI app of a few lines instead, which sends
+   the broadcast from one task, and then one with a sender task per connection.
+   Nothing can be cheaper than the first; the second is the least that keeps a
+   client that stops reading from holding up the others (P5).  Where a floor
+   misses a goal of P12 too, no app can meet it on this machine.
 
 Everything is started on 127.0.0.1 and stopped by its own PID when the run
 ends, failed or not.  The run stops by itself: every wait has a time limit.
@@ -48,7 +54,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +74,11 @@ BROADCAST_WAIT = 120.0  # seconds for a broadcast to reach everyone
 HEALTH_TIMEOUT = 10.0  # one /healthz request
 HANDSHAKE_WAIT = 10.0  # one client's handshake: a server out of descriptors leaves the rest waiting
 CPU_SAMPLE = 0.05  # seconds between readings of the workers' CPU during a broadcast
+# The floors of step 4, by the name their figures are kept under: ASGI apps of bench.peers.fanout_floor.
+FLOORS = {
+    "floor, one task": "bench.peers.fanout_floor:app",
+    "floor, a sender each": "bench.peers.fanout_floor:app_with_senders",
+}
 
 
 @dataclass
@@ -79,13 +90,13 @@ class C100k:
     generators: int = 6
     rooms: int = 100
     offer: str = BROWSER_OFFER  # what every client offers in Sec-WebSocket-Extensions: a browser's, by default
-    one_process: bool = True  # phase 1 too; False: phase 2 alone, a rehearsal of the broadcast
+    phase_one: bool = True  # phase 1 too; False: without it, a rehearsal of the broadcast
     figures: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
 def run(config: C100k, scratch: Path, say: Any = print) -> C100k:
-    """Both phases, or phase 2 alone unless ``config.one_process``; fills ``config.figures``."""
+    """Every phase, or all but the first unless ``config.phase_one``; fills ``config.figures``."""
     redis = RedisServer(scratch)
     redis.start()
     try:
@@ -95,7 +106,7 @@ def run(config: C100k, scratch: Path, say: Any = print) -> C100k:
             "ASGI_WS_IDLE_TIMEOUT": "0",  # the clients stay quiet for minutes on purpose
             "ASGI_WS_LOG_LEVEL": "warning",
         }
-        if config.one_process:
+        if config.phase_one:
             single = PER_PROCESS_FDS + 100  # more than one process can hold: it shows where it stops
             say(f"c100k: phase 1, one uvicorn process, {single:,} clients offered")
             with servers(1, scratch, settings) as (worker,):
@@ -107,21 +118,32 @@ def run(config: C100k, scratch: Path, say: Any = print) -> C100k:
             accepted = asyncio.run(_accepted(workers[0], config.offer))
             say(f"c100k: the clients offer {config.offer or 'nothing'!r}; the server accepts {accepted or 'nothing'!r}")
             config.notes.append(f"clients offer: {config.offer or 'nothing'}; server accepts: {accepted or 'nothing'}")
-            total = asyncio.run(
-                _open(
-                    config,
-                    list(workers),
-                    config.connections,
-                    generators=config.generators,
-                    rooms=config.rooms,
-                    say=say,
-                    broadcast=True,
-                )
-            )
+            total = _everyone(config, workers, say)
         config.figures.update({f"all: {name}": value for name, value in total.items()})
+        for floor, app in FLOORS.items():
+            say(f"c100k: phase 3, {floor}: {config.connections:,} clients on {config.workers} uvicorn processes")
+            with servers(config.workers, scratch, {}, app=app) as workers:
+                total = _everyone(config, workers, say, floor=True)
+            config.figures.update({f"{floor}: {name}": value for name, value in total.items()})
     finally:
         redis.stop()
     return config
+
+
+def _everyone(config: C100k, workers: tuple[RunningServer, ...], say: Any, floor: bool = False) -> dict[str, float]:
+    """Every client of ``config`` on ``workers``, and the broadcast to them all: :func:`_open`'s figures."""
+    return asyncio.run(
+        _open(
+            config,
+            list(workers),
+            config.connections,
+            generators=config.generators,
+            rooms=config.rooms,
+            say=say,
+            broadcast=True,
+            floor=floor,
+        )
+    )
 
 
 # uvicorn logs two INFO lines per handshake on uvicorn.error (its own "[accepted]" and websockets'
@@ -131,10 +153,12 @@ SERVER_LOGS = {"UVICORN_LOG_LEVEL": "warning"}
 
 
 @contextlib.contextmanager
-def servers(count: int, scratch: Path, settings: dict[str, str]) -> Iterator[tuple[RunningServer, ...]]:
+def servers(
+    count: int, scratch: Path, settings: dict[str, str], app: str = "asgi_ws.app:app"
+) -> Iterator[tuple[RunningServer, ...]]:
     with contextlib.ExitStack() as stack:
         yield tuple(
-            stack.enter_context(run_server("uvicorn", scratch / "logs", settings, extra_env=SERVER_LOGS))
+            stack.enter_context(run_server("uvicorn", scratch / "logs", settings, app=app, extra_env=SERVER_LOGS))
             for _ in range(count)
         )
 
@@ -193,8 +217,13 @@ async def _open(
     rooms: int,
     say: Any,
     broadcast: bool = False,
+    floor: bool = False,
 ) -> dict[str, float]:
-    """Open ``connections`` clients on ``workers``; with ``broadcast``, time one message into every room."""
+    """Open ``connections`` clients on ``workers``; with ``broadcast``, time one message into every room.
+
+    ``floor``: the workers serve a floor of :data:`FLOORS`, which has no rooms: the broadcast is asked
+    of each worker with ``GET /fanout``, and there is no broker to report on.
+    """
     for worker in workers:
         worker.wait_for_health(lambda document: document["broker"]["connected"], 30)
     before = [worker.rss() for worker in workers]
@@ -233,7 +262,10 @@ async def _open(
             f"{f'; /healthz refused by {refused:.0f} (no descriptor left)' if refused else ''}"
         )
         if broadcast:
-            figures.update(await _broadcast(workers, processes, rooms, say))
+            trigger = _fan_out_requests(workers) if floor else _room_publishers(workers, rooms)
+            async with trigger as send:
+                figures.update(await _broadcast(workers, processes, send, say, count_collections=not floor))
+        if broadcast and not floor:
             for index, worker in enumerate(workers):
                 broker = (_health(worker) or {}).get("broker", {})
                 counts = ", ".join(f"{name} {broker.get(name)}" for name in ("received", "dropped", "reconnects"))
@@ -257,17 +289,9 @@ def _health(worker: RunningServer) -> dict[str, Any] | None:
         return None
 
 
-async def _broadcast(
-    workers: list[RunningServer], processes: list[asyncio.subprocess.Process], rooms: int, say: Any
-) -> dict[str, Any]:
-    """One message into every room at once: the time until every client has one, and what happened meanwhile.
-
-    Meanwhile, from the first send to the last client's first arrival: the
-    workers' CPU seconds over the deliveries (P12's CPU per delivery), and the
-    p99 of ``/healthz``, asked of each worker in a loop, per worker (P12:
-    whether each stayed responsive).  Afterwards, each worker's broker counts,
-    so that a message lost between processes shows where.
-    """
+@contextlib.asynccontextmanager
+async def _room_publishers(workers: list[RunningServer], rooms: int) -> AsyncIterator[Callable[[], Awaitable[Any]]]:
+    """A publisher in every room, spread over the workers; yields what sends one message from each at once."""
     import websockets  # the publishers and the parent's own clients: a handful, no need to be cheap
 
     publishers = [
@@ -275,38 +299,83 @@ async def _broadcast(
         for room in range(rooms)
     ]
     try:
-        for process in processes:
-            assert process.stdin is not None
-            process.stdin.write(b"arm\n")
-        for process in processes:
-            await _until(process, "armed", 30, say)
-        requests: list[list[tuple[float, float]]] = [[] for _ in workers]  # per worker: (started, seconds)
-        cpu_samples: list[tuple[float, float]] = []  # (time, the workers' CPU seconds so far)
-        stop = asyncio.Event()
-        watchers = [asyncio.create_task(_poll_health(w, mine, stop)) for w, mine in zip(workers, requests, strict=True)]
-        watchers.append(asyncio.create_task(_sample_cpu(workers, cpu_samples, stop)))
-        await asyncio.sleep(1.0)  # /healthz before the broadcast too, for comparison
-        sent = time.monotonic()
-        cpu_before = _cpu_seconds(workers)
-        await asyncio.gather(*(publisher.send("broadcast") for publisher in publishers))
-        reached, last, lost = 0, sent, 0
-        for process in processes:
-            done = await _until(process, "received", BROADCAST_WAIT + 30, say)
-            reached += done["received"]
-            last = max(last, done["last"])
-            lost += done["lost"]
-        stop.set()
-        await asyncio.gather(*watchers)
+        yield lambda: asyncio.gather(*(publisher.send("broadcast") for publisher in publishers))
     finally:
         for publisher in publishers:
             await publisher.close()
+
+
+@contextlib.asynccontextmanager
+async def _fan_out_requests(workers: list[RunningServer]) -> AsyncIterator[Callable[[], Awaitable[Any]]]:
+    """A connection to every floor worker; yields what asks each for its ``/fanout`` at once."""
+    connections = [await asyncio.open_connection(HOST, worker.port) for worker in workers]
+
+    async def send() -> None:
+        for _, writer in connections:
+            writer.write(b"GET /fanout HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+
+    try:
+        yield send
+    finally:
+        for _, writer in connections:
+            writer.close()
+
+
+async def _broadcast(
+    workers: list[RunningServer],
+    processes: list[asyncio.subprocess.Process],
+    send: Callable[[], Awaitable[Any]],
+    say: Any,
+    *,
+    count_collections: bool,
+) -> dict[str, Any]:
+    """One message to every client, started by ``send``: the time until all have it, and what happened meanwhile.
+
+    Meanwhile, from the first send to the last client's first arrival: the
+    workers' CPU seconds over the deliveries (P12's CPU per delivery), and the
+    p99 of ``/healthz``, asked of each worker in a loop, per worker (P12:
+    whether each stayed responsive).  Afterwards, each worker's broker counts,
+    so that a message lost between processes shows where.  With
+    ``count_collections``, each worker's full garbage collections meanwhile,
+    from its ``/metrics``: each stops that worker's event loop for as long as
+    it walks every object of the process.
+    """
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write(b"arm\n")
+    for process in processes:
+        await _until(process, "armed", 30, say)
+    requests: list[list[tuple[float, float]]] = [[] for _ in workers]  # per worker: (started, seconds)
+    cpu_samples: list[tuple[float, float]] = []  # (time, the workers' CPU seconds so far)
+    stop = asyncio.Event()
+    watchers = [asyncio.create_task(_poll_health(w, mine, stop)) for w, mine in zip(workers, requests, strict=True)]
+    watchers.append(asyncio.create_task(_sample_cpu(workers, cpu_samples, stop)))
+    await asyncio.sleep(1.0)  # /healthz before the broadcast too, for comparison
+    collections_before = await asyncio.to_thread(_full_collections, workers) if count_collections else []
+    sent = time.monotonic()
+    cpu_before = _cpu_seconds(workers)
+    await send()
+    reached, last, lost = 0, sent, 0
+    for process in processes:
+        done = await _until(process, "received", BROADCAST_WAIT + 30, say)
+        reached += done["received"]
+        last = max(last, done["last"])
+        lost += done["lost"]
+    stop.set()
+    await asyncio.gather(*watchers)
+    collections = (
+        [after - before for before, after in zip(collections_before, _full_collections(workers), strict=True)]
+        if count_collections
+        else []
+    )
     cpu = next((cpu for at, cpu in cpu_samples if at >= last), _cpu_seconds(workers)) - cpu_before
     during = [[seconds for started, seconds in mine if sent <= started <= last] for mine in requests]
     p99s = [_p99(times) * 1000 for times in during]
     say(
-        f"c100k: one message into each of {rooms} rooms reached {reached:,} clients in {last - sent:.2f} s; "
+        f"c100k: the broadcast reached {reached:,} clients in {last - sent:.2f} s; "
         f"{cpu / max(reached, 1) * 1e6:.1f} µs of worker CPU per delivery; /healthz p99 per worker meanwhile "
         f"{', '.join(f'{p99:.0f}' for p99 in p99s)} ms"
+        + (f"; full garbage collections {', '.join(f'{count:.0f}' for count in collections)}" if collections else "")
     )
     return {
         "broadcast_reached": reached,
@@ -317,6 +386,8 @@ async def _broadcast(
         **{f"healthz_p99_ms_worker_{index}": p99 for index, p99 in enumerate(p99s)},
         "healthz_requests": sum(len(times) for times in during),
         "closed_by_server": lost,
+        **({"full_collections": sum(collections)} if collections else {}),
+        **{f"full_collections_worker_{index}": count for index, count in enumerate(collections)},
     }
 
 
@@ -325,6 +396,11 @@ async def _sample_cpu(workers: list[RunningServer], samples: list[tuple[float, f
     while not stop.is_set():
         samples.append((time.monotonic(), _cpu_seconds(workers)))
         await asyncio.sleep(CPU_SAMPLE)
+
+
+def _full_collections(workers: list[RunningServer]) -> list[float]:
+    """Each worker's full garbage collections so far (``python_gc_collections_total``, generation 2)."""
+    return [worker.metrics().value("python_gc_collections_total", generation="2") for worker in workers]
 
 
 def _cpu_seconds(workers: list[RunningServer]) -> float:

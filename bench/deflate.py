@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from asgi_ws.policy import message_size
 from asgi_ws.servers import SERVERS
 from conformance.launcher import RunningServer, run_server
 
@@ -202,15 +203,20 @@ async def _wire(server: RunningServer, deflate: bool) -> dict[str, dict[str, flo
                 await ws.send(text)
                 reply = await ws.recv()
                 counted += ws.bytes_received - before
-                sizes += len(reply.encode() if isinstance(reply, str) else reply)
+                sizes += _payload(reply)
             wire[kind], payload[kind] = counted / SAMPLES, sizes / SAMPLES
     async with connect(server.url(f"/stream?count={SAMPLES}"), deflate=deflate) as ws:
         before = ws.bytes_received
         await ws.send("go")
         pushes = [await ws.recv() for _ in range(SAMPLES)]
         wire["stream push"] = (ws.bytes_received - before) / SAMPLES
-        payload["stream push"] = sum(len(push.encode() if isinstance(push, str) else push) for push in pushes) / SAMPLES
+        payload["stream push"] = sum(_payload(push) for push in pushes) / SAMPLES
     return {"wire_bytes": wire, "payload_bytes": payload}
+
+
+def _payload(message: str | bytes) -> int:
+    """A message's payload bytes, counted as the app counts them (``/metrics``, the size limit)."""
+    return message_size(message, None) if isinstance(message, str) else message_size(None, message)
 
 
 def _line(name: str, deflate: bool, cost: Cost) -> str:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from conformance.published import replace_block
 from conformance.versions import LOCK
 
 from . import deflate
+from .c100k import FLOORS
 from .charts import chart, p10_chart
 from .choosing import choosing_page
 from .goals import BROKERS, NOISE, Goal, goals
@@ -165,28 +166,57 @@ class Report:
         return statistics.median(per_delivery) if per_delivery else None
 
     def p12_rows(self) -> list[str]:
-        """P12's three goals, from P8's broadcast (c100k.json) and P4's warm fan-out; none if P8 has no such figures."""
+        """P12's three goals, from P8's broadcast (c100k.json) and P4's warm fan-out; none if P8 has no such figures.
+
+        Each row also names the figure of each floor that ran beside it (``bench.c100k.FLOORS``) and
+        whether it meets the same goal: where every floor misses, no app can meet it on this machine.
+        """
         figures = self.c100k
         cpu, warm = figures.get("all: cpu_us_per_delivery"), self.warm_fan_out_cpu_us()
         if cpu is None or warm is None:
             return []
-        worst = figures["all: healthz_worst_worker_p99_ms"]
-        handshakes = figures["all: accepts_per_second"]
-        checks = [
+        floors = [name for name in FLOORS if f"{name}: cpu_us_per_delivery" in figures]
+        checks: list[tuple[str, str, str, Callable[[float], str], Callable[[float], bool]]] = [
             (
                 "server CPU per delivery, 100,000-client broadcast over P4's warm fan-out to 1000 (uvicorn), "
                 f"{cpu:.1f} µs over {warm:.1f} µs",
+                "cpu_us_per_delivery",
                 "≤ 3.0x",
-                f"{cpu / warm:.2f}x",
-                cpu / warm <= 3.0,
+                lambda value: f"{value / warm:.2f}x",
+                lambda value: value / warm <= 3.0,
             ),
-            ("/healthz p99 of the worst worker during the broadcast", "≤ 100 ms", f"{worst:.0f} ms", worst <= 100),
-            ("handshakes per second across the workers", "≥ 2,500/s", f"{handshakes:,.0f}/s", handshakes >= 2500),
+            (
+                "/healthz p99 of the worst worker during the broadcast"
+                + (
+                    f" ({figures['all: full_collections']:.0f} full garbage collections meanwhile, all workers)"
+                    if "all: full_collections" in figures
+                    else ""
+                ),
+                "healthz_worst_worker_p99_ms",
+                "≤ 100 ms",
+                lambda value: f"{value:.0f} ms",
+                lambda value: value <= 100,
+            ),
+            (
+                "handshakes per second across the workers",
+                "accepts_per_second",
+                "≥ 2,500/s",
+                lambda value: f"{value:,.0f}/s",
+                lambda value: value >= 2500,
+            ),
         ]
-        return [
-            f"| P12 | {measure} | {target} | {figure} | | | {'pass' if met else '**miss**'} |"
-            for measure, target, figure, met in checks
-        ]
+        rows = []
+        for measure, key, target, shown, met in checks:
+            value = figures[f"all: {key}"]
+            verdict = "pass" if met(value) else "**miss**"
+            if floors:
+                each = [(name.removeprefix("floor, "), figures[f"{name}: {key}"]) for name in floors]
+                measure += "; the floors: " + ", ".join(f"{name} {shown(figure)}" for name, figure in each)
+                verdict += "; the floors: " + ", ".join(
+                    f"{name} {'pass' if met(figure) else 'miss'}" for name, figure in each
+                )
+            rows.append(f"| P12 | {measure} | {target} | {shown(value)} | | | {verdict} |")
+        return rows
 
     def replays(self) -> list[tuple[Arm, list[Measured]]]:
         """The feed's resume arms and their runs, in the order they ran."""

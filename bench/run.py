@@ -68,6 +68,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import uvloop
@@ -642,7 +643,7 @@ def add_what_to_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--c100k-broadcast-only",
         action="store_true",
-        help="c100k: phase 2 alone (connect, then the broadcast), a rehearsal: its figures are printed, not kept",
+        help="c100k: all but phase 1 (connect, broadcast, the floors), a rehearsal: figures printed, not kept",
     )
     parser.add_argument(
         "--servers",
@@ -717,21 +718,20 @@ def parse_servers(parser: argparse.ArgumentParser, servers: str | None) -> set[s
 def run_c100k(args: argparse.Namespace, out: Path | None) -> None:
     """``--only c100k`` (P8): run it, print its figures, and keep them in ``out/c100k.json`` for the page."""
     config = c100k.C100k(args.c100k_connections, args.c100k_workers, args.c100k_generators)
-    config.one_process = not args.c100k_broadcast_only
+    config.phase_one = not args.c100k_broadcast_only
     with tempfile.TemporaryDirectory(prefix="asgi-ws-c100k-") as scratch:
         c100k.run(config, Path(scratch))
     document = {**config.figures, "notes": config.notes}
     print(json.dumps(document, indent=2))
-    if out is not None and config.one_process:  # a rehearsal of the broadcast alone never replaces P8's figures
+    if out is not None and config.phase_one:  # a rehearsal of the broadcast alone never replaces P8's figures
         out.mkdir(parents=True, exist_ok=True)
         (out / "c100k.json").write_text(json.dumps(document, indent=2) + "\n")
         print(f"wrote {out / 'c100k.json'}; `python -m bench --render` puts it into RESULTS.md")
 
 
-def run_p11(args: argparse.Namespace, out: Path | None) -> None:
-    """``--only p11``: what a browser costs under each server, kept in ``out/p11.json`` for the page."""
-    names = [name for name in SERVERS if args.servers is None or name in args.servers.split(",")]
-    chosen = [name for name in names if SERVERS[name].installed()]
+def run_p11(servers: set[str] | None, out: Path | None) -> None:
+    """``--only p11``: what a browser costs under each server (None: all), kept in ``out/p11.json`` for the page."""
+    chosen = [name for name in SERVERS if (servers is None or name in servers) and SERVERS[name].installed()]
     print(f"p11: {len(chosen)} servers, deflate offered and not, about {len(chosen) * 0.7:.0f} minutes", flush=True)
     raise_fd_limit(deflate.CONNECTIONS * 2 + 1024)
     cpus = split_cpus()
@@ -814,16 +814,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, rounds=args.rounds)
     out = args.out if args.out or args.quick else BENCH_DIR
     only = parse_only(parser, args.only, sizes)
-    for name, run_alone in (("c100k", run_c100k), ("p11", run_p11)):
+    servers = parse_servers(parser, args.servers)  # an unknown name is an error, before anything runs
+    for name, run_alone in (("c100k", partial(run_c100k, args, out)), ("p11", partial(run_p11, servers, out))):
         if only is not None and name in only:
-            run_alone(args, out)
+            run_alone()
             only.discard(name)
             if not only:
                 return 0
     raise_fd_limit(sizes.idle_connections * 2 + 4096)
     cpus = split_cpus()
     os.sched_setaffinity(0, cpus[1])
-    chosen = choose_groups(sizes, only, parse_servers(parser, args.servers))
+    chosen = choose_groups(sizes, only, servers)
     started = time.monotonic()
     results = run_chosen(chosen, sizes, cpus, latency=only is None or "latency" in only)
     command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from asgi_ws.servers import SERVERS
-from bench import deflate
+from bench import deflate, run
 from bench.run import BENCH_DIR
 
 
@@ -75,3 +75,10 @@ def test_the_launchers_defaults_are_the_ones_the_published_figures_call_for() ->
             assert server.deflate_default is deflate.choice(figures), name
         else:
             assert server.deflate_default is None, name
+
+
+def test_an_unknown_server_is_refused_before_p11_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        run.main(["--only", "p11", "--servers", "uvicorn,nginx", "--out", "/nonexistent"])
+    assert refused.value.code == 2
+    assert "--servers: choose among" in capsys.readouterr().err

@@ -247,3 +247,26 @@ def test_p12_holds_the_broadcast_against_p4s_warm_fan_out_and_the_two_absolute_g
     assert rows[2].endswith("| ≥ 2,500/s | 1,200/s | | | **miss** |")
     document.c100k = {"all: connected": 100_000.0}  # a P8 run from before P12 was measured
     assert document.p12_rows() == []
+
+
+def test_p12_names_each_floor_and_whether_it_meets_the_same_goal() -> None:
+    document = committed()
+    warm = document.warm_fan_out_cpu_us()
+    assert warm is not None
+    figures = {"cpu_us_per_delivery": warm * 3.5, "healthz_worst_worker_p99_ms": 150.0, "accepts_per_second": 1800.0}
+    one_task = {"cpu_us_per_delivery": warm * 2.0, "healthz_worst_worker_p99_ms": 120.0, "accepts_per_second": 2600.0}
+    each = {"cpu_us_per_delivery": warm * 3.2, "healthz_worst_worker_p99_ms": 90.0, "accepts_per_second": 2000.0}
+    document.c100k = {
+        **{f"all: {key}": value for key, value in figures.items()},
+        **{f"floor, one task: {key}": value for key, value in one_task.items()},
+        **{f"floor, a sender each: {key}": value for key, value in each.items()},
+        "all: full_collections": 2.0,
+    }
+    cpu, healthz, handshakes = document.p12_rows()
+    assert "during the broadcast (2 full garbage collections meanwhile, all workers); the floors:" in healthz
+    assert f"; the floors: one task {warm * 2.0 / warm:.2f}x, a sender each 3.20x | ≤ 3.0x | 3.50x |" in cpu
+    assert cpu.endswith("| **miss**; the floors: one task pass, a sender each miss |")
+    assert "; the floors: one task 120 ms, a sender each 90 ms | ≤ 100 ms | 150 ms |" in healthz
+    assert healthz.endswith("| **miss**; the floors: one task miss, a sender each pass |")
+    assert "; the floors: one task 2,600/s, a sender each 2,000/s | ≥ 2,500/s | 1,800/s |" in handshakes
+    assert handshakes.endswith("| **miss**; the floors: one task pass, a sender each miss |")
