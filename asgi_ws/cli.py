@@ -24,6 +24,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import NoReturn
 
 from . import __version__
@@ -95,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
         "browser's connection within 40 KiB; see docs/deflate.md)",
     )
     serve.add_argument(
+        "--certfile", metavar="FILE", help="serve TLS (https://, wss://) with this PEM certificate chain, and --keyfile"
+    )
+    serve.add_argument("--keyfile", metavar="FILE", help="the private key of --certfile, a PEM file")
+    serve.add_argument(
         "--print-command",
         action="store_true",
         help="print the equivalent shell command and exit: the ASGI_WS_* variables that are not at their "
@@ -112,8 +117,10 @@ def serve_command(args: argparse.Namespace) -> int:
         return _fail(f"{exc}\nrun 'asgi-ws serve --help' for the options")
     server = SERVERS[args.server]
     interval = None if args.server_keepalive else args.ping_interval
-    listen = Listen(args.host, args.port, args.workers, interval, args.ping_timeout, args.deflate)
     try:
+        certfile, keyfile = _tls_files(args.certfile, args.keyfile)
+        listen = Listen(args.host, args.port, args.workers, interval, args.ping_timeout, args.deflate)
+        listen = replace(listen, certfile=certfile, keyfile=keyfile)
         argv = server.command(APP, listen)
     except ValueError as exc:
         return _fail(str(exc))
@@ -133,7 +140,8 @@ def serve_command(args: argparse.Namespace) -> int:
         return _fail(f"--server {server.name} needs {', '.join(missing)}: pip install 'asgi-ws[{server.extra}]'")
     base = _authority(args.host, args.port)
     broker = redact(settings.broker)
-    _note(f"serving http://{base}/ (the demo page) and ws://{base}/ws with {server.name}, broker {broker}")
+    http, ws = ("https", "wss") if listen.tls else ("http", "ws")
+    _note(f"serving {http}://{base}/ (the demo page) and {ws}://{base}/ws with {server.name}, broker {broker}")
     if args.workers > 1 and settings.broker.startswith("memory://"):
         _note("with the memory broker each worker has its own rooms: chat reaches only its own worker's clients")
     if args.server_keepalive:
@@ -164,6 +172,21 @@ def equivalent_command(settings: Settings, argv: Sequence[str], environ: Mapping
         if value != defaults[name] or name in environ
     ]
     return " ".join([*assignments, shlex.join(argv)])
+
+
+def _tls_files(certfile: str | None, keyfile: str | None) -> tuple[str | None, str | None]:
+    """``--certfile`` and ``--keyfile`` as absolute paths, both or neither; ValueError says what is wrong.
+
+    Absolute, since the server may resolve a relative path from another directory.
+    """
+    if (certfile is None) != (keyfile is None):
+        raise ValueError("--certfile and --keyfile go together: TLS needs the certificate and its private key")
+    if certfile is None or keyfile is None:
+        return None, None
+    for flag, path in (("--certfile", certfile), ("--keyfile", keyfile)):
+        if not os.path.isfile(path):
+            raise ValueError(f"{flag} {path}: no such file")
+    return os.path.abspath(certfile), os.path.abspath(keyfile)
 
 
 def _authority(host: str, port: int) -> str:

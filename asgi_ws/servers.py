@@ -17,10 +17,16 @@ Theory of operation of :meth:`Server.command`:
    word is the app, ``module:attr``; the *launcher flags* (workers, then
    pings) go right before that word.
 3. The launcher flags are the ones that do not choose the server: how many
-   workers, and the keepalive pings.  :meth:`Server.launcher_flags` returns
-   them alone, so that the conformance report can say what the launcher set.
-   ``Listen.ping_interval = None`` passes no ping flags at all: the server's
-   own defaults.
+   workers, the keepalive pings, permessage-deflate and TLS.
+   :meth:`Server.launcher_flags` returns them alone, so that the conformance
+   report can say what the launcher set.  ``Listen.ping_interval = None``
+   passes no ping flags at all: the server's own defaults.
+
+TLS (``Listen.certfile`` and ``Listen.keyfile``) is one more template of
+flags, ``tls``, with ``{certfile}`` and ``{keyfile}``; daphne binds through a
+Twisted endpoint string instead (``{endpoint}``: ``tcp:...``, or ``ssl:...``
+with the two files), since its ``-b``/``-p`` and a TLS endpoint would be two
+listeners.  Over TLS the servers that speak HTTP/2 offer it by ALPN.
 
 Keepalive is set the same way everywhere it can be, so that dead peers are
 found on every server (the app's idle timeout only counts messages):
@@ -64,6 +70,17 @@ class Listen:
     # permessage-deflate (RFC 7692), where the server has a switch: on or off; None: the launcher's
     # choice for that server, Server.deflate_default (docs/deflate.md).
     deflate: bool | None = None
+    # TLS: the certificate chain and its private key, PEM files; None for both: plain TCP.
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("TLS needs both a certificate file and its key file")
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None
 
     def with_overrides(self, overrides: Mapping[str, float | bool | None]) -> Listen:
         """This one with ``ping_interval``, ``ping_timeout`` and ``deflate`` taken from ``overrides``, where given."""
@@ -110,6 +127,8 @@ class Server:
     deflate_off: str = ""
     deflate_default: bool | None = None
     no_redis: str | None = None  # why the redis:// broker cannot run under this server, where it cannot
+    tls: str = ""  # flags that serve TLS, with {certfile} and {keyfile}; "": by {endpoint}, or not at all
+    no_tls: str | None = None  # why it cannot serve TLS, where it cannot
     install: str = ""  # the asgi-ws[...] extra that installs it, where that is not the package run
 
     def __post_init__(self) -> None:
@@ -125,6 +144,8 @@ class Server:
             self.command("module:app", Listen())
         except ValueError as exc:
             raise ValueError(f"server {self.name!r}: {exc}") from None
+        if not self.serves_tls and self.no_tls is None:
+            raise ValueError(f"server {self.name!r}: no tls flags and no {{endpoint}}, so say why in no_tls")
 
     # What it needs
 
@@ -158,8 +179,13 @@ class Server:
         return [sys.executable, "-m", *words[:at], *self.launcher_flags(listen), app, *words[at + 1 :]]
 
     def launcher_flags(self, listen: Listen) -> list[str]:
-        """The flags that do not choose the server: the worker count, the keepalive pings, then deflate."""
-        return [*self.worker_flags(listen), *self.ping_flags(listen), *self.deflate_flags(listen)]
+        """The flags that do not choose the server: the worker count, the keepalive pings, deflate, then TLS."""
+        return [
+            *self.worker_flags(listen),
+            *self.ping_flags(listen),
+            *self.deflate_flags(listen),
+            *self.tls_flags(listen),
+        ]
 
     def worker_flags(self, listen: Listen) -> list[str]:
         """The ``workers`` template filled; raises ValueError for more than one worker where there is none."""
@@ -185,19 +211,51 @@ class Server:
             return []
         return shlex.split(self.deflate_on if wanted else self.deflate_off)
 
+    @property
+    def serves_tls(self) -> bool:
+        """Whether the launcher can serve TLS under it: by its ``tls`` flags, or in its ``{endpoint}``."""
+        return bool(self.tls) or "{endpoint}" in self.command_template
+
+    def tls_flags(self, listen: Listen) -> list[str]:
+        """The ``tls`` template filled for ``listen``'s files; none for plain TCP.  ValueError where it has no TLS."""
+        if not listen.tls:
+            return []
+        if not self.serves_tls:
+            raise ValueError(f"{self.name} cannot serve TLS: {self.no_tls}")
+        return [_fill(word, self._values(listen)) for word in shlex.split(self.tls)]
+
     def _values(self, listen: Listen) -> dict[str, str]:
         host = f"[{listen.host}]" if ":" in listen.host else listen.host
         values = {
             "host": listen.host,
             "port": str(listen.port),
             "bind": f"{host}:{listen.port}",
+            "endpoint": _twisted_endpoint(listen),
             "workers": str(listen.workers if self.zero_workers else max(1, listen.workers)),
             "ping_timeout": f"{listen.ping_timeout:g}",
         }
+        if listen.certfile is not None and listen.keyfile is not None:
+            values["certfile"], values["keyfile"] = listen.certfile, listen.keyfile
         if listen.ping_interval is not None:
             values["ping_interval"] = f"{listen.ping_interval:g}"
             values["ping_seconds"] = str(max(1, round(listen.ping_interval)))
         return values
+
+
+def _twisted_endpoint(listen: Listen) -> str:
+    """``listen`` as a Twisted server endpoint string (daphne's ``-e``): TCP, or TLS with its two files.
+
+    In such a string ``:`` separates the fields and ``=`` a field's name from its value, so both are
+    escaped with a backslash inside a value: an IPv6 address, or a path that holds one.
+    """
+
+    def escaped(value: str) -> str:
+        return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+    fields = f"port={listen.port}:interface={escaped(listen.host)}"
+    if listen.certfile is None or listen.keyfile is None:
+        return f"tcp:{fields}"
+    return f"ssl:{fields}:privateKey={escaped(listen.keyfile)}:certKey={escaped(listen.certfile)}"
 
 
 def _fill(word: str, values: dict[str, str]) -> str:
@@ -239,6 +297,10 @@ HYPERCORN_PING = "--websocket-ping-interval {ping_seconds}"
 # holds more than the 40 KiB that lets 100,000 browsers fit in 4 GiB (bench/RESULTS.md, P11;
 # docs/deflate.md).  hypercorn 0.18 has no switch (pgjones/hypercorn#307); daphne, granian and
 # gunicorn never accept it.
+# TLS flags: every server but daphne takes the two files as flags (daphne: an ssl: endpoint, above).
+UVICORN_TLS = "--ssl-certfile {certfile} --ssl-keyfile {keyfile}"
+HYPERCORN_TLS = "--certfile {certfile} --keyfile {keyfile}"  # hypercorn, anycorn and gunicorn alike
+
 UVICORN_DEFLATE_ON = "--ws-per-message-deflate true"
 UVICORN_DEFLATE_OFF = "--ws-per-message-deflate false"
 
@@ -254,6 +316,7 @@ SERVERS: dict[str, Server] = {
             deflate_on=UVICORN_DEFLATE_ON,
             deflate_off=UVICORN_DEFLATE_OFF,
             deflate_default=False,
+            tls=UVICORN_TLS,
         ),
         Server(
             "uvicorn-websockets",
@@ -264,6 +327,7 @@ SERVERS: dict[str, Server] = {
             deflate_on=UVICORN_DEFLATE_ON,
             deflate_off=UVICORN_DEFLATE_OFF,
             deflate_default=False,
+            tls=UVICORN_TLS,
         ),
         Server(
             "uvicorn-wsproto",
@@ -274,6 +338,7 @@ SERVERS: dict[str, Server] = {
             deflate_on=UVICORN_DEFLATE_ON,
             deflate_off=UVICORN_DEFLATE_OFF,
             deflate_default=False,
+            tls=UVICORN_TLS,
         ),
         # uvicorn's zttp HTTP parser (uvicorn/protocols/http/zttp_impl.py) with its own upgrade path:
         # ZttpProtocol.handle_websocket_upgrade hands the connection to the --ws implementation, so the
@@ -288,6 +353,7 @@ SERVERS: dict[str, Server] = {
             deflate_on=UVICORN_DEFLATE_ON,
             deflate_off=UVICORN_DEFLATE_OFF,
             deflate_default=False,
+            tls=UVICORN_TLS,
             install="zttp",
         ),
         Server(
@@ -297,6 +363,7 @@ SERVERS: dict[str, Server] = {
             workers="--workers {workers}",
             ping=HYPERCORN_PING,
             zero_workers=True,
+            tls=HYPERCORN_TLS,
         ),
         Server(
             "hypercorn-uvloop",
@@ -305,6 +372,7 @@ SERVERS: dict[str, Server] = {
             workers="--workers {workers}",
             ping=HYPERCORN_PING,
             zero_workers=True,
+            tls=HYPERCORN_TLS,
         ),
         Server(
             "hypercorn-trio",
@@ -314,10 +382,11 @@ SERVERS: dict[str, Server] = {
             zero_workers=True,
             no_ping=TRIO_PING_RACE,
             no_redis=TRIO_NO_REDIS,
+            tls=HYPERCORN_TLS,
         ),
         Server(
             "daphne",
-            "daphne -b {host} -p {port} {app}",
+            "daphne -e {endpoint} {app}",
             ("daphne",),
             ping="--ping-interval {ping_interval} --ping-timeout {ping_timeout}",
             denial_response=False,
@@ -329,6 +398,7 @@ SERVERS: dict[str, Server] = {
             ("granian",),
             workers="--workers {workers}",
             no_ping="granian 2.x has no WebSocket ping option",
+            tls="--ssl-certificate {certfile} --ssl-keyfile {keyfile}",
         ),
         # gunicorn 27's own ASGI worker (gunicorn/workers/gasgi.py, ASGIWorker), a
         # master with worker children.  --no-control-socket: gunicorn 27 otherwise
@@ -342,6 +412,7 @@ SERVERS: dict[str, Server] = {
             workers="--workers {workers}",
             denial_response=False,
             no_ping="gunicorn 27's asgi worker has no WebSocket ping option (it only answers pings)",
+            tls=HYPERCORN_TLS,
         ),
         # anycorn 0.20, hypercorn's fork on anyio: hypercorn's command line, a click CLI.
         Server(
@@ -354,6 +425,7 @@ SERVERS: dict[str, Server] = {
             deflate_off="--websocket-permessage-deflate false",
             deflate_default=False,
             zero_workers=True,
+            tls=HYPERCORN_TLS,
         ),
         # pyvoy 1.3, an ASGI server on Envoy: the Python process starts one envoy child (in its
         # process group) that embeds Python and runs the app.  WebSockets are off unless --websockets.
@@ -370,6 +442,7 @@ SERVERS: dict[str, Server] = {
             deflate_off="--no-websockets-compression",
             deflate_default=False,
             no_redis=PYVOY_TWO_LIFESPANS,
+            tls="--tls-cert {certfile} --tls-key {keyfile}",  # on --port itself, since there is no --tls-port
         ),
     ]
 }

@@ -324,7 +324,13 @@ def _ad_hoc_server(raw: str, registry: Mapping[str, Server] = SERVERS) -> Server
     if name.strip() in registry:
         raise ValueError(f"--server-command {raw!r}: {name.strip()} is already a server")
     package = shlex.split(template)[0]  # run with python -m, so it must be importable
-    return Server(name.strip(), template, (package,), no_ping="an ad-hoc server: any ping flags are in its command")
+    return Server(
+        name.strip(),
+        template,
+        (package,),
+        no_ping="an ad-hoc server: any ping flags are in its command",
+        no_tls="an ad-hoc server: any TLS flags are in its command",
+    )
 
 
 def _select(args: argparse.Namespace) -> list[Check]:

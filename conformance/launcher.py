@@ -37,11 +37,12 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ __all__ = [
     "RunningServer",
     "ServerStartError",
     "StartServer",
+    "Tls",
     "free_port",
     "launch_listen",
     "process_group_rss",
@@ -95,6 +97,25 @@ class HTTPResult:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """TLS for a server: its certificate chain and private key, and the authority that signed it (PEM files).
+
+    The tests make all three with trustme (``tests/integration/conftest.py``, ``tls``).
+    """
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path  # the authority a client trusts to verify the server's certificate for HOST
+
+    def client(self, alpn: Sequence[str] = ()) -> ssl.SSLContext:
+        """A fresh client context that trusts ``cafile``, offering ``alpn`` (none: nothing, so HTTP/1.1)."""
+        context = ssl.create_default_context(cafile=str(self.cafile))
+        if alpn:
+            context.set_alpn_protocols(list(alpn))
+        return context
+
+
 @dataclass(slots=True)
 class RunningServer:
     """A server process that answers HTTP, and how to reach it."""
@@ -103,19 +124,24 @@ class RunningServer:
     port: int  # on HOST
     log_path: Path  # the process's stdout and stderr
     process: subprocess.Popen[bytes] | None = None  # set once spawned
+    tls: Tls | None = None  # served over TLS: https:// and wss://
 
     def url(self, path: str) -> str:
-        """The ``ws://`` URL of ``path``, which may carry a query string."""
-        return f"ws://{HOST}:{self.port}{path}"
+        """The ``ws://`` URL of ``path`` (``wss://`` over TLS), which may carry a query string."""
+        return f"{'wss' if self.tls else 'ws'}://{HOST}:{self.port}{path}"
 
     @property
     def origin(self) -> str:
         """The ``Origin`` a page served by this server sends: the same host, so always allowed."""
-        return f"http://{HOST}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{HOST}:{self.port}"
 
     def get(self, path: str) -> HTTPResult:
         """``GET path`` over a new connection, closed before returning."""
-        connection = http.client.HTTPConnection(HOST, self.port, timeout=HTTP_TIMEOUT)
+        connection = (
+            http.client.HTTPSConnection(HOST, self.port, timeout=HTTP_TIMEOUT, context=self.tls.client())
+            if self.tls
+            else http.client.HTTPConnection(HOST, self.port, timeout=HTTP_TIMEOUT)
+        )
         try:
             connection.request("GET", path)
             response = connection.getresponse()
@@ -214,6 +240,7 @@ def run_server(
     listen: Mapping[str, float | bool | None] | None = None,
     cpus: Collection[int] | None = None,
     port: int | None = None,
+    tls: Tls | None = None,
 ) -> Iterator[RunningServer]:
     """Run ``server`` serving ``app`` with ``ASGI_WS_*`` ``settings`` for the ``with`` block.
 
@@ -229,8 +256,10 @@ def run_server(
     ``port``: listen on this port (say, the one of a server that was just
     stopped, so that its clients can come back) instead of a free one; taken,
     it fails at once with :class:`ServerStartError`.
+    ``tls``: serve TLS with these files (ValueError under a server that cannot); the
+    server's ``url``, ``origin`` and ``get`` then speak ``wss://`` and ``https://``.
     """
-    options = Launch(app, ready_path, via_cli, extra_env or {}, listen or {}, frozenset(cpus or ()))
+    options = Launch(app, ready_path, via_cli, extra_env or {}, listen or {}, frozenset(cpus or ()), tls)
     kind = SERVERS[server] if isinstance(server, str) else server
     running = _start(kind, log_dir, settings or {}, options, port)
     try:
@@ -283,6 +312,7 @@ class Launch:
     extra_env: Mapping[str, str]  # added to the child's environment
     listen: Mapping[str, float | bool | None]  # Listen overrides
     cpus: frozenset[int]  # CPU affinity of the child; empty: wherever the OS puts it
+    tls: Tls | None = None  # serve TLS with these files
 
 
 def _start(
@@ -308,7 +338,7 @@ def _start(
     for chosen in ports:
         # On a port given again, a new log beside the earlier process's, not over it.
         again = "" if port is None else f"-{time.time_ns()}"
-        server = RunningServer(name, chosen, log_dir / f"{name}-{chosen}{again}.log")
+        server = RunningServer(name, chosen, log_dir / f"{name}-{chosen}{again}.log", tls=options.tls)
         server.process = _spawn(kind, server, env, options)
         try:
             wait_until_ready(server, options.ready_path, kind.ready_log)
@@ -340,10 +370,15 @@ def launch_listen(port: int, overrides: Mapping[str, float | bool | None] | None
 
 def _spawn(kind: Server, server: RunningServer, env: Mapping[str, str], options: Launch) -> subprocess.Popen[bytes]:
     listen = launch_listen(server.port, options.listen)
+    files: list[str] = []  # asgi-ws serve's TLS flags
+    if options.tls is not None:
+        certfile, keyfile = str(options.tls.certfile), str(options.tls.keyfile)
+        listen = replace(listen, certfile=certfile, keyfile=keyfile)
+        files = ["--certfile", certfile, "--keyfile", keyfile]
     argv = kind.command(options.app, listen)
     if options.via_cli is not None:
         # asgi-ws serve execs the server in the same process: the PID stays the server's.
-        flags = ["--host", HOST, "--port", str(server.port), "--workers", "0"]
+        flags = ["--host", HOST, "--port", str(server.port), "--workers", "0", *files]
         argv = [sys.executable, "-m", "asgi_ws", "serve", "--server", server.name, *flags, *options.via_cli]
     return spawn(argv, server.log_path, env, options.cpus)
 

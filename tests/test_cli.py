@@ -11,6 +11,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -265,3 +266,35 @@ def test_server_keepalive_is_named(capsys: pytest.CaptureFixture[str], no_exec: 
     err = capsys.readouterr().err
     assert "keepalive pings: gunicorn's own default" in err
     assert "keepalive pings are off" not in err
+
+
+# TLS
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--certfile", "cert.pem"], "--certfile and --keyfile go together"),
+        (["--keyfile", "key.pem"], "--certfile and --keyfile go together"),
+        (["--certfile", "/no/such/cert.pem", "--keyfile", "/no/such/key.pem"], "--certfile /no/such/cert.pem: no such"),
+    ],
+)
+def test_tls_needs_two_files_that_exist(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    assert main(["serve", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_tls_files_reach_the_server_as_absolute_paths_and_the_urls_say_https(
+    capsys: pytest.CaptureFixture[str], no_exec: Execs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cert.pem").write_text("certificate")
+    (tmp_path / "key.pem").write_text("key")
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--server", "hypercorn", "--certfile", "cert.pem", "--keyfile", "key.pem"]) == 0
+    ((_, argv, _),) = no_exec
+    assert argv[argv.index("--certfile") + 1] == str(tmp_path / "cert.pem")
+    assert argv[argv.index("--keyfile") + 1] == str(tmp_path / "key.pem")
+    assert (
+        "asgi-ws: serving https://127.0.0.1:8000/ (the demo page) and wss://127.0.0.1:8000/ws"
+        in capsys.readouterr().err
+    )

@@ -29,7 +29,7 @@ COMMANDS = {
     "hypercorn-uvloop": "hypercorn --worker-class uvloop --bind 127.0.0.1:9001 --workers 2 "
     "--websocket-ping-interval 5 app:app",
     "hypercorn-trio": "hypercorn --worker-class trio --bind 127.0.0.1:9001 --workers 2 app:app",
-    "daphne": "daphne -b 127.0.0.1 -p 9001 --ping-interval 5 --ping-timeout 7.5 app:app",
+    "daphne": "daphne -e tcp:port=9001:interface=127.0.0.1 --ping-interval 5 --ping-timeout 7.5 app:app",
     "granian": "granian --interface asgi --host 127.0.0.1 --port 9001 --workers 2 app:app",
     "gunicorn": "gunicorn --worker-class asgi --no-control-socket --bind 127.0.0.1:9001 --workers 2 app:app",
     "anycorn": "anycorn --worker-class asyncio --bind 127.0.0.1:9001 --workers 2 --websocket-ping-interval 5 "
@@ -110,9 +110,9 @@ def test_deflate_follows_listen_where_there_is_a_switch_and_is_the_servers_own_e
 
 def test_a_deflate_switch_needs_both_flags_and_a_default_needs_a_switch() -> None:
     with pytest.raises(ValueError, match="needs both deflate_on and deflate_off"):
-        Server("half", "srv {app}", ("srv",), no_ping="none", deflate_on="--deflate")
+        Server("half", "srv {app}", ("srv",), no_ping="none", no_tls="none", deflate_on="--deflate")
     with pytest.raises(ValueError, match="a deflate_default needs a switch"):
-        Server("none", "srv {app}", ("srv",), no_ping="none", deflate_default=False)
+        Server("none", "srv {app}", ("srv",), no_ping="none", no_tls="none", deflate_default=False)
 
 
 @pytest.mark.parametrize("name", [name for name, server in SERVERS.items() if not server.multi_worker])
@@ -152,12 +152,12 @@ def test_an_ipv6_bind_is_bracketed() -> None:
 
 
 def test_a_value_never_splits_a_word() -> None:
-    server = Server("spaced", "srv --name {host} {app}", ("srv",), no_ping="none")
+    server = Server("spaced", "srv --name {host} {app}", ("srv",), no_ping="none", no_tls="none")
     assert server.command("my app:app", Listen(host="a b"))[2:] == ["srv", "--name", "a b", "my app:app"]
 
 
 def test_words_after_the_app_stay_after_it() -> None:
-    server = Server("x", "srv {app} --port {port}", ("srv",), workers="-w {workers}", no_ping="none")
+    server = Server("x", "srv {app} --port {port}", ("srv",), workers="-w {workers}", no_ping="none", no_tls="none")
     assert server.command("a:b", Listen(port=1))[2:] == ["srv", "-w", "1", "a:b", "--port", "1"]
 
 
@@ -167,10 +167,17 @@ def test_words_after_the_app_stay_after_it() -> None:
         ({"command_template": "srv --port {port}"}, "needs the word {app} exactly once"),
         ({"command_template": "srv {app} {app}"}, "needs the word {app} exactly once"),
         ({"command_template": "srv {app}", "no_ping": None}, "say why in no_ping"),
+        ({"command_template": "srv {app}", "no_tls": None}, "say why in no_tls"),
     ],
 )
 def test_an_entry_is_checked_when_made(options: dict[str, str | None], message: str) -> None:
-    fields: dict[str, object] = {"name": "x", "command_template": "srv {app}", "packages": ("srv",), "no_ping": "n"}
+    fields: dict[str, object] = {
+        "name": "x",
+        "command_template": "srv {app}",
+        "packages": ("srv",),
+        "no_ping": "n",
+        "no_tls": "n",
+    }
     fields.update(options)
     with pytest.raises(ValueError, match=message):
         Server(**fields)  # type: ignore[arg-type]
@@ -179,7 +186,7 @@ def test_an_entry_is_checked_when_made(options: dict[str, str | None], message: 
 @pytest.mark.parametrize(("template", "word"), [("srv --port {prot} {app}", "{prot}"), ("srv {app}", "{wokers}")])
 def test_an_unknown_placeholder_is_named_when_the_entry_is_made(template: str, word: str) -> None:
     with pytest.raises(ValueError, match=f"server 'x': unknown placeholder .* in '\\{word}'"):
-        Server("x", template, ("srv",), workers=f"-w {word}", no_ping="none")
+        Server("x", template, ("srv",), workers=f"-w {word}", no_ping="none", no_tls="none")
 
 
 def test_installed_servers_lists_only_importable_ones(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,3 +241,50 @@ def _self_extras(requirement: str) -> list[str]:
     if not requirement.startswith("asgi-ws["):
         return []
     return requirement.removeprefix("asgi-ws[").split("]")[0].split(",")
+
+
+# TLS
+
+
+TLS = {"certfile": "/certs/cert.pem", "keyfile": "/certs/key.pem"}
+TLS_FLAGS = {
+    "uvicorn": ["--ssl-certfile", TLS["certfile"], "--ssl-keyfile", TLS["keyfile"]],
+    "hypercorn": ["--certfile", TLS["certfile"], "--keyfile", TLS["keyfile"]],
+    "granian": ["--ssl-certificate", TLS["certfile"], "--ssl-keyfile", TLS["keyfile"]],
+    "gunicorn": ["--certfile", TLS["certfile"], "--keyfile", TLS["keyfile"]],
+    "anycorn": ["--certfile", TLS["certfile"], "--keyfile", TLS["keyfile"]],
+    "pyvoy": ["--tls-cert", TLS["certfile"], "--tls-key", TLS["keyfile"]],
+}
+
+
+@pytest.mark.parametrize("name", list(TLS_FLAGS))
+def test_tls_flags_come_last_before_the_app(name: str) -> None:
+    server = SERVERS[name]
+    argv = server.command("app:app", listen_for(server, **TLS))
+    assert argv[-1 - len(TLS_FLAGS[name]) : -1] == TLS_FLAGS[name]
+    assert server.tls_flags(listen_for(server)) == []  # plain TCP: none
+
+
+def test_daphne_serves_tls_through_an_ssl_endpoint_instead_of_tcp() -> None:
+    argv = SERVERS["daphne"].command("app:app", Listen(port=9001, **TLS))
+    assert (
+        argv[argv.index("-e") + 1]
+        == "ssl:port=9001:interface=127.0.0.1:privateKey=/certs/key.pem:certKey=/certs/cert.pem"
+    )
+    assert argv.count("-e") == 1  # one listener: no plain one beside it
+
+
+def test_a_twisted_endpoint_escapes_colons_and_equals_in_its_values() -> None:
+    argv = SERVERS["daphne"].command("app:app", Listen(host="::1", certfile="/a:b/c=d.pem", keyfile="/k.pem"))
+    assert argv[argv.index("-e") + 1] == r"ssl:port=8000:interface=\:\:1:privateKey=/k.pem:certKey=/a\:b/c\=d.pem"
+
+
+def test_tls_needs_both_files() -> None:
+    with pytest.raises(ValueError, match="both a certificate file and its key file"):
+        Listen(certfile="/certs/cert.pem")
+
+
+def test_a_server_without_tls_says_why_when_asked_for_it() -> None:
+    server = Server("plain", "srv {app}", ("srv",), no_ping="n", no_tls="it has no TLS option")
+    with pytest.raises(ValueError, match="plain cannot serve TLS: it has no TLS option"):
+        server.command("app:app", Listen(**TLS))

@@ -8,6 +8,8 @@ the option is not given; all of :data:`DEFAULT_SERVERS` when neither is).
   whole session.  Most tests use it.
 - ``start_server``: starts the app with special ``ASGI_WS_*`` settings (a tiny
   connection cap, say) for one test, and stops it after that test.
+- ``tls``: a certificate for 127.0.0.1 from a throwaway CA (trustme), its key,
+  and a client context that trusts that CA, for ``run_server(..., tls=tls)``.
 - ``browser``: Debian's Chromium (``apt-get install chromium``), driven by
   Playwright through ``executable_path``, so that no browser is downloaded.
   Without Chromium the tests that ask for it fail and say how to install it,
@@ -30,9 +32,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import trustme
+from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from conformance.launcher import RunningServer, StartServer, run_server
+from conformance.launcher import HOST, RunningServer, StartServer, Tls, run_server
 
 PATIENCE_MS = 60_000  # for any one expectation; a loaded machine is slow, a broken page never gets there
 MISSING = (
@@ -58,6 +62,25 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    """A server certificate for HOST, its private key and the authority that signed it.
+
+    The key is written as PKCS#8, the one form every server reads: granian takes no other.
+    """
+    authority = trustme.CA()
+    issued = authority.issue_cert(HOST)
+    folder = tmp_path_factory.mktemp("tls")
+    certfile, keyfile, cafile = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
+    certfile.write_bytes(b"".join(pem.bytes() for pem in issued.cert_chain_pems))
+    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
+    keyfile.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    authority.cert_pem.write_to_path(str(cafile))
+    return Tls(certfile, keyfile, cafile)
 
 
 @pytest.fixture
