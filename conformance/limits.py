@@ -14,8 +14,12 @@ from .checks import CHECKS, Check
 __all__ = ["NOT_TESTED", "racy_checks"]
 
 NOT_TESTED: tuple[str, ...] = (
-    "TLS (`wss://`): every server is run on plain TCP on 127.0.0.1.",
-    "HTTP/2 and HTTP/3 WebSockets (RFC 8441, RFC 9220): hypercorn and granian support them; only HTTP/1.1 is driven.",
+    "TLS (`wss://`): the matrix runs every server on plain TCP on 127.0.0.1; `tests/integration/test_tls.py` "
+    "serves `/healthz` and an echo over TLS under every server.",
+    "WebSockets over HTTP/2 (RFC 8441): the matrix drives HTTP/1.1 only. hypercorn (all three workers) and "
+    "anycorn serve them; granian, pyvoy and daphne speak HTTP/2 without advertising them; "
+    "`uvicorn --http zttp --http2`, not a configuration here, advertises them and answers their CONNECT 404 "
+    "(`docs/http2.md`, `tests/integration/test_h2.py`). HTTP/3 (RFC 9220) is not driven.",
     "IPv6 and Unix-socket listeners.",
     "Servers behind a proxy: `X-Forwarded-*` and proxy-headers handling in the scope.",
     "Multi-worker servers in the matrix: every check runs one worker process (the integration tests cover "

@@ -36,7 +36,10 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import Browser, expect, sync_playwright
 
+from asgi_ws.servers import SERVERS, Server
 from conformance.launcher import HOST, RunningServer, StartServer, Tls, run_server
+
+from ..conftest import requested_servers
 
 PATIENCE_MS = 60_000  # for any one expectation; a loaded machine is slow, a broken page never gets there
 MISSING = (
@@ -62,6 +65,19 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+def skip_unless_installed(server: str | Server, config: pytest.Config) -> None:
+    """For tests that run under every server of the table, not only those ``--servers`` names.
+
+    A server that is not installed here fails the test if ``--servers`` asked for it, as everywhere,
+    and is skipped, saying so, if not: a tox environment installs one server family. CI installs all.
+    """
+    entry = SERVERS[server] if isinstance(server, str) else server
+    if not entry.installed() and entry.name not in requested_servers(config):
+        pytest.skip(
+            f"{entry.name} is not installed here ({', '.join(entry.missing())}), and --servers did not ask for it"
+        )
 
 
 @pytest.fixture(scope="session")

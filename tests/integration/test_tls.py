@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 from asgi_ws.servers import SERVERS
 from conformance.launcher import HOST, RunningServer, Tls, run_server
 
-from ..conftest import requested_servers
+from .conftest import skip_unless_installed
 
 pytestmark = [pytest.mark.server, pytest.mark.anyio]
 
@@ -52,8 +52,7 @@ def test_every_server_of_the_table_serves_tls() -> None:
 async def test_healthz_over_https_and_an_echo_over_wss(
     name: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if not SERVERS[name].installed() and name not in requested_servers(request.config):
-        pytest.skip(f"{name} is not installed here, and --servers did not ask for it")
+    skip_unless_installed(name, request.config)
     with run_server(name, tmp_path, tls=tls) as server:
         assert server.url("/ws").startswith("wss://")
         response = server.get("/healthz")

@@ -1,0 +1,393 @@
+"""A WebSocket client over HTTP/2 (RFC 8441): h2 runs the connection and its streams, wsproto the frames.
+
+A browser that loaded a page over HTTP/2 opens the page's WebSockets on the same
+connection when the server's SETTINGS carry ``SETTINGS_ENABLE_CONNECT_PROTOCOL = 1``:
+an extended CONNECT on a new stream (``:method CONNECT``, ``:protocol websocket``),
+a ``:status 200`` answer instead of HTTP/1.1's 101, and then the WebSocket's frames,
+unchanged, as the stream's DATA.  The harness does the same with two well-kept
+libraries and nothing of its own on the wire:
+
+- :mod:`h2` is the HTTP/2 connection: the preface and SETTINGS, the streams, flow
+  control.  The client speaks it over TCP with prior knowledge (h2c) or over TLS
+  after ALPN picked ``h2``;
+- :class:`wsproto.connection.Connection` is the WebSocket after its handshake: it
+  turns messages into frames and frames into events, as it does for hypercorn's
+  own HTTP/2 WebSockets, and is told nothing about HTTP/2.
+
+One :class:`H2Client` is one HTTP/2 connection.  A task reads the socket and
+hands each stream's events to that stream, so several WebSockets and plain
+requests can share the connection, as a browser's do.  Everything waits with a
+time limit.
+
+Theory of operation of :meth:`H2Client.websocket`:
+
+1. Send the CONNECT's HEADERS on a new stream.  h2 itself refuses ``:protocol``
+   unless the server advertised extended CONNECT; ``validate=False`` at
+   :meth:`H2Client.open` lets a probe send it anyway.
+2. Wait for the response's HEADERS.  Anything but 200 is a refusal: its status,
+   headers and body are returned, and no WebSocket.
+3. After 200, each DATA frame of the stream goes to wsproto, and the window is
+   given back at once, so that the server may send as much as it has unless the
+   test stops reading on purpose (:meth:`H2WebSocket.pause_reading`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+
+__all__ = ["H2Client", "H2Response", "H2WebSocket", "HandshakeRefused"]
+
+TIMEOUT = 10.0  # seconds for any one wait: a connect, a response, a message
+READ_SIZE = 65536
+Headers = list[tuple[str, str]]
+
+
+class HandshakeRefused(Exception):
+    """The server answered the CONNECT with something other than 200."""
+
+    def __init__(self, response: H2Response) -> None:
+        super().__init__(f"the extended CONNECT was answered {response.status}")
+        self.response = response
+
+
+@dataclass
+class H2Response:
+    """A stream's answer: its status, headers and body, and how the stream ended."""
+
+    status: int
+    headers: Headers
+    body: bytes = b""
+    reset: int | None = None  # the RST_STREAM error code, if the server reset the stream
+
+
+@dataclass
+class _Stream:
+    """What the reader task has for one stream so far."""
+
+    headers: asyncio.Future[Headers]
+    data: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)  # None: the stream ended
+    reset: int | None = None
+
+
+class H2Client:
+    """One HTTP/2 connection to a server, for WebSockets (RFC 8441) and plain requests."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        connection: h2.connection.H2Connection,
+        authority: str,
+        scheme: str,
+    ) -> None:
+        self._reader, self._writer, self._h2 = reader, writer, connection
+        self.authority, self.scheme = authority, scheme
+        self._streams: dict[int, _Stream] = {}
+        self._paused: dict[int, list[int]] = {}  # per paused stream: the window not yet given back
+        self._settings: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # the first SETTINGS
+        self.goaway: int | None = None  # the GOAWAY error code, once the server sent one
+        self._task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, host: str, port: int, *, tls: ssl.SSLContext | None = None, validate: bool = True) -> H2Client:
+        """Connect and exchange SETTINGS: over TLS with ALPN ``h2`` if ``tls`` is given, else h2c with prior knowledge.
+
+        ``validate=False``: h2 sends whatever headers it is given, for probes that send what a
+        client must not.  Raises ConnectionError if TLS did not settle on ``h2``.
+        """
+        if tls is not None:
+            tls.set_alpn_protocols(["h2"])
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=tls, server_hostname=host if tls else None), TIMEOUT
+        )
+        if tls is not None:
+            chosen = writer.get_extra_info("ssl_object").selected_alpn_protocol()
+            if chosen != "h2":
+                writer.close()
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    await writer.wait_closed()
+                raise ConnectionError(f"ALPN chose {chosen!r}, not h2: the server does not speak HTTP/2 over TLS")
+        config = h2.config.H2Configuration(
+            client_side=True, validate_outbound_headers=validate, normalize_outbound_headers=validate
+        )
+        connection = h2.connection.H2Connection(config=config)
+        connection.initiate_connection()
+        writer.write(connection.data_to_send())
+        client = cls(reader, writer, connection, f"{host}:{port}", "https" if tls else "http")
+        try:
+            await asyncio.wait_for(asyncio.shield(client._settings), TIMEOUT)
+        except BaseException:
+            await client.close()
+            raise
+        return client
+
+    @property
+    def settings(self) -> dict[int, int]:
+        """The server's SETTINGS as received, by code."""
+        return dict(self._h2.remote_settings.items())
+
+    @property
+    def advertises_websockets(self) -> bool:
+        """Whether the server's SETTINGS say it serves extended CONNECT (RFC 8441 §3)."""
+        return self.settings.get(h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL, 0) == 1
+
+    async def websocket(
+        self,
+        path: str,
+        *,
+        protocol: str | None = "websocket",
+        headers: Sequence[tuple[str, str]] = (),
+        subprotocols: Sequence[str] = (),
+    ) -> H2WebSocket:
+        """An extended CONNECT to ``path``: the WebSocket, or HandshakeRefused with the server's answer.
+
+        ``protocol=None`` sends a CONNECT without ``:protocol``, for probes.
+        """
+        request = [(":method", "CONNECT")]
+        if protocol is not None:
+            request.append((":protocol", protocol))
+        request += [(":scheme", self.scheme), (":path", path), (":authority", self.authority)]
+        request += [("sec-websocket-version", "13"), ("origin", f"{self.scheme}://{self.authority}")]
+        if subprotocols:
+            request.append(("sec-websocket-protocol", ", ".join(subprotocols)))
+        stream_id = self._send_headers([*request, *headers], end_stream=False)
+        stream = self._streams[stream_id]
+        answer = await asyncio.wait_for(asyncio.shield(stream.headers), TIMEOUT)
+        status = int(dict(answer)[":status"])
+        if status != 200:
+            raise HandshakeRefused(await self._rest(stream_id, status, answer))
+        return H2WebSocket(self, stream_id, answer)
+
+    async def get(self, path: str) -> H2Response:
+        """``GET path`` on a stream of its own, read to the end."""
+        request = [(":method", "GET"), (":scheme", self.scheme), (":path", path), (":authority", self.authority)]
+        stream_id = self._send_headers(request, end_stream=True)
+        answer = await asyncio.wait_for(asyncio.shield(self._streams[stream_id].headers), TIMEOUT)
+        return await self._rest(stream_id, int(dict(answer)[":status"]), answer)
+
+    async def close(self) -> None:
+        """Say GOAWAY, close the socket and stop the reader."""
+        with contextlib.suppress(Exception):
+            self._h2.close_connection()
+            self._flush()
+        self._writer.close()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
+
+    async def __aenter__(self) -> H2Client:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    # Streams
+
+    def _send_headers(self, headers: Iterable[tuple[str, str]], *, end_stream: bool) -> int:
+        stream_id = self._h2.get_next_available_stream_id()
+        self._streams[stream_id] = _Stream(asyncio.get_running_loop().create_future())
+        self._h2.send_headers(stream_id, list(headers), end_stream=end_stream)
+        self._flush()
+        return stream_id
+
+    async def _rest(self, stream_id: int, status: int, headers: Headers) -> H2Response:
+        """The rest of a stream after its response headers: its body, until it ends or is reset."""
+        stream = self._streams[stream_id]
+        body = b""
+        while (chunk := await asyncio.wait_for(stream.data.get(), TIMEOUT)) is not None:
+            body += chunk
+        return H2Response(status, headers, body, stream.reset)
+
+    def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
+        """DATA on ``stream_id``, as much as the flow-control window allows now; the rest is the caller's."""
+        self._h2.send_data(stream_id, data, end_stream=end_stream)
+        self._flush()
+
+    def reset(self, stream_id: int, error_code: int = 0x8) -> None:
+        """RST_STREAM on ``stream_id`` (CANCEL by default), as a browser does when a tab goes away."""
+        self._h2.reset_stream(stream_id, error_code)
+        self._flush()
+
+    def end_stream(self, stream_id: int) -> None:
+        """END_STREAM on ``stream_id``: this side sends nothing more."""
+        self._h2.end_stream(stream_id)
+        self._flush()
+
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        """Give ``size`` bytes of window back to the server, on the stream and on the connection."""
+        if size:
+            self._h2.acknowledge_received_data(size, stream_id)
+            self._flush()
+
+    def _flush(self) -> None:
+        if data := self._h2.data_to_send():
+            self._writer.write(data)
+
+    async def _read(self) -> None:
+        """The reader task: the socket's bytes through h2, each event to its stream."""
+        try:
+            while data := await self._reader.read(READ_SIZE):
+                for event in self._h2.receive_data(data):
+                    self._dispatch(event)
+                self._flush()
+        finally:
+            for stream in self._streams.values():  # the connection is gone: every stream ends with it
+                _fail(stream.headers, ConnectionError("the server closed the HTTP/2 connection"))
+                stream.data.put_nowait(None)
+            _fail(self._settings, ConnectionError("the server closed before its SETTINGS"))
+
+    def _dispatch(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.RemoteSettingsChanged) and not self._settings.done():
+            self._settings.set_result(None)
+        elif isinstance(event, h2.events.ResponseReceived):
+            self._streams[event.stream_id].headers.set_result(_decoded(event.headers))
+        elif isinstance(event, h2.events.DataReceived):
+            self._streams[event.stream_id].data.put_nowait(event.data)
+            self._pending_acknowledge(event)
+        elif isinstance(event, h2.events.StreamEnded):
+            self._streams[event.stream_id].data.put_nowait(None)
+        elif isinstance(event, h2.events.StreamReset) and event.stream_id in self._streams:
+            stream = self._streams[event.stream_id]
+            stream.reset = event.error_code
+            if not stream.headers.done():
+                stream.headers.set_result([(":status", "0")])
+            stream.data.put_nowait(None)
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self.goaway = event.error_code
+
+    def _pending_acknowledge(self, event: h2.events.DataReceived) -> None:
+        """Give the window back at once, unless the stream's reader is paused (then it gives it back itself)."""
+        paused = self._paused.get(event.stream_id)
+        if paused is None:
+            self.acknowledge(event.stream_id, event.flow_controlled_length)
+        else:
+            paused.append(event.flow_controlled_length)
+
+    def pause(self, stream_id: int) -> None:
+        """Stop giving ``stream_id``'s window back as its DATA arrives."""
+        self._paused.setdefault(stream_id, [])
+
+    def resume(self, stream_id: int) -> None:
+        """Give back what ``stream_id`` received while paused, and keep giving it back."""
+        for size in self._paused.pop(stream_id, []):
+            self.acknowledge(stream_id, size)
+
+    def stream(self, stream_id: int) -> _Stream:
+        return self._streams[stream_id]
+
+
+class H2WebSocket:
+    """A WebSocket on one stream of an :class:`H2Client`: send and receive messages, close, reset."""
+
+    def __init__(self, client: H2Client, stream_id: int, headers: Headers) -> None:
+        self.client, self.stream_id, self.headers = client, stream_id, headers
+        self._ws = Connection(ConnectionType.CLIENT)
+        self._messages: asyncio.Queue[str | bytes | CloseConnection] = asyncio.Queue()
+        self._text: list[str] = []
+        self._binary: list[bytes] = []
+        self.close_received: CloseConnection | None = None
+        self.stream_ended = False  # the server sent END_STREAM
+        self._pump = asyncio.create_task(self._receive())
+
+    @property
+    def subprotocol(self) -> str | None:
+        return dict(self.headers).get("sec-websocket-protocol")
+
+    async def send(self, message: str | bytes) -> None:
+        """One message, as one frame."""
+        event = TextMessage(data=message) if isinstance(message, str) else BytesMessage(data=message)
+        self._write(self._ws.send(event))
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes straight onto the stream, for probes that cut a frame in half."""
+        self.client.send_data(self.stream_id, data)
+
+    async def recv(self) -> str | bytes:
+        """The next message; ConnectionError if the server closed or the stream ended first."""
+        item = await asyncio.wait_for(self._messages.get(), TIMEOUT)
+        if isinstance(item, CloseConnection):
+            self._messages.put_nowait(item)  # every later recv() sees it too
+            raise ConnectionError(f"the server closed the WebSocket: {item.code} {item.reason!r}")
+        return item
+
+    async def close(self, code: int = 1000, reason: str = "") -> CloseConnection | None:
+        """The closing handshake: send a close, wait for the server's; its close, or None if the stream ended first."""
+        if self._ws.state is ConnectionState.OPEN:
+            self._write(self._ws.send(CloseConnection(code=code, reason=reason)))
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+            while True:
+                await self.recv()
+        return self.close_received
+
+    async def wait_closed(self) -> None:
+        """Until the server has ended the stream (END_STREAM or RST_STREAM)."""
+        await asyncio.wait_for(asyncio.shield(self._pump), TIMEOUT)
+
+    def pause_reading(self) -> None:
+        """Stop giving flow-control window back: the server can send only what the window still allows."""
+        self.client.pause(self.stream_id)
+
+    def resume_reading(self) -> None:
+        """Give back every byte received while paused, and keep giving it back."""
+        self.client.resume(self.stream_id)
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            self.client.send_data(self.stream_id, data)
+
+    async def _receive(self) -> None:
+        stream = self.client.stream(self.stream_id)
+        while (data := await stream.data.get()) is not None:
+            self._ws.receive_data(data)
+            for event in self._ws.events():
+                self._handle(event)
+        self.stream_ended = stream.reset is None
+        self._messages.put_nowait(self.close_received or CloseConnection(code=1006, reason="the stream ended"))
+
+    def _handle(self, event: object) -> None:
+        if isinstance(event, TextMessage):
+            self._text.append(event.data)
+            if event.message_finished:
+                self._messages.put_nowait("".join(self._text))
+                self._text.clear()
+        elif isinstance(event, BytesMessage):
+            self._binary.append(bytes(event.data))
+            if event.message_finished:
+                self._messages.put_nowait(b"".join(self._binary))
+                self._binary.clear()
+        elif isinstance(event, Ping):
+            self._write(self._ws.send(event.response()))
+        elif isinstance(event, CloseConnection):
+            self.close_received = event
+            if self._ws.state is not ConnectionState.CLOSED:
+                self._write(self._ws.send(event.response()))
+            self._messages.put_nowait(event)
+
+
+def _fail(future: asyncio.Future[Any], error: Exception) -> None:
+    """Fail ``future`` with ``error`` unless it is done; nobody may be waiting, so asyncio is not to log it."""
+    if not future.done():
+        future.set_exception(error)
+        future.exception()  # marks it retrieved: whoever awaits it later still gets the error
+
+
+def _decoded(headers: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:
+    return [(_text(name), _text(value)) for name, value in headers]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,148 @@
+"""WebSockets over HTTP/2 (RFC 8441, contract §11): who serves them, who advertises them, and the one who lies.
+
+A browser opens a page's WebSockets over HTTP/2 whenever the page came over
+HTTP/2 and the server's SETTINGS carry ``SETTINGS_ENABLE_CONNECT_PROTOCOL = 1``.
+So under every server there are two questions, asked here with the harness's
+HTTP/2 client (:mod:`conformance.h2client`, h2 and wsproto), over h2c with prior
+knowledge and over TLS with ALPN ``h2``:
+
+- does it advertise extended CONNECT?
+- if it does, does an extended CONNECT to ``/ws`` become asgi-ws's WebSocket?
+
+A server that advertises and then does not serve breaks browsers; one that does
+not advertise is never asked, and browsers open a second, HTTP/1.1 connection.
+Every server of contract §0 that speaks HTTP/2 is in exactly one of the tables
+below; uvicorn's default HTTP parsers and gunicorn speak HTTP/1.1 only.  The
+table of each is what it does today, so a release that changes it fails here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from asgi_ws.servers import SERVERS, Server
+from conformance.h2client import H2Client, HandshakeRefused
+from conformance.launcher import HOST, RunningServer, Tls, run_server
+
+from .conftest import skip_unless_installed
+
+pytestmark = [pytest.mark.server, pytest.mark.anyio]
+
+# Serve asgi-ws's WebSockets over HTTP/2: they advertise extended CONNECT, and the CONNECT becomes a
+# websocket scope (hypercorn/protocol/h2.py, H2Protocol._handle_events; anycorn/protocol/h2.py alike).
+SERVES = ["hypercorn", "hypercorn-uvloop", "hypercorn-trio", "anycorn"]
+# Speak HTTP/2, and do not advertise extended CONNECT: browsers open their WebSockets over HTTP/1.1.
+# daphne speaks it over TLS only (Twisted's H2Connection, chosen by ALPN); granian and pyvoy over h2c too.
+SILENT = {"granian": ("h2c", "tls"), "pyvoy": ("h2c", "tls"), "daphne": ("tls",)}
+# Speak no HTTP/2 at all: no h2 by ALPN, and a prior-knowledge preface is not answered with SETTINGS.
+HTTP1_ONLY = ["uvicorn", "uvicorn-websockets", "uvicorn-wsproto", "uvicorn-zttp", "gunicorn"]
+
+# uvicorn 0.55 with --http zttp --http2: zttp's HTTP/2 connection advertises extended CONNECT in its first
+# SETTINGS (zttp's H2Connection.initiate_connection, called by uvicorn/protocols/http/zttp_h2_impl.py,
+# ZttpH2Protocol.connection_made; zttp added the setting for Kludex/zttp#277), but
+# ZttpH2Protocol.handle_request makes every request an http scope, :protocol or not, so the app is
+# asked for an HTTP "CONNECT /ws" and answers 404.  Not a configuration of contract §0: docs/http2.md.
+UVICORN_HTTP2 = Server(
+    "uvicorn-zttp-http2",
+    "uvicorn --http zttp --http2 --ws websockets-sansio --host {host} --port {port} {app}",
+    ("uvicorn", "zttp", "websockets"),
+    no_ping="not needed here",
+    tls="--ssl-certfile {certfile} --ssl-keyfile {keyfile}",
+)
+
+
+REPRODUCTION = Path(__file__).resolve().parents[2] / "examples" / "uvicorn_http2_rfc8441.py"
+
+
+def test_every_server_of_the_table_is_in_one_list() -> None:
+    assert sorted([*SERVES, *SILENT, *HTTP1_ONLY]) == sorted(SERVERS)
+
+
+async def open_h2(server: RunningServer, transport: str, tls: Tls) -> H2Client:
+    return await H2Client.open(HOST, server.port, tls=tls.client() if transport == "tls" else None)
+
+
+@contextlib.asynccontextmanager
+async def served_over_h2(
+    server: str | Server, transport: str, tls: Tls, tmp_path: Path, config: pytest.Config
+) -> AsyncIterator[tuple[RunningServer, H2Client]]:
+    """``server`` running, over TLS for ``transport`` "tls", and an HTTP/2 connection to it."""
+    skip_unless_installed(server, config)
+    with run_server(server, tmp_path, tls=tls if transport == "tls" else None) as running:
+        async with await open_h2(running, transport, tls) as client:
+            yield running, client
+
+
+@pytest.mark.parametrize("transport", ["h2c", "tls"])
+@pytest.mark.parametrize("name", SERVES)
+async def test_a_websocket_over_http2_echoes_and_closes(
+    name: str, transport: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async with served_over_h2(name, transport, tls, tmp_path, request.config) as (_, client):
+        assert client.advertises_websockets
+        ws = await client.websocket("/ws")
+        await ws.send("over HTTP/2")
+        assert await ws.recv() == "Message text was: over HTTP/2"
+        await ws.send(b"\x00\xff")
+        assert await ws.recv() == b"\x00\xff"
+        closed = await ws.close(1000, "done")
+        assert closed is not None
+        assert closed.code == 1000
+        # The connection outlives the WebSocket: a browser keeps using it for the page.
+        assert (await client.get("/healthz")).status == 200
+
+
+@pytest.mark.parametrize(("name", "transport"), [(name, t) for name, ts in SILENT.items() for t in ts])
+async def test_a_server_that_does_not_serve_them_does_not_advertise_them(
+    name: str, transport: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async with served_over_h2(name, transport, tls, tmp_path, request.config) as (_, client):
+        assert (await client.get("/healthz")).status == 200  # it does speak HTTP/2
+        assert not client.advertises_websockets
+
+
+@pytest.mark.parametrize(
+    ("transport", "error"), [("h2c", "closed before its SETTINGS"), ("tls", "ALPN chose None, not h2")]
+)
+@pytest.mark.parametrize("name", HTTP1_ONLY)
+async def test_a_server_without_http2_is_never_asked(
+    name: str, transport: str, error: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    skip_unless_installed(name, request.config)
+    files = tls if transport == "tls" else None
+    with run_server(name, tmp_path, tls=files) as server, pytest.raises(ConnectionError, match=error):
+        await open_h2(server, transport, tls)
+
+
+@pytest.mark.parametrize("transport", ["h2c", "tls"])
+async def test_uvicorn_http2_advertises_websockets_then_answers_their_connect_404(
+    transport: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async with served_over_h2(UVICORN_HTTP2, transport, tls, tmp_path, request.config) as (server, client):
+        assert client.advertises_websockets
+        with pytest.raises(HandshakeRefused) as refused:
+            await client.websocket("/ws")
+        assert (refused.value.response.status, refused.value.response.body) == (404, b"not found\n")
+        assert '"CONNECT /ws HTTP/2" 404' in server.log_text()
+
+
+def test_the_reproduction_for_uvicorn_shows_what_docs_http2_says(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """examples/uvicorn_http2_rfc8441.py, the reproduction written to go upstream as it stands, with its own app."""
+    skip_unless_installed(UVICORN_HTTP2, request.config)
+    with run_server(UVICORN_HTTP2, tmp_path, app="examples.uvicorn_http2_rfc8441:app") as server:
+        shown = subprocess.run(
+            [sys.executable, str(REPRODUCTION), HOST, str(server.port)], capture_output=True, text=True, timeout=30
+        )
+    assert shown.stdout.splitlines() == [
+        "SETTINGS_ENABLE_CONNECT_PROTOCOL = 1",
+        "CONNECT /ws answered 404",
+        "the app got an http scope: CONNECT /ws",
+    ], shown.stderr
