@@ -96,6 +96,7 @@ class H2Client:
         self.authority, self.scheme = authority, scheme
         self._streams: dict[int, _Stream] = {}
         self._paused: dict[int, list[int]] = {}  # per paused stream: the window not yet given back
+        self._window_opened = asyncio.Event()  # set by every WINDOW_UPDATE and SETTINGS from the server
         self._settings: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # the first SETTINGS
         self.goaway: int | None = None  # the GOAWAY error code, once the server sent one
         self._task = asyncio.create_task(self._read())
@@ -212,9 +213,26 @@ class H2Client:
             body += chunk
         return H2Response(status, headers, body, stream.reset)
 
-    def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
-        """DATA on ``stream_id``, as much as the flow-control window allows now; the rest is the caller's."""
-        self._h2.send_data(stream_id, data, end_stream=end_stream)
+    async def send_data(self, stream_id: int, data: bytes) -> None:
+        """``data`` as DATA frames on ``stream_id``: no frame over the server's size, none past its window.
+
+        Waits, up to TIMEOUT each time, for the server to open its window when it is shut.
+        """
+        view = memoryview(data)
+        while view:
+            window = self._h2.local_flow_control_window(stream_id)
+            if window <= 0:
+                self._window_opened.clear()
+                await asyncio.wait_for(self._window_opened.wait(), TIMEOUT)
+                continue
+            size = min(len(view), window, self._h2.max_outbound_frame_size)
+            self._h2.send_data(stream_id, view[:size].tobytes())
+            self._flush()
+            view = view[size:]
+
+    def send_now(self, stream_id: int, data: bytes) -> None:
+        """A small frame (a pong, a close) on ``stream_id`` at once: it must fit in the window and one DATA frame."""
+        self._h2.send_data(stream_id, data)
         self._flush()
 
     def reset(self, stream_id: int, error_code: int = 0x8) -> None:
@@ -253,6 +271,7 @@ class H2Client:
     def _dispatch(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RemoteSettingsChanged) and not self._settings.done():
             self._settings.set_result(None)
+            self._window_opened.set()
         elif isinstance(event, h2.events.ResponseReceived):
             self._streams[event.stream_id].headers.set_result(_decoded(event.headers))
         elif isinstance(event, h2.events.DataReceived):
@@ -266,6 +285,8 @@ class H2Client:
             if not stream.headers.done():
                 stream.headers.set_result([(":status", "0")])
             stream.data.put_nowait(None)
+        elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+            self._window_opened.set()
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.goaway = event.error_code
 
@@ -310,11 +331,11 @@ class H2WebSocket:
     async def send(self, message: str | bytes) -> None:
         """One message, as one frame."""
         event = TextMessage(data=message) if isinstance(message, str) else BytesMessage(data=message)
-        self._write(self._ws.send(event))
+        await self.client.send_data(self.stream_id, self._ws.send(event))
 
-    def send_raw(self, data: bytes) -> None:
+    async def send_raw(self, data: bytes) -> None:
         """Bytes straight onto the stream, for probes that cut a frame in half."""
-        self.client.send_data(self.stream_id, data)
+        await self.client.send_data(self.stream_id, data)
 
     async def recv(self) -> str | bytes:
         """The next message; ConnectionError if the server closed or the stream ended first."""
@@ -346,8 +367,9 @@ class H2WebSocket:
         self.client.resume(self.stream_id)
 
     def _write(self, data: bytes) -> None:
+        """A control frame's bytes (a pong, a close), sent at once."""
         if data:
-            self.client.send_data(self.stream_id, data)
+            self.client.send_now(self.stream_id, data)
 
     async def _receive(self) -> None:
         stream = self.client.stream(self.stream_id)

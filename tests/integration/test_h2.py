@@ -18,13 +18,16 @@ table of each is what it does today, so a release that changes it fails here.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
 
 from asgi_ws.servers import SERVERS, Server
 from conformance.h2client import H2Client, HandshakeRefused
@@ -146,3 +149,84 @@ def test_the_reproduction_for_uvicorn_shows_what_docs_http2_says(
         "CONNECT /ws answered 404",
         "the app got an http scope: CONNECT /ws",
     ], shown.stderr
+
+
+# Backpressure over HTTP/2.  hypercorn 0.18 releases an app blocked on a full stream buffer whenever its
+# send loop pops the buffer with the peer's window shut: hypercorn/protocol/h2.py, H2Protocol._send_data
+# pops min(window, frame size) = 0 bytes, and StreamBuffer.pop resumes the writer on any chunk under the
+# low-water mark, an empty one included.  So an app's send to a client that stopped reading never waits,
+# and the server keeps everything.  anycorn, the fork, resumes on what has drained instead
+# (davidbrochart/anycorn#61), and the app's slow-consumer policy closes the client with 4503 (contract §4).
+LINES, LINE_SIZE = 2000, 30_000  # 60 MB for a reader that reads nothing
+H2_BACKPRESSURE = {"hypercorn": False, "hypercorn-uvloop": False, "hypercorn-trio": False, "anycorn": True}
+
+
+@pytest.mark.parametrize("name", SERVES)
+async def test_a_reader_that_stops_reading_over_http2(
+    name: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A chat member over h2c that reads nothing while 60 MB are published to its room over HTTP/1.1."""
+    skip_unless_installed(name, request.config)
+    with run_server(name, tmp_path, {"ASGI_WS_RATE_LIMIT": "0"}) as server:
+        async with await open_h2(server, "h2c", tls) as client:
+            reader = await client.websocket("/ws/chat/flow")
+            reader.pause_reading()  # the window it gave is all the server may send
+            before = server.rss()
+            async with connect(server.url("/ws/chat/flow"), max_size=None, proxy=None) as publisher:
+                for _ in range(LINES):
+                    await publisher.send("x" * LINE_SIZE)
+                    await publisher.recv()  # its own echo: the room has taken the line
+            grown = (server.rss() - before) / 2**20
+            kicked = server.metrics().total("asgi_ws_slow_consumer_drops_total")
+    if H2_BACKPRESSURE[name]:
+        assert (kicked, grown < 20) == (1, True), f"{grown:.1f} MiB"
+    else:  # every line kept by the server, and the policy never told: the divergence above
+        assert (kicked, grown > 40) == (0, True), f"{grown:.1f} MiB"
+
+
+@pytest.mark.parametrize("name", SERVES)
+async def test_what_happens_on_http2_streams(
+    name: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The cases of docs/http2.md that have no HTTP/1.1 twin, on one server process."""
+    skip_unless_installed(name, request.config)
+    with run_server(name, tmp_path) as server:
+        # Two WebSockets and a plain request, multiplexed on one connection.
+        async with await open_h2(server, "h2c", tls) as client:
+            first, second = await client.websocket("/ws/chat/h2"), await client.websocket("/ws/chat/h2")
+            assert json.loads((await client.get("/healthz")).body)["connections"] == 2
+            await first.send("to both")
+            assert [await first.recv(), await second.recv()] == ["to both", "to both"]
+        # A stream of 2000, then the app's close, then END_STREAM.
+        async with await open_h2(server, "h2c", tls) as client:
+            ws = await client.websocket("/stream?count=2000")
+            await ws.send("go")
+            assert [await ws.recv() for _ in range(2000)] == [str(number) for number in range(1, 2001)]
+            closed = await ws.close()
+            await ws.wait_closed()
+            assert (closed and closed.code, ws.stream_ended) == (1000, True)
+        # RST_STREAM in the middle of a frame: the app sees the client leave.
+        async with await open_h2(server, "h2c", tls) as client:
+            ws = await client.websocket("/ws")
+            await ws.send_raw(bytes([0x81, 0x80 | 100]) + bytes(4) + b"a" * 10)  # 10 of a frame's 100 bytes
+            client.reset(ws.stream_id)
+            await until_no_connections(client)
+        # :protocol other than websocket: a WebSocket all the same (pgjones/hypercorn#277, davidbrochart/anycorn#84).
+        async with await open_h2(server, "h2c", tls) as client:
+            ws = await client.websocket("/ws", protocol="foo")
+            await ws.send("not a WebSocket")
+            assert await ws.recv() == "Message text was: not a WebSocket"
+        # CONNECT with :scheme and :path and no :protocol, which RFC 9113 §8.5 calls malformed: GOAWAY.
+        async with await H2Client.open(HOST, server.port, validate=False) as client:
+            with pytest.raises(ConnectionError, match="closed the HTTP/2 connection"):
+                await client.websocket("/ws", protocol=None)
+            assert client.goaway == 1  # PROTOCOL_ERROR
+
+
+async def until_no_connections(client: H2Client) -> None:
+    """Until the app's /healthz, asked on ``client``'s connection, counts no WebSocket."""
+    for _ in range(50):
+        if json.loads((await client.get("/healthz")).body)["connections"] == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the app still counts the reset WebSocket after 5 s")
