@@ -25,6 +25,7 @@ before it parses the command line, so the option works with a bare ``pytest``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator, Mapping
@@ -48,23 +49,36 @@ MISSING = (
 )
 
 
-@pytest.fixture(scope="module")
-def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
-    if request.config.getoption("no_browser"):
+def chromium(config: pytest.Config) -> str:
+    """Debian's Chromium, for Playwright's ``executable_path``; skips with --no-browser, fails if missing."""
+    if config.getoption("no_browser"):
         pytest.skip("--no-browser was given: the browser tests did not run")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
         pytest.fail(MISSING, pytrace=False)
     expect.set_options(timeout=PATIENCE_MS)
+    return found
+
+
+@contextlib.contextmanager
+def launched_chromium(config: pytest.Config, *args: str) -> Iterator[Browser]:
+    """Chromium launched with ``args`` for the ``with`` block, and closed after it, whatever happens."""
+    executable = chromium(config)
     with sync_playwright() as playwright:
         # Chromium's sandbox refuses to run as root, which is what CI runs as.
         launched = playwright.chromium.launch(
-            executable_path=chromium, args=["--no-sandbox"] if os.geteuid() == 0 else []
+            executable_path=executable, args=[*(["--no-sandbox"] if os.geteuid() == 0 else []), *args]
         )
         try:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
+    with launched_chromium(request.config) as launched:
+        yield launched
 
 
 def skip_unless_installed(server: str | Server, config: pytest.Config) -> None:

@@ -1,0 +1,96 @@
+"""The demo page over HTTPS in a real Chromium, and how its WebSockets went, from Chromium's own net log (contract §11).
+
+Chromium is launched with ``--log-net-log``, which records every connection and
+stream the browser makes, headers included, in a JSON file written when it
+closes.  The page is loaded over HTTPS from a server with the ``tls`` fixture's
+certificate (Chromium is told to ignore that its authority is unknown), its echo
+and stream panels are used, and the log then says what transport their
+WebSockets took:
+
+- hypercorn offers h2 by ALPN and advertises extended CONNECT: the page comes
+  over HTTP/2, and each WebSocket is an extended CONNECT on that connection
+  (``:method: CONNECT``, ``:protocol: websocket``);
+- granian offers h2 and does not advertise extended CONNECT: the page comes over
+  HTTP/2, and the WebSockets fall back to connections of their own, over HTTP/1.1;
+- uvicorn offers no h2: the page and its WebSockets go over HTTP/1.1, and the
+  log has no extended CONNECT at all.
+
+The hypercorn screenshot is ``docs/http2-demo.png`` when ``ASGI_WS_TEST_DOCS_IMAGES=hypercorn``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from conformance.launcher import Tls, run_server
+
+from .conftest import launched_chromium, skip_unless_installed
+from .test_demo_page import screenshot
+
+pytestmark = pytest.mark.server
+
+STREAM = 2000  # messages the stream panel asks for
+
+
+def use_the_page(page: Page) -> None:
+    """The echo panel's text message, and a stream of STREAM messages to the end."""
+    page.fill("#echo-input", "hello over TLS")
+    page.click("#echo-send-text")
+    expect(page.locator("#echo-log")).to_contain_text("← Message text was: hello over TLS")
+    page.fill("#stream-count", str(STREAM))
+    page.click("#stream-start")
+    expect(page.locator("#stream-counter")).to_have_text(str(STREAM))
+    expect(page.locator("#stream-log")).to_contain_text(f"done: {STREAM} messages in")
+
+
+def net_log(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """From a Chromium net log: the protocols TLS settled on by ALPN, and every extended CONNECT sent on HTTP/2.
+
+    Each CONNECT is its pseudo-headers by name (``:path``, ``:protocol``...), as Chromium logged them.
+    """
+    log: dict[str, Any] = json.loads(path.read_text())
+    names = {number: name for name, number in log["constants"]["logEventTypes"].items()}
+    alpn, connects = [], []
+    for event in log["events"]:
+        kind, params = names.get(event["type"]), event.get("params", {})
+        if kind == "SSL_CONNECT" and "next_proto" in params:
+            alpn.append(params["next_proto"])
+        elif kind == "HTTP2_SESSION_SEND_HEADERS":
+            pseudo = dict(line.split(": ", 1) for line in params.get("headers", []) if line.startswith(":"))
+            if pseudo.get(":method") == "CONNECT":
+                connects.append(pseudo)
+    return alpn, connects
+
+
+@pytest.mark.parametrize("name", ["hypercorn", "granian", "uvicorn"])
+def test_the_demo_page_over_https_and_the_transport_of_its_websockets(
+    name: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    skip_unless_installed(name, request.config)
+    record = tmp_path / "netlog.json"
+    flags = ["--ignore-certificate-errors", f"--log-net-log={record}", "--net-log-capture-mode=IncludeSensitive"]
+    with run_server(name, tmp_path, tls=tls) as server, launched_chromium(request.config, *flags) as browser:
+        page = browser.new_page(ignore_https_errors=True, viewport={"width": 1100, "height": 900})
+        page.goto(f"{server.origin}/")
+        expect(page).to_have_title("asgi-ws demo")
+        use_the_page(page)
+        screenshot(page, f"demo-https-{name}.png", name, docs="http2-demo.png")
+    alpn, connects = net_log(record)
+    if name == "hypercorn":
+        assert set(alpn) == {"h2"}
+        assert [(c[":protocol"], c[":path"]) for c in connects] == [
+            ("websocket", "/ws"),
+            ("websocket", f"/stream?count={STREAM}"),
+        ]
+        assert {c[":scheme"] for c in connects} == {"https"}
+    elif name == "granian":
+        assert "h2" in alpn  # the page
+        assert connects == []  # and its WebSockets on connections of their own
+    else:
+        assert set(alpn) == {"unknown"}  # no ALPN answer from the server: HTTP/1.1
+        assert connects == []
