@@ -8,7 +8,8 @@ server is killed and started again and only Redis keeps the history meanwhile.
 
 The README's images are two of these screenshots: ``docs/demo.png``, the whole
 page with every panel in use, and ``docs/feed-panel.png``, the feed panel after
-its server came back (``docs/http2-demo.png`` comes from ``test_browser_h2.py``).  To take them again, name the server to take them under::
+its server came back (``docs/http2-demo.png`` comes from ``test_browser_h2.py``).
+To take them again, name the server to take them under::
 
     ASGI_WS_TEST_DOCS_IMAGES=uvicorn python -m pytest tests/integration/test_demo_page.py --servers uvicorn
 

@@ -230,3 +230,30 @@ async def until_no_connections(client: H2Client) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the app still counts the reset WebSocket after 5 s")
+
+
+@pytest.mark.parametrize("name", SERVES)
+async def test_the_feed_resumes_over_http2_after_its_stream_is_reset(
+    name: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A feed reader over HTTP/2 whose stream is reset, as when its tab goes away, comes back with ?since."""
+    skip_unless_installed(name, request.config)
+    with run_server(name, tmp_path) as server:
+        async with (
+            connect(server.url("/ws/feed/h2"), proxy=None) as publisher,
+            await open_h2(server, "h2c", tls) as client,
+        ):
+            reader = await client.websocket("/ws/feed/h2")
+            for number in range(3):
+                await publisher.send(f"line {number}")
+            seen = [json.loads(await reader.recv()) for _ in range(3)]
+            client.reset(reader.stream_id)
+            for number in range(3, 8):  # published while the reader is away
+                await publisher.send(f"line {number}")
+            last = seen[-1]
+            back = await client.websocket(f"/ws/feed/h2?since={last['epoch']}:{last['offset']}")
+            control = json.loads(await back.recv())
+            missed = [json.loads(await back.recv())["data"] for _ in range(5)]
+    assert [entry["data"] for entry in seen] == ["line 0", "line 1", "line 2"]
+    assert (control["recovered"], control["offset"]) == (True, 8)
+    assert missed == [f"line {number}" for number in range(3, 8)]
