@@ -23,7 +23,7 @@ import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,6 +69,16 @@ def test_every_server_of_the_table_is_in_one_list() -> None:
 
 async def open_h2(server: RunningServer, transport: str, tls: Tls) -> H2Client:
     return await H2Client.open(HOST, server.port, tls=tls.client() if transport == "tls" else None)
+
+
+@contextlib.contextmanager
+def serving(
+    server: str | Server, tmp_path: Path, config: pytest.Config, settings: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """``server`` running over plain TCP with ``settings``; skipped where skip_unless_installed says."""
+    skip_unless_installed(server, config)
+    with run_server(server, tmp_path, settings) as running:
+        yield running
 
 
 @contextlib.asynccontextmanager
@@ -166,8 +176,7 @@ async def test_a_reader_that_stops_reading_over_http2(
     name: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """A chat member over h2c that reads nothing while 60 MB are published to its room over HTTP/1.1."""
-    skip_unless_installed(name, request.config)
-    with run_server(name, tmp_path, {"ASGI_WS_RATE_LIMIT": "0"}) as server:
+    with serving(name, tmp_path, request.config, {"ASGI_WS_RATE_LIMIT": "0"}) as server:
         async with await open_h2(server, "h2c", tls) as client:
             reader = await client.websocket("/ws/chat/flow")
             reader.pause_reading()  # the window it gave is all the server may send
@@ -189,8 +198,7 @@ async def test_what_happens_on_http2_streams(
     name: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """The cases of docs/http2.md that have no HTTP/1.1 twin, on one server process."""
-    skip_unless_installed(name, request.config)
-    with run_server(name, tmp_path) as server:
+    with serving(name, tmp_path, request.config) as server:
         # Two WebSockets and a plain request, multiplexed on one connection.
         async with await open_h2(server, "h2c", tls) as client:
             first, second = await client.websocket("/ws/chat/h2"), await client.websocket("/ws/chat/h2")
@@ -237,8 +245,7 @@ async def test_the_feed_resumes_over_http2_after_its_stream_is_reset(
     name: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """A feed reader over HTTP/2 whose stream is reset, as when its tab goes away, comes back with ?since."""
-    skip_unless_installed(name, request.config)
-    with run_server(name, tmp_path) as server:
+    with serving(name, tmp_path, request.config) as server:
         async with (
             connect(server.url("/ws/feed/h2"), proxy=None) as publisher,
             await open_h2(server, "h2c", tls) as client,
