@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,14 +144,7 @@ class H2Client:
         """Whether the server's SETTINGS say it serves extended CONNECT (RFC 8441 §3)."""
         return self.settings.get(h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL, 0) == 1
 
-    async def websocket(
-        self,
-        path: str,
-        *,
-        protocol: str | None = "websocket",
-        headers: Sequence[tuple[str, str]] = (),
-        subprotocols: Sequence[str] = (),
-    ) -> H2WebSocket:
+    async def websocket(self, path: str, *, protocol: str | None = "websocket") -> H2WebSocket:
         """An extended CONNECT to ``path``: the WebSocket, or HandshakeRefused with the server's answer.
 
         ``protocol=None`` sends a CONNECT without ``:protocol``, for probes.
@@ -161,9 +154,7 @@ class H2Client:
             request.append((":protocol", protocol))
         request += [(":scheme", self.scheme), (":path", path), (":authority", self.authority)]
         request += [("sec-websocket-version", "13"), ("origin", f"{self.scheme}://{self.authority}")]
-        if subprotocols:
-            request.append(("sec-websocket-protocol", ", ".join(subprotocols)))
-        stream_id = self._send_headers([*request, *headers], end_stream=False)
+        stream_id = self._send_headers(request, end_stream=False)
         stream = self._streams[stream_id]
         answer = await asyncio.wait_for(asyncio.shield(stream.headers), TIMEOUT)
         status = int(dict(answer)[":status"])
@@ -238,11 +229,6 @@ class H2Client:
     def reset(self, stream_id: int, error_code: int = 0x8) -> None:
         """RST_STREAM on ``stream_id`` (CANCEL by default), as a browser does when a tab goes away."""
         self._h2.reset_stream(stream_id, error_code)
-        self._flush()
-
-    def end_stream(self, stream_id: int) -> None:
-        """END_STREAM on ``stream_id``: this side sends nothing more."""
-        self._h2.end_stream(stream_id)
         self._flush()
 
     def acknowledge(self, stream_id: int, size: int) -> None:
@@ -323,10 +309,6 @@ class H2WebSocket:
         self.close_received: CloseConnection | None = None
         self.stream_ended = False  # the server sent END_STREAM
         self._pump = asyncio.create_task(self._receive())
-
-    @property
-    def subprotocol(self) -> str | None:
-        return dict(self.headers).get("sec-websocket-protocol")
 
     async def send(self, message: str | bytes) -> None:
         """One message, as one frame."""
