@@ -14,8 +14,8 @@ Theory of operation of :meth:`Server.command`:
 1. Each template is split into words first (like a shell would), then the
    placeholders in each word are filled, so a value never splits a word.
 2. The ``command`` template is the argv after ``python -m``.  Its ``{app}``
-   word is the app, ``module:attr``; the *launcher flags* (workers, then
-   pings) go right before that word.
+   word is the app, ``module:attr``; the *launcher flags* (workers, pings,
+   deflate, TLS) go right before that word.
 3. The launcher flags are the ones that do not choose the server: how many
    workers, the keepalive pings, permessage-deflate and TLS.
    :meth:`Server.launcher_flags` returns them alone, so that the conformance
@@ -291,16 +291,16 @@ PYVOY_TWO_LIFESPANS = (
 UVICORN_PING = "--ws-ping-interval {ping_interval} --ws-ping-timeout {ping_timeout}"
 HYPERCORN_PING = "--websocket-ping-interval {ping_seconds}"
 
+# TLS flags: every server but daphne takes the two files as flags (daphne: an ssl: endpoint, _twisted_endpoint).
+UVICORN_TLS = "--ssl-certfile {certfile} --ssl-keyfile {keyfile}"
+HYPERCORN_TLS = "--certfile {certfile} --keyfile {keyfile}"  # hypercorn, anycorn and gunicorn alike
+
 # permessage-deflate switches: uvicorn's applies to all its ws implementations (uvicorn/config.py,
 # ws_per_message_deflate); anycorn's and uvicorn's are click options of type bool.  The launcher turns
 # deflate off on every server that has a switch: with it, a connection that has received one message
 # holds more than the 40 KiB that lets 100,000 browsers fit in 4 GiB (bench/RESULTS.md, P11;
 # docs/deflate.md).  hypercorn 0.18 has no switch (pgjones/hypercorn#307); daphne, granian and
 # gunicorn never accept it.
-# TLS flags: every server but daphne takes the two files as flags (daphne: an ssl: endpoint, above).
-UVICORN_TLS = "--ssl-certfile {certfile} --ssl-keyfile {keyfile}"
-HYPERCORN_TLS = "--certfile {certfile} --keyfile {keyfile}"  # hypercorn, anycorn and gunicorn alike
-
 UVICORN_DEFLATE_ON = "--ws-per-message-deflate true"
 UVICORN_DEFLATE_OFF = "--ws-per-message-deflate false"
 
