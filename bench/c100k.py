@@ -334,8 +334,8 @@ async def _broadcast(
     Meanwhile, from the first send to the last client's first arrival: the
     workers' CPU seconds over the deliveries (P12's CPU per delivery), and the
     p99 of ``/healthz``, asked of each worker in a loop, per worker (P12:
-    whether each stayed responsive).  Afterwards, each worker's broker counts,
-    so that a message lost between processes shows where.  With
+    whether each stayed responsive) (:func:`_open` notes each worker's broker
+    counts afterwards, so that a message lost between processes shows where).  With
     ``count_collections``, each worker's full garbage collections meanwhile,
     from its ``/metrics``: each stops that worker's event loop for as long as
     it walks every object of the process.
