@@ -47,11 +47,12 @@ from asgi_ws.servers import SERVERS, Server
 
 from . import probes, published, scenarios, versions  # noqa: F401  (probes and scenarios: importing registers the checks)
 from .autobahn_stage import CASE_SETS, EXPECTED_CASE, run_autobahn_stage
-from .checks import CHECKS, Check, Transcript
+from .checks import CHECKS, HTTP1, TRANSPORTS, Check, Transcript, Transport, column, columns_of
 from .launcher import APP, REPO_ROOT, SERVERS_OWN_DEFLATE, launch_listen
 from .report import Report, write_html, write_json, write_markdown, write_portability
 from .runner import Outcome, run_checks
 from .summary import headlines
+from .transports import Offer, offer
 from .verdicts import (
     DivergenceFileError,
     judge,
@@ -85,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--app", default=APP, help=f"ASGI app under test, module:attr (default {APP})")
     parser.add_argument("--echo-path", default="/echo", help="the app's pure echo endpoint (default /echo)")
+    parser.add_argument(
+        "--transports",
+        default="http/1.1,h2",
+        help=f"comma-separated, from {', '.join(TRANSPORTS)} (default http/1.1,h2): the scenarios run over HTTP/2 "
+        "under each server that advertises WebSockets there (contract §11)",
+    )
     parser.add_argument("--skip-autobahn", action="store_true", help="do not run the Autobahn stage")
     parser.add_argument("--skip-probes", action="store_true", help="do not run the server probes")
     parser.add_argument(
@@ -139,6 +146,21 @@ class Run:
     outcomes: list[Outcome]  # scenarios, probes and failed Autobahn cases
     autobahn: dict[str, object]  # the Autobahn section of the report ({} when not run)
     packages: dict[str, str]  # every package the servers, the app and the client stood on -> its version
+    # Per HTTP/2 transport run: server -> what it offers there (conformance.transports); where it advertises
+    # WebSockets, the scenarios ran over it, in the column "<server> over <transport>".
+    offers: dict[str, dict[str, Offer]] = dataclasses.field(default_factory=dict)
+    transports: list[str] = dataclasses.field(default_factory=lambda: [HTTP1])  # those the run was asked for
+
+    @property
+    def columns(self) -> list[str]:
+        """The report's columns: every server over HTTP/1.1 if it ran, then every server and transport that served."""
+        served = [
+            column(server, transport)  # type: ignore[arg-type]  # offers' keys are transports
+            for transport, by_server in self.offers.items()
+            for server, found in by_server.items()
+            if found.served
+        ]
+        return [*(self.servers if HTTP1 in self.transports else []), *served]
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +172,10 @@ class Run:
         data["outcomes"] = [Outcome(**outcome) for outcome in data["outcomes"]]
         data.setdefault("launcher_flags", {})  # not kept by runs before it was reported
         data.setdefault("packages", {})  # nor this
+        data["offers"] = {
+            transport: {server: Offer(**found) for server, found in by_server.items()}
+            for transport, by_server in data.get("offers", {}).items()
+        }
         return cls(**data)
 
 
@@ -163,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         registry = _registry(args.server_command)
-        divergences = load_divergences(known_servers=registry)
+        divergences = load_divergences(known_servers=columns_of(registry))
         reference_notes = load_reference_notes()
         run = _rejudged(args.rejudge) if args.rejudge else _run(args, say, registry)
     except (ValueError, DivergenceFileError, OSError) as exc:
@@ -177,11 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for entry in stale(divergences, cells)
         if set(entry.servers) <= ran and any(entry.covers(check, entry.servers[0]) for check in run.checks)
     ]
-    report = Report(run.command, run.servers, run.versions, run.skipped, cells, divergences, run.autobahn, notes)
+    report = Report(run.command, run.columns, run.versions, run.skipped, cells, divergences, run.autobahn, notes)
     report.reference_notes, report.ran_on, report.launcher_flags = reference_notes, run.ran_on, run.launcher_flags
-    report.packages = run.packages
+    report.packages, report.offers = run.packages, run.offers
     _write(report, args, say)
-    for headline in headlines(cells, run.servers).values():
+    for headline in headlines(cells, run.columns).values():
         say(headline.line)
     failing = report.failing
     say(f"done: {len(cells)} cells, {len(failing)} differing with no entry, in {time.monotonic() - started:.0f} s")
@@ -203,10 +229,17 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], registry: Mapping
 
     work_dir = CACHE / "runs" / time.strftime("%Y%m%d-%H%M%S")
     say(f"run directory: {work_dir}")
+    transports = _transports(args.transports)
     outcomes: list[Outcome] = []
+    offers: dict[str, dict[str, Offer]] = {}
     for server in installed:
-        say(f"== {server.name}: {len(checks)} checks")
-        outcomes += run_checks(server, checks, app=args.app, echo_path=args.echo_path, work_dir=work_dir, progress=say)
+        if HTTP1 in transports:
+            say(f"== {server.name}: {len(checks)} checks")
+            outcomes += run_checks(
+                server, checks, app=args.app, echo_path=args.echo_path, work_dir=work_dir, progress=say
+            )
+        for transport in (transport for transport in transports if transport != HTTP1):
+            outcomes += _over(server, transport, checks, args, work_dir, offers, say)
 
     if args.update_expected:
         _record_expected(outcomes, args.update_expected, say)
@@ -238,9 +271,45 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], registry: Mapping
         outcomes,
         autobahn,
         _packages(installed),
+        offers,
+        list(transports),
     )
     run.save(work_dir / "run.json")
     return run
+
+
+def _over(
+    server: Server,
+    transport: Transport,
+    checks: Sequence[Check],
+    args: argparse.Namespace,
+    work_dir: Path,
+    offers: dict[str, dict[str, Offer]],
+    say: Callable[[str], None],
+) -> list[Outcome]:
+    """The scenarios under ``server`` over an HTTP/2 ``transport``, if it advertises WebSockets there."""
+    name = column(server.name, transport)
+    found = offer(
+        server, transport, work_dir / name.replace(" ", "-") / "offer", app=args.app, echo_path=args.echo_path
+    )
+    offers.setdefault(transport, {})[server.name] = found
+    over = [check for check in checks if check.kind == "scenario" and check.http1_only is None]
+    if not found.served or not over:
+        say(f"== {name}: not run: {server.name} {found.found}")
+        return []
+    say(f"== {name}: {len(over)} scenarios ({server.name} {found.found})")
+    return run_checks(
+        server, over, app=args.app, echo_path=args.echo_path, work_dir=work_dir, progress=say, transport=transport
+    )
+
+
+def _transports(raw: str) -> list[Transport]:
+    """The transports ``--transports`` names, in the order given."""
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in TRANSPORTS]
+    if unknown or not names:
+        raise ValueError(f"--transports {raw!r}: expected names from {', '.join(TRANSPORTS)}")
+    return [transport for transport in TRANSPORTS if transport in names]
 
 
 def _chosen(

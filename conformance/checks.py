@@ -23,28 +23,43 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from asgi_ws.servers import Server
 
+from .h2client import H2Client
 from .launcher import HOST, RunningServer
 
 __all__ = [
     "CHECKS",
+    "HTTP1",
+    "TRANSPORTS",
     "Check",
     "Kind",
     "Target",
     "Transcript",
+    "Transport",
+    "column",
+    "columns_of",
     "kind_of",
     "probe",
     "scenario",
+    "split_column",
 ]
 
 Transcript = dict[str, Any]
 Kind = Literal["scenario", "probe"]
+# How a check's clients reach the server (contract §11): each scenario's WebSockets can be opened over any of them.
+Transport = Literal["http/1.1", "h2", "h2c"]
+HTTP1: Transport = "http/1.1"
+TRANSPORTS: dict[Transport, str] = {
+    "http/1.1": "HTTP/1.1",
+    "h2": "HTTP/2 over TLS (ALPN h2), as browsers use it",
+    "h2c": "HTTP/2 over TCP with prior knowledge (h2c)",
+}
 CheckFunction = Callable[["Target"], Awaitable[Transcript]]
 
 # The header that tags a connection, so that what the app observed can be matched to the check.
@@ -70,6 +85,7 @@ class Check:
     # The check mostly waits on a server's or the app's timer, on connections of its own: it runs side by
     # side with the other waiting checks of its server process (conformance.runner).
     waits: bool = False
+    http1_only: str | None = None  # why the check runs over HTTP/1.1 only, e.g. it writes raw frames over TCP
 
 
 # Every check, by name, in registration order.
@@ -98,13 +114,31 @@ def _register(
 
 
 def scenario(name: str, summary: str, covers: str, **options: Any) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a scenario (options: settings, generic, own_server, server_flags, racy)."""
+    """Register a scenario (options: settings, generic, own_server, server_flags, racy, http1_only)."""
     return _register("scenario", name, summary, covers, **options)
 
 
 def probe(name: str, summary: str, covers: str, **options: Any) -> Callable[[CheckFunction], CheckFunction]:
     """Register a probe (options: own_server, server_flags, racy, waits)."""
     return _register("probe", name, summary, covers, **options)
+
+
+def column(server: str, transport: Transport) -> str:
+    """The report's column for ``server`` over ``transport``: the server's name alone for HTTP/1.1."""
+    return server if transport == HTTP1 else f"{server} over {transport}"
+
+
+def columns_of(servers: Iterable[str]) -> list[str]:
+    """Every column ``servers`` can have: each server over each transport."""
+    return [column(server, transport) for server in servers for transport in TRANSPORTS]
+
+
+def split_column(name: str) -> tuple[str, Transport]:
+    """The server and the transport of a report column (the reverse of :func:`column`)."""
+    server, _, transport = name.rpartition(" over ")
+    if server and transport in TRANSPORTS:
+        return server, transport
+    return name, HTTP1
 
 
 @dataclass(slots=True)
@@ -115,6 +149,7 @@ class Target:
     entry: Server  # what started it: its entry in asgi_ws.servers.SERVERS, or one given with --server-command
     echo_path: str = "/echo"  # where the app echoes, for generic scenarios
     observations: Path | None = None  # JSON lines written by conformance.observer, if the app is observed
+    transport: Transport = HTTP1  # how the check's WebSockets are opened (h2 needs the server on TLS)
     _counter: int = 0  # for connection ids
 
     @property
@@ -127,6 +162,13 @@ class Target:
 
     def url(self, path: str) -> str:
         return self.server.url(path)
+
+    async def h2(self) -> H2Client:
+        """A new HTTP/2 connection to the server, over this target's transport (h2 or h2c)."""
+        if self.transport == HTTP1:
+            raise RuntimeError("this target's transport is HTTP/1.1")
+        tls = self.server.tls.client() if self.transport == "h2" and self.server.tls is not None else None
+        return await H2Client.open(self.host, self.port, tls=tls)
 
     def connection_id(self) -> str:
         """A fresh id for :data:`OBSERVE_HEADER`, unique within this server's run."""

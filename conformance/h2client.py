@@ -14,6 +14,12 @@ libraries and nothing of its own on the wire:
   turns messages into frames and frames into events, as it does for hypercorn's
   own HTTP/2 WebSockets, and is told nothing about HTTP/2.
 
+The scenarios do not use wsproto: :meth:`H2Client.websockets_client` gives them
+the ``websockets`` client they use over HTTP/1.1, the library's own
+:class:`~websockets.asyncio.client.ClientConnection`, running on the stream
+instead of a TCP connection (:class:`StreamTransport`).  So a scenario under
+HTTP/2 is the same client doing the same thing, and only the transport differs.
+
 One :class:`H2Client` is one HTTP/2 connection.  A task reads the socket and
 hands each stream's events to that stream, so several WebSockets and plain
 requests can share the connection, as a browser's do.  Everything waits with a
@@ -44,10 +50,19 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+from websockets.asyncio.client import ClientConnection
+from websockets.client import ClientProtocol
+from websockets.datastructures import Headers as WebSocketHeaders
+from websockets.exceptions import InvalidStatus
+from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+from websockets.headers import build_extension
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
-__all__ = ["H2Client", "H2Response", "H2WebSocket", "HandshakeRefused"]
+__all__ = ["H2Client", "H2Response", "H2WebSocket", "HandshakeRefused", "StreamTransport"]
 
 TIMEOUT = 10.0  # seconds for any one wait: a connect, a response, a message
 READ_SIZE = 65536
@@ -79,6 +94,7 @@ class _Stream:
     headers: asyncio.Future[Headers]
     data: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)  # None: the stream ended
     reset: int | None = None
+    ended: bool = False  # the server sent END_STREAM or RST_STREAM
 
 
 class H2Client:
@@ -162,6 +178,50 @@ class H2Client:
             raise HandshakeRefused(await self._rest(stream_id, status, answer))
         return H2WebSocket(self, stream_id, answer)
 
+    async def websockets_client(
+        self,
+        path: str,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        origin: str | None = None,
+        compression: str | None = "deflate",
+        max_queue: int | None = 16,
+        close_timeout: float = 5.0,
+    ) -> ClientConnection:
+        """An extended CONNECT to ``path``, as the ``websockets`` client: a ClientConnection on the stream.
+
+        Raises the library's InvalidStatus for anything but 200, as its HTTP/1.1
+        handshake does for anything but 101.  With ``compression="deflate"``
+        the CONNECT offers permessage-deflate as the library does, and whatever
+        the server accepts is in force on the stream, RSV1 bit and all.
+        """
+        extensions = enable_client_permessage_deflate(None) if compression == "deflate" else []
+        protocol = ClientProtocol(
+            parse_uri(f"{'wss' if self.scheme == 'https' else 'ws'}://{self.authority}{path}"),
+            extensions=extensions,
+            state=State.OPEN,
+            max_size=None,
+        )
+        request = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", self.scheme), (":path", path)]
+        request += [(":authority", self.authority), ("sec-websocket-version", "13")]
+        if origin is not None:
+            request.append(("origin", origin))
+        if extensions:
+            offer = build_extension([(factory.name, factory.get_request_params()) for factory in extensions])
+            request.append(("sec-websocket-extensions", offer))  # as ClientProtocol.connect() words it
+        stream_id = self._send_headers([*request, *headers], end_stream=False)
+        answer = await asyncio.wait_for(asyncio.shield(self._streams[stream_id].headers), TIMEOUT)
+        answered = WebSocketHeaders([(name, value) for name, value in answer if not name.startswith(":")])
+        status = int(dict(answer)[":status"])
+        if status != 200:
+            refused = await self._rest(stream_id, status, answer)
+            raise InvalidStatus(Response(status, "", answered, refused.body))
+        protocol.extensions = protocol.process_extensions(answered)
+        connection = ClientConnection(protocol, ping_interval=None, close_timeout=close_timeout, max_queue=max_queue)
+        connection.response = Response(200, "OK", answered)
+        StreamTransport(self, stream_id, connection)
+        return connection
+
     async def get(self, path: str) -> H2Response:
         """``GET path`` on a stream of its own, read to the end."""
         request = [(":method", "GET"), (":scheme", self.scheme), (":path", path), (":authority", self.authority)]
@@ -204,10 +264,11 @@ class H2Client:
             body += chunk
         return H2Response(status, headers, body, stream.reset)
 
-    async def send_data(self, stream_id: int, data: bytes) -> None:
+    async def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
         """``data`` as DATA frames on ``stream_id``: no frame over the server's size, none past its window.
 
         Waits, up to TIMEOUT each time, for the server to open its window when it is shut.
+        ``end_stream``: the last frame carries END_STREAM.
         """
         view = memoryview(data)
         while view:
@@ -217,7 +278,7 @@ class H2Client:
                 await asyncio.wait_for(self._window_opened.wait(), TIMEOUT)
                 continue
             size = min(len(view), window, self._h2.max_outbound_frame_size)
-            self._h2.send_data(stream_id, view[:size].tobytes())
+            self._h2.send_data(stream_id, view[:size].tobytes(), end_stream=end_stream and size == len(view))
             self._flush()
             view = view[size:]
 
@@ -236,6 +297,10 @@ class H2Client:
         if size:
             self._h2.acknowledge_received_data(size, stream_id)
             self._flush()
+
+    def extra_info(self, name: str, default: Any = None) -> Any:
+        """The socket's ``get_extra_info``: its addresses, its TLS object."""
+        return self._writer.get_extra_info(name, default)
 
     def _flush(self) -> None:
         if data := self._h2.data_to_send():
@@ -264,10 +329,11 @@ class H2Client:
             self._streams[event.stream_id].data.put_nowait(event.data)
             self._pending_acknowledge(event)
         elif isinstance(event, h2.events.StreamEnded):
+            self._streams[event.stream_id].ended = True
             self._streams[event.stream_id].data.put_nowait(None)
         elif isinstance(event, h2.events.StreamReset) and event.stream_id in self._streams:
             stream = self._streams[event.stream_id]
-            stream.reset = event.error_code
+            stream.reset, stream.ended = event.error_code, True
             if not stream.headers.done():
                 stream.headers.set_result([(":status", "0")])
             stream.data.put_nowait(None)
@@ -295,6 +361,156 @@ class H2Client:
 
     def stream(self, stream_id: int) -> _Stream:
         return self._streams[stream_id]
+
+    def end_stream(self, stream_id: int) -> None:
+        """END_STREAM on ``stream_id``: the client's half of the stream is closed."""
+        self._h2.end_stream(stream_id)
+        self._flush()
+
+
+class StreamTransport(asyncio.Transport):
+    """One HTTP/2 stream as the asyncio transport a ``websockets`` connection writes to and reads from.
+
+    What TCP gives the library, the stream gives it here: ``write`` sends DATA
+    (in order, within the server's window), ``write_eof`` and ``close`` send
+    END_STREAM, ``abort`` sends RST_STREAM, and the server's END_STREAM or
+    RST_STREAM is the end of the connection.  ``pause_reading`` stops both the
+    delivery of data and the return of flow-control window, so a reader that
+    stops holds the server back exactly as a full TCP receive buffer would.
+
+    The close is Chromium's, not TCP's.  Over TCP the client waits for the
+    server to close first (RFC 6455 §7.1.1).  Chromium 156's net log shows its
+    close frame going out with END_STREAM on the same DATA frame, and the stream
+    then cancelled.  So here: the client's close frame is followed by
+    END_STREAM, and once close frames have gone both ways the WebSocket is over,
+    and a stream the server has not ended is reset (CANCEL).  Whether a server
+    ends its half by itself is a probe's question (``h2-close-ends-stream``),
+    not every scenario's.
+    """
+
+    HIGH_WATER = 65536  # bytes queued for sending before the connection is asked to wait (pause_writing)
+
+    def __init__(self, client: H2Client, stream_id: int, connection: ClientConnection) -> None:
+        super().__init__()
+        self._client, self._stream_id, self._connection = client, stream_id, connection
+        self._outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()  # None: END_STREAM after what is queued
+        self._queued = 0  # bytes in _outgoing
+        self._high, self._low = self.HIGH_WATER, self.HIGH_WATER // 4
+        self._writing_paused = False
+        self._reading = asyncio.Event()
+        self._reading.set()
+        self._closing = False
+        self._ended = False  # connection_lost has been called
+        connection.connection_made(self)
+        self._tasks = [asyncio.create_task(self._send()), asyncio.create_task(self._receive())]
+
+    # What the connection calls
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or not data:
+            return
+        self._outgoing.put_nowait(bytes(data))
+        self._queued += len(data)
+        if self._queued > self._high and not self._writing_paused:
+            self._writing_paused = True
+            self._connection.pause_writing()
+        if self._connection.protocol.close_sent is not None:  # that was the close frame: END_STREAM follows it
+            self.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._outgoing.put_nowait(None)
+
+    def close(self) -> None:
+        self.write_eof()
+
+    def abort(self) -> None:
+        self._closing = True
+        with contextlib.suppress(Exception):
+            self._client.reset(self._stream_id)
+        self._lost(None)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._client.extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._reading.clear()
+        self._client.pause(self._stream_id)
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+        self._client.resume(self._stream_id)
+
+    def is_reading(self) -> bool:
+        return self._reading.is_set()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._high = self.HIGH_WATER if high is None else high
+        self._low = self._high // 4 if low is None else low
+
+    def get_write_buffer_size(self) -> int:
+        return self._queued
+
+    # The two tasks
+
+    async def _send(self) -> None:
+        """Everything written, in order, as DATA; then END_STREAM if the connection closed its side.
+
+        END_STREAM rides on the last DATA frame where it can, as Chromium sends it with its close frame.
+        """
+        with contextlib.suppress(Exception):  # the stream or the connection went away: _receive reports it
+            while (data := await self._outgoing.get()) is not None:
+                last = self._closing and self._outgoing.qsize() == 1  # only the end is queued behind it
+                await self._client.send_data(self._stream_id, data, end_stream=last)
+                self._queued -= len(data)
+                if self._writing_paused and self._queued <= self._low:
+                    self._writing_paused = False
+                    self._connection.resume_writing()
+                if last:
+                    return
+            self._client.end_stream(self._stream_id)
+
+    async def _receive(self) -> None:
+        """The stream's DATA to the connection while it reads; its end as the end of the connection."""
+        stream = self._client.stream(self._stream_id)
+        protocol = self._connection.protocol
+        while (data := await stream.data.get()) is not None:
+            await self._reading.wait()
+            self._connection.data_received(data)
+            if protocol.close_sent is not None and protocol.close_rcvd is not None:
+                await self._done()
+                return
+        if stream.reset is not None:
+            self._lost(ConnectionResetError(f"the server reset the stream (error code {stream.reset})"))
+        else:
+            self._connection.eof_received()
+            self._lost(None)
+
+    async def _done(self) -> None:
+        """Close frames have gone both ways: END_STREAM out, the stream cancelled unless the server ended it."""
+        self.write_eof()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(self._tasks[0]), TIMEOUT)
+        if not self._client.stream(self._stream_id).ended:
+            with contextlib.suppress(Exception):
+                self._client.reset(self._stream_id)
+        self._lost(None)
+
+    def _lost(self, exc: Exception | None) -> None:
+        if not self._ended:
+            self._ended = True
+            self._closing = True
+            for task in self._tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()
+            self._connection.connection_lost(exc)
 
 
 class H2WebSocket:

@@ -46,6 +46,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import trustme
+from cryptography.hazmat.primitives import serialization
 from prometheus_client.parser import text_string_to_metric_families
 
 from asgi_ws.servers import SERVERS, Listen, Server
@@ -101,12 +103,29 @@ class HTTPResult:
 class Tls:
     """TLS for a server: its certificate chain and private key, and the authority that signed it (PEM files).
 
-    The tests make all three with trustme (``tests/integration/conftest.py``, ``tls``).
+    :meth:`issued` makes all three with trustme, for the tests and the harness's HTTP/2 runs.
     """
 
     certfile: Path
     keyfile: Path
     cafile: Path  # the authority a client trusts to verify the server's certificate for HOST
+
+    @classmethod
+    def issued(cls, folder: Path) -> Tls:
+        """A fresh authority, and a certificate for HOST it signed, written into ``folder``.
+
+        The key is written as PKCS#8, the one form every server reads: granian takes no other.
+        """
+        authority = trustme.CA()
+        issued = authority.issue_cert(HOST)
+        folder.mkdir(parents=True, exist_ok=True)
+        certfile, keyfile, cafile = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
+        certfile.write_bytes(b"".join(pem.bytes() for pem in issued.cert_chain_pems))
+        key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
+        pkcs8 = serialization.PrivateFormat.PKCS8
+        keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption()))
+        authority.cert_pem.write_to_path(str(cafile))
+        return cls(certfile, keyfile, cafile)
 
     def client(self, alpn: Sequence[str] = ()) -> ssl.SSLContext:
         """A fresh client context that trusts ``cafile``, offering ``alpn`` (none: nothing, so HTTP/1.1)."""

@@ -33,6 +33,7 @@ from .limits import NOT_TESTED, racy_checks
 from .outcomes import OutcomeRow, outcome_rows
 from .portability import RULES
 from .summary import REFERENCE, autobahn_passed, counts, headlines
+from .transports import Offer
 from .verdicts import Cell, Divergence, ReferenceNote, Side, Verdict, cells_by_check
 
 __all__ = [
@@ -71,6 +72,7 @@ class Report:
     ran_on: str = ""  # date, Python and machine of the run
     launcher_flags: dict[str, str] = field(default_factory=dict)  # server -> the flags the launcher sets
     packages: dict[str, str] = field(default_factory=dict)  # every package the run stood on -> its version
+    offers: dict[str, dict[str, Offer]] = field(default_factory=dict)  # transport -> server -> what it offers there
 
     @property
     def failing(self) -> list[Cell]:
@@ -121,6 +123,10 @@ def write_json(report: Report, path: Path) -> None:
         "packages": report.packages,
         "launcher_flags": report.launcher_flags,
         "skipped": report.skipped,
+        "offers": {
+            transport: {server: asdict(found) for server, found in by_server.items()}
+            for transport, by_server in report.offers.items()
+        },
         "headline": {
             server: headline.to_json() for server, headline in headlines(report.cells, report.servers).items()
         },
@@ -178,13 +184,24 @@ def _headlines(report: Report) -> list[str]:
         out.append(f"- {headline.line}.")
     for server, reason in report.skipped.items():
         out.append(f"- {server}: not run ({reason}).")
+    for transport, by_server in report.offers.items():
+        out += [
+            f"- {server}: over HTTP/2 ({transport}): not offered: {found.found}."
+            for server, found in by_server.items()
+            if not found.served
+        ]
     out += [
         "",
         "A scenario counts as identical when everything its clients saw on the wire is the same as under",
         f"{REFERENCE}. What the app is told through ASGI is judged apart, in the app-side columns below.",
-        "",
     ]
-    return out
+    if report.offers:
+        out += [
+            "Over HTTP/2, the same scenarios open their WebSockets by extended CONNECT (RFC 8441) wherever the",
+            "server advertises it, as browsers do; the few that write raw frames over TCP run over HTTP/1.1 only.",
+            "Where a server does not advertise it, a browser uses HTTP/1.1, and the line says whether that works.",
+        ]
+    return [*out, ""]
 
 
 def _servers(report: Report) -> list[str]:

@@ -13,6 +13,13 @@ seconds waiting on a timer of the server or of the app (a handshake timeout, a
 late accept), each on its own connections, so they run side by side, before
 the others of their process.
 
+Over a transport other than HTTP/1.1 (contract §11) the checks' WebSockets
+are opened over HTTP/2 (:class:`~conformance.checks.Target`), the server
+listens with a fresh certificate where the transport is TLS, and every outcome
+is filed under the column of that server and transport
+(:func:`~conformance.checks.column`).  Checks marked ``http1_only`` are left
+out there.
+
 Every app runs wrapped in :mod:`conformance.observer`, so checks can read what
 the app saw.  Each check runs with a time bound; an exception or a timeout is
 an ``error`` outcome with the reason, never a crash of the run.
@@ -30,8 +37,8 @@ from pathlib import Path
 
 from asgi_ws.servers import Server
 
-from .checks import Check, Target, Transcript
-from .launcher import SERVERS_OWN_DEFLATE, ServerStartError, run_server
+from .checks import HTTP1, Check, Target, Transcript, Transport, column
+from .launcher import SERVERS_OWN_DEFLATE, ServerStartError, Tls, run_server
 from .observer import APP_ENV, FILE_ENV
 
 __all__ = ["CHECK_TIMEOUT", "SERVER_EXITED", "Outcome", "run_checks"]
@@ -61,9 +68,12 @@ def run_checks(
     echo_path: str,
     work_dir: Path,
     progress: Callable[[str], None],
+    transport: Transport = HTTP1,
 ) -> list[Outcome]:
-    """Run ``checks`` under ``server``; one outcome per check, in the order given."""
-    name = server.name
+    """Run ``checks`` under ``server`` over ``transport``; one outcome per check run, in the order given."""
+    name = column(server.name, transport)
+    if transport != HTTP1:
+        checks = [check for check in checks if check.http1_only is None]
     outcomes: dict[str, Outcome] = {}
     for index, group in enumerate(_groups(checks).values()):
         pending = list(group)
@@ -72,9 +82,9 @@ def run_checks(
             # A server that dies during a check is started again for the checks after it,
             # and the check that was running when it died says so.
             attempt += 1
-            log_dir = work_dir / name / f"group-{index}-{attempt}"
+            log_dir = work_dir / name.replace(" ", "-") / f"group-{index}-{attempt}"
             try:
-                pending = _run_group(server, pending, app, echo_path, log_dir, outcomes, progress)
+                pending = _run_group(server, transport, pending, app, echo_path, log_dir, outcomes, progress)
             except ServerStartError as exc:
                 for check in pending:
                     outcomes[check.name] = Outcome(check.name, name, None, f"server did not start: {exc}")
@@ -85,6 +95,7 @@ def run_checks(
 
 def _run_group(
     server: Server,
+    transport: Transport,
     group: Sequence[Check],
     app: str,
     echo_path: str,
@@ -97,20 +108,24 @@ def _run_group(
     observations = log_dir / "observations.jsonl"
     env = {APP_ENV: PROBE_APP if first.kind == "probe" else app, FILE_ENV: str(observations)}
     listen = {**SERVERS_OWN_DEFLATE, **dict(first.server_flags)}
-    with run_server(server, log_dir, first.settings, app=OBSERVED_APP, extra_env=env, listen=listen) as running:
-        target = Target(running, server, echo_path, observations)
+    tls = Tls.issued(log_dir / "tls") if transport == "h2" else None
+    name = column(server.name, transport)
+    with run_server(
+        server, log_dir, first.settings, app=OBSERVED_APP, extra_env=env, listen=listen, tls=tls
+    ) as running:
+        target = Target(running, server, echo_path, observations, transport)
         together = [check for check in group if check.waits]
         one_by_one = [check for check in group if not check.waits]
         batches = ([together] if together else []) + [[check] for check in one_by_one]
         for position, batch in enumerate(batches):
-            batch_outcomes = asyncio.run(_run_together(batch, server.name, target, progress))
+            batch_outcomes = asyncio.run(_run_together(batch, name, target, progress))
             assert running.process is not None
             died = running.process.poll() is not None and not any(check.own_server for check in batch)
             for outcome in batch_outcomes:
                 if died:
                     why = f"{SERVER_EXITED} ({running.process.returncode}) during this check"
-                    outcome = Outcome(outcome.check, server.name, outcome.transcript, why, outcome.seconds)
-                    progress(f"  {server.name:<20} {outcome.check:<40} {why}; starting it again")
+                    outcome = Outcome(outcome.check, name, outcome.transcript, why, outcome.seconds)
+                    progress(f"  {name:<20} {outcome.check:<40} {why}; starting it again")
                 outcomes[outcome.check] = outcome
             if died:
                 return [check for later in batches[position + 1 :] for check in later]

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .checks import kind_of
+from .checks import HTTP1, kind_of, split_column
 from .verdicts import Cell, Side
 
 __all__ = ["REFERENCE", "Counts", "Departure", "Headline", "autobahn_passed", "counts", "headlines"]
@@ -46,11 +46,16 @@ class Headline:
 
     @property
     def line(self) -> str:
-        """The headline as one sentence, the same in the Markdown, the JSON and the command's output."""
-        text = (
-            f"{self.server}: client-visible behaviour of asgi-ws: identical to {REFERENCE} "
-            f"in {self.identical} of {self.scenarios} scenarios"
-        )
+        """The headline as one sentence, the same in the Markdown, the JSON and the command's output.
+
+        A column of a server over HTTP/2 says so, and is compared with the reference over HTTP/1.1.
+        """
+        server, transport = split_column(self.server)
+        if transport == HTTP1:
+            text = f"{server}: client-visible behaviour of asgi-ws: identical to {REFERENCE}"
+        else:
+            text = f"{server}: over HTTP/2 ({transport}): identical to {REFERENCE} over HTTP/1.1"
+        text += f" in {self.identical} of {self.scenarios} scenarios"
         if self.exceptions:
             by_reason: dict[str, list[str]] = {}
             for item in self.exceptions:

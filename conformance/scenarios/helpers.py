@@ -5,7 +5,10 @@ A scenario is short because the moves it makes are named here:
 - **connect**: :func:`client` (the ``websockets`` client, as users run it) and
   :func:`raw_client` (:class:`~conformance.rawclient.RawClient`, for the
   wire), both optionally tagged with :data:`~conformance.checks.OBSERVE_HEADER`
-  so that :mod:`conformance.views` can later say what the app observed;
+  so that :mod:`conformance.views` can later say what the app observed.
+  Over HTTP/2 (``target.transport``), :func:`client` is the same library's
+  connection on an extended CONNECT stream (:mod:`conformance.h2client`), and
+  :func:`raw_client` refuses: checks that need it are ``http1_only``;
 - **handshake only**: :func:`handshake`, the status (and body) of an opening
   handshake, for the refusals of contract §1 and §3;
 - **reset**: :func:`reset_mid_frame`, half a frame and then a TCP reset;
@@ -34,21 +37,23 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Close, Frame, Opcode
 from websockets.typing import Data, Origin
 
-from ..checks import OBSERVE_HEADER, Target
+from ..checks import HTTP1, OBSERVE_HEADER, Target
 from ..rawclient import RawClient, Received
 
 __all__ = [
     "BROADCAST_PREFIX",
     "EOF",
     "NO_CODE",
+    "RAW_CLIENT",
+    "SMALL_RECEIVE_BUFFER",
     "STILL_OPEN",
     "SYNC_PREFIX",
     "WAIT",
@@ -74,6 +79,10 @@ __all__ = [
     "settle",
     "until_close",
 ]
+
+# Why a scenario runs over HTTP/1.1 only (its http1_only), in the words of the report.
+RAW_CLIENT = "its client writes frames of its own over TCP (conformance.rawclient)"
+SMALL_RECEIVE_BUFFER = "its slow reader is a TCP socket with a small receive buffer"
 
 WAIT = 10.0  # seconds any one expected event may take before the scenario records its absence
 SETTLE = 15.0  # seconds for /healthz to show the expected connection count
@@ -106,13 +115,16 @@ def client(
     origin: str | None = None,
     max_queue: int | None = 16,
     compression: str | None = "deflate",
-) -> connect:
+) -> contextlib.AbstractAsyncContextManager[ClientConnection]:
     """The ``websockets`` client for ``path``: ``async with client(target, "/ws") as ws``.
 
     Defaults are the library's, except that the client never pings (keepalive
     pings would be timing in the transcript), never goes through a proxy, has
     no size limit of its own, and waits 5 s rather than 10 for a close reply.
+    Over HTTP/2 each client has a connection of its own, as each tab of a browser would.
     """
+    if target.transport != HTTP1:
+        return _h2_client(target, path, tag=tag, origin=origin, max_queue=max_queue, compression=compression)
     return connect(
         target.url(path),
         additional_headers=_tag_headers(tag),
@@ -126,6 +138,19 @@ def client(
     )
 
 
+@contextlib.asynccontextmanager
+async def _h2_client(
+    target: Target, path: str, *, tag: str | None, origin: str | None, max_queue: int | None, compression: str | None
+) -> AsyncIterator[ClientConnection]:
+    """:func:`client` over HTTP/2: the connection, then the WebSocket on a stream of it; both closed on leaving."""
+    async with await target.h2() as connection:
+        ws = await connection.websockets_client(
+            path, headers=_tag_headers(tag), origin=origin, compression=compression, max_queue=max_queue
+        )
+        async with ws:  # as websockets' connect() does: a close on leaving, 1011 after an exception
+            yield ws
+
+
 def raw_client(
     target: Target,
     path: str,
@@ -137,7 +162,10 @@ def raw_client(
     """A :class:`RawClient` for ``path``: ``async with raw_client(target, "/echo") as raw``.
 
     ``socket_options`` are set on the client's socket before it connects, e.g. a small ``SO_RCVBUF``.
+    HTTP/1.1 only: a check that uses it is registered ``http1_only``.
     """
+    if target.transport != HTTP1:
+        raise RuntimeError(f"the raw client speaks HTTP/1.1 only, and this check runs over {target.transport}")
     return RawClient(
         target.host, target.port, path, headers=_tag_headers(tag), origin=origin, socket_options=socket_options
     )
@@ -147,8 +175,11 @@ async def handshake(target: Target, path: str, *, origin: str | None = None) -> 
     """Only the opening handshake: ``{"status": 101}``, or a refusal's status and body.
 
     An accepted connection is closed again at once with 1000 and the closing
-    handshake is completed, so that the app sees an ordinary end.
+    handshake is completed, so that the app sees an ordinary end.  Over HTTP/2
+    the extended CONNECT's 200 is written as the 101 it stands for (RFC 8441 §5).
     """
+    if target.transport != HTTP1:
+        return await _h2_handshake(target, path, origin)
     raw = raw_client(target, path, origin=origin)
     try:
         response = await raw.open()
@@ -164,6 +195,22 @@ async def handshake(target: Target, path: str, *, origin: str | None = None) -> 
         return {"status": 101}
     finally:
         raw.abort()
+
+
+async def _h2_handshake(target: Target, path: str, origin: str | None) -> dict[str, Any]:
+    """:func:`handshake` over an extended CONNECT."""
+    async with await target.h2() as connection:
+        try:
+            ws = await connection.websockets_client(path, origin=origin)
+        except InvalidStatus as refused:
+            return {
+                "status": refused.response.status_code,
+                "body": refused.response.body.decode(errors="replace")[:SHORT],
+            }
+        except (ConnectionError, TimeoutError) as exc:
+            return {"status": None, "error": f"no handshake response ({type(exc).__name__})"}
+        await ws.close(1000)
+        return {"status": 101}
 
 
 async def reset_mid_frame(raw: RawClient) -> None:

@@ -26,6 +26,7 @@ from ..checks import Target, Transcript, scenario
 from ..rawclient import RawClient
 from .helpers import (
     BROADCAST_PREFIX,
+    RAW_CLIENT,
     client,
     join_broadcast,
     join_group,
@@ -164,6 +165,7 @@ async def echo_50_clients(target: Target) -> Transcript:
         "Which messages reach a client that resets is timing. Only the survivors' messages are recorded, and "
         "the counts are read after /healthz has settled (polled, up to a bound)."
     ),
+    http1_only=RAW_CLIENT,
 )
 async def resets_amid_chat(target: Target) -> Transcript:
     """5 well-behaved clients and 5 raw clients in one room; the raw ones send half a frame and reset."""

@@ -47,6 +47,8 @@ from ..rawclient import RawClient
 from ..views import app_outcome, app_view
 from .helpers import (
     BROADCAST_PREFIX,
+    RAW_CLIENT,
+    SMALL_RECEIVE_BUFFER,
     WAIT,
     client,
     join_broadcast,
@@ -103,6 +105,7 @@ LATE_READER_PAUSE = 7.0  # seconds
     "normal-close-1000",
     "A client that closes with 1000 gets 1000 back, and the app sees a disconnect with 1000.",
     "contract §3 normal end",
+    http1_only=RAW_CLIENT,
 )
 async def normal_close_1000(target: Target) -> Transcript:
     """One round trip on /ws, then the client starts the closing handshake with 1000."""
@@ -169,6 +172,7 @@ async def size_limit_utf8(target: Target) -> Transcript:
         "The token bucket refills while the flood is sent. The rate is 1 message/s, so no token is added "
         "during the burst-sized flood, and the replies before the 4429 close are always the burst."
     ),
+    http1_only=RAW_CLIENT,
 )
 async def rate_limit_4429(target: Target) -> Transcript:
     """200 messages in one write to a connection allowed 5 at once and 1 a second after that."""
@@ -257,6 +261,7 @@ async def idle_room_reader(target: Target) -> Transcript:
         "timing. The transcript keeps only that what it read is the flood's start, in order, and whether it "
         "read all of it."
     ),
+    http1_only=SMALL_RECEIVE_BUFFER,
 )
 async def slow_consumer_4503(target: Target) -> Transcript:
     """On /ws_broadcast: a flooder, a reader that keeps up, and a raw client that reads nothing until the flood is over.
@@ -284,6 +289,7 @@ async def slow_consumer_4503(target: Target) -> Transcript:
         "reads again 7 s after the flood, past the app's 5 s close timeout and well inside its 30 s for a slow "
         "consumer, and the transcript keeps the close frame and the order of what was read, not how much."
     ),
+    http1_only=SMALL_RECEIVE_BUFFER,
 )
 async def slow_consumer_late_reader(target: Target) -> Transcript:
     """``slow-consumer-4503``, but the stalled client has a small receive buffer and reads again only 7 s later.

@@ -30,6 +30,7 @@ from ..checks import Target, Transcript, scenario
 from ..rawclient import RawClient
 from ..views import app_outcome, app_view
 from .helpers import (
+    RAW_CLIENT,
     client,
     digest,
     handshake,
@@ -89,6 +90,7 @@ async def _then_closed(raw: RawClient) -> None:
     "An empty text and an empty binary message are each echoed as an empty frame of the same type.",
     "contract §1 /echo, §5 empty messages",
     generic=True,
+    http1_only=RAW_CLIENT,
 )
 async def echo_empty_messages(target: Target) -> Transcript:
     """Two empty frames, one of each type."""
@@ -137,6 +139,7 @@ async def echo_unicode(target: Target) -> Transcript:
     "A text message sent in five fragments, split inside characters, reaches the app and comes back whole.",
     "contract §1 every message, §5 fragmented frames",
     generic=True,
+    http1_only=RAW_CLIENT,
 )
 async def echo_fragmented_text(target: Target) -> Transcript:
     """RFC 6455 §5.4: TEXT (fin=0), three CONTINUATION (fin=0), CONTINUATION (fin=1)."""
@@ -153,6 +156,7 @@ async def echo_fragmented_text(target: Target) -> Transcript:
     "A binary message sent in four fragments reaches the app and comes back whole.",
     "contract §1 every message, §5 fragmented frames",
     generic=True,
+    http1_only=RAW_CLIENT,
 )
 async def echo_fragmented_binary(target: Target) -> Transcript:
     """BINARY (fin=0), two CONTINUATION (fin=0), CONTINUATION (fin=1): 1 KiB of every byte value."""
@@ -173,6 +177,7 @@ async def echo_fragmented_binary(target: Target) -> Transcript:
     "A ping between two fragments of a message is answered at once; the message still arrives whole.",
     "contract §5 fragmented frames; RFC 6455 §5.4 control frames inside fragmented messages",
     generic=True,
+    http1_only=RAW_CLIENT,
 )
 async def echo_ping_between_fragments(target: Target) -> Transcript:
     """TEXT "hel" (fin=0), PING "mid", CONTINUATION "lo" (fin=1): a pong, then "hello"."""
@@ -191,6 +196,7 @@ async def echo_ping_between_fragments(target: Target) -> Transcript:
     "A client ping is answered with a pong of the same payload; an unsolicited pong is ignored.",
     "contract §5; RFC 6455 §5.5.2-3",
     generic=True,
+    http1_only=RAW_CLIENT,
 )
 async def echo_ping_pong(target: Target) -> Transcript:
     """PING "are you there?", then an unsolicited PONG, then a text message that must still be echoed."""
@@ -239,6 +245,7 @@ def _close_with(code: int | None, reason: str = "") -> Moves:
     "A client close with a private code and a reason: the server's reply, and the code and reason the app gets.",
     "contract §5 client close codes and reasons",
     generic=True,
+    http1_only=RAW_CLIENT,
 )
 async def echo_client_close_4000(target: Target) -> Transcript:
     """Close 4000 "bye"."""
@@ -250,6 +257,7 @@ async def echo_client_close_4000(target: Target) -> Transcript:
     "A client close with 1001 'going away' (a browser leaving the page): the reply, and what the app gets.",
     "contract §5 client close codes and reasons",
     generic=True,
+    http1_only=RAW_CLIENT,
 )
 async def echo_client_close_1001(target: Target) -> Transcript:
     """Close 1001 "going away"."""
@@ -261,6 +269,7 @@ async def echo_client_close_1001(target: Target) -> Transcript:
     "A client close frame with no code: the server's reply, and the code the app gets (1005 per the ASGI spec).",
     "contract §5 client close codes; RFC 6455 §7.1.5",
     generic=True,
+    http1_only=RAW_CLIENT,
 )
 async def echo_client_close_no_code(target: Target) -> Transcript:
     """A close frame with an empty payload."""
@@ -280,6 +289,7 @@ async def echo_client_close_no_code(target: Target) -> Transcript:
         " so the order is fixed, and how TCP ended (FIN or RST) is not recorded; only the disconnect code the"
         " app got."
     ),
+    http1_only=RAW_CLIENT,
 )
 async def echo_reset_after_message(target: Target) -> Transcript:
     """One round trip, then RST."""
@@ -302,6 +312,7 @@ async def echo_reset_after_message(target: Target) -> Transcript:
         "resets, the half frame can never become a message, and only the disconnect code the app got is "
         "recorded."
     ),
+    http1_only=RAW_CLIENT,
 )
 async def echo_reset_mid_frame(target: Target) -> Transcript:
     """One round trip, then half of a 1000-byte text frame, then RST."""
@@ -323,6 +334,7 @@ async def echo_reset_mid_frame(target: Target) -> Transcript:
         " keeps only whether send() failed and with what (a million-message push cannot finish first), and "
         "waits for /healthz to count the connection released."
     ),
+    http1_only=RAW_CLIENT,
 )
 async def stream_reset_send_errors(target: Target) -> Transcript:
     """A million-message push, reset as soon as it starts; then the connection must be released."""
@@ -348,6 +360,7 @@ async def stream_reset_send_errors(target: Target) -> Transcript:
     "A text frame that is not valid UTF-8 never reaches the app; the server closes the connection.",
     "contract §5; RFC 6455 §8.1 (fail with 1007)",
     generic=True,
+    http1_only=RAW_CLIENT,
 )
 async def echo_invalid_utf8(target: Target) -> Transcript:
     """A valid message, then TEXT b"\\xff\\xfe not utf-8", then nothing: the server ends it.

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from asgi_ws.servers import SERVERS, Listen
-from conformance.__main__ import Run, _ad_hoc_server, _registry, _select, build_parser, main
+from conformance.__main__ import Run, _ad_hoc_server, _registry, _select, _transports, build_parser, main
 from conformance.checks import CHECKS
 from conformance.runner import Outcome
+from conformance.transports import Offer
 from conformance.verdicts import load_expected
 
 
@@ -183,3 +184,22 @@ def test_rejudge_writes_the_report_and_fails_on_the_unexplained(
 def test_rejudge_without_a_run_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--rejudge", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "no run.json there" in capsys.readouterr().err
+
+
+def test_a_run_over_http2_keeps_what_each_server_offers_and_has_a_column_where_it_served(tmp_path: Path) -> None:
+    directory = kept_run(tmp_path)
+    run = Run.load(directory / "run.json")
+    run.offers = {"h2": {"uvicorn": Offer(False, "does not speak HTTP/2 here"), "hypercorn": Offer(True, "advertises")}}
+    run.transports = ["http/1.1", "h2"]
+    run.save(directory / "run.json")
+    loaded = Run.load(directory / "run.json")
+    assert loaded.offers == run.offers
+    assert loaded.columns == ["uvicorn", "hypercorn", "hypercorn over h2"]
+    loaded.transports = ["h2"]
+    assert loaded.columns == ["hypercorn over h2"]
+
+
+def test_transports_are_named_from_the_list_and_run_in_its_order() -> None:
+    assert _transports("h2, http/1.1") == ["http/1.1", "h2"]
+    with pytest.raises(ValueError, match=r"expected names from http/1\.1, h2, h2c"):
+        _transports("http/3")

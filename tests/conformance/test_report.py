@@ -16,6 +16,7 @@ from conformance.report import (
     write_markdown,
 )
 from conformance.runner import Outcome
+from conformance.transports import Offer
 from conformance.verdicts import Divergence, ReferenceNote, judge, load_expected
 
 EXPECTED = {"close": [1000, ""]}
@@ -158,3 +159,21 @@ def test_the_published_guide_is_every_rule_with_proofs_that_link_to_the_matrix()
         "Proof: [websocket.receive: the unused key](server-divergences.md#o-websocket-receive--the-unused-key): "
         "daphne differs." in page
     )
+
+
+def test_over_http2_each_server_has_a_headline_of_its_own_on_the_first_screen(tmp_path: Path) -> None:
+    """A server that serves WebSockets over HTTP/2 gets its column's headline, compared with the reference over
+    HTTP/1.1; one that does not says what it offers and whether a browser's fallback works."""
+    report = sample_report()
+    report.cells.append(judge(Outcome("check-a", "daphne over h2", EXPECTED), EXPECTED, [ENTRY]))
+    report.servers.append("daphne over h2")
+    fallback = "speaks HTTP/2 but does not advertise extended CONNECT; a browser falls back to HTTP/1.1, where it works"
+    report.offers = {"h2": {"daphne": Offer(True, "advertises"), "uvicorn": Offer(False, fallback)}}
+    write_markdown(report, tmp_path / "report.md")
+    first_section = (tmp_path / "report.md").read_text().split("\n## ")[1]
+    assert "- daphne: over HTTP/2 (h2): identical to uvicorn over HTTP/1.1 in 1 of 1 scenarios." in first_section
+    assert f"- uvicorn: over HTTP/2 (h2): not offered: {fallback}." in first_section
+    write_json(report, tmp_path / "report.json")
+    document = json.loads((tmp_path / "report.json").read_text())
+    assert document["offers"]["h2"]["uvicorn"] == {"served": False, "found": fallback}
+    assert document["headline"]["daphne over h2"]["identical"] == 1

@@ -5,6 +5,11 @@ one server" (contract §5): the whole check suite runs once per server, then eac
 check is its own test, which passes when the verdict is "same" or a known
 server divergence and fails with the diff otherwise.  Autobahn is not run here;
 ``python -m conformance`` runs it.
+
+Over HTTP/2 (contract §11) the server is asked what a browser would ask
+(:mod:`conformance.transports`): where it advertises WebSockets over HTTP/2, the
+scenarios run over it too and are judged in its "over h2" column; where it does
+not, a browser's fallback to HTTP/1.1 must work.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import pytest
 
 from asgi_ws.servers import SERVERS
 from conformance import probes, scenarios  # noqa: F401  (importing registers the checks)
-from conformance.checks import CHECKS
+from conformance.checks import CHECKS, column
 from conformance.launcher import APP
 from conformance.outcomes import BEHAVIOURS, Behaviour, cell_words
 from conformance.runner import run_checks
+from conformance.transports import offer
 from conformance.verdicts import Cell, judge, load_divergences, load_expected
 
 # The first test of each server runs every check under it (the session fixture below): minutes,
@@ -57,3 +63,22 @@ def test_every_row_describes_what_the_server_did(verdicts: dict[str, Cell], beha
     cell = verdicts[behaviour.check]
     words = cell_words(behaviour, cell)
     assert "?" not in words, f"{behaviour.title}: {words!r} from {cell.observed}"
+
+
+def test_over_http2_as_a_browser_finds_it(server_name: str, tmp_path: Path) -> None:
+    """Over TLS with ALPN h2: every scenario the same or explained where the server advertises extended
+    CONNECT; otherwise the browser's fallback, a WebSocket over HTTP/1.1 at the same address, works."""
+    server = SERVERS[server_name]
+    found = offer(server, "h2", tmp_path / "offer")
+    if not found.served:
+        assert found.found.endswith("a browser falls back to HTTP/1.1, where the WebSocket works"), found.found
+        return
+    over = [check for check in CHECKS.values() if check.kind == "scenario" and check.http1_only is None]
+    outcomes = run_checks(
+        server, over, app=APP, echo_path="/echo", work_dir=tmp_path, progress=lambda line: None, transport="h2"
+    )
+    divergences = load_divergences()
+    cells = [judge(outcome, load_expected(outcome.check), divergences) for outcome in outcomes]
+    assert {cell.server for cell in cells} == {column(server_name, "h2")}
+    failing = [f"{cell.verdict}: {cell.check}\n{cell.diff or cell.error}" for cell in cells if cell.failing]
+    assert not failing, "\n".join(failing)

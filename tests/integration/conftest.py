@@ -33,12 +33,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-import trustme
-from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from asgi_ws.servers import SERVERS, Server
-from conformance.launcher import HOST, RunningServer, StartServer, Tls, run_server
+from conformance.launcher import RunningServer, StartServer, Tls, run_server
 
 from ..conftest import requested_servers
 
@@ -96,21 +94,8 @@ def skip_unless_installed(server: str | Server, config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
-    """A server certificate for HOST, its private key and the authority that signed it.
-
-    The key is written as PKCS#8, the one form every server reads: granian takes no other.
-    """
-    authority = trustme.CA()
-    issued = authority.issue_cert(HOST)
-    folder = tmp_path_factory.mktemp("tls")
-    certfile, keyfile, cafile = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
-    certfile.write_bytes(b"".join(pem.bytes() for pem in issued.cert_chain_pems))
-    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
-    keyfile.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    authority.cert_pem.write_to_path(str(cafile))
-    return Tls(certfile, keyfile, cafile)
+    """A server certificate for HOST, its private key and the authority that signed it (PKCS#8 key)."""
+    return Tls.issued(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
