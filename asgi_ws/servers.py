@@ -73,6 +73,8 @@ class Listen:
     # TLS: the certificate chain and its private key, PEM files; None for both: plain TCP.
     certfile: str | None = None
     keyfile: str | None = None
+    # HTTP/2 turned on where the server has it off by default (Server.http2); elsewhere it changes nothing.
+    http2: bool = False
 
     def __post_init__(self) -> None:
         if (self.certfile is None) != (self.keyfile is None):
@@ -83,9 +85,11 @@ class Listen:
         return self.certfile is not None
 
     def with_overrides(self, overrides: Mapping[str, float | bool | None]) -> Listen:
-        """This one with ``ping_interval``, ``ping_timeout`` and ``deflate`` taken from ``overrides``, where given."""
-        if unknown := set(overrides) - {"ping_interval", "ping_timeout", "deflate"}:
-            raise ValueError(f"only ping_interval, ping_timeout and deflate can be overridden, not {sorted(unknown)}")
+        """This one with ``ping_interval``, ``ping_timeout``, ``deflate`` and ``http2`` taken from ``overrides``."""
+        if unknown := set(overrides) - {"ping_interval", "ping_timeout", "deflate", "http2"}:
+            raise ValueError(
+                f"only ping_interval, ping_timeout, deflate and http2 can be overridden, not {sorted(unknown)}"
+            )
         timeout = overrides.get("ping_timeout", self.ping_timeout)
         if timeout is None:
             raise ValueError("ping_timeout cannot be None")
@@ -97,6 +101,7 @@ class Listen:
             ping_interval=overrides.get("ping_interval", self.ping_interval),
             ping_timeout=timeout,
             deflate=deflate,
+            http2=bool(overrides.get("http2", self.http2)),
         )
 
 
@@ -130,6 +135,7 @@ class Server:
     tls: str = ""  # flags that serve TLS, with {certfile} and {keyfile}; "": by {endpoint}, or not at all
     no_tls: str | None = None  # why it cannot serve TLS, where it cannot
     install: str = ""  # the asgi-ws[...] extra that installs it, where that is not the package run
+    http2: str = ""  # flags that turn HTTP/2 on, where it is off unless asked for (Listen.http2)
 
     def __post_init__(self) -> None:
         if shlex.split(self.command_template).count(APP_WORD) != 1:
@@ -179,12 +185,13 @@ class Server:
         return [sys.executable, "-m", *words[:at], *self.launcher_flags(listen), app, *words[at + 1 :]]
 
     def launcher_flags(self, listen: Listen) -> list[str]:
-        """The flags that do not choose the server: the worker count, the keepalive pings, deflate, then TLS."""
+        """The flags that do not choose the server: the worker count, the keepalive pings, deflate, TLS, HTTP/2."""
         return [
             *self.worker_flags(listen),
             *self.ping_flags(listen),
             *self.deflate_flags(listen),
             *self.tls_flags(listen),
+            *(shlex.split(self.http2) if listen.http2 else []),
         ]
 
     def worker_flags(self, listen: Listen) -> list[str]:
@@ -355,6 +362,7 @@ SERVERS: dict[str, Server] = {
             deflate_default=False,
             tls=UVICORN_TLS,
             install="zttp",
+            http2="--http2",  # zttp's HTTP/2 (h2c and ALPN h2): off unless asked for
         ),
         Server(
             "hypercorn",

@@ -135,7 +135,7 @@ class H2Client:
                 writer.close()
                 with contextlib.suppress(OSError, ssl.SSLError):
                     await writer.wait_closed()
-                raise ConnectionError(f"ALPN chose {chosen!r}, not h2: the server does not speak HTTP/2 over TLS")
+                raise ConnectionError(f"ALPN chose {chosen or 'no protocol'}, not h2")
         config = h2.config.H2Configuration(
             client_side=True, validate_outbound_headers=validate, normalize_outbound_headers=validate
         )

@@ -17,7 +17,8 @@ Over a transport other than HTTP/1.1 (contract §11) the checks' WebSockets
 are opened over HTTP/2 (:class:`~conformance.checks.Target`), the server
 listens with a fresh certificate where the transport is TLS, and every outcome
 is filed under the column of that server and transport
-(:func:`~conformance.checks.column`).  Checks marked ``http1_only`` are left
+(:func:`~conformance.checks.column`); a server that has HTTP/2 off unless
+asked (``Server.http2``) is asked.  Checks marked ``http1_only`` are left
 out there.
 
 Every app runs wrapped in :mod:`conformance.observer`, so checks can read what
@@ -107,7 +108,9 @@ def _run_group(
     first = group[0]
     observations = log_dir / "observations.jsonl"
     env = {APP_ENV: PROBE_APP if first.kind == "probe" else app, FILE_ENV: str(observations)}
-    listen = {**SERVERS_OWN_DEFLATE, **dict(first.server_flags)}
+    listen: dict[str, float | bool | None] = {**SERVERS_OWN_DEFLATE, **dict(first.server_flags)}
+    if transport != HTTP1:
+        listen["http2"] = True  # where a server has HTTP/2 off by default (uvicorn's zttp), it is turned on
     tls = Tls.issued(log_dir / "tls") if transport == "h2" else None
     name = column(server.name, transport)
     with run_server(

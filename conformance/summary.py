@@ -60,7 +60,10 @@ class Headline:
             by_reason: dict[str, list[str]] = {}
             for item in self.exceptions:
                 by_reason.setdefault(item.reason, []).append(item.check)
-            text += "; except " + "; ".join(f"{reason}: {', '.join(checks)}" for reason, checks in by_reason.items())
+            text += "; except " + "; ".join(
+                f"{reason}: {'every one' if len(checks) == self.scenarios > 1 else ', '.join(checks)}"
+                for reason, checks in by_reason.items()
+            )
         return text
 
     def to_json(self) -> dict[str, Any]:

@@ -45,9 +45,10 @@ class Offer:
 
 
 def offer(server: Server, transport: Transport, log_dir: Path, *, app: str = APP, echo_path: str = "/echo") -> Offer:
-    """Start ``server`` with ``app`` (on TLS for ``h2``) and find out what it offers over ``transport``."""
+    """Start ``server`` with ``app`` (on TLS for ``h2``, HTTP/2 turned on where it has a switch) and find out
+    what it offers over ``transport``."""
     tls = Tls.issued(log_dir / "tls") if transport == "h2" else None
-    with run_server(server, log_dir, app=app, tls=tls) as running:
+    with run_server(server, log_dir, app=app, tls=tls, listen={"http2": True}) as running:
         return asyncio.run(_offer(running, transport, echo_path))
 
 

@@ -177,3 +177,13 @@ def test_over_http2_each_server_has_a_headline_of_its_own_on_the_first_screen(tm
     document = json.loads((tmp_path / "report.json").read_text())
     assert document["offers"]["h2"]["uvicorn"] == {"served": False, "found": fallback}
     assert document["headline"]["daphne over h2"]["identical"] == 1
+
+
+def test_a_headline_whose_every_scenario_departs_for_one_reason_says_so_in_two_words() -> None:
+    from conformance.summary import Departure, Headline
+
+    headline = Headline("uvicorn-zttp over h2", 0, 2, (Departure("a", "answers 404"), Departure("b", "answers 404")))
+    assert headline.line == (
+        "uvicorn-zttp: over HTTP/2 (h2): identical to uvicorn over HTTP/1.1 in 0 of 2 scenarios; "
+        "except answers 404: every one"
+    )

@@ -46,18 +46,12 @@ SILENT = {"granian": ("h2c", "tls"), "pyvoy": ("h2c", "tls"), "daphne": ("tls",)
 # Speak no HTTP/2 at all: no h2 by ALPN, and a prior-knowledge preface is not answered with SETTINGS.
 HTTP1_ONLY = ["uvicorn", "uvicorn-websockets", "uvicorn-wsproto", "uvicorn-zttp", "gunicorn"]
 
-# uvicorn 0.55 with --http zttp --http2: zttp's HTTP/2 connection advertises extended CONNECT in its first
-# SETTINGS (zttp's H2Connection.initiate_connection, called by uvicorn/protocols/http/zttp_h2_impl.py,
-# ZttpH2Protocol.connection_made; zttp added the setting for Kludex/zttp#277), but
-# ZttpH2Protocol.handle_request makes every request an http scope, :protocol or not, so the app is
-# asked for an HTTP "CONNECT /ws" and answers 404.  Not a configuration of contract §0: docs/http2.md.
-UVICORN_HTTP2 = Server(
-    "uvicorn-zttp-http2",
-    "uvicorn --http zttp --http2 --ws websockets-sansio --host {host} --port {port} {app}",
-    ("uvicorn", "zttp", "websockets"),
-    no_ping="not needed here",
-    tls="--ssl-certfile {certfile} --ssl-keyfile {keyfile}",
-)
+# uvicorn 0.55 with --http zttp --http2 (uvicorn-zttp with Listen.http2): zttp's HTTP/2 connection
+# advertises extended CONNECT in its first SETTINGS (zttp's H2Connection.initiate_connection, called by
+# uvicorn/protocols/http/zttp_h2_impl.py, ZttpH2Protocol.connection_made; zttp added the setting for
+# Kludex/zttp#277), but ZttpH2Protocol.handle_request makes every request an http scope, :protocol or not,
+# so the app is asked for an HTTP "CONNECT /ws" and answers 404 (docs/http2.md).
+HTTP2_ON: dict[str, float | bool | None] = {"http2": True}
 
 
 REPRODUCTION = Path(__file__).resolve().parents[2] / "examples" / "uvicorn_http2_rfc8441.py"
@@ -83,11 +77,16 @@ def serving(
 
 @contextlib.asynccontextmanager
 async def served_over_h2(
-    server: str | Server, transport: str, tls: Tls, tmp_path: Path, config: pytest.Config
+    server: str | Server,
+    transport: str,
+    tls: Tls,
+    tmp_path: Path,
+    config: pytest.Config,
+    listen: dict[str, float | bool | None] | None = None,
 ) -> AsyncIterator[tuple[RunningServer, H2Client]]:
     """``server`` running, over TLS for ``transport`` "tls", and an HTTP/2 connection to it."""
     skip_unless_installed(server, config)
-    with run_server(server, tmp_path, tls=tls if transport == "tls" else None) as running:
+    with run_server(server, tmp_path, tls=tls if transport == "tls" else None, listen=listen) as running:
         async with await open_h2(running, transport, tls) as client:
             yield running, client
 
@@ -121,7 +120,7 @@ async def test_a_server_that_does_not_serve_them_does_not_advertise_them(
 
 
 @pytest.mark.parametrize(
-    ("transport", "error"), [("h2c", "closed before its SETTINGS"), ("tls", "ALPN chose None, not h2")]
+    ("transport", "error"), [("h2c", "closed before its SETTINGS"), ("tls", "ALPN chose no protocol, not h2")]
 )
 @pytest.mark.parametrize("name", HTTP1_ONLY)
 async def test_a_server_without_http2_is_never_asked(
@@ -137,7 +136,10 @@ async def test_a_server_without_http2_is_never_asked(
 async def test_uvicorn_http2_advertises_websockets_then_answers_their_connect_404(
     transport: str, tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    async with served_over_h2(UVICORN_HTTP2, transport, tls, tmp_path, request.config) as (server, client):
+    async with served_over_h2("uvicorn-zttp", transport, tls, tmp_path, request.config, HTTP2_ON) as (
+        server,
+        client,
+    ):
         assert client.advertises_websockets
         with pytest.raises(HandshakeRefused) as refused:
             await client.websocket("/ws")
@@ -149,8 +151,8 @@ def test_the_reproduction_for_uvicorn_shows_what_docs_http2_says(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """examples/uvicorn_http2_rfc8441.py, the reproduction written to go upstream as it stands, with its own app."""
-    skip_unless_installed(UVICORN_HTTP2, request.config)
-    with run_server(UVICORN_HTTP2, tmp_path, app="examples.uvicorn_http2_rfc8441:app") as server:
+    skip_unless_installed("uvicorn-zttp", request.config)
+    with run_server("uvicorn-zttp", tmp_path, app="examples.uvicorn_http2_rfc8441:app", listen=HTTP2_ON) as server:
         shown = subprocess.run(
             [sys.executable, str(REPRODUCTION), HOST, str(server.port)], capture_output=True, text=True, timeout=30
         )
