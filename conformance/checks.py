@@ -86,6 +86,8 @@ class Check:
     # side with the other waiting checks of its server process (conformance.runner).
     waits: bool = False
     http1_only: str | None = None  # why the check runs over HTTP/1.1 only, e.g. it writes raw frames over TCP
+    # The check speaks HTTP/2 itself, as a browser does: its server runs on TLS with HTTP/2 turned on.
+    h2: bool = False
 
 
 # Every check, by name, in registration order.
@@ -119,7 +121,7 @@ def scenario(name: str, summary: str, covers: str, **options: Any) -> Callable[[
 
 
 def probe(name: str, summary: str, covers: str, **options: Any) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a probe (options: own_server, server_flags, racy, waits)."""
+    """Register a probe (options: own_server, server_flags, racy, waits, h2)."""
     return _register("probe", name, summary, covers, **options)
 
 

@@ -49,6 +49,7 @@ from typing import Any
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 from websockets.asyncio.client import ClientConnection
 from websockets.client import ClientProtocol
@@ -160,16 +161,19 @@ class H2Client:
         """Whether the server's SETTINGS say it serves extended CONNECT (RFC 8441 §3)."""
         return self.settings.get(h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL, 0) == 1
 
-    async def websocket(self, path: str, *, protocol: str | None = "websocket") -> H2WebSocket:
+    async def websocket(
+        self, path: str, *, protocol: str | None = "websocket", headers: Iterable[tuple[str, str]] = ()
+    ) -> H2WebSocket:
         """An extended CONNECT to ``path``: the WebSocket, or HandshakeRefused with the server's answer.
 
-        ``protocol=None`` sends a CONNECT without ``:protocol``, for probes.
+        ``protocol=None`` sends a CONNECT without ``:protocol``, for probes; ``headers`` go after the
+        WebSocket's own.
         """
         request = [(":method", "CONNECT")]
         if protocol is not None:
             request.append((":protocol", protocol))
         request += [(":scheme", self.scheme), (":path", path), (":authority", self.authority)]
-        request += [("sec-websocket-version", "13"), ("origin", f"{self.scheme}://{self.authority}")]
+        request += [("sec-websocket-version", "13"), ("origin", f"{self.scheme}://{self.authority}"), *headers]
         stream_id = self._send_headers(request, end_stream=False)
         stream = self._streams[stream_id]
         answer = await asyncio.wait_for(asyncio.shield(stream.headers), TIMEOUT)
@@ -343,21 +347,27 @@ class H2Client:
             self.goaway = event.error_code
 
     def _pending_acknowledge(self, event: h2.events.DataReceived) -> None:
-        """Give the window back at once, unless the stream's reader is paused (then it gives it back itself)."""
+        """Give the window back at once; for a paused stream, only the connection's (it gives its own back itself)."""
+        size = event.flow_controlled_length
         paused = self._paused.get(event.stream_id)
         if paused is None:
-            self.acknowledge(event.stream_id, event.flow_controlled_length)
-        else:
-            paused.append(event.flow_controlled_length)
+            self.acknowledge(event.stream_id, size)
+        elif size:
+            self._h2.increment_flow_control_window(size)  # the connection's: its other streams go on
+            self._flush()
+            paused.append(size)
 
     def pause(self, stream_id: int) -> None:
-        """Stop giving ``stream_id``'s window back as its DATA arrives."""
+        """Stop giving ``stream_id``'s own window back as its DATA arrives, as a browser does for a socket whose
+        page stops reading: the connection's window, and with it every other stream, goes on."""
         self._paused.setdefault(stream_id, [])
 
     def resume(self, stream_id: int) -> None:
         """Give back what ``stream_id`` received while paused, and keep giving it back."""
-        for size in self._paused.pop(stream_id, []):
-            self.acknowledge(stream_id, size)
+        if received := sum(self._paused.pop(stream_id, [])):
+            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                self._h2.increment_flow_control_window(received, stream_id=stream_id)
+                self._flush()
 
     def stream(self, stream_id: int) -> _Stream:
         return self._streams[stream_id]
@@ -524,6 +534,7 @@ class H2WebSocket:
         self._binary: list[bytes] = []
         self.close_received: CloseConnection | None = None
         self.stream_ended = False  # the server sent END_STREAM
+        self.after_close = 0  # bytes of DATA the server sent after the closing handshake
         self._pump = asyncio.create_task(self._receive())
 
     async def send(self, message: str | bytes) -> None:
@@ -543,10 +554,14 @@ class H2WebSocket:
             raise ConnectionError(f"the server closed the WebSocket: {item.code} {item.reason!r}")
         return item
 
-    async def close(self, code: int = 1000, reason: str = "") -> CloseConnection | None:
-        """The closing handshake: send a close, wait for the server's; its close, or None if the stream ended first."""
+    async def close(self, code: int = 1000, reason: str = "", *, end_stream: bool = False) -> CloseConnection | None:
+        """The closing handshake: send a close, wait for the server's; its close, or None if the stream ended first.
+
+        ``end_stream``: the close frame's DATA frame carries END_STREAM, as Chromium sends it.
+        """
         if self._ws.state is ConnectionState.OPEN:
-            self._write(self._ws.send(CloseConnection(code=code, reason=reason)))
+            frame = self._ws.send(CloseConnection(code=code, reason=reason))
+            await self.client.send_data(self.stream_id, frame, end_stream=end_stream)
         with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
             while True:
                 await self.recv()
@@ -565,13 +580,17 @@ class H2WebSocket:
         self.client.resume(self.stream_id)
 
     def _write(self, data: bytes) -> None:
-        """A control frame's bytes (a pong, a close), sent at once."""
+        """A control frame's bytes (a pong, a close), sent at once; nothing once the stream is closed for sending."""
         if data:
-            self.client.send_now(self.stream_id, data)
+            with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                self.client.send_now(self.stream_id, data)
 
     async def _receive(self) -> None:
         stream = self.client.stream(self.stream_id)
         while (data := await stream.data.get()) is not None:
+            if self._ws.state is ConnectionState.CLOSED:
+                self.after_close += len(data)  # bytes the server sent after the closing handshake
+                continue
             self._ws.receive_data(data)
             for event in self._ws.events():
                 self._handle(event)
@@ -589,7 +608,7 @@ class H2WebSocket:
             if event.message_finished:
                 self._messages.put_nowait(b"".join(self._binary))
                 self._binary.clear()
-        elif isinstance(event, Ping):
+        elif isinstance(event, Ping) and self._ws.state is ConnectionState.OPEN:
             self._write(self._ws.send(event.response()))
         elif isinstance(event, CloseConnection):
             self.close_received = event

@@ -14,12 +14,13 @@ from .checks import CHECKS, Check
 __all__ = ["NOT_TESTED", "racy_checks"]
 
 NOT_TESTED: tuple[str, ...] = (
-    "TLS (`wss://`): the matrix runs every server on plain TCP on 127.0.0.1; `tests/integration/test_tls.py` "
-    "serves `/healthz` and an echo over TLS under every server.",
-    "WebSockets over HTTP/2 (RFC 8441): the matrix drives HTTP/1.1 only. hypercorn (all three workers) and "
-    "anycorn serve them; granian, pyvoy and daphne speak HTTP/2 without advertising them; "
-    "`uvicorn --http zttp --http2`, not a configuration here, advertises them and answers their CONNECT 404 "
-    "(`docs/http2.md`, `tests/integration/test_h2.py`). HTTP/3 (RFC 9220) is not driven.",
+    "TLS over HTTP/1.1 (`wss://`): the HTTP/1.1 columns run every server on plain TCP on 127.0.0.1; TLS comes "
+    "in with the HTTP/2 columns and probes, and `tests/integration/test_tls.py` serves `/healthz` and an echo "
+    "over TLS under every server.",
+    "HTTP/2 without TLS (h2c, prior knowledge): the matrix's HTTP/2 column is TLS with ALPN h2, as browsers use "
+    "it; `--transports h2c` runs the scenarios over h2c, and `tests/integration/test_h2.py` checks what each "
+    "server offers there. HTTP/3 (RFC 9220) is not driven.",
+    "Over HTTP/2, the scenarios that write their own frames over TCP (`http1_only`): they run over HTTP/1.1 only.",
     "IPv6 and Unix-socket listeners.",
     "Servers behind a proxy: `X-Forwarded-*` and proxy-headers handling in the scope.",
     "Multi-worker servers in the matrix: every check runs one worker process (the integration tests cover "

@@ -491,6 +491,36 @@ async def receive_after_disconnect_repeated(scope: Scope, receive: Receive, send
         report(scope, facts)
 
 
+async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/echo``: accept; send every message back as it came; at the disconnect, report its shape."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while (message := await receive_within(receive, HOLD_WAIT)) is not None:
+        if message["type"] == "websocket.disconnect":
+            report(scope, {"disconnect": shape(message), "code": message.get("code")})
+            return
+        await try_send(send, {"type": "websocket.send", "text": message.get("text"), "bytes": message.get("bytes")})
+    report(scope, {"disconnect": "timed out"})
+
+
+async def push(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/push?count=N&size=S``: accept; at the client's first message send N messages of S bytes (text,
+    default 10) as fast as ``send()`` returns, then close with 1000 at once, data still queued or not."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    query = _query(scope)
+    count, size = int(query.get("count", "1")), int(query.get("size", "10"))
+    if await message_within(receive, CLIENT_WAIT) is None:
+        report(scope, {"pushed": 0})
+        return
+    for number in range(1, count + 1):
+        if await try_send(send, {"type": "websocket.send", "text": str(number).rjust(size, ".")}) is not None:
+            report(scope, {"pushed": number - 1})
+            return
+    error = await try_send(send, {"type": "websocket.close", "code": 1000})
+    report(scope, {"pushed": count, "close_raised": error})
+
+
 async def size(scope: Scope, receive: Receive, send: Send) -> None:
     """``/size``: accept; answer every message with its length only, so large ones are not echoed."""
     await receive()  # websocket.connect
@@ -697,6 +727,8 @@ ROUTES: dict[str, Handler] = {
     "/receive-after-disconnect": receive_after_disconnect,
     "/receive-after-disconnect-repeated": receive_after_disconnect_repeated,
     "/size": size,
+    "/echo": echo,
+    "/push": push,
     "/subprotocol": subprotocol,
     "/accept-headers": accept_headers,
     "/accept-cookies": accept_cookies,

@@ -109,9 +109,9 @@ def _run_group(
     observations = log_dir / "observations.jsonl"
     env = {APP_ENV: PROBE_APP if first.kind == "probe" else app, FILE_ENV: str(observations)}
     listen: dict[str, float | bool | None] = {**SERVERS_OWN_DEFLATE, **dict(first.server_flags)}
-    if transport != HTTP1:
+    if transport != HTTP1 or first.h2:
         listen["http2"] = True  # where a server has HTTP/2 off by default (uvicorn's zttp), it is turned on
-    tls = Tls.issued(log_dir / "tls") if transport == "h2" else None
+    tls = Tls.issued(log_dir / "tls") if transport == "h2" or first.h2 else None
     name = column(server.name, transport)
     with run_server(
         server, log_dir, first.settings, app=OBSERVED_APP, extra_env=env, listen=listen, tls=tls
@@ -144,6 +144,7 @@ def _groups(checks: Iterable[Check]) -> dict[tuple[object, ...], list[Check]]:
             tuple(sorted(check.settings.items())),
             tuple(sorted(check.server_flags.items())),
             check.name if check.own_server else None,
+            check.h2,
         )
         groups.setdefault(key, []).append(check)
     return groups

@@ -22,7 +22,10 @@ Modules, in the order of a connection's life:
   its spec_version, shutdown at SIGTERM, a startup that fails;
 - :mod:`.misuse`: an app that breaks the order or shape of the send events
   (send after its own close, send before accept, a second accept, a send with
-  both or neither of text and bytes).
+  both or neither of text and bytes);
+- :mod:`.http2`: WebSockets over HTTP/2 where they have no HTTP/1.1 twin: what
+  the server offers, CONNECTs with another protocol or none, multiplexing,
+  resets, closes with data queued, deflate, a reader that stops.
 
 :mod:`._support` holds the clients and the views of the wire they share;
 what the app saw is read by :mod:`conformance.views`.
@@ -30,6 +33,6 @@ what the app saw is read by :mod:`conformance.views`.
 
 from __future__ import annotations
 
-from . import closing, handshake, lifecycle, lifespan, messages, misuse
+from . import closing, handshake, http2, lifecycle, lifespan, messages, misuse
 
-__all__ = ["closing", "handshake", "lifecycle", "lifespan", "messages", "misuse"]
+__all__ = ["closing", "handshake", "http2", "lifecycle", "lifespan", "messages", "misuse"]
