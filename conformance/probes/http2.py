@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import h2.errors
@@ -82,19 +82,32 @@ async def _tagged(
     return ws, connection_id
 
 
-def _refusals_recorded(check: CheckFunction) -> CheckFunction:
-    """``check``, with a refused extended CONNECT recorded as its transcript instead of raised."""
+ProbeBody = Callable[[Target, H2Client], Awaitable[Transcript]]
 
-    @functools.wraps(check)
-    async def recorded(target: Target) -> Transcript:
-        try:
-            return await check(target)
-        except HandshakeRefused as refused:
-            return {"CONNECT refused": _refusal(refused)}
-        except InvalidStatus as refused:
-            return {"CONNECT refused": {"status": refused.response.status_code, "reset": None}}
 
-    return recorded
+def _on_h2(*, validate: bool = True) -> Callable[[ProbeBody], CheckFunction]:
+    """A probe body, given an HTTP/2 connection where the server advertises WebSockets, and NOT_OFFERED elsewhere.
+
+    A refused extended CONNECT is recorded as the transcript, not raised.  ``validate=False``: h2 sends
+    whatever headers the probe gives it.
+    """
+
+    def decorate(body: ProbeBody) -> CheckFunction:
+        @functools.wraps(body)
+        async def check(target: Target) -> Transcript:
+            async with _offered(target, validate=validate) as client:
+                if client is None:
+                    return NOT_OFFERED
+                try:
+                    return await body(target, client)
+                except HandshakeRefused as refused:
+                    return {"CONNECT refused": _refusal(refused)}
+                except InvalidStatus as refused:
+                    return {"CONNECT refused": {"status": refused.response.status_code, "reset": None}}
+
+        return check
+
+    return decorate
 
 
 async def _serves(client: H2Client) -> int | str:
@@ -167,20 +180,17 @@ async def h2_offer(target: Target) -> Transcript:
     COVERS + " §4",
     h2=True,
 )
-@_refusals_recorded
-async def h2_connect_other_protocol(target: Target) -> Transcript:
+@_on_h2()
+async def h2_connect_other_protocol(target: Target, client: H2Client) -> Transcript:
     """pgjones/hypercorn#277 (open) and davidbrochart/anycorn#84 (open): every CONNECT becomes a WebSocket."""
-    async with _offered(target) as client:
-        if client is None:
-            return NOT_OFFERED
-        try:
-            ws, _ = await _tagged(client, target, "/echo", protocol="foo")
-        except HandshakeRefused as refused:
-            return {"answer": _refusal(refused)}
-        await ws.send("foo")
-        echoed = await ws.recv()
-        await ws.close()
-        return {"answer": {"status": 200, "a WebSocket that echoes": echoed == "foo"}}
+    try:
+        ws, _ = await _tagged(client, target, "/echo", protocol="foo")
+    except HandshakeRefused as refused:
+        return {"answer": _refusal(refused)}
+    await ws.send("foo")
+    echoed = await ws.recv()
+    await ws.close()
+    return {"answer": {"status": 200, "a WebSocket that echoes": echoed == "foo"}}
 
 
 @probe(
@@ -189,19 +199,17 @@ async def h2_connect_other_protocol(target: Target) -> Transcript:
     COVERS + "; RFC 9113 §8.5",
     h2=True,
 )
-async def h2_connect_no_protocol(target: Target) -> Transcript:
+@_on_h2(validate=False)
+async def h2_connect_no_protocol(target: Target, client: H2Client) -> Transcript:
     """The stream should be refused (RST_STREAM PROTOCOL_ERROR) or the connection ended (GOAWAY)."""
-    async with _offered(target, validate=False) as client:
-        if client is None:
-            return NOT_OFFERED
-        try:
-            ws, _ = await _tagged(client, target, "/echo", protocol=None)
-        except HandshakeRefused as refused:
-            return {"answer": _refusal(refused)}
-        except ConnectionError:
-            return {"answer": {"GOAWAY": _error_name(client.goaway)}}
-        await ws.close()
-        return {"answer": {"status": 200}}
+    try:
+        ws, _ = await _tagged(client, target, "/echo", protocol=None)
+    except HandshakeRefused as refused:
+        return {"answer": _refusal(refused)}
+    except ConnectionError:
+        return {"answer": {"GOAWAY": _error_name(client.goaway)}}
+    await ws.close()
+    return {"answer": {"status": 200}}
 
 
 @probe(
@@ -211,19 +219,16 @@ async def h2_connect_no_protocol(target: Target) -> Transcript:
     COVERS + " §5",
     h2=True,
 )
-@_refusals_recorded
-async def h2_multiplexed(target: Target) -> Transcript:
-    async with _offered(target) as client:
-        if client is None:
-            return NOT_OFFERED
-        (first, _), (second, _) = await _tagged(client, target, "/echo"), await _tagged(client, target, "/echo")
-        await first.send("one")
-        await second.send(b"two")
-        page = await client.get("/")
-        echoes = [await first.recv(), await second.recv()]
-        await first.close()
-        await second.close()
-        return {"echoes": [repr(echo) for echo in echoes], "GET /": page.status}
+@_on_h2()
+async def h2_multiplexed(target: Target, client: H2Client) -> Transcript:
+    (first, _), (second, _) = await _tagged(client, target, "/echo"), await _tagged(client, target, "/echo")
+    await first.send("one")
+    await second.send(b"two")
+    page = await client.get("/")
+    echoes = [await first.recv(), await second.recv()]
+    await first.close()
+    await second.close()
+    return {"echoes": [repr(echo) for echo in echoes], "GET /": page.status}
 
 
 @probe(
@@ -233,16 +238,13 @@ async def h2_multiplexed(target: Target) -> Transcript:
     COVERS + " §5; RFC 9113 §8.1",
     h2=True,
 )
-@_refusals_recorded
-async def h2_reset_mid_message(target: Target) -> Transcript:
-    async with _offered(target) as client:
-        if client is None:
-            return NOT_OFFERED
-        ws, connection_id = await _tagged(client, target, "/echo")
-        await ws.send_raw(bytes([0x81, 0x80 | 100]) + bytes(4) + b"x" * 50)  # 50 of a masked frame's 100 bytes
-        client.reset(ws.stream_id)
-        page = await client.get("/")
-        return {"app": await app_report(target, connection_id), "then GET /": page.status}
+@_on_h2()
+async def h2_reset_mid_message(target: Target, client: H2Client) -> Transcript:
+    ws, connection_id = await _tagged(client, target, "/echo")
+    await ws.send_raw(bytes([0x81, 0x80 | 100]) + bytes(4) + b"x" * 50)  # 50 of a masked frame's 100 bytes
+    client.reset(ws.stream_id)
+    page = await client.get("/")
+    return {"app": await app_report(target, connection_id), "then GET /": page.status}
 
 
 @probe(
@@ -252,28 +254,25 @@ async def h2_reset_mid_message(target: Target) -> Transcript:
     COVERS + " §5",
     h2=True,
 )
-@_refusals_recorded
-async def h2_close_with_data_queued(target: Target) -> Transcript:
+@_on_h2()
+async def h2_close_with_data_queued(target: Target, client: H2Client) -> Transcript:
     """pgjones/hypercorn#327 (open): Chrome reports 1006 over HTTP/2 only, when data is queued at the close."""
-    async with _offered(target) as client:
-        if client is None:
-            return NOT_OFFERED
-        ws, connection_id = await _tagged(client, target, f"/push?count={PUSHED}")
-        await ws.send("go")
-        received = 0
-        with contextlib.suppress(ConnectionError, TimeoutError):
-            while True:
-                await ws.recv()
-                received += 1
-        close = ws.close_received
-        return {
-            "received": received,
-            "close": close.code if close is not None else None,
-            "stream": await _ending(ws),
-            "then GET / on the connection": await _serves(client),
-            "then GET / on a new one": await _new_connection_serves(target),
-            "app": await app_report(target, connection_id),
-        }
+    ws, connection_id = await _tagged(client, target, f"/push?count={PUSHED}")
+    await ws.send("go")
+    received = 0
+    with contextlib.suppress(ConnectionError, TimeoutError):
+        while True:
+            await ws.recv()
+            received += 1
+    close = ws.close_received
+    return {
+        "received": received,
+        "close": close.code if close is not None else None,
+        "stream": await _ending(ws),
+        "then GET / on the connection": await _serves(client),
+        "then GET / on a new one": await _new_connection_serves(target),
+        "app": await app_report(target, connection_id),
+    }
 
 
 @probe(
@@ -283,19 +282,16 @@ async def h2_close_with_data_queued(target: Target) -> Transcript:
     COVERS + " §5; RFC 6455 §7.1.1",
     h2=True,
 )
-@_refusals_recorded
-async def h2_client_close(target: Target) -> Transcript:
-    async with _offered(target) as client:
-        if client is None:
-            return NOT_OFFERED
-        ws, connection_id = await _tagged(client, target, "/echo")
-        reply = await ws.close(1000, end_stream=True)
-        return {
-            "close reply": reply.code if reply is not None else None,
-            "stream": await _ending(ws),
-            "then GET / on the connection": await _serves(client),
-            "app": await app_report(target, connection_id),
-        }
+@_on_h2()
+async def h2_client_close(target: Target, client: H2Client) -> Transcript:
+    ws, connection_id = await _tagged(client, target, "/echo")
+    reply = await ws.close(1000, end_stream=True)
+    return {
+        "close reply": reply.code if reply is not None else None,
+        "stream": await _ending(ws),
+        "then GET / on the connection": await _serves(client),
+        "app": await app_report(target, connection_id),
+    }
 
 
 @probe(
@@ -305,17 +301,14 @@ async def h2_client_close(target: Target) -> Transcript:
     COVERS + " §5; RFC 9113 §6.1",
     h2=True,
 )
-@_refusals_recorded
-async def h2_end_stream_after_close(target: Target) -> Transcript:
-    async with _offered(target) as client:
-        if client is None:
-            return NOT_OFFERED
-        ws, _ = await _tagged(client, target, "/echo")
-        reply = await ws.close(1000)
-        with contextlib.suppress(Exception):
-            client.end_stream(ws.stream_id)
-        await asyncio.sleep(PROMPT_LIMIT / 4)  # time for the server to read it
-        on_the_connection = await _serves(client)
+@_on_h2()
+async def h2_end_stream_after_close(target: Target, client: H2Client) -> Transcript:
+    ws, _ = await _tagged(client, target, "/echo")
+    reply = await ws.close(1000)
+    with contextlib.suppress(Exception):
+        client.end_stream(ws.stream_id)
+    await asyncio.sleep(PROMPT_LIMIT / 4)  # time for the server to read it
+    on_the_connection = await _serves(client)
     return {
         "close reply": reply.code if reply is not None else None,
         "then GET / on the connection": on_the_connection,
@@ -330,21 +323,18 @@ async def h2_end_stream_after_close(target: Target) -> Transcript:
     COVERS + "; RFC 7692",
     h2=True,
 )
-@_refusals_recorded
-async def h2_deflate(target: Target) -> Transcript:
-    async with _offered(target) as client:
-        if client is None:
-            return NOT_OFFERED
-        ws = await client.websockets_client("/echo", compression="deflate")
-        text = "compressible " * 200
-        await ws.send(text)
-        echoed = await asyncio.wait_for(ws.recv(), READ_WAIT)
-        await ws.close()
-        assert ws.response is not None
-        return {
-            "extensions": ws.response.headers.get("sec-websocket-extensions"),
-            "echoed whole": echoed == text,
-        }
+@_on_h2()
+async def h2_deflate(target: Target, client: H2Client) -> Transcript:
+    ws = await client.websockets_client("/echo", compression="deflate")
+    text = "compressible " * 200
+    await ws.send(text)
+    echoed = await asyncio.wait_for(ws.recv(), READ_WAIT)
+    await ws.close()
+    assert ws.response is not None
+    return {
+        "extensions": ws.response.headers.get("sec-websocket-extensions"),
+        "echoed whole": echoed == text,
+    }
 
 
 @probe(
@@ -354,26 +344,23 @@ async def h2_deflate(target: Target) -> Transcript:
     COVERS + " §5; RFC 9113 §5.2",
     h2=True,
 )
-@_refusals_recorded
-async def h2_reader_stops(target: Target) -> Transcript:
+@_on_h2()
+async def h2_reader_stops(target: Target, client: H2Client) -> Transcript:
     """The app reports once it has sent everything; whether that report exists while the client still reads
     nothing says whether backpressure reached the app."""
-    async with _offered(target) as client:
-        if client is None:
-            return NOT_OFFERED
-        ws, connection_id = await _tagged(client, target, f"/push?count={FLOOD}&size={FLOOD_SIZE}")
-        ws.pause_reading()
-        await ws.send("go")
-        await asyncio.sleep(PROMPT_LIMIT)
-        early = await target.observed(f"{connection_id}/probe", within=0)
-        ws.resume_reading()
-        received = 0
-        with contextlib.suppress(ConnectionError, TimeoutError):
-            while True:
-                await ws.recv()
-                received += 1
-        return {
-            "app done while the client read nothing": "missing" not in early,
-            "received": received,
-            "app": await app_report(target, connection_id),
-        }
+    ws, connection_id = await _tagged(client, target, f"/push?count={FLOOD}&size={FLOOD_SIZE}")
+    ws.pause_reading()
+    await ws.send("go")
+    await asyncio.sleep(PROMPT_LIMIT)
+    early = await target.observed(f"{connection_id}/probe", within=0)
+    ws.resume_reading()
+    received = 0
+    with contextlib.suppress(ConnectionError, TimeoutError):
+        while True:
+            await ws.recv()
+            received += 1
+    return {
+        "app done while the client read nothing": "missing" not in early,
+        "received": received,
+        "app": await app_report(target, connection_id),
+    }
