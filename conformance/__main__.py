@@ -264,8 +264,8 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], registry: Mapping
         command,
         _ran_on(),
         [server.name for server in installed],
-        _versions(installed),
-        _launcher_flags(installed),
+        _versions(installed, transports),
+        _launcher_flags(installed, transports),
         skipped,
         names,
         outcomes,
@@ -274,6 +274,9 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], registry: Mapping
         offers,
         list(transports),
     )
+    columns = set(run.columns)  # the versions and flags of a column only where there is one
+    run.versions = {name: text for name, text in run.versions.items() if name in columns}
+    run.launcher_flags = {name: text for name, text in run.launcher_flags.items() if name in columns}
     run.save(work_dir / "run.json")
     return run
 
@@ -457,8 +460,13 @@ def _ran_on() -> str:
     )
 
 
-def _versions(servers: Sequence[Server]) -> dict[str, str]:
-    return {server.name: ", ".join(f"{name} {_version(name)}" for name in server.packages) for server in servers}
+def _versions(servers: Sequence[Server], transports: Sequence[Transport] = (HTTP1,)) -> dict[str, str]:
+    """The packages of each server, with their versions, per report column."""
+    return {
+        column(server.name, transport): ", ".join(f"{name} {_version(name)}" for name in server.packages)
+        for server in servers
+        for transport in transports
+    }
 
 
 def _packages(servers: Sequence[Server]) -> dict[str, str]:
@@ -467,9 +475,20 @@ def _packages(servers: Sequence[Server]) -> dict[str, str]:
     return versions.installed([*roots, "asgi-ws", "websockets"])
 
 
-def _launcher_flags(servers: Sequence[Server]) -> dict[str, str]:
-    """What the launcher sets on each server's command line besides what selects the server."""
-    return {server.name: shlex.join(server.launcher_flags(launch_listen(0, SERVERS_OWN_DEFLATE))) for server in servers}
+def _launcher_flags(servers: Sequence[Server], transports: Sequence[Transport] = (HTTP1,)) -> dict[str, str]:
+    """What the launcher sets on each server's command line besides what selects the server, per report column.
+
+    Over an HTTP/2 transport it also turns HTTP/2 on where the server has a switch, and over h2 it serves TLS
+    (the certificate files are made for each run: cert.pem and key.pem stand for them).
+    """
+    flags = {}
+    for server in servers:
+        for transport in transports:
+            listen = launch_listen(0, {**SERVERS_OWN_DEFLATE, "http2": transport != HTTP1})
+            if transport == "h2":
+                listen = dataclasses.replace(listen, certfile="cert.pem", keyfile="key.pem")
+            flags[column(server.name, transport)] = shlex.join(server.launcher_flags(listen))
+    return flags
 
 
 def _version(package: str) -> str:

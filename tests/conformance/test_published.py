@@ -64,6 +64,15 @@ def test_the_readme_claim_groups_the_servers_by_their_identical_count() -> None:
     assert max(len(line) for line in readme_claim(SUMMARY).splitlines()) <= 100
 
 
+def test_over_http2_the_readme_claim_adds_a_sentence_and_the_table_a_row_without_autobahn() -> None:
+    over_h2 = {"identical": 2, "scenarios": 2, "line": "hypercorn: over HTTP/2 (h2): ...", "exceptions": []}
+    summary = {**SUMMARY, "headline": {**SUMMARY["headline"], "hypercorn over h2": over_h2}}
+    claim = " ".join(readme_claim(summary).split())
+    assert claim.startswith("Tested under 3 server configurations,")
+    assert "Over HTTP/2, as browsers use it where a server advertises it: identical in 2 of 2 scenarios under " in claim
+    assert readme_table(summary).splitlines()[5] == "| hypercorn over h2 | identical in 2 of 2 scenarios | nowhere | - |"
+
+
 def test_the_example_is_hypercorns_headline() -> None:
     assert (
         conformance_example(SUMMARY) == "> " + LINE.format(server="hypercorn", n=2) + "; except SIGTERM cancels app: c."
@@ -100,7 +109,7 @@ def test_the_summary_keeps_versions_packages_headlines_and_autobahn_counts_only(
         "autobahn": {"cases": "1.*", "servers": {"uvicorn": {"summary": {"OK": 5}, "cases": {"1.1.1": "OK"}}}},
     }
     summary = summary_of(report)
-    assert set(summary) == {"ran_on", "versions", "packages", "headline", "autobahn", "shutdown"}
+    assert set(summary) == {"ran_on", "versions", "packages", "headline", "offers", "autobahn", "shutdown"}
     assert summary["packages"] == {"uvicorn": "1"}
     assert summary["autobahn"] == {"cases": "1.*", "servers": {"uvicorn": {"summary": {"OK": 5}}}}
     assert summary["shutdown"] == {}  # the run had no shutdown scenario
