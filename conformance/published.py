@@ -117,7 +117,11 @@ def readme_claim(summary: Summary) -> str:
     """The README's opening claim: under how many servers a client sees what it sees under the reference, and where
     to read which server to choose."""
     http1 = {name: line for name, line in summary["headline"].items() if split_column(name)[1] == HTTP1}
-    http2 = {split_column(name)[0]: line for name, line in summary["headline"].items() if split_column(name)[1] == "h2"}
+    http2 = {
+        _with_switch(split_column(name)[0]): line
+        for name, line in summary["headline"].items()
+        if split_column(name)[1] == "h2"
+    }
     text = (
         f"Tested under {len(http1)} server configurations, with {REFERENCE} as the reference, what a client sees of "
         f"it is identical {_groups(http1)}."
@@ -129,6 +133,12 @@ def readme_claim(summary: Summary) -> str:
         "[docs/choosing-a-server.md](docs/choosing-a-server.md)."
     )
     return textwrap.fill(text, 100, break_long_words=False, break_on_hyphens=False)
+
+
+def _with_switch(server: str) -> str:
+    """``server``, with the flag that turned its HTTP/2 on where it has one: "uvicorn-zttp with `--http2`"."""
+    switch = SERVERS[server].http2 if server in SERVERS else ""
+    return f"{server} with `{switch}`" if switch else server
 
 
 def _groups(headlines: Mapping[str, Any]) -> str:

@@ -207,7 +207,7 @@ def test_servers_without_lifespan_or_asyncio_say_so() -> None:
     assert {name for name, server in SERVERS.items() if server.no_redis} == {"hypercorn-trio", "daphne", "pyvoy"}
 
 
-def test_with_overrides_overrides_only_the_pings_and_deflate() -> None:
+def test_with_overrides_overrides_only_the_pings_deflate_and_http2() -> None:
     base = Listen(port=9001, workers=0)
     assert base.with_overrides({}) == base
     assert base.with_overrides({"ping_interval": None}) == Listen(port=9001, workers=0, ping_interval=None)
@@ -219,6 +219,15 @@ def test_with_overrides_overrides_only_the_pings_and_deflate() -> None:
         base.with_overrides({"ping_timeout": None})
     with pytest.raises(ValueError, match=r"deflate is True, False or None, not 1\.0"):
         base.with_overrides({"deflate": 1.0})
+    assert base.with_overrides({"http2": True}) == Listen(port=9001, workers=0, http2=True)
+
+
+def test_only_uvicorn_zttp_has_a_switch_for_http2_and_it_is_passed_only_when_asked() -> None:
+    assert {name for name, server in SERVERS.items() if server.http2} == {"uvicorn-zttp"}
+    zttp, hypercorn = SERVERS["uvicorn-zttp"], SERVERS["hypercorn"]
+    assert "--http2" in zttp.launcher_flags(Listen(http2=True))
+    assert "--http2" not in zttp.launcher_flags(Listen())
+    assert hypercorn.launcher_flags(Listen(http2=True)) == hypercorn.launcher_flags(Listen())
 
 
 def test_only_daphne_gunicorn_and_pyvoy_lack_the_denial_extension() -> None:

@@ -48,14 +48,18 @@ def use_the_page(page: Page) -> None:
     expect(page.locator("#stream-log")).to_contain_text(f"done: {STREAM} messages in")
 
 
-def net_log(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """From a Chromium net log: the protocols TLS settled on by ALPN, and every extended CONNECT sent on HTTP/2.
+def net_log(path: Path) -> tuple[list[str], list[dict[str, str]], dict[int, list[str]]]:
+    """From a Chromium net log: the protocols TLS settled on by ALPN, every extended CONNECT sent on HTTP/2, and
+    how Chromium ended each stream it sent one on.
 
-    Each CONNECT is its pseudo-headers by name (``:path``, ``:protocol``...), as Chromium logged them.
+    Each CONNECT is its pseudo-headers by name (``:path``, ``:protocol``...), as Chromium logged them, and its
+    ``stream_id``.  A stream's ending is what Chromium sent last on it, in order: each DATA frame that carried
+    END_STREAM, with its size, and each RST_STREAM, with its code.
     """
     log: dict[str, Any] = json.loads(path.read_text())
     names = {number: name for name, number in log["constants"]["logEventTypes"].items()}
     alpn, connects = [], []
+    endings: dict[int, list[str]] = {}
     for event in log["events"]:
         kind, params = names.get(event["type"]), event.get("params", {})
         if kind == "SSL_CONNECT" and "next_proto" in params:
@@ -63,8 +67,13 @@ def net_log(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         elif kind == "HTTP2_SESSION_SEND_HEADERS":
             pseudo = dict(line.split(": ", 1) for line in params.get("headers", []) if line.startswith(":"))
             if pseudo.get(":method") == "CONNECT":
-                connects.append(pseudo)
-    return alpn, connects
+                connects.append({**pseudo, "stream_id": str(params["stream_id"])})
+                endings[params["stream_id"]] = []
+        elif kind == "HTTP2_SESSION_SEND_DATA" and params.get("fin") and params.get("stream_id") in endings:
+            endings[params["stream_id"]].append(f"DATA {params['size']} bytes, END_STREAM")
+        elif kind == "HTTP2_SESSION_SEND_RST_STREAM" and params.get("stream_id") in endings:
+            endings[params["stream_id"]].append(f"RST_STREAM {params['error_code']}")
+    return alpn, connects, endings
 
 
 @pytest.mark.parametrize("name", ["hypercorn", "granian", "uvicorn"])
@@ -80,7 +89,7 @@ def test_the_demo_page_over_https_and_the_transport_of_its_websockets(
         expect(page).to_have_title("asgi-ws demo")
         use_the_page(page)
         screenshot(page, f"demo-https-{name}.png", name, docs="http2-demo.png")
-    alpn, connects = net_log(record)
+    alpn, connects, endings = net_log(record)
     if name == "hypercorn":
         assert set(alpn) == {"h2"}
         assert [(c[":protocol"], c[":path"]) for c in connects] == [
@@ -88,6 +97,11 @@ def test_the_demo_page_over_https_and_the_transport_of_its_websockets(
             ("websocket", f"/stream?count={STREAM}"),
         ]
         assert {c[":scheme"] for c in connects} == {"https"}
+        # As the page goes, Chromium closes each WebSocket: its close frame (a 2-byte header, the 4-byte mask
+        # and a code: 8 bytes) on a DATA frame that also carries END_STREAM, then it cancels the stream.
+        # conformance/h2client.py's StreamTransport closes the same way.
+        for connect in connects:
+            assert endings[int(connect["stream_id"])] == ["DATA 8 bytes, END_STREAM", "RST_STREAM 8 (CANCEL)"]
     elif name == "granian":
         assert "h2" in alpn  # the page
         assert connects == []  # and its WebSockets on connections of their own
