@@ -108,3 +108,29 @@ def test_the_demo_page_over_https_and_the_transport_of_its_websockets(
     else:
         assert set(alpn) == {"unknown"}  # no ALPN answer from the server: HTTP/1.1
         assert connects == []
+
+
+def test_the_demo_page_from_uvicorn_zttp_with_http2_turned_on_gets_no_websocket(
+    tls: Tls, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """uvicorn --http zttp --http2 advertises extended CONNECT, so Chromium sends one, and gets no WebSocket
+    (docs/http2.md, and the matrix's "uvicorn-zttp over h2" column)."""
+    skip_unless_installed("uvicorn-zttp", request.config)
+    record = tmp_path / "netlog.json"
+    flags = ["--ignore-certificate-errors", f"--log-net-log={record}", "--net-log-capture-mode=IncludeSensitive"]
+    http2_on: dict[str, float | bool | None] = {"http2": True}
+    with (
+        run_server("uvicorn-zttp", tmp_path, tls=tls, listen=http2_on) as server,
+        launched_chromium(request.config, *flags) as browser,
+    ):
+        page = browser.new_page(ignore_https_errors=True)
+        page.goto(f"{server.origin}/")
+        expect(page).to_have_title("asgi-ws demo")
+        page.fill("#echo-input", "hello over HTTP/2")
+        page.click("#echo-send-text")
+        expect(page.locator("#echo-log")).to_contain_text("closed 1006 (not clean) on /ws")
+        log = server.log_text()
+    alpn, connects, _ = net_log(record)
+    assert set(alpn) == {"h2"}
+    assert [(c[":protocol"], c[":path"]) for c in connects][:1] == [("websocket", "/ws")]
+    assert '"CONNECT /ws HTTP/2" 404' in log
