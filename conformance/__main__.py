@@ -148,14 +148,14 @@ class Run:
     packages: dict[str, str]  # every package the servers, the app and the client stood on -> its version
     # Per HTTP/2 transport run: server -> what it offers there (conformance.transports); where it advertises
     # WebSockets, the scenarios ran over it, in the column "<server> over <transport>".
-    offers: dict[str, dict[str, Offer]] = dataclasses.field(default_factory=dict)
+    offers: dict[Transport, dict[str, Offer]] = dataclasses.field(default_factory=dict)
     transports: list[str] = dataclasses.field(default_factory=lambda: [HTTP1])  # those the run was asked for
 
     @property
     def columns(self) -> list[str]:
         """The report's columns: every server over HTTP/1.1 if it ran, then every server and transport that served."""
         served = [
-            column(server, transport)  # type: ignore[arg-type]  # offers' keys are transports
+            column(server, transport)
             for transport, by_server in self.offers.items()
             for server, found in by_server.items()
             if found.served
@@ -172,9 +172,11 @@ class Run:
         data["outcomes"] = [Outcome(**outcome) for outcome in data["outcomes"]]
         data.setdefault("launcher_flags", {})  # not kept by runs before it was reported
         data.setdefault("packages", {})  # nor this
+        offers = data.get("offers", {})
         data["offers"] = {
-            transport: {server: Offer(**found) for server, found in by_server.items()}
-            for transport, by_server in data.get("offers", {}).items()
+            transport: {server: Offer(**found) for server, found in offers[transport].items()}
+            for transport in TRANSPORTS
+            if transport in offers
         }
         return cls(**data)
 
@@ -231,7 +233,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None], registry: Mapping
     say(f"run directory: {work_dir}")
     transports = _transports(args.transports)
     outcomes: list[Outcome] = []
-    offers: dict[str, dict[str, Offer]] = {}
+    offers: dict[Transport, dict[str, Offer]] = {}
     for server in installed:
         if HTTP1 in transports:
             say(f"== {server.name}: {len(checks)} checks")
@@ -287,7 +289,7 @@ def _over(
     checks: Sequence[Check],
     args: argparse.Namespace,
     work_dir: Path,
-    offers: dict[str, dict[str, Offer]],
+    offers: dict[Transport, dict[str, Offer]],
     say: Callable[[str], None],
 ) -> list[Outcome]:
     """The scenarios under ``server`` over an HTTP/2 ``transport``, if it advertises WebSockets there."""

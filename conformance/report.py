@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks import CHECKS, kind_of
+from .checks import CHECKS, Transport, kind_of
 from .limits import NOT_TESTED, racy_checks
 from .outcomes import OutcomeRow, outcome_rows
 from .portability import RULES
@@ -72,7 +72,8 @@ class Report:
     ran_on: str = ""  # date, Python and machine of the run
     launcher_flags: dict[str, str] = field(default_factory=dict)  # server -> the flags the launcher sets
     packages: dict[str, str] = field(default_factory=dict)  # every package the run stood on -> its version
-    offers: dict[str, dict[str, Offer]] = field(default_factory=dict)  # transport -> server -> what it offers there
+    # transport -> server -> what it offers there
+    offers: dict[Transport, dict[str, Offer]] = field(default_factory=dict)
 
     @property
     def failing(self) -> list[Cell]:

@@ -11,7 +11,9 @@ For one server (a row of contract §0) the runner starts as few processes as it 
 Checks run one at a time, except those marked ``waits``: they spend their
 seconds waiting on a timer of the server or of the app (a handshake timeout, a
 late accept), each on its own connections, so they run side by side, before
-the others of their process.
+the others of their process.  The ``own_server`` checks spend theirs waiting
+for their process to stop, so each runs on a thread of its own, beside the
+rest.
 
 Over a transport other than HTTP/1.1 (contract §11) the checks' WebSockets
 are opened over HTTP/2 (:class:`~conformance.checks.Target`), the server
@@ -33,6 +35,7 @@ import json
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +79,10 @@ def run_checks(
     if transport != HTTP1:
         checks = [check for check in checks if check.http1_only is None]
     outcomes: dict[str, Outcome] = {}
-    for index, group in enumerate(_groups(checks).values()):
-        pending = list(group)
+    groups = list(_groups(checks).values())
+
+    def run(index: int, group: list[Check]) -> None:
+        pending = group
         attempt = 0
         while pending:
             # A server that dies during a check is started again for the checks after it,
@@ -91,6 +96,17 @@ def run_checks(
                     outcomes[check.name] = Outcome(check.name, name, None, f"server did not start: {exc}")
                     progress(f"  {name:<20} {check.name:<40} error (server did not start)")
                 pending = []
+
+    # A check with a process of its own mostly waits for that process to stop (gunicorn's graceful
+    # timeout alone is 30 s), so those run side by side, each on its own thread, beside the others.
+    own = [(index, group) for index, group in enumerate(groups) if group[0].own_server]
+    with ThreadPoolExecutor(max_workers=max(1, len(own))) as pool:
+        futures = [pool.submit(run, index, group) for index, group in own]
+        for index, group in enumerate(groups):
+            if not group[0].own_server:
+                run(index, group)
+        for future in futures:
+            future.result()
     return [outcomes[check.name] for check in checks]
 
 

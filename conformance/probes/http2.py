@@ -30,7 +30,7 @@ import h2.errors
 import h2.exceptions
 from websockets.exceptions import InvalidStatus
 
-from ..checks import OBSERVE_HEADER, CheckFunction, Target, Transcript, probe
+from ..checks import OBSERVE_HEADER, Target, Transcript, probe
 from ..h2client import H2Client, H2WebSocket, HandshakeRefused
 from ..views import app_report
 from ._support import PROMPT_LIMIT, READ_WAIT
@@ -85,14 +85,15 @@ async def _tagged(
 ProbeBody = Callable[[Target, H2Client], Awaitable[Transcript]]
 
 
-def _on_h2(*, validate: bool = True) -> Callable[[ProbeBody], CheckFunction]:
-    """A probe body, given an HTTP/2 connection where the server advertises WebSockets, and NOT_OFFERED elsewhere.
+def _h2_probe(name: str, summary: str, covers: str, *, validate: bool = True) -> Callable[[ProbeBody], ProbeBody]:
+    """Register a probe over TLS with ALPN h2 (``Check.h2``) whose body is given an HTTP/2 connection where the
+    server advertises WebSockets; elsewhere the probe records NOT_OFFERED.
 
     A refused extended CONNECT is recorded as the transcript, not raised.  ``validate=False``: h2 sends
     whatever headers the probe gives it.
     """
 
-    def decorate(body: ProbeBody) -> CheckFunction:
+    def decorate(body: ProbeBody) -> ProbeBody:
         @functools.wraps(body)
         async def check(target: Target) -> Transcript:
             async with _offered(target, validate=validate) as client:
@@ -105,9 +106,20 @@ def _on_h2(*, validate: bool = True) -> Callable[[ProbeBody], CheckFunction]:
                 except InvalidStatus as refused:
                     return {"CONNECT refused": {"status": refused.response.status_code, "reset": None}}
 
-        return check
+        probe(name, summary, covers, h2=True)(check)
+        return body
 
     return decorate
+
+
+async def _count_until_closed(ws: H2WebSocket) -> int:
+    """Read messages until the WebSocket ends or goes quiet; how many came."""
+    received = 0
+    with contextlib.suppress(ConnectionError, TimeoutError):
+        while True:
+            await ws.recv()
+            received += 1
+    return received
 
 
 async def _serves(client: H2Client) -> int | str:
@@ -174,13 +186,11 @@ async def h2_offer(target: Target) -> Transcript:
         return {"alpn": None, "advertises": False}
 
 
-@probe(
+@_h2_probe(
     "h2-connect-other-protocol",
     "An extended CONNECT whose :protocol is not websocket ('foo'): an error, as RFC 8441 §4 asks, or a WebSocket?",
     COVERS + " §4",
-    h2=True,
 )
-@_on_h2()
 async def h2_connect_other_protocol(target: Target, client: H2Client) -> Transcript:
     """pgjones/hypercorn#277 (open) and davidbrochart/anycorn#84 (open): every CONNECT becomes a WebSocket."""
     try:
@@ -193,13 +203,12 @@ async def h2_connect_other_protocol(target: Target, client: H2Client) -> Transcr
     return {"answer": {"status": 200, "a WebSocket that echoes": echoed == "foo"}}
 
 
-@probe(
+@_h2_probe(
     "h2-connect-no-protocol",
     "A CONNECT with :scheme and :path and no :protocol, which RFC 9113 §8.5 calls malformed: what comes back?",
     COVERS + "; RFC 9113 §8.5",
-    h2=True,
+    validate=False,
 )
-@_on_h2(validate=False)
 async def h2_connect_no_protocol(target: Target, client: H2Client) -> Transcript:
     """The stream should be refused (RST_STREAM PROTOCOL_ERROR) or the connection ended (GOAWAY)."""
     try:
@@ -212,14 +221,12 @@ async def h2_connect_no_protocol(target: Target, client: H2Client) -> Transcript
     return {"answer": {"status": 200}}
 
 
-@probe(
+@_h2_probe(
     "h2-multiplexed",
     "Two WebSockets and a plain GET on one HTTP/2 connection, as a browser's page makes them: each answered on its "
     "own stream?",
     COVERS + " §5",
-    h2=True,
 )
-@_on_h2()
 async def h2_multiplexed(target: Target, client: H2Client) -> Transcript:
     (first, _), (second, _) = await _tagged(client, target, "/echo"), await _tagged(client, target, "/echo")
     await first.send("one")
@@ -231,14 +238,12 @@ async def h2_multiplexed(target: Target, client: H2Client) -> Transcript:
     return {"echoes": [repr(echo) for echo in echoes], "GET /": page.status}
 
 
-@probe(
+@_h2_probe(
     "h2-reset-mid-message",
     "The client resets its stream (RST_STREAM CANCEL, a tab going away) halfway through a frame: what does the app "
     "see, and does the connection serve on?",
     COVERS + " §5; RFC 9113 §8.1",
-    h2=True,
 )
-@_on_h2()
 async def h2_reset_mid_message(target: Target, client: H2Client) -> Transcript:
     ws, connection_id = await _tagged(client, target, "/echo")
     await ws.send_raw(bytes([0x81, 0x80 | 100]) + bytes(4) + b"x" * 50)  # 50 of a masked frame's 100 bytes
@@ -247,23 +252,17 @@ async def h2_reset_mid_message(target: Target, client: H2Client) -> Transcript:
     return {"app": await app_report(target, connection_id), "then GET /": page.status}
 
 
-@probe(
+@_h2_probe(
     "h2-close-with-data-queued",
     f"The app sends {PUSHED} messages and closes at once, with data still queued: does the client get every "
     "message, then the close frame, then END_STREAM?",
     COVERS + " §5",
-    h2=True,
 )
-@_on_h2()
 async def h2_close_with_data_queued(target: Target, client: H2Client) -> Transcript:
     """pgjones/hypercorn#327 (open): Chrome reports 1006 over HTTP/2 only, when data is queued at the close."""
     ws, connection_id = await _tagged(client, target, f"/push?count={PUSHED}")
     await ws.send("go")
-    received = 0
-    with contextlib.suppress(ConnectionError, TimeoutError):
-        while True:
-            await ws.recv()
-            received += 1
+    received = await _count_until_closed(ws)
     close = ws.close_received
     return {
         "received": received,
@@ -275,14 +274,12 @@ async def h2_close_with_data_queued(target: Target, client: H2Client) -> Transcr
     }
 
 
-@probe(
+@_h2_probe(
     "h2-client-close",
     "The client closes with 1000, END_STREAM on the close frame's DATA frame as Chromium sends it: the server's "
     "close reply, how it ends its half of the stream, and the app's disconnect.",
     COVERS + " §5; RFC 6455 §7.1.1",
-    h2=True,
 )
-@_on_h2()
 async def h2_client_close(target: Target, client: H2Client) -> Transcript:
     ws, connection_id = await _tagged(client, target, "/echo")
     reply = await ws.close(1000, end_stream=True)
@@ -294,14 +291,12 @@ async def h2_client_close(target: Target, client: H2Client) -> Transcript:
     }
 
 
-@probe(
+@_h2_probe(
     "h2-end-stream-after-close",
     "As h2-client-close, but END_STREAM comes as an empty DATA frame of its own after the close frame, which "
     "RFC 9113 allows: does the server still serve?",
     COVERS + " §5; RFC 9113 §6.1",
-    h2=True,
 )
-@_on_h2()
 async def h2_end_stream_after_close(target: Target, client: H2Client) -> Transcript:
     ws, _ = await _tagged(client, target, "/echo")
     reply = await ws.close(1000)
@@ -316,14 +311,12 @@ async def h2_end_stream_after_close(target: Target, client: H2Client) -> Transcr
     }
 
 
-@probe(
+@_h2_probe(
     "h2-deflate",
     "permessage-deflate over HTTP/2: is it negotiated on the CONNECT, and does a compressed message (RSV1 set) come "
     "back whole?",
     COVERS + "; RFC 7692",
-    h2=True,
 )
-@_on_h2()
 async def h2_deflate(target: Target, client: H2Client) -> Transcript:
     ws = await client.websockets_client("/echo", compression="deflate")
     text = "compressible " * 200
@@ -337,14 +330,12 @@ async def h2_deflate(target: Target, client: H2Client) -> Transcript:
     }
 
 
-@probe(
+@_h2_probe(
     "h2-reader-stops",
     f"The client stops reading (gives no flow-control window back) while the app sends {FLOOD} messages of "
     f"{FLOOD_SIZE} bytes: does the app's send() wait for it, as over TCP, or does the server buffer everything?",
     COVERS + " §5; RFC 9113 §5.2",
-    h2=True,
 )
-@_on_h2()
 async def h2_reader_stops(target: Target, client: H2Client) -> Transcript:
     """The app reports once it has sent everything; whether that report exists while the client still reads
     nothing says whether backpressure reached the app."""
@@ -354,11 +345,7 @@ async def h2_reader_stops(target: Target, client: H2Client) -> Transcript:
     await asyncio.sleep(PROMPT_LIMIT)
     early = await target.observed(f"{connection_id}/probe", within=0)
     ws.resume_reading()
-    received = 0
-    with contextlib.suppress(ConnectionError, TimeoutError):
-        while True:
-            await ws.recv()
-            received += 1
+    received = await _count_until_closed(ws)
     return {
         "app done while the client read nothing": "missing" not in early,
         "received": received,
