@@ -21,6 +21,7 @@ from .http import handle_http
 from .hub import Hub
 from .lifespan import handle_lifespan
 from .metrics import Metrics
+from .publish_ids import SeenIds
 from .settings import Settings
 from .websocket import handle_websocket
 
@@ -53,14 +54,20 @@ class App:
 def create_broker(settings: Settings) -> Broker:
     """The broker ``settings.broker`` names.  Redis is imported only when asked for."""
     if settings.broker.startswith("memory://"):
-        return MemoryBroker(MemoryHistory(settings.history_size, settings.history_ttl, settings.history_bytes))
+        history = MemoryHistory(settings.history_size, settings.history_ttl, settings.history_bytes)
+        return MemoryBroker(history, SeenIds(settings.dedupe_window, settings.dedupe_ids))
     try:
         from .redis_broker import RedisBroker
     except ImportError as exc:  # the optional dependency is missing
         raise BrokerError(
             f"the broker {redact(settings.broker)} needs redis-py ({exc.name} is missing): pip install 'asgi-ws[redis]'"
         ) from None
-    return RedisBroker(settings.broker, history_size=settings.history_size, history_ttl=settings.history_ttl)
+    return RedisBroker(
+        settings.broker,
+        history_size=settings.history_size,
+        history_ttl=settings.history_ttl,
+        dedupe_window=settings.dedupe_window,
+    )
 
 
 def create_app(settings: Settings | None = None) -> App:

@@ -41,11 +41,13 @@ from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from .feed import FeedMessage, MemoryHistory, Replay, Since
+from .publish_ids import Ack, SeenIds
 from .settings import DEFAULTS
 from .topics import BROADCAST, Topic, chat_room, feed_room
 
 __all__ = [
     "ENVELOPE_VERSION",
+    "Acked",
     "Broker",
     "BrokerError",
     "Deliver",
@@ -63,6 +65,9 @@ ENVELOPE_VERSION = 1
 
 Deliver = Callable[[Topic, "str | FeedMessage"], None]
 """How a broker hands a message to the hub: its topic, and its text or, for a feed, the numbered message."""
+
+Acked = Callable[[Ack], None]
+"""How a broker answers a feed publish with an id: the ack, for its sender alone."""
 
 
 class BrokerError(RuntimeError):
@@ -91,12 +96,20 @@ class Broker(Protocol):
     def publish(self, topic: Topic, text: str) -> None:
         """Send ``text`` to ``topic``'s clients in other processes.  Never waits."""
 
-    def append(self, topic: Topic, text: str) -> FeedMessage | None:
+    def append(
+        self, topic: Topic, text: str, publish_id: str | None = None, acked: Acked | None = None
+    ) -> FeedMessage | None:
         """Number ``text`` as the next message of the feed room ``topic`` and keep it.  Never waits.
 
         Returns the message when this process may deliver it at once (the
         memory broker).  None means the order is decided elsewhere (by Redis),
         and the message comes back through ``deliver``, to this process too.
+
+        With a ``publish_id`` (contract §8.1) the text is numbered only if the
+        id was not seen in the room within the dedupe window, and ``acked`` is
+        called with its :class:`~asgi_ws.publish_ids.Ack` once its number is
+        known, the first one's for an id seen before: at once in memory, when
+        Redis answers on Redis.  A duplicate returns None.
         """
 
     async def replay(self, topic: Topic, since: Since) -> Replay:
@@ -110,14 +123,16 @@ class Broker(Protocol):
 
 
 class MemoryBroker:
-    """One process, no other processes to reach: it only keeps the feed's history."""
+    """One process, no other processes to reach: it only keeps the feed's history and its publish ids."""
 
     kind = "memory"
 
-    def __init__(self, history: MemoryHistory | None = None) -> None:
+    def __init__(self, history: MemoryHistory | None = None, seen_ids: SeenIds | None = None) -> None:
         if history is None:  # the feed rooms' last messages, bounded as the settings' defaults say
             history = MemoryHistory(DEFAULTS.history_size, DEFAULTS.history_ttl, DEFAULTS.history_bytes)
         self.history = history
+        self.seen_ids = seen_ids or SeenIds(DEFAULTS.dedupe_window, DEFAULTS.dedupe_ids)  # the dedupe window
+        self.duplicates = 0  # publishes with an id already seen: acked, not numbered
 
     @asynccontextmanager
     async def running(self, deliver: Deliver) -> AsyncIterator[None]:
@@ -132,8 +147,22 @@ class MemoryBroker:
     def publish(self, topic: Topic, text: str) -> None:
         pass
 
-    def append(self, topic: Topic, text: str) -> FeedMessage:
-        return self.history.append(topic.name, text)
+    def append(
+        self, topic: Topic, text: str, publish_id: str | None = None, acked: Acked | None = None
+    ) -> FeedMessage | None:
+        if publish_id is None:
+            return self.history.append(topic.name, text)
+        ack = self.seen_ids.ack_of(topic.name, publish_id)
+        if ack is not None:
+            self.duplicates += 1
+            message = None
+        else:
+            message = self.history.append(topic.name, text)
+            ack = Ack(publish_id, message.epoch, message.offset)
+            self.seen_ids.remember(topic.name, ack)
+        if acked is not None:
+            acked(ack)
+        return message
 
     async def replay(self, topic: Topic, since: Since) -> Replay:
         return self.history.replay(topic.name, since)
@@ -147,6 +176,8 @@ class MemoryBroker:
             "connected": True,
             "feed_rooms": len(self.history),
             "feed_history_bytes": self.history.bytes,
+            "feed_duplicates": self.duplicates,
+            "feed_publish_ids": len(self.seen_ids),
         }
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "BAD_SINCE",
     "IDLE_TIMEOUT",
     "INTERNAL_ERROR",
+    "INVALID_PUBLISH_ID",
     "MESSAGE_TOO_BIG",
     "NORMAL",
     "NOT_FOUND",
@@ -76,6 +77,9 @@ class Rejection:
 # Connections that were accepted (contract §3, "what happens").
 NORMAL = Close(1000, "")
 UNSUPPORTED_DATA = Close(4400, "unsupported data")
+# 4400 again: a feed text that is a JSON object with "id" but not {"id": ID, "data": TEXT}
+# (asgi_ws.publish_ids).  The client meant an id, and would never get its ack.
+INVALID_PUBLISH_ID = Close(4400, "invalid publish id")
 IDLE_TIMEOUT = Close(4408, "idle timeout")
 MESSAGE_TOO_BIG = Close(4413, "message too big")
 RATE_LIMITED = Close(4429, "rate limited")

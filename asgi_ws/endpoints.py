@@ -5,7 +5,8 @@ It never awaits, never sends and touches no shared state: it returns what to
 do, and the session (:mod:`asgi_ws.session`) does it.  The actions are:
 
 - a ``websocket.send`` event: the reply, sent back to this client;
-- :class:`Publish`: text for every member of a topic (chat, broadcast);
+- :class:`Publish`: text for every member of a topic (chat, broadcast, feed;
+  on the feed with the publish id, if the client gave one);
 - :class:`Push`: start a ``/stream`` push for this request;
 - a :class:`~asgi_ws.close_codes.Close`: end the connection (binary where only
   text is answered);
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 from . import close_codes
 from .close_codes import Close
 from .messages import broadcast_text, bytes_event, json_reply, text_event, ws_reply
+from .publish_ids import IdPublish, parse_publish
 from .routing import Endpoint, Route
 from .topics import BROADCAST, Topic, chat_room, feed_room
 
@@ -53,6 +55,7 @@ class Publish:
     topic: Topic
     text: str
     exclude_sender: bool
+    publish_id: str | None = None  # a feed publish with an id (contract §8.1): numbered once, acked
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +90,13 @@ def answer(route: Route, text: str | None, data: bytes | None) -> Action:
         return Publish(BROADCAST, broadcast_text(text), exclude_sender=True)
     if endpoint is Endpoint.CHAT:
         return Publish(chat_room(route.room), text, exclude_sender=False)
-    if endpoint is Endpoint.FEED:
-        return Publish(feed_room(route.room), text, exclude_sender=False)  # numbered by the broker
+    if endpoint is Endpoint.FEED:  # numbered by the broker
+        publish = parse_publish(text)
+        if publish is None:
+            return Publish(feed_room(route.room), text, exclude_sender=False)
+        if isinstance(publish, IdPublish):
+            return Publish(feed_room(route.room), publish.data, exclude_sender=False, publish_id=publish.id)
+        return publish  # a Close: an id the client got wrong
     return Push(text)  # Endpoint.STREAM
 
 

@@ -50,7 +50,7 @@ from .wakeups import Wakeups
 if TYPE_CHECKING:
     from asgiref.typing import WebSocketSendEvent
 
-    from .broker import Broker
+    from .broker import Acked, Broker
     from .close_codes import Close
     from .topics import Topic
 
@@ -125,15 +125,25 @@ class Hub:
         """Topics with at least one member, the broadcast group included."""
         return len(self._topics)
 
-    def publish(self, topic: Topic, text: str, *, exclude: Subscriber | None = None) -> int:
+    def publish(
+        self,
+        topic: Topic,
+        text: str,
+        *,
+        exclude: Subscriber | None = None,
+        publish_id: str | None = None,
+        acked: Acked | None = None,
+    ) -> int:
         """Send ``text`` to every member of ``topic`` but ``exclude``, here and in other processes.
 
         Returns how many members of this process got it.  Never waits.  In a
         feed room the broker numbers the message first; on the Redis broker it
         reaches this process's members later, through :meth:`deliver_remote`.
+        A feed message with a ``publish_id`` is numbered once in the dedupe
+        window, and ``acked`` gets its ack (:meth:`asgi_ws.broker.Broker.append`).
         """
         if topic.kind == "feed":
-            message = self.broker.append(topic, text)
+            message = self.broker.append(topic, text, publish_id, acked)
             return 0 if message is None else self._fan_out(topic, message, message.size, exclude)
         delivered = self._fan_out(topic, text_event(text), message_size(text, None), exclude)
         self.broker.publish(topic, text)

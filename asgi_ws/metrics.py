@@ -24,6 +24,7 @@ metric                                    type     labels                      w
 ``asgi_ws_feed_replayed_total``           counter                              messages sent by those resumes
 ``asgi_ws_feed_recoveries_failed_total``  counter  reason                      resumes refused: epoch, trimmed, ...
 ``asgi_ws_feed_gaps_filled_total``        counter                              feed messages fetched to fill a gap
+``asgi_ws_feed_duplicates_total``         counter                              publishes with an id seen before: acked
 ``process_*``                             various                              prometheus_client's: RSS, open fds, CPU
 ``python_gc_*``                           counter  generation                  prometheus_client's: garbage collections
 ========================================  =======  ==========================  =======================================
@@ -247,4 +248,9 @@ class _BrokerCollector(Collector):
             "Feed messages fetched from the history to fill a gap before a later message was delivered.",
         )
         filled.add_metric([], float(state.get("feed_filled", 0) + self._metrics.feed_filled))
-        yield from (connected, reconnects, dropped, filled)
+        duplicates = CounterMetricFamily(
+            "asgi_ws_feed_duplicates",
+            "Feed publishes whose id was seen within the dedupe window: acked again, not numbered again.",
+        )
+        duplicates.add_metric([], float(state.get("feed_duplicates", 0)))
+        yield from (connected, reconnects, dropped, filled, duplicates)

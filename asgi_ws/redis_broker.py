@@ -45,7 +45,7 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .broker import BrokerError, Deliver, new_node_id, redact
+from .broker import Acked, BrokerError, Deliver, new_node_id, redact
 from .feed import FeedMessage, Replay, Since
 from .logs import log_event
 from .redis_feed import RedisFeed
@@ -96,6 +96,7 @@ class RedisBroker:
         resume_wait: float = RESUME_WAIT,
         history_size: int = DEFAULTS.history_size,
         history_ttl: float = DEFAULTS.history_ttl,
+        dedupe_window: float = DEFAULTS.dedupe_window,
     ) -> None:
         self.url = url  # redis://host:port/db, as configured
         self.node = node or new_node_id()  # this process, in every envelope it publishes
@@ -103,7 +104,7 @@ class RedisBroker:
         self.counts = Counts()  # what it has done, for /healthz; shared with both halves
         self.last_error: str | None = None  # why the last connection ended, for /healthz
         wanted: set[str] = set()  # channels of the topics with a member here: both halves follow them
-        self.feed = RedisFeed(self.node, self.counts, wanted, history_size, history_ttl)  # the feed rooms
+        self.feed = RedisFeed(self.node, self.counts, wanted, history_size, history_ttl, dedupe_window)  # feed rooms
         self.pubsub = RedisPubSub(self.node, self.counts, self.feed, wanted)  # chat and broadcast
         self._min_backoff = min_backoff  # seconds before the first reconnect attempt
         self._resume_wait = resume_wait  # seconds a resume waits for Redis to come back
@@ -163,9 +164,9 @@ class RedisBroker:
         else:
             self.counts.dropped += 1  # at most once: never queued for after an outage
 
-    def append(self, topic: Topic, text: str) -> None:
+    def append(self, topic: Topic, text: str, publish_id: str | None = None, acked: Acked | None = None) -> None:
         """Queue ``text`` for numbering; it comes back numbered through pub/sub (:mod:`asgi_ws.redis_feed`)."""
-        self.feed.append(topic, text)
+        self.feed.append(topic, text, publish_id, acked)
 
     async def replay(self, topic: Topic, since: Since) -> Replay:
         if self.link is Link.DOWN and self._up is not None:
@@ -190,6 +191,7 @@ class RedisBroker:
             "dropped": counts.dropped,
             "invalid": counts.invalid,
             "feed_filled": counts.filled,
+            "feed_duplicates": counts.duplicates,
             "feed_held": self.feed.held,
             "supervisor": "stopped" if self.link is Link.STOPPED else "running",
             "last_error": self.last_error,

@@ -29,8 +29,14 @@ Theory of operation
   number must come from Redis, and a number given here could be given to
   another message by another process.  Messages sent meanwhile wait in a
   bounded queue and are numbered and delivered, in order, once Redis is back.
-  A batch whose reply was lost in the outage is sent again, so a message may
-  appear twice under two offsets; no offset is ever skipped or repeated.
+  A batch whose reply was lost in the outage is sent again, so a plain message
+  may appear twice under two offsets; no offset is ever skipped or repeated.
+- **Publish ids.**  A message with an id (contract §8.1) has a third key in the
+  room's slot, ``asgi-ws:{feed:room}:id:ID``, holding ``"EPOCH OFFSET"`` for
+  ``dedupe_window``.  The append script reads it first and, when it is there,
+  numbers nothing and returns it: the check and the numbering are one step, on
+  any process.  So a batch sent again after an outage numbers its messages
+  with ids once, and each sender's ack comes when the script's reply does.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 import redis.asyncio as redis
@@ -46,6 +52,7 @@ import redis.asyncio as redis
 from .broker import topic_to_wire
 from .feed import FeedCursor, FeedMessage, Gap, Replay, Since, Step, new_epoch, plan_replay
 from .policy import message_size
+from .publish_ids import Ack
 from .redis_wire import (
     COMMAND_TIMEOUT,
     PUBLISH_BATCH,
@@ -53,13 +60,15 @@ from .redis_wire import (
     channel,
     feed_keys,
     is_connection_error,
+    publish_id_key,
     publish_queue,
     text_of,
 )
 from .runtime import counted_task
+from .settings import DEFAULTS
 
 if TYPE_CHECKING:
-    from .broker import Deliver, Envelope
+    from .broker import Acked, Deliver, Envelope
     from .outbox import Outbox
     from .topics import Topic
 
@@ -78,19 +87,34 @@ if not epoch then
 end
 """
 
-# Number a feed message, keep it, and publish it, in one step.  KEYS: meta, log.
-# ARGV: a fresh epoch, ttl in ms, data as a JSON string, node, history_size,
-# channel, room as a JSON string.  Returns the offset.
+# Number a feed message, keep it, and publish it, in one step; with a publish id, only if
+# the id is not in the dedupe window (contract §8.1), so that the check and the numbering
+# are one step too.  KEYS: meta, log, the id's key (KEYS[3] is unused without an id).
+# ARGV: a fresh epoch, ttl in ms, data as a JSON string, node, history_size, channel,
+# room as a JSON string, the publish id ('' for none), the dedupe window in ms.
+# Returns {offset, epoch, 1 if the id was seen before (nothing numbered) else 0}.
 APPEND_SCRIPT = (
-    _EPOCH
+    """
+if ARGV[8] ~= '' then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then
+    local space = string.find(seen, ' ', 1, true)
+    return {tonumber(string.sub(seen, space + 1)), string.sub(seen, 1, space - 1), 1}
+  end
+end
+"""
+    + _EPOCH
     + """
 local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], offset .. '-0', 'd', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if ARGV[8] ~= '' then
+  redis.call('SET', KEYS[3], epoch .. ' ' .. offset, 'PX', ARGV[9])
+end
 redis.call('PUBLISH', ARGV[6], '{"v":1,"node":"' .. ARGV[4] .. '","room":' .. ARGV[7] ..
   ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[3] .. '}')
-return offset
+return {offset, epoch, 0}
 """
 )
 
@@ -110,21 +134,39 @@ return {epoch, top, entries}
 )
 
 
+class _Append(NamedTuple):
+    """A feed message waiting for the append script."""
+
+    topic: Topic
+    text: str
+    publish_id: str | None  # contract §8.1: numbered once within the dedupe window
+    acked: Acked | None  # called with the ack once the script has run
+
+
 class RedisFeed:
     """The feed rooms of one process on Redis.  See the module docstring for the design."""
 
-    def __init__(self, node: str, counts: Counts, wanted: set[str], history_size: int, history_ttl: float) -> None:
+    def __init__(
+        self,
+        node: str,
+        counts: Counts,
+        wanted: set[str],
+        history_size: int,
+        history_ttl: float,
+        dedupe_window: float = DEFAULTS.dedupe_window,
+    ) -> None:
         self.node = node  # this process, in every message it appends
         self.counts = counts  # the broker's counters, shared
         self.history_size = history_size  # Stream entries kept per feed room (MAXLEN)
         self.history_ttl = history_ttl  # seconds a feed room's keys outlive its last message
+        self.dedupe_window = dedupe_window  # seconds a publish id's key lives (contract §8.1)
         self.client: redis.Redis | None = None  # the command connection while Redis is up; the broker sets it
         self.deliver: Deliver | None = None  # the hub's, while the broker runs
         self._wanted = wanted  # channels of the topics with a member here (the pub/sub half's): rooms to follow
         self._cursors: dict[Topic, FeedCursor] = {}  # feed room -> the last message delivered here
-        # Messages to number, (topic, data): kept through an outage, unlike chat.
-        self._outgoing: Outbox[tuple[Topic, str]] = publish_queue()
-        self._retry: deque[tuple[Topic, str]] = deque()  # a batch the outage cut off, sent first
+        # Messages to number: kept through an outage, unlike chat.
+        self._outgoing: Outbox[_Append] = publish_queue()
+        self._retry: deque[_Append] = deque()  # a batch the outage cut off, sent first
 
     @property
     def held(self) -> int:
@@ -133,9 +175,10 @@ class RedisFeed:
 
     # What the broker hands on
 
-    def append(self, topic: Topic, text: str) -> None:
-        """Queue ``text`` for the append script; it comes back numbered through pub/sub."""
-        if not self._outgoing.offer((topic, text), message_size(text, None)):
+    def append(self, topic: Topic, text: str, publish_id: str | None = None, acked: Acked | None = None) -> None:
+        """Queue ``text`` for the append script; it comes back numbered through pub/sub, and ``acked`` is called
+        when the script has run (:meth:`asgi_ws.broker.Broker.append`)."""
+        if not self._outgoing.offer(_Append(topic, text, publish_id, acked), message_size(text, None)):
             self.counts.dropped += 1
 
     async def replay(self, topic: Topic, since: Since) -> Replay:
@@ -248,20 +291,27 @@ class RedisFeed:
             # A member of this process sent it, so this process wants the room: number it only once
             # the process is subscribed to the room, or pub/sub could never bring it back here, and
             # the room's cursor, read before subscribing, would already count it as delivered.
-            await subscribed({topic for topic, _ in retry})
+            await subscribed({item.topic for item in retry})
             pipe = client.pipeline(transaction=False)
-            for topic, text in retry:
-                meta, log = feed_keys(topic)
-                data, room = json.dumps(text), json.dumps(topic_to_wire(topic))
+            for item in retry:
+                meta, log = feed_keys(item.topic)
+                data, room = json.dumps(item.text), json.dumps(topic_to_wire(item.topic))
                 args: list[str | int] = [new_epoch(), self._ttl_ms, data, self.node, self.history_size]
-                args += [channel(topic), room]
-                await script(keys=[meta, log], args=args, client=pipe)
+                args += [channel(item.topic), room, item.publish_id or "", self._window_ms]
+                keys = [meta, log, publish_id_key(item.topic, item.publish_id or "")]
+                await script(keys=keys, args=args, client=pipe)
             with anyio.fail_after(COMMAND_TIMEOUT):
                 results = await pipe.execute(raise_on_error=False)
-            refused = [
-                (item, result) for item, result in zip(retry, results, strict=True) if isinstance(result, Exception)
-            ]
-            self.counts.published += len(retry) - len(refused)
+            refused = []
+            for item, result in zip(retry, results, strict=True):
+                if isinstance(result, Exception):
+                    refused.append((item, result))
+                    continue
+                offset, epoch, seen = result
+                self.counts.published += not seen
+                self.counts.duplicates += seen
+                if item.acked is not None:
+                    item.acked(Ack(item.publish_id or "", text_of(epoch), int(offset)))
             retry.clear()
             if refused:
                 retry.extend(item for item, _ in refused)
@@ -273,6 +323,11 @@ class RedisFeed:
     def _ttl_ms(self) -> int:
         """``history_ttl`` for PEXPIRE, never 0, which would delete the keys at once."""
         return max(1, int(self.history_ttl * 1000))
+
+    @property
+    def _window_ms(self) -> int:
+        """``dedupe_window`` for SET PX, never 0, which Redis refuses."""
+        return max(1, int(self.dedupe_window * 1000))
 
     async def _read(
         self, topic: Topic, first: int, count: int, epoch: str, client: redis.Redis | None = None

@@ -31,6 +31,7 @@ __all__ = [
     "describe",
     "feed_keys",
     "is_connection_error",
+    "publish_id_key",
     "publish_queue",
     "text_of",
     "topic_of_channel",
@@ -61,6 +62,7 @@ class Counts:
     invalid: int = 0  # messages on our channels that were not a valid envelope
     reconnects: int = 0  # successful connections after the first one
     filled: int = 0  # feed messages read from a Stream to fill a gap in pub/sub
+    duplicates: int = 0  # feed publishes whose id Redis had seen: acked, not numbered
 
 
 def channel(topic: Topic) -> str:
@@ -79,6 +81,11 @@ def feed_keys(topic: Topic) -> tuple[str, str]:
     """The Redis keys of a feed room: its meta hash and its Stream, in one Cluster hash slot."""
     slot = "{" + topic_to_wire(topic) + "}"
     return f"{CHANNEL_PREFIX}{slot}:meta", f"{CHANNEL_PREFIX}{slot}:log"
+
+
+def publish_id_key(topic: Topic, publish_id: str) -> str:
+    """The Redis key of a publish id in a feed room (contract §8.1), in the room's hash slot."""
+    return f"{CHANNEL_PREFIX}{{{topic_to_wire(topic)}}}:id:{publish_id}"
 
 
 def is_connection_error(exc: BaseException) -> bool:

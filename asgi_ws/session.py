@@ -85,6 +85,7 @@ from .lifecycle import State, after_send
 from .messages import stream_payloads, text_event
 from .outbox import Outbox
 from .policy import TokenBucket, check_message, message_size
+from .publish_ids import Ack
 from .routing import Endpoint, Route
 from .runtime import counted_task
 
@@ -273,7 +274,11 @@ class Session:
                 if not await self._send(action, size if echo else message_size(action["text"], action["bytes"])):
                     return
             elif isinstance(action, Publish):
-                self._hub.publish(action.topic, action.text, exclude=self if action.exclude_sender else None)
+                exclude = self if action.exclude_sender else None
+                if action.publish_id is None:
+                    self._hub.publish(action.topic, action.text, exclude=exclude)
+                else:
+                    self._hub.publish(action.topic, action.text, publish_id=action.publish_id, acked=self._acked)
             elif isinstance(action, Push):
                 if not self._queue_push(action.request):
                     # One request too many ends the connection at once, as every other policy does:
@@ -287,10 +292,22 @@ class Session:
 
     # Sending
 
-    def deliver(self, item: WebSocketSendEvent | FeedMessage, size: int) -> bool:
+    def deliver(self, item: WebSocketSendEvent | FeedMessage | Ack, size: int) -> bool:
         """Queue a broadcast of ``size`` payload bytes without waiting (the hub calls this).  False if full."""
         assert self._outbox is not None, "only fan-out endpoints join topics"
         return self._outbox.offer(item, size)
+
+    def _acked(self, ack: Ack) -> None:
+        """The broker's answer to this client's publish with an id: queue it behind the messages before it.
+
+        On Redis it comes when Redis answers, after the client may have left:
+        then there is nobody to tell.  An ack that finds the outbox full is a
+        client that does not read, as a broadcast would find it (4503).
+        """
+        if self.connection.state is not ACCEPTED or self.ending is not None:
+            return
+        if not self.deliver(ack, ack.size):
+            self.kick(close_codes.SLOW_CONSUMER)
 
     async def _send(self, event: WebSocketSendEvent, size: int) -> bool:
         """Send one data message of ``size`` payload bytes: True once the server took it.
@@ -396,8 +413,12 @@ class Session:
         while True:
             if not outbox:
                 self._idle.note_sent()
-            message: FeedMessage
+            message: FeedMessage | Ack
             message, size = await outbox.get()
+            if isinstance(message, Ack):  # this client's own publish, numbered: the ack is for it alone
+                if not await self._send(message.event, size):
+                    return
+                continue
             step = cursor.place(message)
             if step is Step.ALREADY_SENT:
                 continue

@@ -42,6 +42,13 @@ Why the defaults:
   fills rooms with 64 KiB messages evicts the oldest messages first instead
   of growing the process.  Redis keeps its own history, trimmed per room by
   ``history_size`` and expired by ``history_ttl``.
+- ``dedupe_window`` 120 s: a feed publish with an id is numbered once, and a
+  resend of that id within the window is acked with the first one's number.
+  Two minutes is NATS JetStream's default ``duplicate_window``; a client
+  resends within seconds of reconnecting.
+- ``dedupe_ids`` 100,000: the memory broker's bound on ids remembered for all
+  rooms together, about 40 MB at most (384 bytes each).  Past it the oldest
+  are forgotten early.  Redis expires each id after the window on its own.
 """
 
 from __future__ import annotations
@@ -183,6 +190,12 @@ class Settings:
     )
     history_bytes: int = _setting(
         64 * 1024 * 1024, _positive_int, "bytes of feed history for all rooms together (memory broker)"
+    )
+    dedupe_window: float = _setting(
+        120.0, _positive_float, "seconds a feed publish id is remembered: a resend within it is acked, not numbered"
+    )
+    dedupe_ids: int = _setting(
+        100_000, _positive_int, "publish ids remembered for all feed rooms together (memory broker)"
     )
     broker: str = _setting(
         "memory://", _broker, "where rooms and broadcast run: memory:// (one process) or redis://host:port/db"

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from asgi_ws.app import App
-from asgi_ws.broker import MemoryBroker
+from asgi_ws.broker import Acked, MemoryBroker
 from asgi_ws.feed import FeedMessage, MemoryHistory, Replay, Since
 from asgi_ws.topics import Topic, feed_room
 from tests.asgi_driver import WebSocketDriver, connect
@@ -261,6 +261,83 @@ async def test_a_feed_client_closed_4503_resumes_and_gets_everything_it_missed(m
             await nothing_more(again)
 
 
+# Publish ids and acks (contract §8.1)
+
+
+def by_kind(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The numbered messages and the acks among ``messages``, each in the order they came."""
+    return [m for m in messages if "ack" not in m], [m for m in messages if "ack" in m]
+
+
+async def test_a_publish_with_an_id_is_numbered_for_the_room_and_acked_to_its_sender_alone(app: App) -> None:
+    async with connect(app, "/ws/feed/r") as sender, connect(app, "/ws/feed/r") as reader:
+        sender.send_text(json.dumps({"id": "m1", "data": "hello"}))
+        numbered, acks = by_kind(await feed(sender, 2))
+        epoch = numbered[0]["epoch"]
+        assert numbered == [{"offset": 1, "epoch": epoch, "data": "hello"}]
+        assert acks == [{"ack": "m1", "epoch": epoch, "offset": 1}]
+        assert await feed(reader, 1) == numbered  # the room gets the data, not the id, and no ack
+        await nothing_more(reader)
+        sender.send_text("plain")  # plain text keeps working, without an ack
+        assert await feed(sender, 1) == [{"offset": 2, "epoch": epoch, "data": "plain"}]
+        await nothing_more(sender)
+
+
+async def test_a_resend_after_a_reconnect_is_acked_with_the_first_number_and_not_numbered_again(app: App) -> None:
+    before = await scrape(app)
+    publish = json.dumps({"id": "m1", "data": "once"})
+    async with connect(app, "/ws/feed/r") as reader:
+        async with connect(app, "/ws/feed/r") as sender:
+            sender.send_text(publish)
+            _, [ack] = by_kind(await feed(sender, 2))
+        # The sender lost its connection before it could tell: it resends on a new one.
+        async with resume(app, f"{ack['epoch']}:0") as again:
+            assert (await feed(again, 2))[1] == {"offset": 1, "epoch": ack["epoch"], "data": "once"}  # the replay
+            again.send_text(publish)
+            assert await feed(again, 1) == [ack]
+            again.send_text(json.dumps({"id": "m2", "data": "next"}))
+            numbered, acks = by_kind(await feed(again, 2))
+            assert offsets(numbered) == [2]
+            assert acks == [{"ack": "m2", "epoch": ack["epoch"], "offset": 2}]
+        assert [message["data"] for message in await feed(reader, 2)] == ["once", "next"]  # "once" once
+        await nothing_more(reader)
+    after = await scrape(app)
+    assert delta(before, after, "asgi_ws_feed_duplicates_total") == 1
+
+
+async def test_the_same_id_in_another_room_is_another_message(app: App) -> None:
+    publish = json.dumps({"id": "m1", "data": "x"})
+    async with connect(app, "/ws/feed/r") as first, connect(app, "/ws/feed/s") as second:
+        first.send_text(publish)
+        second.send_text(publish)
+        assert by_kind(await feed(first, 2))[1][0]["offset"] == 1
+        assert by_kind(await feed(second, 2))[1][0]["offset"] == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"id": "", "data": "x"}',
+        '{"id": "has space", "data": "x"}',
+        '{"id": "m1", "data": 1}',
+        '{"id": "m1"}',
+        '{"id": "m1", "data": "x", "from": "mallory"}',
+    ],
+)
+async def test_an_object_with_an_id_the_client_got_wrong_closes_4400(app: App, text: str) -> None:
+    async with connect(app, "/ws/feed/r") as ws:
+        ws.send_text(text)
+        assert await ws.receive_close() == (4400, "invalid publish id")
+
+
+async def test_an_id_on_chat_is_plain_text(app: App) -> None:
+    """Only the feed numbers, so only the feed acks: elsewhere the text is what it always was."""
+    publish = json.dumps({"id": "m1", "data": "x"})
+    async with connect(app, "/ws/chat/r") as ws:
+        ws.send_text(publish)
+        assert await ws.receive_text() == publish
+
+
 # Gaps: a broker that numbers elsewhere (Redis) and hands messages back out of order
 
 
@@ -277,7 +354,9 @@ class LateBroker(MemoryBroker):
         self.held: list[FeedMessage] = []
         self.between_calls: list[tuple[int, int]] = []
 
-    def append(self, topic: Topic, text: str) -> None:  # type: ignore[override]
+    def append(  # type: ignore[override]
+        self, topic: Topic, text: str, publish_id: str | None = None, acked: Acked | None = None
+    ) -> None:
         self.held.append(self.history.append(topic.name, text))
 
     async def between(self, topic: Topic, epoch: str, after: int, until: int) -> list[FeedMessage]:

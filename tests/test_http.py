@@ -11,6 +11,7 @@ import pytest
 
 from asgi_ws.app import App
 from tests.asgi_driver import call_http, connect
+from tests.test_broker import IDLE_MEMORY_BROKER
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +27,7 @@ async def test_healthz_reports_the_spec_keys(app: App) -> None:
         "status": "ok",
         "connections": 0,
         "rooms": 0,
-        "broker": {"kind": "memory", "connected": True, "feed_rooms": 0, "feed_history_bytes": 0},
+        "broker": IDLE_MEMORY_BROKER,
     }
 
 

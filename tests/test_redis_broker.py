@@ -23,9 +23,10 @@ from asgi_ws.app import App, create_app
 from asgi_ws.broker import BrokerError, encode_envelope, topic_to_wire
 from asgi_ws.feed import FeedMessage, Replay, Since, new_epoch
 from asgi_ws.http import health
+from asgi_ws.publish_ids import Ack
 from asgi_ws.redis_broker import MIN_BACKOFF, Link, RedisBroker, next_backoff
 from asgi_ws.redis_feed import APPEND_SCRIPT
-from asgi_ws.redis_wire import PUBLISH_QUEUE, PUBLISH_QUEUE_BYTES, channel, feed_keys
+from asgi_ws.redis_wire import PUBLISH_QUEUE, PUBLISH_QUEUE_BYTES, channel, feed_keys, publish_id_key
 from asgi_ws.settings import Settings
 from asgi_ws.topics import BROADCAST, Topic, chat_room, feed_room
 from conformance.redis_server import RedisServer
@@ -327,18 +328,17 @@ def append_unseen(server: RedisServer, topic: Topic, text: str, channel_name: st
     The message is numbered and kept in the Stream, but pub/sub never brings
     it to any broker: a lost pub/sub message.
     """
-    meta, log = feed_keys(topic)
-    args = [
-        new_epoch(),
-        300_000,
-        json.dumps(text),
-        "another-node",
-        1000,
-        channel_name,
-        json.dumps(topic_to_wire(topic)),
-    ]
     with redis.Redis(host="127.0.0.1", port=server.port) as client:
-        return int(client.eval(APPEND_SCRIPT, 2, meta, log, *args))
+        offset, _, _ = client.eval(*append_script_call(topic, text, channel_name))
+        return int(offset)
+
+
+def append_script_call(topic: Topic, text: str, channel_name: str, publish_id: str = "") -> list[str | int]:
+    """EVAL's arguments for the append script as the broker gives them, from "another-node"."""
+    meta, log = feed_keys(topic)
+    args = [new_epoch(), 300_000, json.dumps(text), "another-node", 1000, channel_name]
+    args += [json.dumps(topic_to_wire(topic)), publish_id, 120_000]
+    return [APPEND_SCRIPT, 3, meta, log, publish_id_key(topic, publish_id), *args]
 
 
 async def subscribed(broker: RedisBroker, server: RedisServer, count: int = 1) -> None:
@@ -407,6 +407,77 @@ async def test_a_numbered_envelope_from_afar_is_delivered_after_the_gap_before_i
         await eventually(lambda: len(inbox.messages) == 3, "the third message and the one before it")
         assert inbox.data() == ["first", "second", "third"]
         assert broker.counts.filled == 1
+
+
+# Publish ids (contract §8.1)
+
+
+async def test_a_publish_id_seen_by_any_process_is_acked_with_the_first_number_and_not_numbered_again(
+    redis_server: RedisServer,
+) -> None:
+    a_inbox, b_inbox = FeedInbox(), FeedInbox()
+    acks: list[Ack] = []
+    async with (
+        running(RedisBroker(redis_server.url), a_inbox) as a,  # type: ignore[arg-type]
+        running(RedisBroker(redis_server.url), b_inbox) as b,  # type: ignore[arg-type]
+    ):
+        a.subscribe(FEED)
+        await subscribed(b, redis_server, 2)
+        assert a.append(FEED, "once", "m1", acks.append) is None
+        await eventually(lambda: len(acks) == 1, "the first ack")
+        b.append(FEED, "once", "m1", acks.append)  # the sender reconnected to another process and resent
+        a.append(FEED, "once", "m1", acks.append)  # and again to the first
+        b.append(FEED, "next", "m2", acks.append)
+        await eventually(lambda: len(acks) == 4, "every ack")
+        epoch = acks[0].epoch
+        # Each process acks when its own script replies, so the acks of two processes come in either order.
+        assert sorted(acks, key=repr) == [Ack("m1", epoch, 1)] * 3 + [Ack("m2", epoch, 2)]
+        await eventually(lambda: len(a_inbox.messages) == len(b_inbox.messages) == 2, "both messages at both")
+        assert a_inbox.data() == b_inbox.data() == ["once", "next"]
+        assert a_inbox.offsets() == [1, 2]
+        assert (a.counts.duplicates, b.counts.duplicates) == (1, 1)
+        assert (a.counts.published, b.counts.published) == (1, 1)
+        assert a.state()["feed_duplicates"] == 1
+
+
+def test_the_append_script_run_twice_for_one_id_numbers_once(redis_server: RedisServer) -> None:
+    """What a batch sent again after an outage does: its reply was lost, so it runs a second time."""
+    with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
+        first = client.eval(*append_script_call(FEED, "x", "asgi-ws:nobody", publish_id="m1"))
+        again = client.eval(*append_script_call(FEED, "x", "asgi-ws:nobody", publish_id="m1"))
+        other = client.eval(*append_script_call(FEED, "y", "asgi-ws:nobody", publish_id="m2"))
+        _, log = feed_keys(FEED)
+        assert first[0] == again[0] == 1
+        assert first[1] == again[1]
+        assert (first[2], again[2], other[2]) == (0, 1, 0)
+        assert other[0] == 2
+        assert client.xlen(log) == 2
+        window = client.pttl(publish_id_key(FEED, "m1"))
+        assert 0 < window <= 120_000  # each id expires on its own after the window
+
+
+async def test_a_publish_with_an_id_held_through_an_outage_and_resent_meanwhile_is_numbered_once(
+    persistent_redis: RedisServer,
+) -> None:
+    server = persistent_redis
+    acks: list[Ack] = []
+    async with following(server, min_backoff=FAST_BACKOFF) as (broker, inbox):
+        broker.append(FEED, "before")
+        await eventually(lambda: inbox.offsets() == [1], "the message before the outage")
+        server.kill()
+        await eventually(lambda: not broker.connected, "the broker to notice the outage")
+        broker.append(FEED, "during", "m1", acks.append)
+        broker.append(FEED, "during", "m1", acks.append)  # its sender, reconnected to this process, resent it
+        assert broker.state()["feed_held"] == 2
+        await anyio.sleep(0.3)
+        assert acks == []  # no number yet: Redis gives them
+        server.start()
+        await eventually(lambda: len(acks) == 2, "both acks")
+        assert acks[0] == acks[1] == Ack("m1", inbox.messages[0].epoch, 2)
+        await eventually(lambda: broker.state()["feed_held"] == 0, "the held messages sent")
+        await anyio.sleep(0.2)
+        assert inbox.data() == ["before", "during"]
+        assert broker.counts.duplicates == 1
 
 
 async def test_outage_with_persistence_holds_feed_messages_then_numbers_them_and_catches_up(
@@ -613,11 +684,9 @@ async def test_a_fill_cut_off_by_redis_is_caught_up_after_the_reconnect(
         broker.append(FEED, "1")
         await eventually(lambda: inbox.offsets() == [1], "the first message")
         append_unseen(redis_server, FEED, "2")
-        meta, log = feed_keys(FEED)
-        args = [new_epoch(), 300_000, json.dumps("3"), "another-node", 1000, channel(FEED), json.dumps("feed:f")]
         with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
             pipe = client.pipeline(transaction=False)
-            pipe.eval(APPEND_SCRIPT, 2, meta, log, *args)  # 3, published: the broker sees the gap at once
+            pipe.eval(*append_script_call(FEED, "3", channel(FEED)))  # 3, published: the broker sees the gap at once
             pipe.execute_command("CLIENT", "PAUSE", 1500, "WRITE")  # and its fill waits
             pipe.execute()
         await eventually(lambda: broker.counts.reconnects >= 1, "the broker to give up on the fill and reconnect")

@@ -46,6 +46,8 @@ VARIABLES = [
     ("ASGI_WS_HISTORY_SIZE", "50", 50),
     ("ASGI_WS_HISTORY_TTL", "2.5", 2.5),
     ("ASGI_WS_HISTORY_BYTES", "65536", 65536),
+    ("ASGI_WS_DEDUPE_WINDOW", "30", 30.0),
+    ("ASGI_WS_DEDUPE_IDS", "500", 500),
     ("ASGI_WS_BROKER", "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
     ("ASGI_WS_LOG_LEVEL", "DEBUG", "debug"),
     ("ASGI_WS_LOG_FORMAT", "JSON", "json"),
@@ -111,6 +113,8 @@ def test_zero_turns_rate_limit_and_idle_timeout_off() -> None:
         ("ASGI_WS_HISTORY_TTL", "5m", "number > 0"),
         ("ASGI_WS_HISTORY_BYTES", "0", "positive integer"),
         ("ASGI_WS_HISTORY_BYTES", "64MiB", "positive integer"),
+        ("ASGI_WS_DEDUPE_WINDOW", "0", "number > 0"),
+        ("ASGI_WS_DEDUPE_IDS", "-1", "positive integer"),
     ],
 )
 def test_bad_variable_names_the_variable_and_the_value(variable: str, value: str, expected: str) -> None:
