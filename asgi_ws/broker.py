@@ -40,7 +40,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
-from .feed import FeedMessage, MemoryHistory, Replay, Since
+from .feed import FeedMessage, MemoryHistory, Post, Replay, Since
 from .publish_ids import Ack, SeenIds
 from .settings import DEFAULTS
 from .topics import BROADCAST, Topic, chat_room, feed_room
@@ -96,20 +96,21 @@ class Broker(Protocol):
     def publish(self, topic: Topic, text: str) -> None:
         """Send ``text`` to ``topic``'s clients in other processes.  Never waits."""
 
-    def append(
-        self, topic: Topic, text: str, publish_id: str | None = None, acked: Acked | None = None
-    ) -> FeedMessage | None:
-        """Number ``text`` as the next message of the feed room ``topic`` and keep it.  Never waits.
+    def append(self, topic: Topic, post: Post, acked: Acked | None = None) -> FeedMessage | None:
+        """Number ``post`` as the next message of the feed room ``topic`` and keep it.  Never waits.
 
         Returns the message when this process may deliver it at once (the
         memory broker).  None means the order is decided elsewhere (by Redis),
         and the message comes back through ``deliver``, to this process too.
 
-        With a ``publish_id`` (contract §8.1) the text is numbered only if the
+        With a ``publish_id`` (contract §8.1) the post is numbered only if the
         id was not seen in the room within the dedupe window, and ``acked`` is
         called with its :class:`~asgi_ws.publish_ids.Ack` once its number is
         known, the first one's for an id seen before: at once in memory, when
         Redis answers on Redis.  A duplicate returns None.
+
+        A post's ``sender``, with access tokens, is the subject of the sender's
+        token: the message carries it as ``"from"`` (contract §8.2).
         """
 
     async def replay(self, topic: Topic, since: Since) -> Replay:
@@ -147,18 +148,16 @@ class MemoryBroker:
     def publish(self, topic: Topic, text: str) -> None:
         pass
 
-    def append(
-        self, topic: Topic, text: str, publish_id: str | None = None, acked: Acked | None = None
-    ) -> FeedMessage | None:
-        if publish_id is None:
-            return self.history.append(topic.name, text)
-        ack = self.seen_ids.ack_of(topic.name, publish_id)
+    def append(self, topic: Topic, post: Post, acked: Acked | None = None) -> FeedMessage | None:
+        if post.publish_id is None:
+            return self.history.append(topic.name, post.data, sender=post.sender)
+        ack = self.seen_ids.ack_of(topic.name, post.publish_id)
         if ack is not None:
             self.duplicates += 1
             message = None
         else:
-            message = self.history.append(topic.name, text)
-            ack = Ack(publish_id, message.epoch, message.offset)
+            message = self.history.append(topic.name, post.data, sender=post.sender)
+            ack = Ack(post.publish_id, message.epoch, message.offset)
             self.seen_ids.remember(topic.name, ack)
         if acked is not None:
             acked(ack)
@@ -227,6 +226,7 @@ class Envelope(NamedTuple):
     text: str  # exactly what the clients receive; in a feed room, the data the offset numbers
     offset: int | None = None  # in a feed room: the message's number, given by Redis
     epoch: str | None = None  # in a feed room: the history the offset belongs to
+    sender: str | None = None  # in a feed room, with access tokens: "from", the sender's subject
 
 
 def encode_envelope(node: str, topic: Topic, text: str) -> bytes:
@@ -261,7 +261,9 @@ def decode_envelope(raw: bytes | str) -> Envelope | None:
         return Envelope(node, topic, text)
     # A feed message also carries its number and epoch (written by the Redis broker's
     # append script); bool is an int in Python, and never an offset.
-    offset, epoch = document.get("offset"), document.get("epoch")
+    offset, epoch, sender = document.get("offset"), document.get("epoch"), document.get("from")
     if type(offset) is not int or offset < 1 or not isinstance(epoch, str):
         return None
-    return Envelope(node, topic, text, offset, epoch)
+    if sender is not None and not isinstance(sender, str):
+        return None
+    return Envelope(node, topic, text, offset, epoch, sender)

@@ -107,7 +107,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(serve)
     serve.set_defaults(run=serve_command, command_parser=serve)
+
+    token = commands.add_parser(
+        "token",
+        help="mint an access token (contract §10) with ASGI_WS_TOKEN_SECRET",
+        description="Print an HS256 access token for a backend or a test, signed with the secret in "
+        "ASGI_WS_TOKEN_SECRET, as the app checks it.",
+    )
+    token.add_argument("--sub", required=True, help='who the client is: "from" on every message it sends')
+    token.add_argument(
+        "--rooms",
+        required=True,
+        help="comma-separated room names it may enter, each exact or a prefix ending in * ('team-*')",
+    )
+    token.add_argument(
+        "--ttl", type=_ranged(float, 1, 366 * 86400), default=3600.0, help="seconds it is valid (default 3600)"
+    )
+    token.set_defaults(run=token_command, command_parser=token)
     return parser
+
+
+def token_command(args: argparse.Namespace) -> int:
+    """Print a token for ``--sub`` and ``--rooms``, valid ``--ttl`` seconds."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        return _fail(str(exc))
+    if not settings.token_secret:
+        return _fail("ASGI_WS_TOKEN_SECRET is not set: the token is signed with the secret the app checks it with")
+    rooms = [room.strip() for room in args.rooms.split(",") if room.strip()]
+    if not args.sub.strip() or not rooms:
+        return _fail("--sub and --rooms must not be empty")
+    from .access import mint_token
+
+    print(mint_token(settings.token_secret, args.sub, rooms, args.ttl))
+    return 0
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -132,6 +166,8 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.print_command:  # also for a server that is not installed here: it only shows
         if redact(settings.broker) != settings.broker:
             _note("the broker's password shows as ***: put it back before running this")
+        if settings.token_secret:
+            _note("ASGI_WS_TOKEN_SECRET shows as ***: put it back before running this")
         print(command)
         return 0
     if server.no_redis is not None and not settings.broker.startswith("memory://"):
@@ -166,8 +202,9 @@ def equivalent_command(settings: Settings, argv: Sequence[str], environ: Mapping
     """
     environ = os.environ if environ is None else environ
     defaults = DEFAULTS.to_env()
+    shown = {env_name("broker"): redact(settings.broker), env_name("token_secret"): "***"}
     assignments = [
-        f"{name}={shlex.quote(redact(value) if name == env_name('broker') else value)}"
+        f"{name}={shlex.quote(shown.get(name, value) if value else value)}"
         for name, value in settings.to_env().items()
         if value != defaults[name] or name in environ
     ]

@@ -13,6 +13,7 @@ uses: 4400 is "bad request", 4413 "payload too large", and so on.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 __all__ = [
@@ -29,6 +30,13 @@ __all__ = [
     "RATE_LIMITED",
     "REJECTED_INTERNAL_ERROR",
     "SLOW_CONSUMER",
+    "TOKEN_ALGORITHM",
+    "TOKEN_EXPIRED",
+    "TOKEN_EXPIRED_CLOSE",
+    "TOKEN_MALFORMED",
+    "TOKEN_MISSING",
+    "TOKEN_TAMPERED",
+    "TOKEN_WRONG_ROOM",
     "TOO_MANY_CONNECTIONS",
     "TOO_MANY_REQUESTS",
     "UNSUPPORTED_DATA",
@@ -72,6 +80,13 @@ class Rejection:
     status: int
     body: str
     reason: str  # a short name for logs and metrics labels, e.g. "bad_room"
+    content_type: str = "text/plain; charset=utf-8"  # of the body, where the server lets the app send one
+
+
+def _token_refusal(status: int, reason: str, message: str) -> Rejection:
+    """A refused token (contract §10): a JSON body, so that a client can tell the reasons apart."""
+    body = json.dumps({"error": reason, "message": message})
+    return Rejection(status, body, reason, "application/json")
 
 
 # Connections that were accepted (contract §3, "what happens").
@@ -89,6 +104,8 @@ RATE_LIMITED = Close(4429, "rate limited")
 TOO_MANY_REQUESTS = Close(4429, "too many requests")
 INTERNAL_ERROR = Close(4500, "internal error")
 SLOW_CONSUMER = Close(4503, "slow consumer")
+# The connection's access token expired (contract §10), at that moment: 4401 mirrors 401.
+TOKEN_EXPIRED_CLOSE = Close(4401, "token expired")
 
 # Handshakes refused before accept (contract §1 last bullet, contract §3 last rows).
 BAD_COUNT = Rejection(400, "invalid count: expected an integer from 1 to 1000000", "bad_count")
@@ -99,11 +116,28 @@ NOT_FOUND = Rejection(404, "not found", "not_found")
 REJECTED_INTERNAL_ERROR = Rejection(500, "internal error", "internal_error")
 TOO_MANY_CONNECTIONS = Rejection(503, "too many connections", "too_many_connections")
 
+# Access tokens refused before accept (contract §10): 401 for a token that proves nothing,
+# 403 for a valid token that does not name the room.
+TOKEN_MISSING = _token_refusal(401, "token_missing", "this endpoint needs ?token=JWT")
+TOKEN_MALFORMED = _token_refusal(401, "token_malformed", "expected a JWT with sub, exp and rooms (a list of names)")
+TOKEN_ALGORITHM = _token_refusal(401, "token_algorithm", "only HS256 tokens are accepted")
+TOKEN_TAMPERED = _token_refusal(401, "token_tampered", "the token's signature does not match")
+TOKEN_EXPIRED = _token_refusal(401, "token_expired", "the token has expired: get a fresh one")
+TOKEN_WRONG_ROOM = _token_refusal(403, "token_wrong_room", "the token does not name this room")
+
 
 # The codes a close's ``code`` label names one by one: those RFC 6455 §7.4.1 defines and
 # the app's own.  Any other code comes from a client, which may pick any of the 2000
 # codes of 3000-4999: as labels they would let one client add a time series per code.
-_APP_CLOSES = (UNSUPPORTED_DATA, IDLE_TIMEOUT, MESSAGE_TOO_BIG, RATE_LIMITED, INTERNAL_ERROR, SLOW_CONSUMER)
+_APP_CLOSES = (
+    UNSUPPORTED_DATA,
+    TOKEN_EXPIRED_CLOSE,
+    IDLE_TIMEOUT,
+    MESSAGE_TOO_BIG,
+    RATE_LIMITED,
+    INTERNAL_ERROR,
+    SLOW_CONSUMER,
+)
 _NAMED_CODES = frozenset(range(1000, 1016)) | {close.code for close in _APP_CLOSES}
 
 

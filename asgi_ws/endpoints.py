@@ -5,8 +5,8 @@ It never awaits, never sends and touches no shared state: it returns what to
 do, and the session (:mod:`asgi_ws.session`) does it.  The actions are:
 
 - a ``websocket.send`` event: the reply, sent back to this client;
-- :class:`Publish`: text for every member of a topic (chat, broadcast, feed;
-  on the feed with the publish id, if the client gave one);
+- :class:`Publish`: text for every member of a topic (chat, broadcast);
+- :class:`Append`: a feed post to number, for every member of its room;
 - :class:`Push`: start a ``/stream`` push for this request;
 - a :class:`~asgi_ws.close_codes.Close`: end the connection (binary where only
   text is answered);
@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from . import close_codes
 from .close_codes import Close
-from .messages import broadcast_text, bytes_event, json_reply, text_event, ws_reply
+from .feed import Post
+from .messages import broadcast_text, bytes_event, from_text, json_reply, text_event, ws_reply
 from .publish_ids import IdPublish, parse_publish
 from .routing import Endpoint, Route
 from .topics import BROADCAST, Topic, chat_room, feed_room
@@ -35,6 +36,7 @@ __all__ = [
     "BINARY_ENDPOINTS",
     "FAN_OUT_ENDPOINTS",
     "Action",
+    "Append",
     "Publish",
     "Push",
     "answer",
@@ -55,7 +57,14 @@ class Publish:
     topic: Topic
     text: str
     exclude_sender: bool
-    publish_id: str | None = None  # a feed publish with an id (contract §8.1): numbered once, acked
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """Have ``post`` numbered in the feed room ``topic``, for every member, the sender included (contract §8)."""
+
+    topic: Topic
+    post: Post
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +77,7 @@ class Push:
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    Action: TypeAlias = "WebSocketSendEvent | Publish | Push | Close | None"
+    Action: TypeAlias = "WebSocketSendEvent | Publish | Append | Push | Close | None"
 
 
 def answer(route: Route, text: str | None, data: bytes | None) -> Action:
@@ -86,16 +95,18 @@ def answer(route: Route, text: str | None, data: bytes | None) -> Action:
         return text_event(ws_reply(text))
     if endpoint is Endpoint.WS_JSON:
         return text_event(json_reply(text))
+    # With access tokens every room message says who sent it, from the token (contract §8.2).
+    sender = route.grant.subject if route.grant is not None else None
     if endpoint is Endpoint.WS_BROADCAST:
-        return Publish(BROADCAST, broadcast_text(text), exclude_sender=True)
+        return Publish(BROADCAST, from_text(sender, broadcast_text(text)), exclude_sender=True)
     if endpoint is Endpoint.CHAT:
-        return Publish(chat_room(route.room), text, exclude_sender=False)
-    if endpoint is Endpoint.FEED:  # numbered by the broker
+        return Publish(chat_room(route.room), from_text(sender, text), exclude_sender=False)
+    if endpoint is Endpoint.FEED:  # numbered by the broker, which adds "from" beside the offset
         publish = parse_publish(text)
         if publish is None:
-            return Publish(feed_room(route.room), text, exclude_sender=False)
+            return Append(feed_room(route.room), Post(text, sender=sender))
         if isinstance(publish, IdPublish):
-            return Publish(feed_room(route.room), publish.data, exclude_sender=False, publish_id=publish.id)
+            return Append(feed_room(route.room), Post(publish.data, publish.id, sender))
         return publish  # a Close: an id the client got wrong
     return Push(text)  # Endpoint.STREAM
 

@@ -46,6 +46,7 @@ __all__ = [
     "FeedMessage",
     "Gap",
     "MemoryHistory",
+    "Post",
     "Replay",
     "Since",
     "Step",
@@ -97,15 +98,28 @@ class FeedMessage:
 
     __slots__ = ("epoch", "event", "offset", "size", "text")
 
-    def __init__(self, offset: int, epoch: str, data: str) -> None:
+    def __init__(self, offset: int, epoch: str, data: str, sender: str | None = None) -> None:
         self.offset = offset  # 1, 2, 3 ... within the epoch
         self.epoch = epoch  # the unbroken history this offset belongs to
-        self.text = dump_json({"offset": offset, "epoch": epoch, "data": data})  # what the client receives
+        # What the client receives; with access tokens, "from" is the sender's token's subject (contract §8.2).
+        fields: dict[str, str | int] = {"offset": offset, "epoch": epoch, "data": data}
+        if sender is not None:
+            fields["from"] = sender
+        self.text = dump_json(fields)
         self.event: WebSocketSendEvent = text_event(self.text)
         self.size = message_size(self.text, None)  # payload bytes, as every outbox counts them
 
     def __repr__(self) -> str:
         return f"FeedMessage({self.offset}, {self.epoch!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A feed message as its sender published it, before the broker numbers it."""
+
+    data: str  # what the room receives as "data"
+    publish_id: str | None = None  # contract §8.1: numbered once within the dedupe window, and acked
+    sender: str | None = None  # with access tokens: the sender's subject, "from" (contract §8.2)
 
 
 class Step(enum.Enum):
@@ -255,12 +269,12 @@ class MemoryHistory:
     def __len__(self) -> int:
         return len(self._rooms)
 
-    def append(self, room: str, data: str, now: float | None = None) -> FeedMessage:
-        """Number ``data`` as ``room``'s next message and keep it."""
+    def append(self, room: str, data: str, now: float | None = None, sender: str | None = None) -> FeedMessage:
+        """Number ``data``, from ``sender`` (with access tokens), as ``room``'s next message and keep it."""
         now = monotonic() if now is None else now
         history = self._room(room, now)
         history.top += 1
-        message = FeedMessage(history.top, history.epoch, data)
+        message = FeedMessage(history.top, history.epoch, data, sender)
         history.messages.append(message)
         history.touched = now
         self._rooms.move_to_end(room)

@@ -1,7 +1,9 @@
 """Before accept: decide whether a handshake may become a connection, and refuse it if not.
 
 The decision needs nothing but the scope and the settings: the route (404, or
-400 for a bad room or count) and the ``Origin`` (403).  The connection cap
+400 for a bad room or count), the ``Origin`` (403), and, where
+``ASGI_WS_TOKEN_SECRET`` is set, the access token (401 or 403, with a JSON
+body naming why: :mod:`asgi_ws.access`).  The connection cap
 (503) needs the hub, and is taken where the connection is counted, in
 :func:`asgi_ws.websocket.handle_websocket`.
 
@@ -15,17 +17,19 @@ accept elsewhere, which the ASGI spec has the server answer with a bare 403
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from . import close_codes
+from .close_codes import Rejection
 from .connection import Connection
+from .endpoints import FAN_OUT_ENDPOINTS
 from .policy import header, origin_allowed
-from .routing import Route, resolve
+from .routing import Endpoint, Route, query_values, resolve
 
 if TYPE_CHECKING:
     from asgiref.typing import WebSocketResponseStartEvent, WebSocketScope
 
-    from .close_codes import Rejection
     from .settings import Settings
 
 __all__ = ["decide", "refuse"]
@@ -42,10 +46,24 @@ def decide(scope: WebSocketScope, settings: Settings) -> Route | Rejection:
         headers = scope.get("headers", ())
         if not origin_allowed(header(headers, b"origin"), header(headers, b"host"), settings.allowed_origins):
             return close_codes.BAD_ORIGIN
+        if settings.token_secret and (settings.token_all or route.endpoint in FAN_OUT_ENDPOINTS):
+            return _granted(route, scope.get("query_string", b""), settings.token_secret)
     except Exception:
         logger.exception("error while routing %r", scope.get("path"))
         return close_codes.REJECTED_INTERNAL_ERROR
     return route
+
+
+def _granted(route: Route, query_string: bytes, secret: str) -> Route | Rejection:
+    """``route`` with what its ``?token=`` grants, or why the token is refused (contract §10)."""
+    from .access import check_token
+
+    tokens = query_values(query_string, "token")
+    if len(tokens) > 1:
+        return close_codes.TOKEN_MALFORMED
+    room = route.room if route.endpoint in (Endpoint.CHAT, Endpoint.FEED) else None  # broadcast is not a room
+    grant = check_token(tokens[0] if tokens else None, secret, room)
+    return grant if isinstance(grant, Rejection) else replace(route, grant=grant)
 
 
 async def refuse(connection: Connection, scope: WebSocketScope, rejection: Rejection) -> None:
@@ -55,7 +73,10 @@ async def refuse(connection: Connection, scope: WebSocketScope, rejection: Rejec
         start: WebSocketResponseStartEvent = {
             "type": "websocket.http.response.start",
             "status": rejection.status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", rejection.content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
         if await connection.send(start):
             await connection.send({"type": "websocket.http.response.body", "body": body, "more_body": False})

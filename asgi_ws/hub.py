@@ -41,7 +41,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from . import close_codes
-from .feed import FeedMessage
+from .feed import FeedMessage, Post
 from .messages import text_event
 from .policy import message_size
 from .topics import BROADCAST
@@ -125,29 +125,28 @@ class Hub:
         """Topics with at least one member, the broadcast group included."""
         return len(self._topics)
 
-    def publish(
-        self,
-        topic: Topic,
-        text: str,
-        *,
-        exclude: Subscriber | None = None,
-        publish_id: str | None = None,
-        acked: Acked | None = None,
-    ) -> int:
+    def publish(self, topic: Topic, text: str, *, exclude: Subscriber | None = None) -> int:
         """Send ``text`` to every member of ``topic`` but ``exclude``, here and in other processes.
 
-        Returns how many members of this process got it.  Never waits.  In a
-        feed room the broker numbers the message first; on the Redis broker it
-        reaches this process's members later, through :meth:`deliver_remote`.
-        A feed message with a ``publish_id`` is numbered once in the dedupe
-        window, and ``acked`` gets its ack (:meth:`asgi_ws.broker.Broker.append`).
+        Returns how many members of this process got it.  Never waits.  A feed
+        room's text is appended as a plain :class:`~asgi_ws.feed.Post`.
         """
         if topic.kind == "feed":
-            message = self.broker.append(topic, text, publish_id, acked)
-            return 0 if message is None else self._fan_out(topic, message, message.size, exclude)
+            return self.append(topic, Post(text), exclude=exclude)
         delivered = self._fan_out(topic, text_event(text), message_size(text, None), exclude)
         self.broker.publish(topic, text)
         return delivered
+
+    def append(self, topic: Topic, post: Post, acked: Acked | None = None, *, exclude: Subscriber | None = None) -> int:
+        """Have the broker number ``post`` in the feed room ``topic``, and send it to every member but ``exclude``.
+
+        Returns how many members of this process got it now: on the Redis
+        broker none, since it reaches them later, in Redis's order, through
+        :meth:`deliver_remote`.  ``acked`` gets the post's ack if it has a
+        publish id (:meth:`asgi_ws.broker.Broker.append`).
+        """
+        message = self.broker.append(topic, post, acked)
+        return 0 if message is None else self._fan_out(topic, message, message.size, exclude)
 
     def deliver_remote(self, topic: Topic, item: str | FeedMessage) -> None:
         """A message from the broker: another process's text, or a feed message Redis numbered."""

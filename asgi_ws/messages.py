@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from asgiref.typing import WebSocketSendEvent
 
-__all__ = ["broadcast_text", "bytes_event", "json_reply", "stream_payloads", "text_event", "ws_reply"]
+__all__ = ["broadcast_text", "bytes_event", "from_text", "json_reply", "stream_payloads", "text_event", "ws_reply"]
 
 
 def text_event(text: str) -> WebSocketSendEvent:
@@ -47,6 +47,15 @@ def ws_reply(text: str) -> str:
 def broadcast_text(text: str) -> str:
     """``/ws_broadcast``: what every *other* client receives."""
     return f"New message: {text}"
+
+
+def from_text(sender: str | None, text: str) -> str:
+    """A chat or broadcast text as its room receives it: as it is, or, with access tokens, with who sent it.
+
+    ``{"from": SUBJECT, "data": text}``, the subject taken from the sender's
+    token, never from the client (contract §8.2).
+    """
+    return text if sender is None else dump_json({"from": sender, "data": text})
 
 
 def json_reply(text: str) -> str:

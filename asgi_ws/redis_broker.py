@@ -46,7 +46,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from .broker import Acked, BrokerError, Deliver, new_node_id, redact
-from .feed import FeedMessage, Replay, Since
+from .feed import FeedMessage, Post, Replay, Since
 from .logs import log_event
 from .redis_feed import RedisFeed
 from .redis_pubsub import RedisPubSub
@@ -164,9 +164,9 @@ class RedisBroker:
         else:
             self.counts.dropped += 1  # at most once: never queued for after an outage
 
-    def append(self, topic: Topic, text: str, publish_id: str | None = None, acked: Acked | None = None) -> None:
-        """Queue ``text`` for numbering; it comes back numbered through pub/sub (:mod:`asgi_ws.redis_feed`)."""
-        self.feed.append(topic, text, publish_id, acked)
+    def append(self, topic: Topic, post: Post, acked: Acked | None = None) -> None:
+        """Queue ``post`` for numbering; it comes back numbered through pub/sub (:mod:`asgi_ws.redis_feed`)."""
+        self.feed.append(topic, post, acked)
 
     async def replay(self, topic: Topic, since: Since) -> Replay:
         if self.link is Link.DOWN and self._up is not None:

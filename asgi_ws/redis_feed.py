@@ -50,7 +50,7 @@ import anyio
 import redis.asyncio as redis
 
 from .broker import topic_to_wire
-from .feed import FeedCursor, FeedMessage, Gap, Replay, Since, Step, new_epoch, plan_replay
+from .feed import FeedCursor, FeedMessage, Gap, Post, Replay, Since, Step, new_epoch, plan_replay
 from .policy import message_size
 from .publish_ids import Ack
 from .redis_wire import (
@@ -91,7 +91,8 @@ end
 # the id is not in the dedupe window (contract §8.1), so that the check and the numbering
 # are one step too.  KEYS: meta, log, the id's key (KEYS[3] is unused without an id).
 # ARGV: a fresh epoch, ttl in ms, data as a JSON string, node, history_size, channel,
-# room as a JSON string, the publish id ('' for none), the dedupe window in ms.
+# room as a JSON string, the publish id ('' for none), the dedupe window in ms, and
+# the sender ("from", with access tokens) as a JSON string, or '' for none.
 # Returns {offset, epoch, 1 if the id was seen before (nothing numbered) else 0}.
 APPEND_SCRIPT = (
     """
@@ -106,14 +107,20 @@ end
     + _EPOCH
     + """
 local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], offset .. '-0', 'd', ARGV[3])
+local sender = ''
+if ARGV[10] ~= '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], offset .. '-0', 'd', ARGV[3], 'f', ARGV[10])
+  sender = ',"from":' .. ARGV[10]
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], offset .. '-0', 'd', ARGV[3])
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 if ARGV[8] ~= '' then
   redis.call('SET', KEYS[3], epoch .. ' ' .. offset, 'PX', ARGV[9])
 end
 redis.call('PUBLISH', ARGV[6], '{"v":1,"node":"' .. ARGV[4] .. '","room":' .. ARGV[7] ..
-  ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[3] .. '}')
+  ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[3] .. sender .. '}')
 return {offset, epoch, 0}
 """
 )
@@ -138,8 +145,7 @@ class _Append(NamedTuple):
     """A feed message waiting for the append script."""
 
     topic: Topic
-    text: str
-    publish_id: str | None  # contract §8.1: numbered once within the dedupe window
+    post: Post
     acked: Acked | None  # called with the ack once the script has run
 
 
@@ -175,10 +181,10 @@ class RedisFeed:
 
     # What the broker hands on
 
-    def append(self, topic: Topic, text: str, publish_id: str | None = None, acked: Acked | None = None) -> None:
-        """Queue ``text`` for the append script; it comes back numbered through pub/sub, and ``acked`` is called
+    def append(self, topic: Topic, post: Post, acked: Acked | None = None) -> None:
+        """Queue ``post`` for the append script; it comes back numbered through pub/sub, and ``acked`` is called
         when the script has run (:meth:`asgi_ws.broker.Broker.append`)."""
-        if not self._outgoing.offer(_Append(topic, text, publish_id, acked), message_size(text, None)):
+        if not self._outgoing.offer(_Append(topic, post, acked), message_size(post.data, None)):
             self.counts.dropped += 1
 
     async def replay(self, topic: Topic, since: Since) -> Replay:
@@ -211,7 +217,8 @@ class RedisFeed:
         """Deliver a feed message from pub/sub after any this process missed, and never one twice."""
         assert envelope.offset is not None, "only feed envelopes come here"
         assert envelope.epoch is not None
-        topic, message = envelope.topic, FeedMessage(envelope.offset, envelope.epoch, envelope.text)
+        message = FeedMessage(envelope.offset, envelope.epoch, envelope.text, envelope.sender)
+        topic = envelope.topic
         cursor = self._cursors.get(topic)
         if cursor is not None:
             step = cursor.place(message)
@@ -295,10 +302,12 @@ class RedisFeed:
             pipe = client.pipeline(transaction=False)
             for item in retry:
                 meta, log = feed_keys(item.topic)
-                data, room = json.dumps(item.text), json.dumps(topic_to_wire(item.topic))
+                post, publish_id = item.post, item.post.publish_id or ""
+                data, room = json.dumps(post.data), json.dumps(topic_to_wire(item.topic))
                 args: list[str | int] = [new_epoch(), self._ttl_ms, data, self.node, self.history_size]
-                args += [channel(item.topic), room, item.publish_id or "", self._window_ms]
-                keys = [meta, log, publish_id_key(item.topic, item.publish_id or "")]
+                args += [channel(item.topic), room, publish_id, self._window_ms]
+                args += ["" if post.sender is None else json.dumps(post.sender)]
+                keys = [meta, log, publish_id_key(item.topic, publish_id)]
                 await script(keys=keys, args=args, client=pipe)
             with anyio.fail_after(COMMAND_TIMEOUT):
                 results = await pipe.execute(raise_on_error=False)
@@ -310,8 +319,8 @@ class RedisFeed:
                 offset, epoch, seen = result
                 self.counts.published += not seen
                 self.counts.duplicates += seen
-                if item.acked is not None:
-                    item.acked(Ack(item.publish_id or "", text_of(epoch), int(offset)))
+                if item.acked is not None and item.post.publish_id is not None:
+                    item.acked(Ack(item.post.publish_id, text_of(epoch), int(offset)))
             retry.clear()
             if refused:
                 retry.extend(item for item, _ in refused)
@@ -345,6 +354,10 @@ class RedisFeed:
 
 
 def _stream_message(entry: Any, epoch: str) -> FeedMessage:
-    """A Stream entry, ``(b"42-0", [b"d", b'"text"'])``, as the feed message it keeps."""
+    """A Stream entry, ``(b"42-0", [b"d", b'"text"'])``, as the feed message it keeps.
+
+    With access tokens the entry also has the sender: ``[b"d", b'"text"', b"f", b'"alice"']``.
+    """
     entry_id, fields = entry
-    return FeedMessage(int(text_of(entry_id).partition("-")[0]), epoch, json.loads(fields[1]))
+    sender = json.loads(fields[3]) if len(fields) >= 4 else None
+    return FeedMessage(int(text_of(entry_id).partition("-")[0]), epoch, json.loads(fields[1]), sender)

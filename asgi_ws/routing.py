@@ -11,11 +11,15 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from . import close_codes
 from .close_codes import Rejection
 from .feed import Since, parse_since
+
+if TYPE_CHECKING:
+    from .access import Grant
 
 __all__ = [
     "DEFAULT_ROOM",
@@ -24,6 +28,7 @@ __all__ = [
     "Endpoint",
     "Route",
     "endpoint_label",
+    "query_values",
     "resolve",
 ]
 
@@ -65,6 +70,7 @@ class Route:
     room: str = DEFAULT_ROOM  # only meaningful for CHAT and FEED
     count: int = DEFAULT_STREAM_COUNT  # only meaningful for STREAM
     since: Since | None = None  # only for FEED: where a resuming client left off
+    grant: Grant | None = None  # what the access token allows (asgi_ws.access); None without tokens
 
 
 _EXACT_PATHS = {endpoint.value: endpoint for endpoint in Endpoint}
@@ -118,11 +124,16 @@ def _query(query_string: bytes) -> list[tuple[str, str]]:
     return parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
 
 
+def query_values(query_string: bytes, name: str) -> list[str]:
+    """Every value of the query parameter ``name``, in order (``?token=`` for :mod:`asgi_ws.access`)."""
+    return [value for key, value in _query(query_string) if key == name]
+
+
 def _feed_route(room: str, query_string: bytes) -> Route | Rejection:
     """A feed room, with the names of chat rooms, and an optional ``since=EPOCH:OFFSET``."""
     if _ROOM_NAME.match(room) is None:
         return close_codes.BAD_ROOM
-    values = [value for name, value in _query(query_string) if name == "since"]
+    values = query_values(query_string, "since")
     if not values:
         return Route(Endpoint.FEED, room=room)
     since = parse_since(values[0]) if len(values) == 1 else None
@@ -132,7 +143,7 @@ def _feed_route(room: str, query_string: bytes) -> Route | Rejection:
 
 
 def _stream_route(query_string: bytes) -> Route | Rejection:
-    counts = [value for name, value in _query(query_string) if name == "count"]
+    counts = query_values(query_string, "count")
     if not counts:
         return _PLAIN_ROUTES[Endpoint.STREAM]
     if len(counts) > 1 or _COUNT.match(counts[0]) is None:

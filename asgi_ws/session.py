@@ -67,6 +67,8 @@ the same steps inline, since there it cost 1.47x (``docs/concurrency.md``,
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections import deque
 from collections.abc import Iterable
 from time import monotonic
@@ -78,7 +80,7 @@ import anyio.lowlevel
 
 from . import close_codes
 from .close_codes import Close
-from .endpoints import FAN_OUT_ENDPOINTS, Publish, Push, answer, topic_of
+from .endpoints import FAN_OUT_ENDPOINTS, Append, Publish, Push, answer, topic_of
 from .feed import FeedCursor, FeedMessage, Gap, Step, control_text
 from .idle import IdleDeadline
 from .lifecycle import State, after_send
@@ -183,7 +185,7 @@ class Session:
         topic = topic_of(self.route)
         try:
             with self._scope:
-                self._idle.start(monotonic())
+                self._idle.start(monotonic(), self._token_end())
                 if topic is None and self.route.endpoint is not Endpoint.STREAM:
                     await self._receive_loop()  # the echo endpoints: one task
                 else:
@@ -197,7 +199,9 @@ class Session:
                                 task_group.start_soon(self._drain_outbox)
                         await self._receive_loop()
                         self._scope.cancel()  # the receive loop has returned: stop the helper tasks too
-            if self.ending is None and self._idle.expired():
+            if self.ending is None and self._idle.ended():
+                self.ending = close_codes.TOKEN_EXPIRED_CLOSE
+            elif self.ending is None and self._idle.expired():
                 self.ending = close_codes.IDLE_TIMEOUT
         except Exception:
             logger.exception("error in %s", self.route.endpoint.value)
@@ -208,6 +212,13 @@ class Session:
         if self.connection.state is not State.ACCEPTED:
             return None  # the client is gone: there is nobody to close
         return self.ending or close_codes.NORMAL
+
+    def _token_end(self) -> float:
+        """When, in the event loop's clock, the connection's access token expires; inf without one."""
+        grant = self.route.grant
+        if grant is None:
+            return math.inf
+        return anyio.current_time() + (grant.expires - time.time())
 
     def end(self) -> tuple[int | None, str, str]:
         """How the connection ended: its close code, who closed ("app" or "client"), and the reason's label.
@@ -274,11 +285,9 @@ class Session:
                 if not await self._send(action, size if echo else message_size(action["text"], action["bytes"])):
                     return
             elif isinstance(action, Publish):
-                exclude = self if action.exclude_sender else None
-                if action.publish_id is None:
-                    self._hub.publish(action.topic, action.text, exclude=exclude)
-                else:
-                    self._hub.publish(action.topic, action.text, publish_id=action.publish_id, acked=self._acked)
+                self._hub.publish(action.topic, action.text, exclude=self if action.exclude_sender else None)
+            elif isinstance(action, Append):
+                self._hub.append(action.topic, action.post, None if action.post.publish_id is None else self._acked)
             elif isinstance(action, Push):
                 if not self._queue_push(action.request):
                     # One request too many ends the connection at once, as every other policy does:

@@ -160,9 +160,36 @@ def _log_level(raw: str) -> str:
     return level
 
 
-def _setting(default: Any, parse: Callable[[str], Any], help: str) -> Any:
-    """A dataclass field that also knows how to parse itself and how to explain itself."""
-    return field(default=default, metadata={"parse": parse, "help": help})
+def _switch(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1 or 0 (also true/false, yes/no, on/off)")
+
+
+# RFC 7518 §3.2: an HS256 key must be at least as long as the hash, 256 bits.
+_MIN_SECRET_BYTES = 32
+
+
+def _token_secret(raw: str) -> str:
+    if raw and len(raw.encode()) < _MIN_SECRET_BYTES:
+        raise ValueError(f"expected at least {_MIN_SECRET_BYTES} bytes: an HS256 key is 256 bits or more (RFC 7518)")
+    if raw:
+        try:
+            import jwt  # noqa: F401 - only a secret needs it: tokens are an extra
+        except ImportError:
+            raise ValueError("access tokens need PyJWT: pip install 'asgi-ws[tokens]'") from None
+    return raw
+
+
+def _setting(default: Any, parse: Callable[[str], Any], help: str, *, secret: bool = False) -> Any:
+    """A dataclass field that also knows how to parse itself and how to explain itself.
+
+    A ``secret`` is left out of the repr and shown as ``***`` in errors, so that no log carries it.
+    """
+    return field(default=default, repr=not secret, metadata={"parse": parse, "help": help, "secret": secret})
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +229,13 @@ class Settings:
     )
     log_level: str = _setting("info", _log_level, f"one of {', '.join(_LOG_LEVELS)}")
     log_format: str = _setting("text", _log_format, "text (key=value) or json, one line per event")
+    token_secret: str = _setting(
+        "",
+        _token_secret,
+        "the HS256 secret of access tokens; set, chat, feed and broadcast need ?token= (empty: no tokens)",
+        secret=True,
+    )
+    token_all: bool = _setting(False, _switch, "1: every WebSocket endpoint needs a token, not only the rooms")
 
     def __post_init__(self) -> None:
         # Values built in code (tests, create_app(Settings(...))) pass the same checks
@@ -214,7 +248,8 @@ class Settings:
             try:
                 normalised = spec.metadata["parse"](raw)
             except ValueError as exc:
-                raise SettingsError(f"{spec.name} = {value!r}: {exc}") from None
+                shown = "***" if spec.metadata["secret"] else repr(value)
+                raise SettingsError(f"{spec.name} = {shown}: {exc}") from None
             object.__setattr__(self, spec.name, normalised)  # frozen: the one place it is set
 
     @classmethod
@@ -248,7 +283,11 @@ class Settings:
         env = {}
         for spec in dataclasses.fields(self):
             value = getattr(self, spec.name)
-            env[env_name(spec.name)] = ",".join(value) if isinstance(value, tuple) else str(value)
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, bool):
+                value = int(value)  # "1" or "0", as a person would set it
+            env[env_name(spec.name)] = str(value)
         return env
 
     @property
@@ -272,7 +311,8 @@ def _parse(spec: dataclasses.Field[Any], raw: str, *, source: str) -> Any:
     try:
         return spec.metadata["parse"](raw)
     except ValueError as exc:
-        raise SettingsError(f"{source}={raw!r}: {exc}") from None
+        shown = "***" if spec.metadata["secret"] else repr(raw)
+        raise SettingsError(f"{source}={shown}: {exc}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -281,6 +321,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for spec in dataclasses.fields(Settings):
         default = spec.default
         shown = ",".join(default) if isinstance(default, tuple) else default
+        if spec.metadata["secret"]:
+            continue  # a flag would show it in ps and in shell history: the environment only
         group.add_argument(
             flag_name(spec.name),
             dest=spec.name,

@@ -11,10 +11,13 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from asgi_ws import close_codes
+from asgi_ws.access import Grant, check_token
 from asgi_ws.cli import main
 from asgi_ws.settings import DEFAULTS
 
@@ -298,3 +301,45 @@ def test_tls_files_reach_the_server_as_absolute_paths_and_the_urls_say_https(
         "asgi-ws: serving https://127.0.0.1:8000/ (the demo page) and wss://127.0.0.1:8000/ws"
         in capsys.readouterr().err
     )
+
+
+# asgi-ws token (contract §10)
+
+TOKEN_SECRET = "a-cli-test-secret-of-at-least-32-bytes"
+
+
+def test_token_mints_what_the_app_accepts_for_its_rooms(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASGI_WS_TOKEN_SECRET", TOKEN_SECRET)
+    assert main(["token", "--sub", "alice", "--rooms", "team-*, lobby", "--ttl", "60"]) == 0
+    raw = capsys.readouterr().out.strip()
+    grant = check_token(raw, TOKEN_SECRET, "team-red")
+    assert isinstance(grant, Grant)
+    assert (grant.subject, grant.rooms) == ("alice", ("team-*", "lobby"))
+    assert 0 < grant.expires - time.time() <= 60
+    assert check_token(raw, TOKEN_SECRET, "kitchen") == close_codes.TOKEN_WRONG_ROOM
+
+
+def test_token_without_the_secret_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["token", "--sub", "alice", "--rooms", "lobby"]) == 2
+    assert capsys.readouterr().err == (
+        "asgi-ws: error: ASGI_WS_TOKEN_SECRET is not set: the token is signed with the secret the app checks it with\n"
+    )
+
+
+def test_token_with_no_rooms_says_so(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASGI_WS_TOKEN_SECRET", TOKEN_SECRET)
+    assert main(["token", "--sub", "alice", "--rooms", " , "]) == 2
+    assert capsys.readouterr().err == "asgi-ws: error: --sub and --rooms must not be empty\n"
+
+
+def test_print_command_never_shows_the_token_secret(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASGI_WS_TOKEN_SECRET", TOKEN_SECRET)
+    assert main(["serve", "--print-command"]) == 0
+    out, err = capsys.readouterr()
+    assert TOKEN_SECRET not in out + err
+    assert "ASGI_WS_TOKEN_SECRET='***'" in out
+    assert "ASGI_WS_TOKEN_SECRET shows as ***" in err

@@ -58,4 +58,4 @@ def test_code_label_names_a_bounded_set(code: int | None, label: str) -> None:
 
 def test_every_client_code_fits_in_a_few_labels() -> None:
     labels = {close_codes.code_label(code) for code in range(65536)}
-    assert len(labels) <= 16 + 6 + 3  # the RFC's codes, the app's, 3xxx, 4xxx and other
+    assert len(labels) <= 16 + 7 + 3  # the RFC's codes, the app's, 3xxx, 4xxx and other

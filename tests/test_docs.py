@@ -152,8 +152,10 @@ def settings_table() -> dict[str, list[str]]:
 
 def shown(default: Any) -> str:
     """A default as the table writes it: 300.0 as 300, an empty tuple as *(empty)*."""
-    if default == ():
+    if default in ((), ""):
         return "*(empty)*"
+    if isinstance(default, bool):
+        return str(int(default))
     if isinstance(default, float) and default.is_integer():
         return str(int(default))
     return str(default)
@@ -165,7 +167,8 @@ def test_the_settings_table_lists_every_setting_with_its_flag_and_default() -> N
     assert sorted(table) == sorted(env_name(spec.name) for spec in fields), "contract §3 'Settings' against Settings"
     for spec in fields:
         flag, default, _ = table[env_name(spec.name)]
-        assert (flag, default) == (flag_name(spec.name), shown(spec.default)), spec.name
+        expected_flag = "*(none: environment only)*" if spec.metadata["secret"] else flag_name(spec.name)
+        assert (flag, default) == (expected_flag, shown(spec.default)), spec.name
 
 
 # The lesson

@@ -19,7 +19,7 @@ import pytest
 
 from asgi_ws.app import App
 from asgi_ws.broker import Acked, MemoryBroker
-from asgi_ws.feed import FeedMessage, MemoryHistory, Replay, Since
+from asgi_ws.feed import FeedMessage, MemoryHistory, Post, Replay, Since
 from asgi_ws.topics import Topic, feed_room
 from tests.asgi_driver import WebSocketDriver, connect
 from tests.conftest import MakeApp
@@ -354,10 +354,8 @@ class LateBroker(MemoryBroker):
         self.held: list[FeedMessage] = []
         self.between_calls: list[tuple[int, int]] = []
 
-    def append(  # type: ignore[override]
-        self, topic: Topic, text: str, publish_id: str | None = None, acked: Acked | None = None
-    ) -> None:
-        self.held.append(self.history.append(topic.name, text))
+    def append(self, topic: Topic, post: Post, acked: Acked | None = None) -> None:  # type: ignore[override]
+        self.held.append(self.history.append(topic.name, post.data, sender=post.sender))
 
     async def between(self, topic: Topic, epoch: str, after: int, until: int) -> list[FeedMessage]:
         self.between_calls.append((after, until))

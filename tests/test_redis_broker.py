@@ -21,7 +21,7 @@ import redis
 import asgi_ws.redis_feed
 from asgi_ws.app import App, create_app
 from asgi_ws.broker import BrokerError, encode_envelope, topic_to_wire
-from asgi_ws.feed import FeedMessage, Replay, Since, new_epoch
+from asgi_ws.feed import FeedMessage, Post, Replay, Since, new_epoch
 from asgi_ws.http import health
 from asgi_ws.publish_ids import Ack
 from asgi_ws.redis_broker import MIN_BACKOFF, Link, RedisBroker, next_backoff
@@ -337,7 +337,7 @@ def append_script_call(topic: Topic, text: str, channel_name: str, publish_id: s
     """EVAL's arguments for the append script as the broker gives them, from "another-node"."""
     meta, log = feed_keys(topic)
     args = [new_epoch(), 300_000, json.dumps(text), "another-node", 1000, channel_name]
-    args += [json.dumps(topic_to_wire(topic)), publish_id, 120_000]
+    args += [json.dumps(topic_to_wire(topic)), publish_id, 120_000, ""]
     return [APPEND_SCRIPT, 3, meta, log, publish_id_key(topic, publish_id), *args]
 
 
@@ -365,8 +365,8 @@ async def test_two_processes_appending_into_one_feed_room_see_one_order(redis_se
         a.subscribe(FEED)
         await subscribed(b, redis_server, 2)
         for number in range(300):
-            assert a.append(FEED, f"a{number}") is None  # numbered by Redis, delivered through pub/sub
-            b.append(FEED, f"b{number}")
+            assert a.append(FEED, Post(f"a{number}")) is None  # numbered by Redis, delivered through pub/sub
+            b.append(FEED, Post(f"b{number}"))
         await eventually(lambda: len(a_inbox.messages) == len(b_inbox.messages) == 600, "all 600 at both")
         assert a_inbox.offsets() == list(range(1, 601))
         assert [m.text for m in a_inbox.messages] == [m.text for m in b_inbox.messages]
@@ -380,13 +380,13 @@ async def test_two_processes_appending_into_one_feed_room_see_one_order(redis_se
 
 async def test_a_feed_message_pub_sub_never_delivered_is_filled_from_the_stream(redis_server: RedisServer) -> None:
     async with following(redis_server) as (broker, inbox):
-        broker.append(FEED, "first")
+        broker.append(FEED, Post("first"))
         await eventually(lambda: inbox.offsets() == [1], "the first message")
         assert append_unseen(redis_server, FEED, "lost on pub/sub") == 2
         assert append_unseen(redis_server, FEED, "lost too") == 3
         await anyio.sleep(0.2)
         assert inbox.offsets() == [1]  # nothing came through pub/sub
-        broker.append(FEED, "fourth")
+        broker.append(FEED, Post("fourth"))
         await eventually(lambda: len(inbox.messages) == 4, "the fourth message, and the two before it")
         assert inbox.offsets() == [1, 2, 3, 4]
         assert inbox.data() == ["first", "lost on pub/sub", "lost too", "fourth"]
@@ -396,7 +396,7 @@ async def test_a_feed_message_pub_sub_never_delivered_is_filled_from_the_stream(
 
 async def test_a_numbered_envelope_from_afar_is_delivered_after_the_gap_before_it(redis_server: RedisServer) -> None:
     async with following(redis_server) as (broker, inbox):
-        broker.append(FEED, "first")
+        broker.append(FEED, Post("first"))
         await eventually(lambda: inbox.offsets() == [1], "the first message")
         epoch = inbox.messages[0].epoch
         append_unseen(redis_server, FEED, "second")
@@ -423,11 +423,11 @@ async def test_a_publish_id_seen_by_any_process_is_acked_with_the_first_number_a
     ):
         a.subscribe(FEED)
         await subscribed(b, redis_server, 2)
-        assert a.append(FEED, "once", "m1", acks.append) is None
+        assert a.append(FEED, Post("once", "m1"), acks.append) is None
         await eventually(lambda: len(acks) == 1, "the first ack")
-        b.append(FEED, "once", "m1", acks.append)  # the sender reconnected to another process and resent
-        a.append(FEED, "once", "m1", acks.append)  # and again to the first
-        b.append(FEED, "next", "m2", acks.append)
+        b.append(FEED, Post("once", "m1"), acks.append)  # the sender reconnected to another process and resent
+        a.append(FEED, Post("once", "m1"), acks.append)  # and again to the first
+        b.append(FEED, Post("next", "m2"), acks.append)
         await eventually(lambda: len(acks) == 4, "every ack")
         epoch = acks[0].epoch
         # Each process acks when its own script replies, so the acks of two processes come in either order.
@@ -438,6 +438,18 @@ async def test_a_publish_id_seen_by_any_process_is_acked_with_the_first_number_a
         assert (a.counts.duplicates, b.counts.duplicates) == (1, 1)
         assert (a.counts.published, b.counts.published) == (1, 1)
         assert a.state()["feed_duplicates"] == 1
+
+
+async def test_the_sender_travels_through_pub_sub_and_the_stream(redis_server: RedisServer) -> None:
+    """With access tokens a feed message carries "from" (contract §8.2), live and in a resume."""
+    async with following(redis_server) as (broker, inbox):
+        broker.append(FEED, Post("signed", sender="alice"))
+        broker.append(FEED, Post("anonymous"))
+        await eventually(lambda: len(inbox.messages) == 2, "both messages")
+        live = [json.loads(message.text) for message in inbox.messages]
+        assert [message.get("from") for message in live] == ["alice", None]
+        replay = await broker.replay(FEED, Since(inbox.messages[0].epoch, 0))
+        assert [message.text for message in replay.messages] == [message.text for message in inbox.messages]
 
 
 def test_the_append_script_run_twice_for_one_id_numbers_once(redis_server: RedisServer) -> None:
@@ -462,12 +474,12 @@ async def test_a_publish_with_an_id_held_through_an_outage_and_resent_meanwhile_
     server = persistent_redis
     acks: list[Ack] = []
     async with following(server, min_backoff=FAST_BACKOFF) as (broker, inbox):
-        broker.append(FEED, "before")
+        broker.append(FEED, Post("before"))
         await eventually(lambda: inbox.offsets() == [1], "the message before the outage")
         server.kill()
         await eventually(lambda: not broker.connected, "the broker to notice the outage")
-        broker.append(FEED, "during", "m1", acks.append)
-        broker.append(FEED, "during", "m1", acks.append)  # its sender, reconnected to this process, resent it
+        broker.append(FEED, Post("during", "m1"), acks.append)
+        broker.append(FEED, Post("during", "m1"), acks.append)  # its sender, reconnected to this process, resent it
         assert broker.state()["feed_held"] == 2
         await anyio.sleep(0.3)
         assert acks == []  # no number yet: Redis gives them
@@ -490,14 +502,14 @@ async def test_outage_with_persistence_holds_feed_messages_then_numbers_them_and
     async with running(a, a_inbox), running(b, b_inbox):  # type: ignore[arg-type]
         a.subscribe(FEED)
         await subscribed(b, server, 2)
-        a.append(FEED, "before")
+        a.append(FEED, Post("before"))
         await eventually(lambda: a_inbox.offsets() == b_inbox.offsets() == [1], "the message before the outage")
         epoch = a_inbox.messages[0].epoch
 
         server.kill()
         await eventually(lambda: not a.connected and not b.connected, "both brokers to notice the outage")
-        a.append(FEED, "during 1")
-        a.append(FEED, "during 2")
+        a.append(FEED, Post("during 1"))
+        a.append(FEED, Post("during 2"))
         assert a.state()["feed_held"] == 2  # held, not dropped
         assert a.counts.dropped == 0
         await anyio.sleep(0.3)
@@ -514,7 +526,7 @@ async def test_outage_with_persistence_holds_feed_messages_then_numbers_them_and
         # b caught up from the Stream when it reconnected, with no later message to reveal the gap.
         assert b_inbox.offsets() == [1, 2, 3, 4]
         assert b.counts.filled == 3
-        b.append(FEED, "after")
+        b.append(FEED, Post("after"))
         await eventually(lambda: len(a_inbox.messages) == 5 and len(b_inbox.messages) == 5, "the message after")
         assert a_inbox.offsets() == b_inbox.offsets() == [1, 2, 3, 4, 5]
         assert a_inbox.data() == b_inbox.data() == ["before", "during 1", "during 2", "while b was away", "after"]
@@ -526,7 +538,7 @@ async def test_outage_with_persistence_holds_feed_messages_then_numbers_them_and
 async def after_an_outage(server: RedisServer) -> AsyncIterator[tuple[RedisBroker, FeedInbox]]:
     """A broker following FEED that has delivered one message, "before", and Redis just killed."""
     async with following(server, min_backoff=FAST_BACKOFF) as (broker, inbox):
-        broker.append(FEED, "before")
+        broker.append(FEED, Post("before"))
         await eventually(lambda: inbox.offsets() == [1], "the message before the outage")
         server.kill()
         await eventually(lambda: not broker.connected, "the outage")
@@ -536,7 +548,7 @@ async def after_an_outage(server: RedisServer) -> AsyncIterator[tuple[RedisBroke
 async def test_a_restart_without_persistence_starts_a_new_epoch(redis_server: RedisServer) -> None:
     async with after_an_outage(redis_server) as (broker, inbox):
         old = inbox.messages[0].epoch
-        broker.append(FEED, "held")
+        broker.append(FEED, Post("held"))
         redis_server.start()
         await eventually(lambda: len(inbox.messages) == 2, "the held message")
         new = inbox.messages[1]
@@ -551,7 +563,7 @@ async def test_a_restart_without_persistence_starts_a_new_epoch(redis_server: Re
 async def test_the_stream_is_trimmed_to_history_size(redis_server: RedisServer) -> None:
     async with following(redis_server, history_size=5) as (broker, inbox):
         for number in range(1, 13):
-            broker.append(FEED, f"m{number}")
+            broker.append(FEED, Post(f"m{number}"))
         await eventually(lambda: len(inbox.messages) == 12, "all twelve")
         epoch = inbox.messages[0].epoch
         with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
@@ -571,7 +583,7 @@ def test_feed_keys_share_one_cluster_slot() -> None:
 
 async def test_feed_keys_carry_the_hash_tag_and_expire_after_the_ttl(redis_server: RedisServer) -> None:
     async with following(redis_server, history_ttl=60) as (broker, inbox):
-        broker.append(FEED, "x")
+        broker.append(FEED, Post("x"))
         await eventually(lambda: len(inbox.messages) == 1, "the message")
         with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
             keys = sorted(key.decode() for key in client.keys("asgi-ws:*"))
@@ -583,7 +595,7 @@ async def test_feed_keys_carry_the_hash_tag_and_expire_after_the_ttl(redis_serve
 
 async def test_a_resume_while_redis_is_down_is_unavailable_and_raises_nothing(redis_server: RedisServer) -> None:
     async with following(redis_server, min_backoff=30.0, resume_wait=0.5) as (broker, inbox):
-        broker.append(FEED, "x")
+        broker.append(FEED, Post("x"))
         await eventually(lambda: len(inbox.messages) == 1, "the message")
         epoch = inbox.messages[0].epoch
         assert append_unseen(redis_server, FEED, "seen through another process") == 2  # this process lags at 1
@@ -611,7 +623,7 @@ async def test_a_message_sent_as_a_room_is_joined_comes_back_to_its_own_process(
         rooms = [feed_room(f"joined-{number}") for number in range(30)]
         for room in rooms:
             broker.subscribe(room)  # a first member joins ...
-            broker.append(room, "hello")  # ... and speaks at once
+            broker.append(room, Post("hello"))  # ... and speaks at once
         await eventually(lambda: len(delivered) == len(rooms), "every room's first message, back here")
         assert sorted(topic.name for topic, _ in delivered) == sorted(room.name for room in rooms)
         assert {item.offset for _, item in delivered if isinstance(item, FeedMessage)} == {1}
@@ -620,7 +632,7 @@ async def test_a_message_sent_as_a_room_is_joined_comes_back_to_its_own_process(
 async def test_a_resume_during_a_short_outage_waits_for_redis_and_is_served(persistent_redis: RedisServer) -> None:
     async with following(persistent_redis, min_backoff=FAST_BACKOFF, resume_wait=30.0) as (broker, inbox):
         for text in ("1", "2", "3"):
-            broker.append(FEED, text)
+            broker.append(FEED, Post(text))
         await eventually(lambda: len(inbox.messages) == 3, "three messages")
         epoch = inbox.messages[0].epoch
         persistent_redis.kill()
@@ -645,14 +657,14 @@ async def test_a_room_whose_stream_vanished_but_not_its_meta_is_trimmed_not_repl
 ) -> None:
     async with following(redis_server) as (broker, inbox):
         for text in ("1", "2", "3"):
-            broker.append(FEED, text)
+            broker.append(FEED, Post(text))
         await eventually(lambda: len(inbox.messages) == 3, "three messages")
         epoch = inbox.messages[0].epoch
         with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
             client.delete(feed_keys(FEED)[1])  # evicted, or expired on its own
         assert (await broker.replay(FEED, Since(epoch, 1))).failure == "trimmed"
         assert (await broker.replay(FEED, Since(epoch, 3))).recovered
-        broker.append(FEED, "4")
+        broker.append(FEED, Post("4"))
         await eventually(lambda: len(inbox.messages) == 4, "the fourth")
         assert inbox.messages[3].offset == 4
         assert inbox.messages[3].epoch == epoch
@@ -661,13 +673,13 @@ async def test_a_room_whose_stream_vanished_but_not_its_meta_is_trimmed_not_repl
 
 async def test_a_room_whose_meta_vanished_but_not_its_stream_starts_a_new_epoch(redis_server: RedisServer) -> None:
     async with following(redis_server) as (broker, inbox):
-        broker.append(FEED, "1")
-        broker.append(FEED, "2")
+        broker.append(FEED, Post("1"))
+        broker.append(FEED, Post("2"))
         await eventually(lambda: len(inbox.messages) == 2, "two messages")
         old = inbox.messages[0].epoch
         with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
             client.delete(feed_keys(FEED)[0])
-        broker.append(FEED, "new")
+        broker.append(FEED, Post("new"))
         await eventually(lambda: len(inbox.messages) == 3, "the first of the new history")
         assert (inbox.messages[2].offset, inbox.messages[2].epoch != old) == (1, True)
         replay = await broker.replay(FEED, Since(inbox.messages[2].epoch, 0))
@@ -681,7 +693,7 @@ async def test_a_fill_cut_off_by_redis_is_caught_up_after_the_reconnect(
     # as it would if Redis had gone, the connection is dropped, and the reconnect must deliver the gap.
     monkeypatch.setattr(asgi_ws.redis_feed, "COMMAND_TIMEOUT", 0.5)  # the fill's read
     async with following(redis_server, min_backoff=FAST_BACKOFF) as (broker, inbox):
-        broker.append(FEED, "1")
+        broker.append(FEED, Post("1"))
         await eventually(lambda: inbox.offsets() == [1], "the first message")
         append_unseen(redis_server, FEED, "2")
         with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
@@ -702,7 +714,7 @@ async def test_cursors_are_forgotten_with_the_last_member(redis_server: RedisSer
         for number in range(20):
             room = feed_room(f"room{number}")
             broker.subscribe(room)
-            broker.append(room, "x")
+            broker.append(room, Post("x"))
         await eventually(lambda: len(broker.feed._cursors) == 20, "a cursor per room with a member")
         for number in range(20):
             broker.unsubscribe(feed_room(f"room{number}"))
@@ -714,7 +726,7 @@ async def test_after_a_new_epoch_a_message_pub_sub_lost_is_filled_from_offset_on
         redis_server.start()  # without persistence: the room's history is gone
         await eventually(lambda: broker.connected and subscribers(redis_server, FEED) == 1, "the reconnect")
         assert append_unseen(redis_server, FEED, "first of the new history") == 1  # lost on pub/sub
-        broker.append(FEED, "second of the new history")
+        broker.append(FEED, Post("second of the new history"))
         await eventually(lambda: len(inbox.messages) >= 3, "the new history")
         assert inbox.offsets() == [1, 1, 2]
         assert inbox.data() == ["before", "first of the new history", "second of the new history"]
@@ -732,11 +744,11 @@ async def test_an_append_redis_refuses_is_retried_alone_and_the_rest_of_its_batc
         client.set(feed_keys(bad)[0], "not a hash")  # the append script fails on this room: WRONGTYPE
         async with running(broker, lambda topic, item: inbox(FEED, item) if topic == FEED else None):  # type: ignore[arg-type]
             await subscribed(broker, redis_server)
-            broker.append(FEED, "first")
+            broker.append(FEED, Post("first"))
             await eventually(lambda: inbox.offsets() == [1], "the first message")
-            broker.append(FEED, "a")
-            broker.append(bad, "refused until the key is fixed")
-            broker.append(FEED, "b")  # one pipelined batch of three
+            broker.append(FEED, Post("a"))
+            broker.append(bad, Post("refused until the key is fixed"))
+            broker.append(FEED, Post("b"))  # one pipelined batch of three
             await eventually(lambda: inbox.data() == ["first", "a", "b"], "the two appends Redis took")
             await eventually(lambda: broker.counts.reconnects >= 2, "two retries of the refused one")
             assert "WRONGTYPE" in caplog.text
@@ -744,7 +756,7 @@ async def test_an_append_redis_refuses_is_retried_alone_and_the_rest_of_its_batc
             client.delete(feed_keys(bad)[0])
             await eventually(lambda: broker.state()["feed_held"] == 0, "the refused one, once the key is fixed")
             assert client.hget(feed_keys(bad)[0], "top") == b"1"
-            broker.append(FEED, "c")
+            broker.append(FEED, Post("c"))
             await eventually(lambda: len(inbox.messages) >= 4, "the next message")
             assert inbox.offsets() == [1, 2, 3, 4]  # a and b were not appended again by the retries
             assert inbox.data() == ["first", "a", "b", "c"]
@@ -754,13 +766,13 @@ def test_feed_messages_held_for_redis_are_bounded() -> None:
     # Never connected: every append waits for Redis, up to the queue's bound, and the rest are counted as dropped.
     broker = RedisBroker("redis://127.0.0.1:1/0")
     for number in range(PUBLISH_QUEUE + 10):
-        broker.append(FEED, str(number))
+        broker.append(FEED, Post(str(number)))
     assert broker.state()["feed_held"] == PUBLISH_QUEUE
     assert broker.counts.dropped == 10
     largest = "x" * Settings().max_message_size
     bytes_bound = RedisBroker("redis://127.0.0.1:1/0")
     for _ in range(PUBLISH_QUEUE_BYTES // len(largest) + 10):
-        bytes_bound.append(FEED, largest)
+        bytes_bound.append(FEED, Post(largest))
     assert bytes_bound.state()["feed_held"] == PUBLISH_QUEUE_BYTES // len(largest)
     assert bytes_bound.counts.dropped == 10
 

@@ -51,6 +51,8 @@ VARIABLES = [
     ("ASGI_WS_BROKER", "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
     ("ASGI_WS_LOG_LEVEL", "DEBUG", "debug"),
     ("ASGI_WS_LOG_FORMAT", "JSON", "json"),
+    ("ASGI_WS_TOKEN_SECRET", "s" * 32, "s" * 32),
+    ("ASGI_WS_TOKEN_ALL", "yes", True),
 ]
 
 
@@ -115,6 +117,7 @@ def test_zero_turns_rate_limit_and_idle_timeout_off() -> None:
         ("ASGI_WS_HISTORY_BYTES", "64MiB", "positive integer"),
         ("ASGI_WS_DEDUPE_WINDOW", "0", "number > 0"),
         ("ASGI_WS_DEDUPE_IDS", "-1", "positive integer"),
+        ("ASGI_WS_TOKEN_ALL", "maybe", "expected 1 or 0"),
     ],
 )
 def test_bad_variable_names_the_variable_and_the_value(variable: str, value: str, expected: str) -> None:
@@ -185,3 +188,24 @@ def test_history_flags_override_the_environment() -> None:
     args = parse_flags("--history-size", "7", "--history-ttl", "0.5")
     settings = Settings.from_sources(args, {"ASGI_WS_HISTORY_SIZE": "99", "ASGI_WS_HISTORY_BYTES": "4096"})
     assert (settings.history_size, settings.history_ttl, settings.history_bytes) == (7, 0.5, 4096)
+
+
+def test_a_short_token_secret_is_refused_without_showing_it() -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"ASGI_WS_TOKEN_SECRET": "hunter2"})
+    assert str(error.value) == (
+        "ASGI_WS_TOKEN_SECRET=***: expected at least 32 bytes: an HS256 key is 256 bits or more (RFC 7518)"
+    )
+    with pytest.raises(SettingsError, match=r"token_secret = \*\*\*"):
+        Settings(token_secret="hunter2")
+
+
+def test_the_token_secret_stays_out_of_the_repr_and_has_no_flag() -> None:
+    settings = Settings(token_secret="s" * 32, token_all=True)
+    assert "sss" not in repr(settings)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert "--token-secret" not in parser.format_help()
+    assert "--token-all" in parser.format_help()
+    assert settings.to_env()["ASGI_WS_TOKEN_ALL"] == "1"
+    assert Settings.from_env(settings.to_env()) == settings

@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from conformance.launcher import REPO_ROOT, RunningServer
+from asgi_ws.access import mint_token
+from conformance.launcher import REPO_ROOT, RunningServer, StartServer
 from conformance.redis_server import RedisServer
 
 from .feed_restart import Publisher, restartable_pair
@@ -37,6 +38,7 @@ pytestmark = pytest.mark.server
 ARTIFACTS = REPO_ROOT / "artifacts"
 DOCS = REPO_ROOT / "docs"
 DOCS_IMAGES = "ASGI_WS_TEST_DOCS_IMAGES"  # a server's name: its screenshots replace the README's images
+TOKEN_SECRET = "the-demo-page-test-secret-of-32-bytes-or-more"
 
 
 def open_page(browser: Browser, server: RunningServer) -> Page:
@@ -117,9 +119,7 @@ def test_two_tabs_chat_broadcast_and_share_a_feed(browser: Browser, server: Runn
 
     # The feed: tab one leaves, tab two goes on, and tab one's Connect resumes with what it missed.
     for page in (one, two):
-        page.fill("#feed-room", "browsers")
-        page.click("#feed-connect")
-        expect(page.locator("#feed-status")).to_have_text("open: /ws/feed/browsers")
+        connect_feed(page, "browsers")
     say(one, "feed", "numbered", enter=True)
     expect(two.locator("#feed-log")).to_contain_text("#1 numbered")
     one.click("#feed-disconnect")
@@ -143,6 +143,41 @@ def test_two_tabs_chat_broadcast_and_share_a_feed(browser: Browser, server: Runn
     screenshot(one, f"demo-{server.name}.png", server.name, docs="demo.png")
     one.close()
     two.close()
+
+
+def test_with_tokens_the_page_enters_the_rooms_its_token_names_and_shows_who_speaks(
+    browser: Browser, start_server: StartServer
+) -> None:
+    """Contract §10: the page's token field; the server refuses a room without one, before accept."""
+    server = start_server({"ASGI_WS_TOKEN_SECRET": TOKEN_SECRET})
+    anonymous, alice, bob = (open_page(browser, server) for _ in range(3))
+    anonymous.fill("#chat-room", "team-red")
+    anonymous.click("#chat-join")
+    expect(anonymous.locator("#chat-log")).to_contain_text("closed 1006 (not clean) on /ws/chat/team-red")
+    for page, name in ((alice, "alice"), (bob, "bob")):
+        page.fill("#token", mint_token(TOKEN_SECRET, name, ["team-*"], ttl=600))
+        page.fill("#chat-room", "team-red")
+        page.click("#chat-join")
+        expect(page.locator("#chat-status")).to_have_text("open: /ws/chat/team-red")
+    say(alice, "chat", "hello, I am alice", enter=True)
+    expect(bob.locator("#chat-log")).to_contain_text("alice: hello, I am alice")
+    for page in (alice, bob):
+        connect_feed(page, "team-red")
+    say(bob, "feed", "numbered, from bob", enter=True)
+    expect(alice.locator("#feed-log")).to_contain_text("#1 bob: numbered, from bob")
+    bob.fill("#chat-room", "kitchen")  # not one of the token's rooms
+    bob.click("#chat-join")
+    expect(bob.locator("#chat-log")).to_contain_text("closed 1006 (not clean) on /ws/chat/kitchen")
+    screenshot(alice, f"demo-tokens-{server.name}.png", server.name)
+    for page in (anonymous, alice, bob):
+        page.close()
+
+
+def connect_feed(page: Page, room: str) -> None:
+    """Connect the page's feed panel to ``room`` and wait until it is open."""
+    page.fill("#feed-room", room)
+    page.click("#feed-connect")
+    expect(page.locator("#feed-status")).to_have_text(f"open: /ws/feed/{room}")
 
 
 def say(page: Page, panel: str, text: str, *, enter: bool) -> None:
