@@ -37,7 +37,7 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings  # every policy value, fixed for the app's life
         self.hub = Hub(settings.max_connections, create_broker(settings))  # connections and rooms
-        self.metrics = Metrics(self.hub.broker.state)  # what /metrics shows, for this app only
+        self.metrics = Metrics(self.hub.broker.state, lambda: len(self.hub.roster))  # /metrics, this app only
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] == "websocket":

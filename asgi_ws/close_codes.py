@@ -19,6 +19,7 @@ from dataclasses import dataclass
 __all__ = [
     "BAD_COUNT",
     "BAD_ORIGIN",
+    "BAD_PRESENCE",
     "BAD_ROOM",
     "BAD_SINCE",
     "IDLE_TIMEOUT",
@@ -111,6 +112,7 @@ TOKEN_EXPIRED_CLOSE = Close(4401, "token expired")
 BAD_COUNT = Rejection(400, "invalid count: expected an integer from 1 to 1000000", "bad_count")
 BAD_ROOM = Rejection(400, "invalid room name: expected 1-64 characters of [A-Za-z0-9_.-]", "bad_room")
 BAD_SINCE = Rejection(400, "invalid since: expected EPOCH:OFFSET, as in a feed message", "bad_since")
+BAD_PRESENCE = Rejection(400, "invalid presence: expected 1 or 0", "bad_presence")
 BAD_ORIGIN = Rejection(403, "origin not allowed", "bad_origin")
 NOT_FOUND = Rejection(404, "not found", "not_found")
 REJECTED_INTERNAL_ERROR = Rejection(500, "internal error", "internal_error")

@@ -44,6 +44,7 @@ from . import close_codes
 from .feed import FeedMessage, Post
 from .messages import text_event
 from .policy import message_size
+from .presence import Roster, event_text, members_text
 from .topics import BROADCAST
 from .wakeups import Wakeups
 
@@ -77,7 +78,11 @@ class Hub:
         self.max_connections = max_connections  # contract §3 cap, checked by admit()
         self.connections = 0  # admitted and not yet released
         self.broker = broker  # the other processes: asgi_ws.broker.MemoryBroker when there are none
-        self._topics: dict[Topic, set[Subscriber]] = {}  # only non-empty sets are kept
+        # topic -> its members here, each with its subject in a room (None in the broadcast group);
+        # only non-empty ones are kept
+        self._topics: dict[Topic, dict[Subscriber, str | None]] = {}
+        self.roster = Roster()  # who is in each chat and feed room: subjects and their connections (contract §8.2)
+        self._watchers: dict[Topic, set[Subscriber]] = {}  # members that asked for ?presence=1; non-empty only
         self.wakeups = Wakeups()  # wakes the members' parked senders a batch at a time (asgi_ws.wakeups)
 
     # Connections
@@ -95,25 +100,60 @@ class Hub:
 
     # Topics
 
-    def join(self, topic: Topic, subscriber: Subscriber) -> None:
+    def join(self, topic: Topic, subscriber: Subscriber, subject: str | None = None, watch: bool = False) -> None:
+        """Add ``subscriber`` to ``topic``; in a room, as ``subject``, and a watcher of its presence if ``watch``.
+
+        A watcher is sent the member list first, itself included; the other
+        watchers are told ``subject`` joined if it is new to the room.
+        """
         members = self._topics.get(topic)
         if members is None:
-            members = self._topics[topic] = set()
+            members = self._topics[topic] = {}
             self.broker.subscribe(topic)  # first member in this process
-        members.add(subscriber)
+        members[subscriber] = subject
+        if subject is None:
+            return
+        first = self.roster.add(topic, subject)
+        if watch:
+            self._watchers.setdefault(topic, set()).add(subscriber)
+            text = members_text(self.roster.members(topic))
+            if not subscriber.deliver(text_event(text), message_size(text, None)):
+                subscriber.kick(close_codes.SLOW_CONSUMER)
+        if first:
+            self._tell(topic, event_text("join", subject), exclude=subscriber)
 
     def leave(self, topic: Topic, subscriber: Subscriber) -> None:
-        """Remove ``subscriber`` from ``topic``.  Harmless if it is not there."""
+        """Remove ``subscriber`` from ``topic``; its subject leaves the room with its last connection.
+
+        Harmless if it is not there.
+        """
         members = self._topics.get(topic)
-        if members is None:
+        if members is None or subscriber not in members:
             return
-        members.discard(subscriber)
+        subject = members.pop(subscriber)
         if not members:
             del self._topics[topic]
             self.broker.unsubscribe(topic)  # last member in this process
+        watchers = self._watchers.get(topic)
+        if watchers is not None:
+            watchers.discard(subscriber)
+            if not watchers:
+                del self._watchers[topic]
+        if subject is not None and self.roster.remove(topic, subject):
+            self._tell(topic, event_text("leave", subject))
+
+    def _tell(self, topic: Topic, text: str, exclude: Subscriber | None = None) -> None:
+        """Queue a presence event for every watcher of ``topic`` but ``exclude``; a full outbox is 4503."""
+        watchers = self._watchers.get(topic)
+        if not watchers:
+            return
+        event, size = text_event(text), message_size(text, None)
+        too_slow = [watcher for watcher in watchers if watcher is not exclude and not watcher.deliver(event, size)]
+        for watcher in too_slow:
+            watcher.kick(close_codes.SLOW_CONSUMER)  # its session's end calls leave, which tells the others
 
     def members(self, topic: Topic) -> frozenset[Subscriber]:
-        return frozenset(self._topics.get(topic, ()))
+        return frozenset(self._topics.get(topic, {}))
 
     @property
     def room_count(self) -> int:

@@ -25,6 +25,7 @@ metric                                    type     labels                      w
 ``asgi_ws_feed_recoveries_failed_total``  counter  reason                      resumes refused: epoch, trimmed, ...
 ``asgi_ws_feed_gaps_filled_total``        counter                              feed messages fetched to fill a gap
 ``asgi_ws_feed_duplicates_total``         counter                              publishes with an id seen before: acked
+``asgi_ws_presence_members``              gauge                                room members here, once per subject
 ``process_*``                             various                              prometheus_client's: RSS, open fds, CPU
 ``python_gc_*``                           counter  generation                  prometheus_client's: garbage collections
 ========================================  =======  ==========================  =======================================
@@ -74,7 +75,9 @@ CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"  # the Prometheus tex
 class Metrics:
     """The app's metrics, in a registry of its own."""
 
-    def __init__(self, broker_state: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self, broker_state: Callable[[], dict[str, Any]], presence_members: Callable[[], int] = lambda: 0
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         per_endpoint = ["endpoint"]
         self.connections = Gauge(
@@ -123,6 +126,11 @@ class Metrics:
         Gauge(
             "asgi_ws_app_tasks", "Live tasks the app started (0 when idle, memory broker).", registry=self.registry
         ).set_function(app_task_count)
+        Gauge(
+            "asgi_ws_presence_members",
+            "Members of the chat and feed rooms of this process: a subject in two rooms counts twice.",
+            registry=self.registry,
+        ).set_function(presence_members)
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, process_open_fds, ...
         GCCollector(registry=self.registry)  # python_gc_collections_total{generation}, ...
 

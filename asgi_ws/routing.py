@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
@@ -71,6 +71,7 @@ class Route:
     count: int = DEFAULT_STREAM_COUNT  # only meaningful for STREAM
     since: Since | None = None  # only for FEED: where a resuming client left off
     grant: Grant | None = None  # what the access token allows (asgi_ws.access); None without tokens
+    presence: bool = False  # only for CHAT and FEED: ?presence=1, the members and their comings and goings
 
 
 _EXACT_PATHS = {endpoint.value: endpoint for endpoint in Endpoint}
@@ -90,15 +91,14 @@ def resolve(path: str, query_string: bytes) -> Route | Rejection:
         return _stream_route(query_string)
     if endpoint is Endpoint.FEED:
         return _feed_route(DEFAULT_ROOM, query_string)
+    if endpoint is Endpoint.CHAT:
+        return _chat_route(DEFAULT_ROOM, query_string)
     if endpoint is not None:
         return _PLAIN_ROUTES[endpoint]
     if path.startswith(CHAT_PREFIX):
         # Everything under /ws/chat/ is the chat endpoint, so a bad name is
         # answered "bad room" (400) rather than "no such path" (404).
-        room = path.removeprefix(CHAT_PREFIX)
-        if _ROOM_NAME.match(room) is None:
-            return close_codes.BAD_ROOM
-        return Route(Endpoint.CHAT, room=room)
+        return _chat_route(path.removeprefix(CHAT_PREFIX), query_string)
     if path.startswith(FEED_PREFIX):
         return _feed_route(path.removeprefix(FEED_PREFIX), query_string)
     return close_codes.NOT_FOUND
@@ -129,17 +129,40 @@ def query_values(query_string: bytes, name: str) -> list[str]:
     return [value for key, value in _query(query_string) if key == name]
 
 
-def _feed_route(room: str, query_string: bytes) -> Route | Rejection:
-    """A feed room, with the names of chat rooms, and an optional ``since=EPOCH:OFFSET``."""
+def _presence(query_string: bytes) -> bool | None:
+    """``?presence=1`` (True), ``0`` or absent (False); None for anything else, answered 400."""
+    values = query_values(query_string, "presence")
+    if not values:
+        return False
+    return {"1": True, "0": False}.get(values[0]) if len(values) == 1 else None
+
+
+def _room_route(endpoint: Endpoint, room: str, query_string: bytes) -> Route | Rejection:
+    """A chat or feed room: its name, and an optional ``presence=1``."""
     if _ROOM_NAME.match(room) is None:
         return close_codes.BAD_ROOM
+    presence = _presence(query_string)
+    if presence is None:
+        return close_codes.BAD_PRESENCE
+    return Route(endpoint, room=room, presence=presence)
+
+
+def _chat_route(room: str, query_string: bytes) -> Route | Rejection:
+    return _room_route(Endpoint.CHAT, room, query_string)
+
+
+def _feed_route(room: str, query_string: bytes) -> Route | Rejection:
+    """A feed room, with the names of chat rooms, an optional ``since=EPOCH:OFFSET`` and ``presence=1``."""
+    route = _room_route(Endpoint.FEED, room, query_string)
+    if not isinstance(route, Route):
+        return route
     values = query_values(query_string, "since")
     if not values:
-        return Route(Endpoint.FEED, room=room)
+        return route
     since = parse_since(values[0]) if len(values) == 1 else None
     if since is None:
         return close_codes.BAD_SINCE
-    return Route(Endpoint.FEED, room=room, since=since)
+    return replace(route, since=since)
 
 
 def _stream_route(query_string: bytes) -> Route | Rejection:

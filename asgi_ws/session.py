@@ -87,6 +87,7 @@ from .lifecycle import State, after_send
 from .messages import stream_payloads, text_event
 from .outbox import Outbox
 from .policy import TokenBucket, check_message, message_size
+from .presence import anonymous_subject
 from .publish_ids import Ack
 from .routing import Endpoint, Route
 from .runtime import counted_task
@@ -192,7 +193,8 @@ class Session:
                     async with anyio.create_task_group() as task_group:
                         self._task_group = task_group
                         if topic is not None:
-                            self._hub.join(topic, self)  # before a resume reads the history: no message falls between
+                            # Before a resume reads the history: no message falls between.
+                            self._hub.join(topic, self, self._subject(topic), self.route.presence)
                             if self.route.endpoint is Endpoint.FEED:
                                 task_group.start_soon(self._drain_feed, topic)
                             else:
@@ -212,6 +214,13 @@ class Session:
         if self.connection.state is not State.ACCEPTED:
             return None  # the client is gone: there is nobody to close
         return self.ending or close_codes.NORMAL
+
+    def _subject(self, topic: Topic) -> str | None:
+        """Who this connection is in a room (contract §8.2): its token's subject, or a name of its own."""
+        if topic.kind == "broadcast":
+            return None
+        grant = self.route.grant
+        return grant.subject if grant is not None else anonymous_subject()
 
     def _token_end(self) -> float:
         """When, in the event loop's clock, the connection's access token expires; inf without one."""
@@ -301,7 +310,7 @@ class Session:
 
     # Sending
 
-    def deliver(self, item: WebSocketSendEvent | FeedMessage | Ack, size: int) -> bool:
+    def deliver(self, item: WebSocketSendEvent | FeedMessage, size: int) -> bool:
         """Queue a broadcast of ``size`` payload bytes without waiting (the hub calls this).  False if full."""
         assert self._outbox is not None, "only fan-out endpoints join topics"
         return self._outbox.offer(item, size)
@@ -315,7 +324,7 @@ class Session:
         """
         if self.connection.state is not ACCEPTED or self.ending is not None:
             return
-        if not self.deliver(ack, ack.size):
+        if not self.deliver(ack.event, ack.size):
             self.kick(close_codes.SLOW_CONSUMER)
 
     async def _send(self, event: WebSocketSendEvent, size: int) -> bool:
@@ -422,10 +431,10 @@ class Session:
         while True:
             if not outbox:
                 self._idle.note_sent()
-            message: FeedMessage | Ack
+            message: FeedMessage | WebSocketSendEvent
             message, size = await outbox.get()
-            if isinstance(message, Ack):  # this client's own publish, numbered: the ack is for it alone
-                if not await self._send(message.event, size):
+            if isinstance(message, dict):  # for this client alone: an ack of its own post, a presence event
+                if not await self._send(message, size):
                     return
                 continue
             step = cursor.place(message)
