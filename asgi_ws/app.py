@@ -67,6 +67,7 @@ def create_broker(settings: Settings) -> Broker:
         history_size=settings.history_size,
         history_ttl=settings.history_ttl,
         dedupe_window=settings.dedupe_window,
+        presence_ttl=settings.presence_ttl,
     )
 
 

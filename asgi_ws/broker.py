@@ -55,6 +55,7 @@ __all__ = [
     "MemoryBroker",
     "decode_envelope",
     "encode_envelope",
+    "encode_presence",
     "new_node_id",
     "redact",
     "topic_from_wire",
@@ -63,8 +64,9 @@ __all__ = [
 
 ENVELOPE_VERSION = 1
 
-Deliver = Callable[[Topic, "str | FeedMessage"], None]
-"""How a broker hands a message to the hub: its topic, and its text or, for a feed, the numbered message."""
+Deliver = Callable[[Topic, "str | FeedMessage | frozenset[str]"], None]
+"""How a broker hands a message to the hub: its topic, and its text or, for a feed, the numbered message;
+or, for presence, the subjects the other processes have in the room now."""
 
 Acked = Callable[[Ack], None]
 """How a broker answers a feed publish with an id: the ack, for its sender alone."""
@@ -119,6 +121,12 @@ class Broker(Protocol):
     async def between(self, topic: Topic, epoch: str, after: int, until: int) -> list[FeedMessage]:
         """The kept messages of ``topic`` in ``epoch`` with ``after < offset <= until``, oldest first."""
 
+    def joined(self, topic: Topic, subject: str) -> None:
+        """``subject`` has its first connection in the room ``topic`` in this process (contract §8.2)."""
+
+    def left(self, topic: Topic, subject: str) -> None:
+        """``subject`` has lost its last connection in the room ``topic`` in this process."""
+
     def state(self) -> dict[str, Any]:
         """The ``broker`` object of ``/healthz``: at least ``kind`` and ``connected``."""
 
@@ -165,6 +173,12 @@ class MemoryBroker:
 
     async def replay(self, topic: Topic, since: Since) -> Replay:
         return self.history.replay(topic.name, since)
+
+    def joined(self, topic: Topic, subject: str) -> None:
+        pass  # no other process to tell
+
+    def left(self, topic: Topic, subject: str) -> None:
+        pass
 
     async def between(self, topic: Topic, epoch: str, after: int, until: int) -> list[FeedMessage]:
         return self.history.between(topic.name, epoch, after, until)
@@ -227,6 +241,7 @@ class Envelope(NamedTuple):
     offset: int | None = None  # in a feed room: the message's number, given by Redis
     epoch: str | None = None  # in a feed room: the history the offset belongs to
     sender: str | None = None  # in a feed room, with access tokens: "from", the sender's subject
+    presence: str | None = None  # a presence event, "join" or "leave": then ``text`` is the subject
 
 
 def encode_envelope(node: str, topic: Topic, text: str) -> bytes:
@@ -237,6 +252,12 @@ def encode_envelope(node: str, topic: Topic, text: str) -> bytes:
     """
     document = {"v": ENVELOPE_VERSION, "node": node, "room": topic_to_wire(topic), "data": text}
     return json.dumps(document, separators=(",", ":")).encode("ascii")
+
+
+def encode_presence(node: str, topic: Topic, change: str, subject: str) -> bytes:
+    """A presence event's envelope: ``subject`` joined or left ``topic`` on ``node`` (contract §8.2)."""
+    document = {"v": ENVELOPE_VERSION, "node": node, "room": topic_to_wire(topic), "presence": change}
+    return json.dumps({**document, "subject": subject}, separators=(",", ":")).encode("ascii")
 
 
 def decode_envelope(raw: bytes | str) -> Envelope | None:
@@ -252,11 +273,18 @@ def decode_envelope(raw: bytes | str) -> Envelope | None:
     if not isinstance(document, dict) or document.get("v") != ENVELOPE_VERSION:
         return None
     node, room, text = document.get("node"), document.get("room"), document.get("data")
+    change = document.get("presence")
+    if change is not None:  # a presence event carries a subject, not data
+        text = document.get("subject")
+        if change not in ("join", "leave"):
+            return None
     if not (isinstance(node, str) and isinstance(room, str) and isinstance(text, str)):
         return None
     topic = topic_from_wire(room)
     if topic is None:
         return None
+    if change is not None:
+        return Envelope(node, topic, text, presence=change) if topic.kind != "broadcast" else None
     if topic.kind != "feed":
         return Envelope(node, topic, text)
     # A feed message also carries its number and epoch (written by the Redis broker's

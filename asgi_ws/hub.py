@@ -83,6 +83,7 @@ class Hub:
         self._topics: dict[Topic, dict[Subscriber, str | None]] = {}
         self.roster = Roster()  # who is in each chat and feed room: subjects and their connections (contract §8.2)
         self._watchers: dict[Topic, set[Subscriber]] = {}  # members that asked for ?presence=1; non-empty only
+        self._remote: dict[Topic, frozenset[str]] = {}  # room -> subjects other processes have there (Redis)
         self.wakeups = Wakeups()  # wakes the members' parked senders a batch at a time (asgi_ws.wakeups)
 
     # Connections
@@ -116,11 +117,13 @@ class Hub:
         first = self.roster.add(topic, subject)
         if watch:
             self._watchers.setdefault(topic, set()).add(subscriber)
-            text = members_text(self.roster.members(topic))
+            text = members_text(list(self._remote.get(topic, frozenset()).union(self.roster.members(topic))))
             if not subscriber.deliver(text_event(text), message_size(text, None)):
                 subscriber.kick(close_codes.SLOW_CONSUMER)
         if first:
-            self._tell(topic, event_text("join", subject), exclude=subscriber)
+            self.broker.joined(topic, subject)
+            if subject not in self._remote.get(topic, ()):
+                self._tell(topic, event_text("join", subject), exclude=subscriber)
 
     def leave(self, topic: Topic, subscriber: Subscriber) -> None:
         """Remove ``subscriber`` from ``topic``; its subject leaves the room with its last connection.
@@ -133,6 +136,7 @@ class Hub:
         subject = members.pop(subscriber)
         if not members:
             del self._topics[topic]
+            self._remote.pop(topic, None)
             self.broker.unsubscribe(topic)  # last member in this process
         watchers = self._watchers.get(topic)
         if watchers is not None:
@@ -140,6 +144,26 @@ class Hub:
             if not watchers:
                 del self._watchers[topic]
         if subject is not None and self.roster.remove(topic, subject):
+            self.broker.left(topic, subject)
+            if subject not in self._remote.get(topic, ()):
+                self._tell(topic, event_text("leave", subject))
+
+    def _remote_members(self, topic: Topic, subjects: frozenset[str]) -> None:
+        """The other processes have ``subjects`` in ``topic`` now: tell the watchers who came and went.
+
+        A subject with a connection here too neither joins nor leaves by it.
+        """
+        if topic not in self._topics:
+            return  # no member here any more: nobody to tell, nothing to keep
+        before = self._remote.get(topic, frozenset())
+        if subjects:
+            self._remote[topic] = subjects
+        else:
+            self._remote.pop(topic, None)
+        here = set(self.roster.members(topic))
+        for subject in sorted(subjects - before - here):
+            self._tell(topic, event_text("join", subject))
+        for subject in sorted(before - subjects - here):
             self._tell(topic, event_text("leave", subject))
 
     def _tell(self, topic: Topic, text: str, exclude: Subscriber | None = None) -> None:
@@ -188,9 +212,12 @@ class Hub:
         message = self.broker.append(topic, post, acked)
         return 0 if message is None else self._fan_out(topic, message, message.size, exclude)
 
-    def deliver_remote(self, topic: Topic, item: str | FeedMessage) -> None:
-        """A message from the broker: another process's text, or a feed message Redis numbered."""
-        if isinstance(item, FeedMessage):
+    def deliver_remote(self, topic: Topic, item: str | FeedMessage | frozenset[str]) -> None:
+        """A message from the broker: another process's text, a feed message Redis numbered, or the
+        subjects the other processes have in the room now (presence)."""
+        if isinstance(item, frozenset):
+            self._remote_members(topic, item)
+        elif isinstance(item, FeedMessage):
             self._fan_out(topic, item, item.size, None)
         else:
             self._fan_out(topic, text_event(item), message_size(item, None), None)

@@ -49,6 +49,7 @@ from .broker import Acked, BrokerError, Deliver, new_node_id, redact
 from .feed import FeedMessage, Post, Replay, Since
 from .logs import log_event
 from .redis_feed import RedisFeed
+from .redis_presence import RedisPresence
 from .redis_pubsub import RedisPubSub
 from .redis_wire import COMMAND_TIMEOUT, Counts, describe, is_connection_error
 from .runtime import counted_task
@@ -97,6 +98,7 @@ class RedisBroker:
         history_size: int = DEFAULTS.history_size,
         history_ttl: float = DEFAULTS.history_ttl,
         dedupe_window: float = DEFAULTS.dedupe_window,
+        presence_ttl: float = DEFAULTS.presence_ttl,
     ) -> None:
         self.url = url  # redis://host:port/db, as configured
         self.node = node or new_node_id()  # this process, in every envelope it publishes
@@ -105,7 +107,8 @@ class RedisBroker:
         self.last_error: str | None = None  # why the last connection ended, for /healthz
         wanted: set[str] = set()  # channels of the topics with a member here: both halves follow them
         self.feed = RedisFeed(self.node, self.counts, wanted, history_size, history_ttl, dedupe_window)  # feed rooms
-        self.pubsub = RedisPubSub(self.node, self.counts, self.feed, wanted)  # chat and broadcast
+        self.presence = RedisPresence(self.node, presence_ttl)  # who is in the rooms on other processes
+        self.pubsub = RedisPubSub(self.node, self.counts, self.feed, self.presence, wanted)  # chat and broadcast
         self._min_backoff = min_backoff  # seconds before the first reconnect attempt
         self._resume_wait = resume_wait  # seconds a resume waits for Redis to come back
         self._up: anyio.Event | None = None  # set while up, for resumes to wait on; a new one each time it goes down
@@ -138,7 +141,7 @@ class RedisBroker:
                 "and this server runs another event loop, such as hypercorn -k trio: "
                 "use -k asyncio or -k uvloop, or the memory:// broker"
             ) from None
-        self.pubsub.deliver = self.feed.deliver = deliver
+        self.pubsub.deliver = self.feed.deliver = self.presence.deliver = deliver
         self._up = anyio.Event()
         async with anyio.create_task_group() as tasks:
             first_attempt = anyio.Event()
@@ -176,6 +179,12 @@ class RedisBroker:
 
     async def between(self, topic: Topic, epoch: str, after: int, until: int) -> list[FeedMessage]:
         return await self.feed.between(topic, epoch, after, until)
+
+    def joined(self, topic: Topic, subject: str) -> None:
+        self.presence.joined(topic, subject)
+
+    def left(self, topic: Topic, subject: str) -> None:
+        self.presence.left(topic, subject)
 
     def state(self) -> dict[str, Any]:
         counts = self.counts
@@ -259,6 +268,7 @@ class RedisBroker:
                 tasks.start_soon(self.pubsub.keep_subscriptions, client, pubsub)
                 tasks.start_soon(self.pubsub.publish_queued, client)
                 tasks.start_soon(self.feed.publish_appends, client, self.pubsub.until_subscribed)
+                tasks.start_soon(self.presence.run, client)
                 await self.pubsub.listen(pubsub)
         finally:
             self.feed.client = None  # no read may start on a connection about to close

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .broker import Deliver
     from .outbox import Outbox
     from .redis_feed import RedisFeed
+    from .redis_presence import RedisPresence
     from .redis_wire import Counts
     from .topics import Topic
 
@@ -54,10 +55,11 @@ POLL_INTERVAL = 5.0  # the listener wakes this often when idle, so health checks
 class RedisPubSub:
     """The pub/sub half of one process's Redis broker.  See the module docstring."""
 
-    def __init__(self, node: str, counts: Counts, feed: RedisFeed, wanted: set[str]) -> None:
+    def __init__(self, node: str, counts: Counts, feed: RedisFeed, presence: RedisPresence, wanted: set[str]) -> None:
         self.node = node  # this process, in every envelope it publishes
         self.counts = counts  # the broker's counters, shared
         self.feed = feed  # the feed rooms, which follow the subscriptions
+        self.presence = presence  # who is in the rooms on other processes: their joins and leaves come here
         self.wanted = wanted  # channels of the topics with a member here; the feed reads it too
         self.subscribed: set[str] = set()  # channels the subscriber connection is subscribed to now
         self.deliver: Deliver | None = None  # the hub's, while the broker runs
@@ -178,6 +180,8 @@ class RedisPubSub:
             log_event(logger, logging.WARNING, "broker_invalid_message", channel=text_of(channel_name))
         elif envelope.offset is not None:
             await self.feed.deliver_in_order(envelope)
+        elif envelope.presence is not None:
+            self.presence.on_event(envelope)
         elif envelope.node != self.node:  # our own messages were delivered locally already
             self.counts.received += 1
             self.deliver(envelope.topic, envelope.text)

@@ -31,6 +31,7 @@ __all__ = [
     "describe",
     "feed_keys",
     "is_connection_error",
+    "presence_key",
     "publish_id_key",
     "publish_queue",
     "text_of",
@@ -81,6 +82,11 @@ def feed_keys(topic: Topic) -> tuple[str, str]:
     """The Redis keys of a feed room: its meta hash and its Stream, in one Cluster hash slot."""
     slot = "{" + topic_to_wire(topic) + "}"
     return f"{CHANNEL_PREFIX}{slot}:meta", f"{CHANNEL_PREFIX}{slot}:log"
+
+
+def presence_key(topic: Topic) -> str:
+    """The Redis key of a room's presence set (contract §8.2), in the room's hash slot."""
+    return f"{CHANNEL_PREFIX}{{{topic_to_wire(topic)}}}:presence"
 
 
 def publish_id_key(topic: Topic, publish_id: str) -> str:

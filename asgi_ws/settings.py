@@ -49,6 +49,11 @@ Why the defaults:
 - ``dedupe_ids`` 100,000: the memory broker's bound on ids remembered for all
   rooms together, about 40 MB at most (384 bytes each).  Past it the oldest
   are forgotten early.  Redis expires each id after the window on its own.
+- ``presence_ttl`` 30 s: with the Redis broker, the members of a process that
+  died leave the other processes' rooms within this.  Each process refreshes
+  its entries every 10 s, so a live process is never taken for dead by a
+  hiccup shorter than 10 s; Phoenix's presence tracker waits about as long
+  (``down_period``, 30 s) before it counts a node as gone.
 """
 
 from __future__ import annotations
@@ -223,6 +228,9 @@ class Settings:
     )
     dedupe_ids: int = _setting(
         100_000, _positive_int, "publish ids remembered for all feed rooms together (memory broker)"
+    )
+    presence_ttl: float = _setting(
+        30.0, _positive_float, "seconds within which a dead process's room members leave (Redis broker)"
     )
     broker: str = _setting(
         "memory://", _broker, "where rooms and broadcast run: memory:// (one process) or redis://host:port/db"

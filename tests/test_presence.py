@@ -116,3 +116,24 @@ async def test_metrics_count_the_members_once_per_subject(make_app: MakeApp) -> 
     ):
         assert (await scrape(app)).value("asgi_ws_presence_members") == 3  # alice twice (two rooms), bob once
     assert (await scrape(app)).value("asgi_ws_presence_members") == 0
+
+
+@pytest.mark.anyio
+async def test_the_other_processes_members_join_and_leave_unless_they_are_here_too(make_app: MakeApp) -> None:
+    """What the Redis broker tells the hub (tests/test_redis_presence.py): the remote subjects of a room."""
+    app = make_app(token_secret=SECRET)
+    async with connect(app, "/ws/chat/r", query_string=as_("alice")) as alice:
+        assert await received(alice) == {"presence": ["alice"]}
+        app.hub.deliver_remote(ROOM, frozenset({"bob", "alice"}))  # alice on another process too: no event
+        assert await received(alice) == {"join": "bob"}
+        async with connect(app, "/ws/chat/r", query_string=as_("carol")) as carol:
+            assert await received(carol) == {"presence": ["alice", "bob", "carol"]}
+            assert await received(alice) == {"join": "carol"}
+            app.hub.deliver_remote(ROOM, frozenset({"carol"}))  # bob gone there; carol there too now
+            assert await received(alice) == {"leave": "bob"}
+            await nothing_more(alice)
+        await nothing_more(alice)  # carol left here, but is still on the other process
+        app.hub.deliver_remote(ROOM, frozenset())
+        assert await received(alice) == {"leave": "carol"}
+    app.hub.deliver_remote(ROOM, frozenset({"dave"}))  # a room with no member here: nothing kept
+    assert app.hub._remote == {}

@@ -48,6 +48,7 @@ VARIABLES = [
     ("ASGI_WS_HISTORY_BYTES", "65536", 65536),
     ("ASGI_WS_DEDUPE_WINDOW", "30", 30.0),
     ("ASGI_WS_DEDUPE_IDS", "500", 500),
+    ("ASGI_WS_PRESENCE_TTL", "3", 3.0),
     ("ASGI_WS_BROKER", "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
     ("ASGI_WS_LOG_LEVEL", "DEBUG", "debug"),
     ("ASGI_WS_LOG_FORMAT", "JSON", "json"),
