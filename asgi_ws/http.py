@@ -8,6 +8,8 @@ takes a request body, so none is read.
   (``asgi_ws/static/index.html``: vanilla JS, no external resources), read
   once and served from memory.  Its script connects back to the host that
   served it, so the origin check of contract §3 lets it in on every server.
+- ``GET /feed.js``: the feed's JavaScript client (``asgi_ws/static/feed.js``),
+  which the demo page's feed panel runs on, for pages of your own too.
 - ``GET /healthz``: the document :func:`health` builds, a pure function of
   the hub; 503 while the broker is disconnected.
 - ``GET /metrics``: the Prometheus text format (:mod:`asgi_ws.metrics`).
@@ -32,11 +34,14 @@ __all__ = ["DEMO_PAGE", "handle_http", "health"]
 JSON = b"application/json"
 TEXT = b"text/plain; charset=utf-8"
 HTML = b"text/html; charset=utf-8"
+JAVASCRIPT = b"text/javascript; charset=utf-8"
 
 DEMO_PAGE = resources.files("asgi_ws").joinpath("static/index.html").read_bytes()
-# The page's own inline script and style, WebSockets to its own origin, and nothing else.
+# The feed's JavaScript client (docs/feed.md): the demo page's feed panel runs on it.
+FEED_CLIENT = resources.files("asgi_ws").joinpath("static/feed.js").read_bytes()
+# The page's own inline script and style, /feed.js, WebSockets to its own origin, and nothing else.
 DEMO_PAGE_POLICY = (
-    b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    b"default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
     b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
@@ -57,13 +62,15 @@ async def handle_http(
 ) -> None:
     """Answer one HTTP request."""
     path = scope["path"]
-    if path not in ("/", "/healthz", "/metrics"):
+    if path not in ("/", "/feed.js", "/healthz", "/metrics"):
         await respond(send, scope, 404, TEXT, b"not found\n")
     elif scope["method"] not in ("GET", "HEAD"):
         await respond(send, scope, 405, TEXT, b"method not allowed\n", [(b"allow", b"GET, HEAD")])
     elif path == "/":
         headers = [(b"content-security-policy", DEMO_PAGE_POLICY), (b"x-content-type-options", b"nosniff")]
         await respond(send, scope, 200, HTML, DEMO_PAGE, headers)
+    elif path == "/feed.js":
+        await respond(send, scope, 200, JAVASCRIPT, FEED_CLIENT, [(b"x-content-type-options", b"nosniff")])
     elif path == "/metrics":
         await respond(send, scope, 200, METRICS, metrics.render())
     else:

@@ -51,6 +51,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "Without this flag a missing chromium fails those tests.",
     )
     parser.addoption(
+        "--no-node",
+        action="store_true",
+        help="run without Node: the tests of the feed's JavaScript client are skipped, and the summary says so. "
+        "Without this flag a missing node or node-ws fails those tests.",
+    )
+    parser.addoption(
         "--no-redis",
         action="store_true",
         help="run without redis-server: the Redis broker tests are skipped, and the summary says so. "

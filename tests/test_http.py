@@ -60,7 +60,7 @@ async def test_everything_else_is_404(app: App, path: str) -> None:
     assert body == b"not found\n"
 
 
-async def test_the_demo_page_is_one_self_contained_html_file(app: App) -> None:
+async def test_the_demo_page_loads_nothing_but_its_own_feed_client(app: App) -> None:
     status, headers, body = await call_http(app, "/")
     assert status == 200
     assert headers[b"content-type"] == b"text/html; charset=utf-8"
@@ -71,7 +71,7 @@ async def test_the_demo_page_is_one_self_contained_html_file(app: App) -> None:
     assert re.findall(r"https?://[^\s\"'<>]*", page) == [f"{PROJECT_PAGE}#readme"]
     assert f'<a href="{PROJECT_PAGE}#readme">documentation</a>' in page
     assert "<link" not in page
-    assert "src=" not in page
+    assert re.findall(r"src=\S*", page) == ['src="/feed.js"></script>']  # served by the app itself
     # It connects back to the host that served it, so the origin check passes (contract §3).
     assert "location.host" in page
     policy = headers[b"content-security-policy"].decode()
@@ -86,3 +86,12 @@ async def test_the_page_and_the_metrics_take_head_and_refuse_post(app: App, path
     assert int(headers[b"content-length"]) > 0
     status, _, _ = await call_http(app, path, method="POST")
     assert status == 405
+
+
+async def test_the_feed_client_is_served_and_the_page_may_load_it(app: App) -> None:
+    status, headers, body = await call_http(app, "/feed.js")
+    assert status == 200
+    assert headers[b"content-type"] == b"text/javascript; charset=utf-8"
+    assert body.startswith(b"// A client for asgi-ws feed rooms")
+    _, page_headers, _ = await call_http(app, "/")
+    assert b"script-src 'self' 'unsafe-inline'" in page_headers[b"content-security-policy"]

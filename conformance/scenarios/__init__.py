@@ -7,6 +7,7 @@ One module per area:
 - :mod:`.feed`: the feed's numbered messages, its resumes, and a malformed ``since``;
 - :mod:`.rejections`: handshakes refused before accept (unknown path, room, count, origin, cap);
 - :mod:`.policies`: what ends an accepted connection (contract §3: 1000, 4408, 4413, 4429, 4503);
+- :mod:`.access`: publish ids and acks, access tokens, presence;
 - :mod:`.wire`: empty, unicode and fragmented messages, control frames, client closes, resets;
 - :mod:`.load`: many clients at once, and resets among them;
 - :mod:`.shutdown`: SIGTERM with open sockets.
@@ -21,6 +22,6 @@ hypercorn's trio worker can crash) is the last one its server process runs.
 
 from __future__ import annotations
 
-from . import endpoints, feed, load, policies, rejections, shutdown, wire
+from . import access, endpoints, feed, load, policies, rejections, shutdown, wire
 
-__all__ = ["endpoints", "feed", "load", "policies", "rejections", "shutdown", "wire"]
+__all__ = ["access", "endpoints", "feed", "load", "policies", "rejections", "shutdown", "wire"]

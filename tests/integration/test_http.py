@@ -9,6 +9,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conformance.launcher import RunningServer
+from tests.test_broker import IDLE_MEMORY_BROKER
 
 pytestmark = pytest.mark.server
 
@@ -23,7 +24,7 @@ def test_healthz_has_the_spec_keys(server: RunningServer) -> None:
     assert isinstance(health["connections"], int)
     assert isinstance(health["rooms"], int)
     broker = health["broker"]
-    assert broker.keys() == {"kind", "connected", "feed_rooms", "feed_history_bytes"}
+    assert broker.keys() == IDLE_MEMORY_BROKER.keys()
     assert (broker["kind"], broker["connected"]) == ("memory", True)
     # The server is shared by the session's tests: feed rooms may have been used before this one.
     assert isinstance(broker["feed_rooms"], int)
@@ -42,6 +43,14 @@ def test_the_demo_page_is_served(server: RunningServer) -> None:
     assert response.status == 200
     assert response.content_type == "text/html; charset=utf-8"
     assert b"<title>asgi-ws demo</title>" in response.body
+    assert b'<script src="/feed.js"></script>' in response.body
+
+
+def test_the_feed_client_is_served(server: RunningServer) -> None:
+    response = server.get("/feed.js")
+    assert response.status == 200
+    assert response.content_type == "text/javascript; charset=utf-8"
+    assert b"class FeedClient" in response.body
 
 
 @pytest.mark.anyio
