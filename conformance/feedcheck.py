@@ -15,15 +15,23 @@ The rules, per client:
   further ahead than the next is a *gap* (counted once per jump).  A message of
   another epoch starts (or continues) that epoch's own sequence.
 - **Resumes.**  A connection opened with ``since`` must start with the control
-  message ``{"recovered", "epoch", "offset"}``; one opened without it must not
-  get one, and no control message comes later.  A resume with
+  message ``{"recovered", "epoch", "offset"}`` (unless it received nothing at
+  all: lost before its first message); one opened without it must not get
+  one, and no control message comes later.  A resume with
   ``recovered: true`` answers in the epoch of ``since`` and continues exactly
   after ``since``'s offset: a first message anywhere else is a *bad resume*
   (and, against the client's own sequence, a gap or a duplicate).  A resume
   with ``recovered: false`` is *not recovered*: the next message may jump
   ahead, once, without counting as a gap.
+- **Nothing doubled.**  Within one epoch, a client receives each data at one
+  offset only: the same data at a second offset is a sender's message
+  numbered twice, *doubled* (the scenarios give every message its own data).
 - **Agreement.**  Every client that received an ``(epoch, offset)`` received
   the same data with it; each other data seen there is a *disagreement*.
+- **Acks.**  A sender that published with ids (contract §8.1) was told where
+  each message was numbered; given those acks, every one must be the
+  ``(epoch, offset)`` at which the clients received that data.  One that no
+  client received there is a *wrong ack*.
 
 Nothing here knows about servers or sockets: the clients that collect the
 histories are in :mod:`conformance.feedclient`.
@@ -64,6 +72,7 @@ class ClientTally:
     missing: int = 0  # offsets jumped over by those gaps
     skipped: int = 0  # offsets passed over right after a resume that was not recovered (allowed)
     duplicates: int = 0  # messages at or below the last offset already seen in their epoch
+    doubled: int = 0  # messages whose data it had received at another offset of the same epoch
     bad_resumes: int = 0  # recovered resumes that did not continue right after since (or answered another epoch)
     malformed: int = 0  # texts that are neither a numbered message nor a control message where one belongs
     epochs: list[str] = field(default_factory=list)  # in the order first seen
@@ -72,7 +81,7 @@ class ClientTally:
 
     @property
     def clean(self) -> bool:
-        return not (self.gaps or self.duplicates or self.bad_resumes or self.malformed)
+        return not (self.gaps or self.duplicates or self.doubled or self.bad_resumes or self.malformed)
 
     def problem(self, text: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
@@ -85,26 +94,33 @@ class FeedCheck:
 
     clients: dict[str, ClientTally]
     disagreements: int = 0  # (epoch, offset)s received with different data by different clients
-    problems: list[str] = field(default_factory=list)  # the first few disagreements, in words
+    wrong_acks: int = 0  # acks whose (epoch, offset) no client received with the acked data
+    problems: list[str] = field(default_factory=list)  # the first few disagreements and wrong acks, in words
 
     def total(self, attribute: str) -> int:
         return sum(int(getattr(tally, attribute)) for tally in self.clients.values())
 
     @property
     def clean(self) -> bool:
-        """No gap, duplicate, bad resume, malformed message or disagreement anywhere."""
-        return self.disagreements == 0 and all(tally.clean for tally in self.clients.values())
+        """No gap, duplicate, doubled message, bad resume, malformed message, disagreement or wrong ack anywhere."""
+        agreed = self.disagreements == 0 and self.wrong_acks == 0
+        return agreed and all(tally.clean for tally in self.clients.values())
 
     def line(self, scenario: str) -> str:
-        """``feed-check NAME: clients=.. messages=.. resumes=.. (not recovered ..) gaps=.. duplicates=..``."""
-        totals = {name: self.total(name) for name in ("messages", "resumes", "not_recovered", "gaps", "duplicates")}
+        """``feed-check NAME: clients=.. messages=.. resumes=.. (not recovered ..) gaps=.. duplicates=.. doubled=..``.
+
+        Bad resumes, malformed texts, disagreements and wrong acks follow, where there are any.
+        """
+        counted = ("messages", "resumes", "not_recovered", "gaps", "duplicates", "doubled")
+        totals = {name: self.total(name) for name in counted}
         line = (
             f"feed-check {scenario}: clients={len(self.clients)} messages={totals['messages']} "
             f"resumes={totals['resumes']} (not recovered {totals['not_recovered']}) "
-            f"gaps={totals['gaps']} duplicates={totals['duplicates']}"
+            f"gaps={totals['gaps']} duplicates={totals['duplicates']} doubled={totals['doubled']}"
         )
         extra = {"bad_resumes": self.total("bad_resumes"), "malformed": self.total("malformed")}
         extra["disagreements"] = self.disagreements
+        extra["wrong_acks"] = self.wrong_acks
         return line + "".join(f" {name}={value}" for name, value in extra.items() if value)
 
     def report(self) -> str:
@@ -113,12 +129,23 @@ class FeedCheck:
         return "\n".join(problems)
 
 
-def check(histories: Mapping[str, Sequence[Connection]]) -> FeedCheck:
-    """Check every client's connections (by client name) against the rules of this module."""
+def check(
+    histories: Mapping[str, Sequence[Connection]], acks: Mapping[str, tuple[str, int]] | None = None
+) -> FeedCheck:
+    """Check every client's connections (by client name) against the rules of this module.
+
+    ``acks`` maps the data of each message published with an id to the
+    ``(epoch, offset)`` its sender was acked with.
+    """
     seen: dict[tuple[str, int], str] = {}  # the first data received at each (epoch, offset)
     result = FeedCheck({name: _check_client(name, connections, seen) for name, connections in histories.items()})
     for name, connections in histories.items():
         _check_agreement(name, connections, seen, result)
+    for data, (epoch, offset) in (acks or {}).items():
+        if seen.get((epoch, offset)) != data:
+            result.wrong_acks += 1
+            if len(result.problems) < MAX_PROBLEMS:
+                result.problems.append(f"{data!r} was acked at {epoch}:{offset}, where no client received it")
     return result
 
 
@@ -126,6 +153,7 @@ def _check_client(name: str, connections: Iterable[Connection], seen: dict[tuple
     """Count one client's messages, resumes, gaps and duplicates; note the first data at each offset in ``seen``."""
     tally = ClientTally(name)
     last: dict[str, int] = {}  # the last offset seen in each epoch
+    numbered_at: dict[tuple[str, str], int] = {}  # (epoch, data) -> the offset it was first received at
     for number, connection in enumerate(connections, start=1):
         tally.connections += 1
         where = f"connection {number}"
@@ -156,6 +184,10 @@ def _check_client(name: str, connections: Iterable[Connection], seen: dict[tuple
                 tally.gaps += 1
                 tally.missing += offset - last[epoch] - 1
                 tally.problem(f"{where}: gap in {epoch} from {last[epoch]} to {offset}")
+            first = numbered_at.setdefault((epoch, message["data"]), offset)
+            if first != offset:
+                tally.doubled += 1
+                tally.problem(f"{where}: {message['data'][:40]!r} at {epoch}:{offset}, and before at {epoch}:{first}")
             may_jump = False
             last[epoch] = offset
             tally.last = (epoch, offset)
@@ -170,13 +202,15 @@ def _resume(tally: ClientTally, where: str, connection: Connection) -> tuple[lis
     message may skip ahead (a resume that was not recovered).
     """
     texts, since = connection.texts, connection.since
-    if since is None:
+    if since is None or not texts:  # a connection lost before its first message says nothing
         return texts, None, False
     tally.resumes += 1
-    control = _control(texts[0]) if texts else None
+    control = _control(texts[0])
     if control is None:
         tally.malformed += 1
-        tally.problem(f"{where}: asked since={since.epoch}:{since.offset} and got no control message first")
+        tally.problem(
+            f"{where}: asked since={since.epoch}:{since.offset} and got no control message first, but {texts[0][:80]!r}"
+        )
         return texts, None, False
     if not control["recovered"]:
         tally.not_recovered += 1

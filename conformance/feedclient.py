@@ -14,6 +14,11 @@ client that stops reading altogether is a :class:`~conformance.rawclient.RawClie
 with a small receive buffer; what it read once it read again goes in through
 :meth:`FeedClient.record`.
 
+A :class:`Sender` is a feed client that also publishes, with ids (contract
+§8.1), and is cut off at random between a send and its ack: it resends
+everything unacked after each reconnect, and keeps the acks it got for
+:func:`conformance.feedcheck.check` to hold against what the readers received.
+
 The connections are ``websockets`` asyncio clients, as users run them, with no
 size limit, no queue limit and no keepalive pings of their own.
 """
@@ -28,13 +33,13 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from asgi_ws.feed import Since
 
 from .feedcheck import Connection
 
-__all__ = ["FeedClient", "Wandering", "data_of"]
+__all__ = ["Cutting", "FeedClient", "Sender", "Wandering", "data_of"]
 
 PATIENCE = 60.0  # seconds any one expected message may take; only a hung server takes that long
 
@@ -66,6 +71,7 @@ class FeedClient:
     last: Since | None = None  # the last numbered message received, as a since; None before the first
     connections: list[Connection] = field(default_factory=list)  # in the order opened
     closes: dict[int, int] = field(default_factory=dict)  # close codes the server sent, and how often
+    refused: int = 0  # connections that could not be opened (a server being restarted), each tried again
 
     def resume_path(self) -> str:
         """The path of the next connection: with ``since`` once a message was received."""
@@ -101,6 +107,35 @@ class FeedClient:
         ) as ws:
             yield ws, self.record(since)
 
+    @contextlib.asynccontextmanager
+    async def reconnect(
+        self, url_ofs: list[UrlOf], generator: random.Random, pause: float
+    ) -> AsyncIterator[tuple[ClientConnection, Connection]]:
+        """:meth:`connect` to one of ``url_ofs`` at random, trying again while connections are refused.
+
+        A refusal (a server killed and not started again yet, or one that
+        answers the handshake with an error while it stops) is counted in
+        :attr:`refused`, and the next try, at most ``pause`` seconds later, goes
+        to one of ``url_ofs`` at random again.
+        """
+        deadline = asyncio.get_running_loop().time() + PATIENCE
+        while True:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    opened = await stack.enter_async_context(self.connect(generator.choice(url_ofs)))
+                except (OSError, InvalidHandshake):
+                    self.refused += 1
+                    assert asyncio.get_running_loop().time() < deadline, f"{self.name}: refused for {PATIENCE} s"
+                else:
+                    yield opened
+                    return
+            await asyncio.sleep(generator.uniform(0, pause))
+
+    def closed(self, closed: ConnectionClosed) -> None:
+        """The connection ended: count the server's close code, if it sent one."""
+        if closed.rcvd is not None:
+            self.closes[closed.rcvd.code] = self.closes.get(closed.rcvd.code, 0) + 1
+
     async def read(self, ws: ClientConnection, connection: Connection, within: float = PATIENCE) -> str:
         """Read one text on ``ws`` and write it down."""
         async with asyncio.timeout(within):
@@ -118,18 +153,118 @@ class FeedClient:
         """Connect, read a while, drop, resume, over and over, until the message carrying ``until`` is read.
 
         Each connection goes to one of ``url_ofs`` at random.  A close from the
-        server (a 4503, say) is one more drop: the client resumes as after any other.
+        server (a 4503, say) or a server that goes away is one more drop: the
+        client resumes as after any other.
         """
         while True:
-            async with self.connect(generator.choice(url_ofs)) as (ws, connection):
+            async with self.reconnect(url_ofs, generator, how.pause) as (ws, connection):
                 try:
                     for _ in range(generator.randint(how.least, how.most)):
                         if data_of(await self.read(ws, connection)) == until:
                             return
                 except ConnectionClosed as closed:
-                    if closed.rcvd is not None:
-                        self.closes[closed.rcvd.code] = self.closes.get(closed.rcvd.code, 0) + 1
+                    self.closed(closed)
                     continue
                 if generator.random() < how.abort_share:
                     ws.transport.abort()
             await asyncio.sleep(generator.uniform(0, how.pause))
+
+
+@dataclass(frozen=True, slots=True)
+class Cutting:
+    """How a :class:`Sender` paces its sends and is cut off between a send and its ack."""
+
+    pace: float = 1 / 60  # seconds between two sends, reading meanwhile: under the default 100/s rate limit
+    share: float = 0.05  # the share of sends right after which the connection is aborted
+    unread: float = 0.1  # seconds, at most, the sender stops reading before that abort: an ack sent meanwhile is lost
+    pause: float = 0.1  # seconds, at most, between an abort and the reconnect
+
+
+@dataclass
+class Sender(FeedClient):
+    """A feed client that publishes :attr:`count` messages with ids (contract §8.1) and reads the room.
+
+    Message ``N`` is ``{"id": "NAME-N", "data": "NAME:N"}``.  Every message
+    without an ack is kept in :attr:`pending` and sent again, first thing,
+    on each new connection, with the same id: the server acks a resend of a
+    message it numbered before with the same number, and numbers the rest.
+    """
+
+    count: int = 0  # messages to publish
+    sent: int = 0  # messages sent for the first time
+    resent: int = 0  # sends of a message again, on a later connection
+    cutoffs: int = 0  # connections lost with at least one message unacked: aborted, or their server killed
+    pending: dict[str, str] = field(default_factory=dict)  # id -> data: sent, not acked yet, in the order first sent
+    acks: dict[str, tuple[str, int]] = field(default_factory=dict)  # data -> the (epoch, offset) it was acked with
+    conflicting_acks: int = 0  # acks for a message already acked at another (epoch, offset)
+    halfway: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)  # half sent
+    all_acked: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
+
+    def take(self, connection: Connection, text: str) -> None:
+        """An ack settles a pending message; anything else is written down as :class:`FeedClient` does."""
+        value = json.loads(text)
+        if "ack" not in value:
+            super().take(connection, text)
+            return
+        ident, number = value["ack"], (value["epoch"], value["offset"])
+        data = self.pending.pop(ident, None) or _data_of_id(ident)
+        if self.acks.setdefault(data, number) != number:
+            self.conflicting_acks += 1
+        if self.sent == self.count and not self.pending:
+            self.all_acked.set()
+
+    async def publish(self, url_ofs: list[UrlOf], until: str, generator: random.Random, how: Cutting) -> None:
+        """Publish every message, through any number of cut-offs and reconnects, then read until ``until``.
+
+        Each connection goes to one of ``url_ofs`` at random and resumes the
+        room from :attr:`last`, as :meth:`FeedClient.wander` does.
+        """
+        while True:
+            async with self.reconnect(url_ofs, generator, how.pause) as (ws, connection):
+                try:
+                    if await self._session(ws, connection, until, generator, how):
+                        return
+                except ConnectionClosed as closed:
+                    self.closed(closed)
+            if self.pending:
+                self.cutoffs += 1
+            await asyncio.sleep(generator.uniform(0, how.pause))
+
+    async def _session(
+        self, ws: ClientConnection, connection: Connection, until: str, generator: random.Random, how: Cutting
+    ) -> bool:
+        """One connection: resend, send on until cut off, then read until ``until``; True once it was read."""
+        for ident, data in list(self.pending.items()):
+            await ws.send(json.dumps({"id": ident, "data": data}))
+            self.resent += 1
+        while self.sent < self.count:
+            ident, data = f"{self.name}-{self.sent}", f"{self.name}:{self.sent}"
+            self.pending[ident] = data
+            self.sent += 1
+            if self.sent == self.count // 2:
+                self.halfway.set()
+            await ws.send(json.dumps({"id": ident, "data": data}))
+            if generator.random() < how.share:
+                await asyncio.sleep(generator.uniform(0, how.unread))  # not reading: an ack sent now stays unread
+                ws.transport.abort()
+                return False
+            if await self._read_for(ws, connection, how.pace, until):
+                return True  # the run ended while this last send paced itself
+        while data_of(await self.read(ws, connection)) != until:
+            pass
+        return True
+
+    async def _read_for(self, ws: ClientConnection, connection: Connection, seconds: float, until: str) -> bool:
+        """Read whatever arrives within ``seconds``; True, at once, if it is ``until``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while data_of(await self.read(ws, connection)) != until:
+                    pass
+                return True
+        return False
+
+
+def _data_of_id(ident: str) -> str:
+    """A :class:`Sender`'s data for one of its ids: ``NAME-N`` -> ``NAME:N``."""
+    name, _, number = ident.rpartition("-")
+    return f"{name}:{number}"

@@ -29,7 +29,7 @@ def test_a_clean_history_with_a_served_resume() -> None:
     )
     assert result.clean, result.report()
     assert result.line("hand") == (
-        "feed-check hand: clients=2 messages=11 resumes=1 (not recovered 0) gaps=0 duplicates=0"
+        "feed-check hand: clients=2 messages=11 resumes=1 (not recovered 0) gaps=0 duplicates=0 doubled=0"
     )
     assert result.clients["a"].connections == 2
     assert result.clients["a"].epochs == ["E1"]
@@ -109,3 +109,37 @@ def test_a_text_that_is_no_feed_message() -> None:
     )
     assert result.clients["a"].malformed == 3
     assert result.clients["a"].messages == 0
+
+
+def test_one_message_numbered_twice_is_doubled_for_every_client_that_received_both() -> None:
+    resent = [numbered(1, data="s:1"), numbered(2, data="s:2"), numbered(3, data="s:1")]
+    result = check({"a": [Connection(None, resent)], "b": [Connection(None, resent[1:])]})
+    assert (result.clients["a"].doubled, result.clients["b"].doubled) == (1, 0)
+    assert result.clients["a"].duplicates == 0  # every offset came once: only the data repeats
+    assert not result.clean
+    assert "doubled=1" in result.line("hand")
+    assert "a: connection 1: 's:1' at E1:3, and before at E1:1" in result.report()
+
+
+def test_the_same_data_in_two_epochs_is_not_doubled() -> None:
+    result = check({"a": [Connection(None, [numbered(1, data="s:1"), numbered(1, epoch="E2", data="s:1")])]})
+    assert result.clients["a"].doubled == 0
+    assert result.clean, result.report()
+
+
+def test_an_ack_must_name_where_the_clients_received_its_message() -> None:
+    history = {"a": [Connection(None, [numbered(1, data="s:1"), numbered(2, data="s:2")])]}
+    assert check(history, {"s:1": ("E1", 1), "s:2": ("E1", 2)}).clean
+    result = check(history, {"s:1": ("E1", 2), "s:3": ("E1", 3)})
+    assert result.wrong_acks == 2
+    assert "wrong_acks=2" in result.line("hand")
+    assert "'s:3' was acked at E1:3, where no client received it" in result.report()
+
+
+def test_a_resume_lost_before_its_first_message_says_nothing() -> None:
+    lost = Connection(Since("E1", 1), [])
+    result = check(
+        {"a": [Connection(None, run(1)), lost, Connection(Since("E1", 1), [control(True, "E1", 2), *run(2)])]}
+    )
+    assert result.clean, result.report()
+    assert (result.clients["a"].connections, result.clients["a"].resumes) == (3, 1)

@@ -1,7 +1,9 @@
 """A feed client whose server is killed under it, for the tests of the clients that resume (contract §8).
 
-Two app processes of one server share one ``redis-server``: ``a`` serves the
-client under test (the demo page, the example client), ``b`` a publisher.
+Two app processes share one ``redis-server``: ``a`` serves the client under
+test (the demo page, the example client), ``b`` a publisher.  Both run one
+server, or ``a`` one and ``b`` another (the senders of
+``tests/integration/test_exactly_once.py`` on a uvicorn and a hypercorn).
 ``a`` is killed with SIGKILL, so its clients lose their connections without a
 close frame, as in a crash; the publisher goes on through ``b``, and Redis
 numbers and keeps its messages; then ``a`` starts again on the same port, and
@@ -36,10 +38,10 @@ PATIENCE = 60.0  # seconds for any one wait; only a broken deployment takes that
 
 
 class RestartablePair:
-    """Processes ``a`` and ``b`` of ``server_name`` on one Redis; ``a`` can be killed and started again."""
+    """Processes ``a`` and ``b`` on one Redis, of the servers ``names``; ``a`` can be killed and started again."""
 
-    def __init__(self, server_name: str, redis: RedisServer, log_dir: Path, stack: ExitStack) -> None:
-        self.server_name = server_name  # both processes run this server
+    def __init__(self, names: tuple[str, str], redis: RedisServer, log_dir: Path, stack: ExitStack) -> None:
+        self.names = dict(zip("ab", names, strict=True))  # the server each process runs
         self.redis = redis  # the Redis they share
         self._log_dir = log_dir  # every process's log goes here
         self._stack = stack  # stops every process started, whatever happens
@@ -49,7 +51,7 @@ class RestartablePair:
 
     def _start(self, name: str, port: int | None = None) -> RunningServer:
         server = self._stack.enter_context(
-            run_server(self.server_name, self._log_dir / name, self._settings, port=port)
+            run_server(self.names[name], self._log_dir / name, self._settings, port=port)
         )
         server.wait_for_health(lambda document: document["broker"]["connected"], PATIENCE)
         return server
@@ -78,11 +80,16 @@ class RestartablePair:
 
 
 @contextmanager
-def restartable_pair(server_name: str, redis: RedisServer, log_dir: Path) -> Iterator[RestartablePair]:
-    if SERVERS[server_name].no_redis is not None:
-        pytest.skip(f"{server_name} cannot run the Redis broker: {SERVERS[server_name].no_redis}")
+def restartable_pair(
+    server_name: str, redis: RedisServer, log_dir: Path, other: str | None = None
+) -> Iterator[RestartablePair]:
+    """``a`` runs ``server_name``, ``b`` runs ``other`` (by default the same server)."""
+    names = (server_name, other or server_name)
+    for name in names:
+        if SERVERS[name].no_redis is not None:
+            pytest.skip(f"{name} cannot run the Redis broker: {SERVERS[name].no_redis}")
     with ExitStack() as stack:
-        yield RestartablePair(server_name, redis, log_dir, stack)
+        yield RestartablePair(names, redis, log_dir, stack)
 
 
 class Publisher:
