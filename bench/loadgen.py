@@ -15,7 +15,9 @@ The workloads (contract §6):
   the stream are in;
 - :func:`fan_out`: listeners in one chat (or feed) room and a publisher that keeps a
   fixed number of messages in flight, deliveries per second; optionally with
-  one more member that never reads (:func:`maybe_stalled`);
+  one more member that never reads (:func:`maybe_stalled`), or, in a feed
+  room, the publisher publishing with ids and counting its acks apart
+  (:class:`Publisher`);
 - :func:`idle`: many open connections that do nothing, for memory per connection;
 - :func:`replay`: a feed client that resumes ``messages`` behind the newest
   message of a room, the time until the last one it missed is in
@@ -41,6 +43,7 @@ from conformance.rawclient import RawClient
 
 __all__ = [
     "Measured",
+    "Publisher",
     "Tally",
     "echo",
     "fan_out",
@@ -128,20 +131,40 @@ class Client(WSListener):
         self.transport.send(WSMsgType.TEXT, payload)
 
 
+class Publisher(Client):
+    """A feed publisher that publishes with ids (contract §8.1): its acks go to ``acks``, not to the deliveries."""
+
+    def __init__(self, tally: Tally, acks: Tally) -> None:
+        super().__init__(tally)
+        self.acks = acks
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is WSMsgType.TEXT and frame.get_payload_as_bytes().startswith(b'{"ack"'):
+            self.acks.add()
+            return
+        super().on_ws_frame(transport, frame)
+
+
 @asynccontextmanager
-async def connections(url: str, count: int, tally: Tally, reply: bytes | None = None) -> AsyncIterator[list[Client]]:
-    """Open ``count`` clients to ``url`` (at most CONNECTS_AT_ONCE handshakes at a time), close them after."""
+async def connections(
+    url: str, count: int, tally: Tally, reply: bytes | None = None, first: Callable[[], Client] | None = None
+) -> AsyncIterator[list[Client]]:
+    """Open ``count`` clients to ``url`` (at most CONNECTS_AT_ONCE handshakes at a time), close them after.
+
+    ``first`` makes the first of them, where it is to be another kind of client.
+    """
     gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
 
-    async def open_one() -> Client:
+    def make() -> Client:
+        return Client(tally, reply)
+
+    async def open_one(factory: Callable[[], Client]) -> Client:
         async with gate:
-            _, client = await ws_connect(
-                lambda: Client(tally, reply), url, max_frame_size=FRAME_LIMIT, websocket_handshake_timeout=30
-            )
+            _, client = await ws_connect(factory, url, max_frame_size=FRAME_LIMIT, websocket_handshake_timeout=30)
             assert isinstance(client, Client)
             return client
 
-    tasks = [asyncio.ensure_future(open_one()) for _ in range(count)]
+    tasks = [asyncio.ensure_future(open_one(first if number == 0 and first else make)) for number in range(count)]
     try:
         clients = await asyncio.gather(*tasks)
     except BaseException:
@@ -235,6 +258,7 @@ async def fan_out(
     *,
     window: int = 8,
     stalled: bool = False,
+    ids: bool = False,
     server: int | None = None,
     limit: float = 60.0,
 ) -> Measured:
@@ -246,10 +270,17 @@ async def fan_out(
     ``stalled``, one more member joins first and never reads; its deliveries
     are not counted, and a server that waits for it stops the run after
     ``limit`` seconds, which then counts what arrived until then (``done`` False).
+    With ``ids`` (a feed room), message *i* is ``{"id": "RUN-i", "data": payload}``,
+    ``RUN`` new for each run: the room gets ``payload`` numbered, and the
+    publisher an ack besides, which is not a delivery.
     """
-    tally = Tally()
+    tally, acks = Tally(), Tally()
     members = listeners + 1
-    async with maybe_stalled(url, stalled), connections(url, members, tally) as clients:
+    make_publisher = (lambda: Publisher(tally, acks)) if ids else None
+    run_id = os.urandom(6).hex().encode()  # ids unique to this run: a room remembers them for its dedupe window
+    if ids and any(escaped in payload for escaped in (b'"', b"\\")):
+        raise ValueError("fan_out(ids=True): the payload goes into a JSON string as it is, so it must need no escape")
+    async with maybe_stalled(url, stalled), connections(url, members, tally, first=make_publisher) as clients:
         publisher = clients[0]
         await _until_in_room(publisher, tally, members)
         meter, start = CpuMeter(server), tally.count
@@ -261,7 +292,7 @@ async def fan_out(
                 if not await tally.wait_for(mark, max(0.0, deadline - time.monotonic())):
                     done = False
                     break
-            publisher.send(payload)
+            publisher.send(b'{"id": "%s-%d", "data": "%s"}' % (run_id, number, payload) if ids else payload)
         if done:
             done = await tally.wait_for(start + messages * members, max(0.0, deadline - time.monotonic()))
         return meter.measured(tally.count - start, done)

@@ -49,7 +49,8 @@ policy on and the rate limit raised so that it never throttles (P2); P1 uses
 the same settings, so that P1 and P2 measure one build of the app.
 
 The feed (P9) is measured against the app itself: the same fan-out on
-``/ws/feed/{room}`` and on ``/ws/chat/{room}``, one server, alternated, once on
+``/ws/feed/{room}`` (published plain, and with ids and acks) and on
+``/ws/chat/{room}``, one server, alternated, once on
 the memory broker and once on Redis (a ``redis-server`` this run starts, not
 pinned, as a Redis on another machine would not share the server's CPU); and
 the time a client that resumes 1000 messages behind takes to get them all.
@@ -144,8 +145,13 @@ def echo_measure(sizes: Sizes, connections: int, payload: bytes, path: str) -> M
     )
 
 
-def fan_out_measure(sizes: Sizes, listeners: int, stalled: bool, path: str = "/ws/chat/bench") -> Measure:
-    """Deliveries/s of a chat fan-out to ``listeners``, one of them never reading if ``stalled``."""
+def fan_out_measure(
+    sizes: Sizes, listeners: int, stalled: bool, path: str = "/ws/chat/bench", *, ids: bool = False
+) -> Measure:
+    """Deliveries/s of a chat fan-out to ``listeners``, one of them never reading if ``stalled``.
+
+    ``ids``: a feed room's publisher publishes with ids and gets an ack for each message.
+    """
     messages = sizes.fan_out_messages[listeners]
 
     async def measure(server: RunningServer) -> Measured:
@@ -157,6 +163,7 @@ def fan_out_measure(sizes: Sizes, listeners: int, stalled: bool, path: str = "/w
             CHAT_PAYLOAD,
             window=FAN_OUT_WINDOW,
             stalled=stalled,
+            ids=ids,
             server=group_of(server),
             # A stalled run may stop at the time limit (a server that waits for
             # the stalled client); a healthy one has all the time it needs.
@@ -300,6 +307,14 @@ def memory_and_feed_workloads(sizes: Sizes) -> list[Workload]:
             seconds=feed_seconds,
         ),
         Workload(
+            "feed-ids",
+            f"feed fan-out to {FEED_LISTENERS}, published with ids",
+            "deliveries/s",
+            "/ws/feed/bench",
+            fan_out_measure(sizes, FEED_LISTENERS, False, "/ws/feed/bench", ids=True),
+            seconds=feed_seconds,
+        ),
+        Workload(
             "feed-replay",
             f"feed resume, {REPLAYED:,} messages missed",
             "ms",
@@ -353,11 +368,11 @@ def server_comparison_groups(w: dict[str, Workload]) -> list[Group]:
 
 
 def feed_groups(w: dict[str, Workload], server: str, sizes: Sizes) -> list[Group]:
-    """P9 under ``server``: the feed's fan-out beside the chat's on each broker, then the resume on both."""
+    """P9 under ``server``: the feed's fan-out, plain and with ids, beside the chat's on each broker; the resume."""
     found = []
     for peer in (OURS, OURS_REDIS):
         broker = "Redis" if peer.redis else "memory"
-        arms = [Arm(peer, server, w[key]) for key in ("feed-chat", "feed")]
+        arms = [Arm(peer, server, w[key]) for key in ("feed-chat", "feed", "feed-ids")]
         found.append(Group(f"feed vs chat · {server}, {broker} broker", arms, warm_up=True, tag="feed"))
     arms = [Arm(peer, server, w["feed-replay"]) for peer in (OURS, OURS_REDIS)]
     found.append(Group(f"{w['feed-replay'].title} · {server}", arms, rounds=sizes.replay_rounds, tag="feed"))

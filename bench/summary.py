@@ -169,20 +169,24 @@ def _browser_like(figures: dict[str, Any]) -> bool:
 
 
 def _feed(document: Report) -> str:
-    """P9 per server and broker, and the resume's median time, as the feed table gives them."""
+    """P9 per server and broker, plain and with ids, and the resume's median time, as the feed table gives them."""
     rows = document.measured("P9")
     if not rows:
         return ""
     arms, runs = document.results.arms, document.results.runs
     per_server: dict[str, list[str]] = {}
     resumes = []
+    several = len({arms[goal.numerator].server for goal, _ in rows}) > 1
     for goal, ratio in rows:
         arm = arms[goal.numerator]
         broker = f"on the {BROKERS[arm.peer.key]} broker"
+        if arm.workload.key != "feed":
+            per_server[arm.server][-1] += f" ({_ratio(ratio)} published with ids)"
+            continue
         per_server.setdefault(arm.server, []).append(f"{_ratio(ratio)} {broker}")
         replay = runs.get(arm_key("feed-replay", arm.server, arm.peer.key))
         if replay:
-            where = f" under {arm.server}" if len({arms[goal.numerator].server for goal, _ in rows}) > 1 else ""
+            where = f" under {arm.server}" if several else ""
             resumes.append(f"{statistics.median(run.rate for run in replay):.1f} ms {broker}{where}")
     text = (
         f"**The feed** (P9, {_goal(rows[0][0])} plain chat's deliveries): "
