@@ -79,18 +79,20 @@ async def feed_publish_ack(target: Target) -> Transcript:
     return {"sender": first, "resent, new connection": resent, "then m2": after, "reader": room}
 
 
-def _tampered(token: str) -> str:
+def tampered(token: str, claims: dict[str, Any]) -> str:
+    """``token`` with its claims replaced by ``claims`` and its signature kept: the forgery tried first."""
     header, _, signature = token.split(".")
-    claims = {"sub": "mallory", "exp": int(time.time()) + LIFETIME, "rooms": ["*"]}
-    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    return f"{header}.{forged}.{signature}"
+    return f"{header}.{_base64url_json(claims)}.{signature}"
 
 
-def _unsigned(claims: dict[str, Any]) -> str:
-    def part(document: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+def unsigned(claims: dict[str, Any]) -> str:
+    """A token of ``claims`` with ``"alg": "none"`` and no signature, which PyJWT will not make by accident."""
+    return f"{_base64url_json({'alg': 'none', 'typ': 'JWT'})}.{_base64url_json(claims)}."
 
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+def _base64url_json(document: dict[str, Any]) -> str:
+    """One part of a JWT: ``document`` as JSON, base64url without padding (RFC 7515)."""
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
 
 
 @scenario(
@@ -108,10 +110,10 @@ async def token_refusals(target: Target) -> Transcript:
     cases = {
         "missing": path,
         "malformed": _with(path, "not.a.jwt"),
-        "tampered": _with(path, _tampered(good)),
+        "tampered": _with(path, tampered(good, {**claims, "sub": "mallory", "rooms": ["*"]})),
         "expired": _with(path, expired),
         "wrong room": _with("/ws/chat/kitchen", good),
-        "alg none": _with(path, _unsigned(claims)),
+        "alg none": _with(path, unsigned(claims)),
         "good": _with(path, good),
         "echo, no token": "/echo",
     }

@@ -21,6 +21,7 @@ from websockets.asyncio.client import connect
 
 from asgi_ws.access import mint_token
 from conformance.launcher import RunningServer, run_server
+from conformance.scenarios.access import tampered, unsigned
 
 from .client import refusal, refused_as, server_close
 
@@ -34,16 +35,13 @@ def bad_tokens() -> dict[str, tuple[str | None, str]]:
     now = time.time()
     good = {"sub": "alice", "exp": int(now + 600), "rooms": ["lobby"]}
     signed = mint_token(SECRET, "alice", ["lobby"], ttl=600)
-    header, _, signature = signed.split(".")
-    claims = jwt.utils.base64url_encode(json.dumps({**good, "rooms": ["*"]}).encode()).decode()
-    none_header = jwt.utils.base64url_encode(b'{"alg":"none","typ":"JWT"}').decode()
     return {
         "missing": (None, "token_missing"),
         "malformed": ("not.a.jwt", "token_malformed"),
-        "tampered": (f"{header}.{claims}.{signature}", "token_tampered"),
+        "tampered": (tampered(signed, {**good, "rooms": ["*"]}), "token_tampered"),
         "expired": (jwt.encode({**good, "exp": int(now - 1)}, SECRET, algorithm="HS256"), "token_expired"),
         "wrong room": (mint_token(SECRET, "alice", ["kitchen"], ttl=600), "token_wrong_room"),
-        "alg none": (f"{none_header}.{signed.split('.')[1]}.", "token_algorithm"),
+        "alg none": (unsigned(good), "token_algorithm"),
         "alg HS512": (jwt.encode(good, SECRET * 2, algorithm="HS512"), "token_algorithm"),
     }
 
