@@ -107,13 +107,10 @@ class Ack:
     def text(self) -> str:
         return dump_json({"ack": self.id, "epoch": self.epoch, "offset": self.offset})
 
-    @property
-    def event(self) -> WebSocketSendEvent:
-        return text_event(self.text)
-
-    @property
-    def size(self) -> int:
-        return message_size(self.text, None)
+    def outgoing(self) -> tuple[WebSocketSendEvent, int]:
+        """The ack as a ``websocket.send`` event, and its payload size for the outbox's byte bound."""
+        text = self.text
+        return text_event(text), message_size(text, None)
 
 
 class SeenIds:

@@ -324,7 +324,7 @@ class Session:
         """
         if self.connection.state is not ACCEPTED or self.ending is not None:
             return
-        if not self.deliver(ack.event, ack.size):
+        if not self.deliver(*ack.outgoing()):
             self.kick(close_codes.SLOW_CONSUMER)
 
     async def _send(self, event: WebSocketSendEvent, size: int) -> bool:

@@ -47,8 +47,7 @@ def test_invalid_publish_id_is_a_4400_with_its_own_reason() -> None:
 def test_an_ack_names_the_id_the_epoch_and_the_offset() -> None:
     ack = Ack("m1", "e1", 42)
     assert json.loads(ack.text) == {"ack": "m1", "epoch": "e1", "offset": 42}
-    assert ack.event == {"type": "websocket.send", "text": ack.text, "bytes": None}
-    assert ack.size == len(ack.text.encode())
+    assert ack.outgoing() == ({"type": "websocket.send", "text": ack.text, "bytes": None}, len(ack.text.encode()))
 
 
 def test_an_id_is_remembered_per_room_for_the_window_from_its_first_publish() -> None:
