@@ -189,6 +189,11 @@ class Hub:
         """Topics with at least one member, the broadcast group included."""
         return len(self._topics)
 
+    @property
+    def remote_room_count(self) -> int:
+        """Rooms whose members on other processes this process keeps: only rooms with a member here."""
+        return len(self._remote)
+
     def publish(self, topic: Topic, text: str, *, exclude: Subscriber | None = None) -> int:
         """Send ``text`` to every member of ``topic`` but ``exclude``, here and in other processes.
 
