@@ -10,10 +10,11 @@ For one server (a row of contract §0) the runner starts as few processes as it 
 
 Checks run one at a time, except those marked ``waits``: they spend their
 seconds waiting on a timer of the server or of the app (a handshake timeout, a
-late accept), each on its own connections, so they run side by side, before
-the others of their process.  The ``own_server`` checks spend theirs waiting
-for their process to stop, so each runs on a thread of its own, beside the
-rest.
+late accept, a keepalive ping), each on its own connections, so they run side
+by side, before the others of their process.  The ``own_server`` checks spend
+theirs waiting for their process to stop, so each runs on a thread of its own,
+beside the rest, and so does a process whose checks all wait (the server at
+its own keepalive defaults, 20 s of listening for a ping).
 
 Over a transport other than HTTP/1.1 (contract §11) the checks' WebSockets
 are opened over HTTP/2 (:class:`~conformance.checks.Target`), the server
@@ -98,12 +99,13 @@ def run_checks(
                 pending = []
 
     # A check with a process of its own mostly waits for that process to stop (gunicorn's graceful
-    # timeout alone is 30 s), so those run side by side, each on its own thread, beside the others.
-    own = [(index, group) for index, group in enumerate(groups) if group[0].own_server]
-    with ThreadPoolExecutor(max_workers=max(1, len(own))) as pool:
-        futures = [pool.submit(run, index, group) for index, group in own]
+    # timeout alone is 30 s), and a process whose checks all wait mostly waits on a timer: those run
+    # side by side, each on its own thread, beside the others.
+    beside = {index for index, group in enumerate(groups) if group[0].own_server or all(c.waits for c in group)}
+    with ThreadPoolExecutor(max_workers=max(1, len(beside))) as pool:
+        futures = [pool.submit(run, index, groups[index]) for index in sorted(beside)]
         for index, group in enumerate(groups):
-            if not group[0].own_server:
+            if index not in beside:
                 run(index, group)
         for future in futures:
             future.result()

@@ -200,6 +200,7 @@ async def keepalive_1s(target: Target) -> Transcript:
         "A ping's arrival is timing. Only booleans for two windows are kept, and the wide one ends well "
         "after the common 20 s default interval."
     ),
+    waits=True,
 )
 async def keepalive_server_default(target: Target) -> Transcript:
     # Windows this coarse say "pings soon", "pings at a common default (20 s)" or
