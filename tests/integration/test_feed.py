@@ -68,6 +68,20 @@ def assert_clean(result: FeedCheck, scenario: str, server_name: str) -> None:
     assert result.clean, result.report()
 
 
+def assert_clean_but_plain_resends(result: FeedCheck, scenario: str, server_name: str) -> None:
+    """:func:`assert_clean`, except that a plain publish may be numbered twice across a Redis outage.
+
+    A batch on its way when Redis went away is sent again after the reconnect, since it may or may
+    not have run: its plain texts can then appear under two offsets (contract §8, "When Redis goes
+    away"; publish ids, §8.1, are what prevents it, tests/integration/test_exactly_once.py).  No
+    offset may be skipped or given twice, and every client must agree on each offset.
+    """
+    print(result.line(f"{scenario} under {server_name}"))
+    problems = ("gaps", "duplicates", "bad_resumes", "malformed")
+    assert [result.total(kind) for kind in problems] == [0] * len(problems), result.report()
+    assert result.disagreements == 0, result.report()
+
+
 def span(client: FeedClient) -> str:
     """Which offsets of each epoch a client received: "first-last (count)" per epoch, in order."""
     offsets: dict[str, list[int]] = {}
@@ -381,7 +395,7 @@ async def test_redis_killed_with_persistence_loses_nothing(server_name: str, kil
     it to come back (up to the broker's ``RESUME_WAIT``, longer than this outage)."""
     run = await redis_kill_and_restart(killable, "redis-kill")
     result = checked(run.clients)
-    assert_clean(result, "redis-kill-persistent", server_name)
+    assert_clean_but_plain_resends(result, "redis-kill-persistent", server_name)
     assert [result.clients[client.name].not_recovered for client in run.away + run.moved] == [0, 0, 0, 0]
     assert {len(tally.epochs) for tally in result.clients.values()} == {1}
     assert len({tally.last for tally in result.clients.values()}) == 1
@@ -394,7 +408,7 @@ async def test_redis_killed_without_persistence_starts_a_new_epoch(server_name: 
     across the outage can be served.  No client sees a gap or a duplicate within an epoch."""
     run = await redis_kill_and_restart(killable, "redis-kill")
     result = checked(run.clients)
-    assert_clean(result, "redis-kill-volatile", server_name)
+    assert_clean_but_plain_resends(result, "redis-kill-volatile", server_name)
     assert [result.clients[client.name].not_recovered for client in run.away + run.moved] == [1, 1, 1, 1]
     for client in run.staying:
         assert len(result.clients[client.name].epochs) == 2, client.name
